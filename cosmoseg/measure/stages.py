@@ -286,12 +286,13 @@ class MassFunction(Stage):
 
 @dataclasses.dataclass(frozen=True)
 class SegmentationScoresParams:
-    """threshold: semantic threshold on the prediction's probabilities. n_thresholds: points of the score
+    """threshold: semantic threshold on the prediction's probabilities (-1 = the prediction's own, meta
+    "threshold" as protohalo.panoptic stores it, else 0.5). n_thresholds: points of the score
     curves over (0, 1). mass_edges: bin edges in log10 Msun/h for the per-mass rates (empty = n_mass_bins
     equal bins spanning the true and predicted halo masses). particle_mass: Msun/h (0 = from the truth's box
     cosmology and grid). iou_threshold: instance matching criterion (>= 0.5)."""
 
-    threshold: float = 0.5
+    threshold: float = -1.0
     n_thresholds: int = 19
     mass_edges: tuple[float, ...] = ()
     n_mass_bins: int = 10
@@ -300,8 +301,8 @@ class SegmentationScoresParams:
 
     def problems(self) -> list[str]:
         out = []
-        if not 0.0 <= self.threshold <= 1.0:
-            out.append(f"param 'threshold' must be in [0, 1], got {self.threshold}")
+        if self.threshold != -1.0 and not 0.0 <= self.threshold <= 1.0:
+            out.append(f"param 'threshold' must be in [0, 1], or -1 for the prediction's own, got {self.threshold}")
         if self.n_thresholds < 1:
             out.append(f"param 'n_thresholds' must be >= 1, got {self.n_thresholds}")
         if self.mass_edges and (
@@ -340,12 +341,13 @@ class SegmentationScores(Stage):
         t_labels, p_labels = truth.labels.to(device), prediction.labels.to(device)
         semantic = prediction.probabilities.to(device) if prediction.probabilities is not None else p_labels > 0
         particle_mass = p.particle_mass or truth.box.cosmology.particle_mass(truth.n, truth.box.length)
+        threshold = float(prediction.meta.get("threshold", 0.5)) if p.threshold == -1.0 else p.threshold
 
-        scores = binary_scores(semantic, t_labels, p.threshold)
+        scores = binary_scores(semantic, t_labels, threshold)
         table = contingency(t_labels, p_labels)
         match = match_instances(table, iou_threshold=p.iou_threshold)
         scores |= {
-            "threshold": p.threshold,
+            "threshold": threshold,
             "n_true_haloes": float(match.n_true),
             "n_pred_haloes": float(match.n_pred),
             "n_matched": float(match.iou.numel()),
@@ -363,7 +365,7 @@ class SegmentationScores(Stage):
             meta={"particle_mass": particle_mass, "iou_threshold": p.iou_threshold},
         )
 
-        positive = semantic >= p.threshold if semantic.is_floating_point() else semantic
+        positive = semantic >= threshold if semantic.is_floating_point() else semantic
         masses = [voxel_halo_masses(t_labels, particle_mass), voxel_halo_masses(p_labels, particle_mass)]
         edges = torch.tensor(p.mass_edges, dtype=torch.float64) if p.mass_edges else None
         edges = default_mass_edges(masses, p.n_mass_bins) if edges is None else edges

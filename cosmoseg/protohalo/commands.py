@@ -70,8 +70,12 @@ def train_command(
 @app.command("evaluate")
 def evaluate_command(
     boxes: Annotated[list[Path], typer.Argument(help="Validation box files (fields + FoF segmentation).")],
-    semantic: Annotated[Path, typer.Option("--semantic", help="Semantic checkpoint (.pt).")],
-    instance: Annotated[Path, typer.Option("--instance", help="Instance checkpoint (.pt).")],
+    semantic: Annotated[
+        Path | None, typer.Option("--semantic", help="Semantic checkpoint (.pt; default: the shipped model).")
+    ] = None,
+    instance: Annotated[
+        Path | None, typer.Option("--instance", help="Instance checkpoint (.pt; default: the shipped model).")
+    ] = None,
     twins: Annotated[
         list[Path] | None, typer.Option("--twins", help="Twin box files (segmentation_a/_b): the baseline.")
     ] = None,

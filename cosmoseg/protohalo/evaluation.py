@@ -39,7 +39,7 @@ from cosmoseg.measure.mass_function import halo_mass_function
 from cosmoseg.measure.segmentation import binary_scores, default_mass_edges, per_mass_rates, voxel_halo_masses
 from cosmoseg.protohalo.catalog import halo_catalog_from_segmentation
 from cosmoseg.protohalo.panoptic import predict_panoptic
-from cosmoseg.protohalo.training import load_model
+from cosmoseg.protohalo.pretrained import load_model_pair
 
 __all__ = ["MISSING", "SOURCES", "evaluate"]
 
@@ -117,8 +117,8 @@ def _particle_mass(seg: Segmentation) -> float:
 
 
 def evaluate(
-    semantic_checkpoint: str | os.PathLike[str],
-    instance_checkpoint: str | os.PathLike[str],
+    semantic_checkpoint: str | os.PathLike[str] | None,
+    instance_checkpoint: str | os.PathLike[str] | None,
     box_paths: Sequence[str | os.PathLike[str]],
     *,
     twin_paths: Sequence[str | os.PathLike[str]] = (),
@@ -129,21 +129,15 @@ def evaluate(
 ) -> dict[str, Table]:
     """Score the panoptic prediction on ``box_paths`` and the twin baseline on ``twin_paths``.
 
-    box_paths: box files holding ``fields`` (δ, φ) and the FoF ``segmentation``. twin_paths: twin box files
-    holding ``segmentation_a`` and ``segmentation_b``. Returns the Tables ``scores``, ``per_mass`` and
-    ``mass_function`` described in the module docstring.
+    semantic_checkpoint, instance_checkpoint: the model pair (``None``: the shipped default).
+    box_paths: box files holding ``fields`` (δ, φ) and the FoF ``segmentation``, at the models' resolution.
+    twin_paths: twin box files holding ``segmentation_a`` and ``segmentation_b``.
+    Returns the Tables ``scores``, ``per_mass`` and ``mass_function`` described in the module docstring.
     """
     if not box_paths:
         raise ValidationError("evaluate needs at least one validation box")
-    semantic, s_meta = load_model(semantic_checkpoint, "semantic", device=device)
-    instance, i_meta = load_model(instance_checkpoint, "instance", device=device)
-    size_in, size_out = int(s_meta["size_in"]), int(s_meta["size_out"])
-    if (int(i_meta["size_in"]), int(i_meta["size_out"])) != (size_in, size_out):
-        raise ValidationError(
-            f"the semantic ({size_in}->{size_out}) and instance ({i_meta['size_in']}->{i_meta['size_out']}) "
-            "checkpoints use different crop sizes"
-        )
-    threshold = float(s_meta.get("threshold", 0.5))
+    pair = load_model_pair(semantic_checkpoint, instance_checkpoint, device=device)
+    size_in, size_out, threshold = pair.size_in, pair.size_out, pair.threshold
 
     pools = {"model": _Pool(), "baseline": _Pool()}
     particle_masses: set[float] = set()
@@ -153,10 +147,11 @@ def evaluate(
     for path in box_paths:
         objects = _load(path, ("fields", "segmentation"))
         fields, truth = objects["fields"], objects["segmentation"]
+        pair.check_fields(fields, where=str(path))
         pred = predict_panoptic(
             fields,
-            semantic,
-            instance,
+            pair.semantic,
+            pair.instance,
             size_in=size_in,
             size_out=size_out,
             threshold=threshold,

@@ -1,15 +1,134 @@
-"""The ``cosmoseg.protohalo`` plugin: the ``cosmoseg protohalo`` commands (stages come later)."""
+"""The plugin face of ``cosmoseg.protohalo``: the ``protohalo.panoptic`` stage and the ``cosmoseg protohalo``
+commands."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+import torch
+
+from cosmoseg.data import Cosmology, Field, HaloCatalog, Segmentation
 from cosmoseg.hookspecs import hookimpl
+from cosmoseg.pipeline.stage import Stage
+from cosmoseg.protohalo.catalog import halo_catalog_from_segmentation
+from cosmoseg.protohalo.panoptic import predict_panoptic
+from cosmoseg.protohalo.pretrained import load_model_pair
+
+PARTICLE_MASS_RTOL = 0.01
+"""Above this relative difference from the training boxes' particle mass (another Ω_m), the stage says so."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PanopticParams:
+    """semantic_model, instance_model: checkpoints of `cosmoseg protohalo train` ("" = the shipped default
+    models, trained on 64^3 boxes of 50 Mpc/h). threshold: semantic probability above which a voxel is in a halo
+    (-1 = the threshold calibrated and stored with the semantic model). redshift: where the catalog places the
+    haloes (2LPT of their particles). lpt_order: 1 or 2. min_particles: predicted haloes with fewer voxels are
+    dropped from the labels and the catalog. batch_size: crops per forward pass. n_dens, n_ngb, p_thresh: the
+    persistence clustering (appendix B). iou_threshold: the lattice merge (appendix D). offset: corner of the
+    first crop lattice, voxels."""
+
+    semantic_model: str = ""
+    instance_model: str = ""
+    threshold: float = -1.0
+    redshift: float = 0.0
+    lpt_order: int = 2
+    min_particles: int = 1
+    batch_size: int = 4
+    n_dens: int = 20
+    n_ngb: int = 15
+    p_thresh: float = 4.2
+    iou_threshold: float = 0.5
+    offset: int = 0
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.threshold != -1.0 and not 0.0 <= self.threshold <= 1.0:
+            out.append(f"param 'threshold' must be in [0, 1], or -1 for the model's, got {self.threshold}")
+        if not self.redshift > -1:
+            out.append(f"param 'redshift' must be > -1, got {self.redshift}")
+        if self.lpt_order not in (1, 2):
+            out.append(f"param 'lpt_order' must be 1 or 2, got {self.lpt_order}")
+        for name in ("min_particles", "batch_size", "n_dens", "n_ngb"):
+            if getattr(self, name) < 1:
+                out.append(f"param {name!r} must be >= 1, got {getattr(self, name)}")
+        if not self.p_thresh >= 1.0:
+            out.append(f"param 'p_thresh' is a density ratio and must be >= 1, got {self.p_thresh}")
+        if not 0.5 <= self.iou_threshold <= 1.0:
+            out.append(f"param 'iou_threshold' must be in [0.5, 1] (matches are then unique), got {self.iou_threshold}")
+        if self.offset < 0:
+            out.append(f"param 'offset' must be >= 0 voxels, got {self.offset}")
+        return out
+
+
+class Panoptic(Stage):
+    """Protohalo instance segmentation of the linear fields (δ, φ) and the halo catalog it implies."""
+
+    name = "protohalo.panoptic"
+    Params = PanopticParams
+    inputs = {"fields": Field}
+    outputs = {"segmentation": Segmentation, "halos": HaloCatalog}
+
+    def run(self, fields: Field) -> dict[str, Segmentation | HaloCatalog]:
+        p: PanopticParams = self.params
+        pair = load_model_pair(p.semantic_model or None, p.instance_model or None, device=self.ctx.device)
+        pair.check_fields(fields, where="input 'fields'")
+        particle_mass = fields.box.cosmology.particle_mass(fields.n, fields.box.length)
+        if abs(particle_mass / pair.particle_mass - 1) > PARTICLE_MASS_RTOL:
+            self.ctx.log(
+                f"particle mass {particle_mass:.4g} Msun/h differs from the training boxes' {pair.particle_mass:.4g} "
+                "(another Omega_m): the models extrapolate"
+            )
+        threshold = pair.threshold if p.threshold == -1.0 else p.threshold
+        predicted = predict_panoptic(
+            fields,
+            pair.semantic,
+            pair.instance,
+            size_in=pair.size_in,
+            size_out=pair.size_out,
+            threshold=threshold,
+            batch_size=p.batch_size,
+            n_dens=p.n_dens,
+            n_ngb=p.n_ngb,
+            p_thresh=p.p_thresh,
+            iou_threshold=p.iou_threshold,
+            offset=p.offset,
+            device=self.ctx.device,
+        )
+        halos, flat_labels = halo_catalog_from_segmentation(
+            predicted, fields, redshift=p.redshift, lpt_order=p.lpt_order, min_particles=p.min_particles
+        )
+        models = {"semantic_model": str(pair.semantic_path), "instance_model": str(pair.instance_path)}
+        segmentation = Segmentation(
+            labels=flat_labels.reshape(predicted.labels.shape).to(predicted.labels.device),
+            probabilities=predicted.probabilities,
+            box=predicted.box,
+            meta={**predicted.meta, **models, "min_particles": p.min_particles},
+        )
+        halos = dataclasses.replace(halos, meta={**halos.meta, **models, "threshold": threshold})
+        fraction = float((segmentation.labels > 0).float().mean())
+        self.ctx.log(f"{segmentation.n_instances} protohaloes, collapsed fraction {fraction:.3f}")
+        return {"segmentation": segmentation, "halos": halos}
+
+    @classmethod
+    def example_inputs(cls, generator: torch.Generator) -> dict[str, Field]:
+        """A 32^3 box of 25 Mpc/h: the default models' cell size and one crop lattice step."""
+        from cosmoseg.sim.ics import initial_conditions
+
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        ics = initial_conditions(Cosmology(power_backend="eisenstein-hu"), n=32, length=25.0, seed=seed)
+        return {"fields": ics.fields}
+
+
+@hookimpl
+def cosmoseg_register_stages(register: Any) -> None:
+    register(Panoptic)
 
 
 @hookimpl
 def cosmoseg_register_commands(app: Any) -> None:
-    """``cosmoseg protohalo train SUITE_DIR``: train the semantic / instance networks."""
+    """``cosmoseg protohalo train|evaluate``: train the semantic / instance networks, score a model pair."""
     from cosmoseg.protohalo.commands import app as protohalo_app
 
     app.add_typer(protohalo_app, name="protohalo")

@@ -1,0 +1,118 @@
+"""Loading a semantic + instance model pair, the shipped default one included, and checking it fits a box.
+
+The default models (``cosmoseg/protohalo/default_models/{semantic,instance}.pt``, with their ``MODEL_CARD.md``)
+are trained by ``cosmoseg protohalo train`` on ``configs/suites/protohalo-64.toml``. A model learns the linear
+fields at one resolution: it applies to boxes with the same cell size L/n (any n that is a multiple of its crop
+lattice step), and a box at another cell size, or a checkpoint with another channel layout, is a clear error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cosmoseg.data import Field
+from cosmoseg.errors import ProblemCollector, ValidationError
+from cosmoseg.protohalo.panoptic import INPUT_CHANNELS
+from cosmoseg.protohalo.training import load_model
+
+__all__ = ["DEFAULT_MODELS_DIR", "ModelPair", "default_checkpoint", "load_model_pair"]
+
+DEFAULT_MODELS_DIR = Path(__file__).parent / "default_models"
+CELL_SIZE_RTOL = 1e-3
+"""Relative tolerance on the cell size L/n between a box and the model's training boxes."""
+
+
+def default_checkpoint(task: str) -> Path:
+    """The shipped checkpoint of ``task`` ("semantic" or "instance")."""
+    if task not in INPUT_CHANNELS:
+        raise ValidationError(f"task must be one of {sorted(INPUT_CHANNELS)}, got {task!r}")
+    return DEFAULT_MODELS_DIR / f"{task}.pt"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelPair:
+    """A semantic and an instance model with their checkpoint metadata.
+
+    size_in, size_out: crop sides (voxels) shared by both. threshold: the semantic threshold stored with the
+    semantic checkpoint. cell_size: L/n of the training boxes, Mpc/h. particle_mass: of the training boxes, Msun/h.
+    """
+
+    semantic: torch.nn.Module
+    instance: torch.nn.Module
+    semantic_meta: dict[str, Any]
+    instance_meta: dict[str, Any]
+    semantic_path: Path
+    instance_path: Path
+
+    @property
+    def size_in(self) -> int:
+        return int(self.semantic_meta["size_in"])
+
+    @property
+    def size_out(self) -> int:
+        return int(self.semantic_meta["size_out"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.semantic_meta.get("threshold", 0.5))
+
+    @property
+    def cell_size(self) -> float:
+        return float(self.semantic_meta["box_length"]) / int(self.semantic_meta["grid_n"])
+
+    @property
+    def particle_mass(self) -> float:
+        return float(self.semantic_meta["particle_mass"])
+
+    def check_fields(self, fields: Field, where: str = "fields") -> None:
+        """`ValidationError` naming every reason the models cannot predict ``fields``: another cell size, or a
+        box side that is not a multiple of the crop lattice step."""
+        problems = ProblemCollector()
+        cell = fields.box.length / fields.n
+        problems.check(
+            abs(cell - self.cell_size) <= CELL_SIZE_RTOL * self.cell_size,
+            f"{where}: cell size L/n = {fields.box.length:g}/{fields.n} = {cell:.4g} Mpc/h, but the models were "
+            f"trained at {self.semantic_meta['box_length']:g}/{self.semantic_meta['grid_n']} = {self.cell_size:.4g} "
+            f"Mpc/h ({self.semantic_path.name}): use boxes at the models' resolution or train models at yours",
+        )
+        problems.check(
+            fields.n % self.size_out == 0,
+            f"{where}: box side n = {fields.n} is not a multiple of the crop lattice step size_out = {self.size_out}",
+        )
+        problems.raise_if_any(ValidationError, context="protohalo models")
+
+
+def load_model_pair(
+    semantic: str | os.PathLike[str] | None = None,
+    instance: str | os.PathLike[str] | None = None,
+    *,
+    device: str | torch.device = "cpu",
+) -> ModelPair:
+    """Load a semantic and an instance checkpoint (``None``: the shipped default) with ``weights_only=True``.
+
+    Raises `ArtifactError` for a checkpoint of the wrong task or channel layout, `ValidationError` when the two
+    were trained at different crop sizes or resolutions.
+    """
+    paths = {
+        task: Path(path) if path is not None else default_checkpoint(task)
+        for task, path in (("semantic", semantic), ("instance", instance))
+    }
+    models, metas = {}, {}
+    for task, path in paths.items():
+        if not path.is_file():
+            raise ValidationError(f"{path}: no such {task} checkpoint")
+        models[task], metas[task] = load_model(path, task, {"channels": list(INPUT_CHANNELS[task])}, device=str(device))
+    s, i = metas["semantic"], metas["instance"]
+    problems = ProblemCollector()
+    for key in ("size_in", "size_out", "grid_n", "box_length"):
+        problems.check(
+            s.get(key) == i.get(key),
+            f"{key} is {s.get(key)!r} in {paths['semantic']} but {i.get(key)!r} in {paths['instance']}",
+        )
+    problems.raise_if_any(ValidationError, context="the semantic and instance checkpoints disagree")
+    return ModelPair(models["semantic"], models["instance"], s, i, paths["semantic"], paths["instance"])
