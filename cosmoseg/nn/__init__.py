@@ -1,6 +1,6 @@
 """Shared network blocks, losses, the training loop and checkpoints."""
 
-from cosmoseg.nn.checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
+from cosmoseg.nn.checkpoints import export_weights, load_checkpoint, read_checkpoint, save_checkpoint
 from cosmoseg.nn.losses import balanced_cross_entropy, discriminative_loss
 from cosmoseg.nn.training import Trainer
 from cosmoseg.nn.vnet import ResidualBlock, SegmentationModel, VNet, VNetBackbone, central_crop, make_head
@@ -14,6 +14,7 @@ __all__ = [
     "balanced_cross_entropy",
     "central_crop",
     "discriminative_loss",
+    "export_weights",
     "load_checkpoint",
     "make_head",
     "read_checkpoint",

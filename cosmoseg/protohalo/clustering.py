@@ -78,9 +78,11 @@ def _check_k(name: str, value: int) -> int:
     return int(value)
 
 
-def _density(tree: cKDTree, arr: np.ndarray, n_dens: int) -> np.ndarray:
-    # k = n_dens + 1 because the query returns the point itself (or a duplicate) at distance 0.
-    dist, _ = tree.query(arr, k=n_dens + 1)
+def _density(tree: cKDTree, arr: np.ndarray, n_dens: int, dist: np.ndarray | None = None) -> np.ndarray:
+    # k = n_dens + 1 because the query returns the point itself (or a duplicate) at distance 0. ``dist``: the
+    # sorted distances of a query with at least n_dens + 1 neighbours, reused when given.
+    if dist is None:
+        dist, _ = tree.query(arr, k=n_dens + 1, workers=-1)
     r_k = dist[:, n_dens]
     d = arr.shape[1]
     volume = math.pi ** (d / 2) / math.gamma(d / 2 + 1)
@@ -99,18 +101,24 @@ def knn_density(points: np.ndarray | torch.Tensor, n_dens: int = 20) -> np.ndarr
     return _density(cKDTree(arr), arr, n_dens)
 
 
-def _neighbours(tree: cKDTree, arr: np.ndarray, k: int) -> np.ndarray:
+def _neighbours(
+    tree: cKDTree, arr: np.ndarray, k: int, initial: tuple[np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
     """The k nearest other points of every point, (N, k), ordered by (distance, index), self excluded.
 
     cKDTree breaks distance ties arbitrarily, so rows whose last returned distance equals the distance of
     the (k+1)-th (self included) are queried again with more neighbours until the tie is fully inside.
+    ``initial``: (dist, idx) of a query of all points with at least min(k + 2, N) neighbours, reused when given.
     """
     n = arr.shape[0]
     out = np.empty((n, k), dtype=np.int64)
     rows = np.arange(n)
-    kq = min(k + 2, n)
+    kq = min(k + 2, n) if initial is None else initial[0].shape[1]
     while rows.size:
-        dist, idx = tree.query(arr[rows], k=kq)
+        if initial is not None:
+            (dist, idx), initial = initial, None
+        else:
+            dist, idx = tree.query(arr[rows], k=kq, workers=-1)
         order = np.lexsort((idx, dist), axis=1)
         dist = np.take_along_axis(dist, order, axis=1)
         idx = np.take_along_axis(idx, order, axis=1)
@@ -162,7 +170,9 @@ def persistence_clustering(
     arr = _as_points(points, max(n_dens, n_ngb), "persistence_clustering")
     n = arr.shape[0]
     tree = cKDTree(arr)
-    rho = _density(tree, arr, n_dens)
+    # One k-NN query serves the density (k = n_dens + 1, self included) and the neighbours (n_ngb + 2).
+    dist, idx = tree.query(arr, k=min(max(n_dens + 1, n_ngb + 2), n), workers=-1)
+    rho = _density(tree, arr, n_dens, dist)
 
     # Strict "denser" order: rank 0 is the densest point; equal densities by point index.
     order = np.lexsort((np.arange(n), -rho))
@@ -170,7 +180,7 @@ def persistence_clustering(
     rank[order] = np.arange(n)
 
     # B_i: the (up to) two closest denser points among the n_ngb nearest.
-    nb = _neighbours(tree, arr, n_ngb)
+    nb = _neighbours(tree, arr, n_ngb, (dist, idx))
     denser = rank[nb] < rank[:, None]
     count = np.cumsum(denser, axis=1)
     has1 = count[:, -1] >= 1

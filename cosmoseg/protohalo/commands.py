@@ -67,6 +67,28 @@ def train_command(
     print(f"checkpoint: {path}")
 
 
+@app.command("export")
+def export_command(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint of `cosmoseg protohalo train`.")],
+    output: Annotated[Path, typer.Argument(help="Where to write the weights-only checkpoint (.pt).")],
+) -> None:
+    """Write a checkpoint's weights and metadata without the optimizer state: a third of the size, for shipping."""
+    from cosmoseg.errors import CosmosegError
+    from cosmoseg.nn import export_weights, read_checkpoint
+    from cosmoseg.protohalo.training import ARCHITECTURE_KEYS
+
+    try:
+        metadata = read_checkpoint(checkpoint)["metadata"]
+        missing = [k for k in ARCHITECTURE_KEYS if k not in metadata]
+        if missing:
+            raise ValueError(f"{checkpoint}: metadata lacks {missing}: not a protohalo model checkpoint")
+        path = export_weights(checkpoint, output, metadata={"exported_from": checkpoint.name})
+    except (CosmosegError, ValueError) as error:
+        typer.echo(f"error: {' '.join(str(error).split())}", err=True)
+        raise typer.Exit(1) from None
+    print(f"weights: {path} ({path.stat().st_size / 2**20:.2f} MiB)")
+
+
 @app.command("evaluate")
 def evaluate_command(
     boxes: Annotated[list[Path], typer.Argument(help="Validation box files (fields + FoF segmentation).")],

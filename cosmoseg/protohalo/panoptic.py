@@ -104,11 +104,19 @@ def _evaluating(model: Model) -> Iterator[None]:
             model.train(was)
 
 
-def _call(model: Model, x: torch.Tensor, kind: str, size_out: int) -> torch.Tensor:
+def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[None]:
+    """float16 autocast on CUDA when ``amp`` (the networks' convolutions run on tensor cores); a no-op elsewhere."""
+    if amp and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def _call(model: Model, x: torch.Tensor, kind: str, size_out: int, amp: bool = False) -> torch.Tensor:
     """``model(x)`` with a clear error naming the expected input channels and output shape."""
     channels = INPUT_CHANNELS[kind]
     try:
-        out = model(x)
+        with _autocast(x.device, amp):
+            out = model(x)
     except RuntimeError as err:
         raise ValidationError(
             f"the {kind} model failed on crops of shape {tuple(x.shape)}; it must take {len(channels)} input "
@@ -142,11 +150,12 @@ def _semantic_probabilities(
     batch_size: int,
     device: torch.device | str | None,
     offset: int,
+    amp: bool = False,
 ) -> torch.Tensor:
     dev, dtype = _model_device_dtype(model, device)
 
     def predict(crops: torch.Tensor) -> torch.Tensor:
-        logits = _call(model, crops.to(device=dev, dtype=dtype), "semantic", size_out)
+        logits = _call(model, crops.to(device=dev, dtype=dtype), "semantic", size_out, amp)
         return torch.sigmoid(logits[:, 0].float()).cpu()
 
     with _evaluating(model):
@@ -162,15 +171,17 @@ def semantic_probabilities(
     batch_size: int = 4,
     device: torch.device | str | None = None,
     offset: int = 0,
+    amp: bool = True,
 ) -> torch.Tensor:
     """``(n, n, n)`` float32 probability of being in a halo: sigmoid of ``model``'s logits on one crop lattice.
 
     ``model``: ``(B, 2, s_in^3)`` crops of (δ, φ) → ``(B, 1, s_out^3)`` logits. ``device``: where the model runs
-    (default: its parameters' device, else the CPU). The result is on the CPU.
+    (default: its parameters' device, else the CPU). ``amp``: float16 autocast when the model runs on CUDA. The
+    result is on the CPU.
     """
     values = input_fields(fields)
     return _semantic_probabilities(
-        values, model, size_in=size_in, size_out=size_out, batch_size=batch_size, device=device, offset=offset
+        values, model, size_in=size_in, size_out=size_out, batch_size=batch_size, device=device, offset=offset, amp=amp
     )
 
 
@@ -236,6 +247,7 @@ def predict_panoptic(
     offset: int = 0,
     device: torch.device | str | None = None,
     position_channels: PositionChannels | None = None,
+    amp: bool = True,
 ) -> Segmentation:
     """Full-box protohalo instance segmentation of ``fields`` (channels δ, φ) with the two models.
 
@@ -243,7 +255,8 @@ def predict_panoptic(
     ``n_dens``, ``n_ngb``, ``p_thresh``: the clustering of appendix B; ``iou_threshold``: the lattice merge of
     appendix D; ``offset``: corner of the first crop lattice; ``device``: where the models run (default: their
     parameters' device); ``position_channels(size, cell) -> (3, size, size, size)``: the Lagrangian-position
-    channels of an instance crop (default: cell centres relative to the crop centre, ``cell = L / n`` Mpc/h).
+    channels of an instance crop (default: cell centres relative to the crop centre, ``cell = L / n`` Mpc/h);
+    ``amp``: the networks run under float16 autocast when on CUDA (no effect on the CPU).
 
     Returns a ``Segmentation`` on ``fields``' device: labels 1..K by decreasing size (0 = no halo), the
     probabilities, and ``meta`` with the threshold and the crop sizes.
@@ -257,7 +270,14 @@ def predict_panoptic(
     if size_out % 2:
         raise ValidationError(f"the instance lattices are offset by half a step: size_out={size_out} must be even")
     probs = _semantic_probabilities(
-        values, semantic_model, size_in=size_in, size_out=size_out, batch_size=batch_size, device=device, offset=offset
+        values,
+        semantic_model,
+        size_in=size_in,
+        size_out=size_out,
+        batch_size=batch_size,
+        device=device,
+        offset=offset,
+        amp=amp,
     )
     mask = probs > float(threshold)
 
@@ -279,7 +299,7 @@ def predict_panoptic(
             return labels
         x = crops[busy, :2].to(device=dev, dtype=dtype)
         x = torch.cat([x, positions.expand(len(busy), -1, -1, -1, -1)], dim=1)
-        emb = _call(instance_model, x, "instance", size_out)
+        emb = _call(instance_model, x, "instance", size_out, amp)
         labels[busy] = instance_labels_for_crops(
             emb.float(), crop_mask[busy], n_dens=n_dens, n_ngb=n_ngb, p_thresh=p_thresh
         )

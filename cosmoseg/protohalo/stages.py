@@ -27,7 +27,7 @@ class PanopticParams:
     haloes (2LPT of their particles). lpt_order: 1 or 2. min_particles: predicted haloes with fewer voxels are
     dropped from the labels and the catalog. batch_size: crops per forward pass. n_dens, n_ngb, p_thresh: the
     persistence clustering (appendix B). iou_threshold: the lattice merge (appendix D). offset: corner of the
-    first crop lattice, voxels."""
+    first crop lattice, voxels. amp: float16 autocast of the networks on CUDA (ignored on the CPU)."""
 
     semantic_model: str = ""
     instance_model: str = ""
@@ -41,6 +41,7 @@ class PanopticParams:
     p_thresh: float = 4.2
     iou_threshold: float = 0.5
     offset: int = 0
+    amp: bool = True
 
     def problems(self) -> list[str]:
         out = []
@@ -95,6 +96,7 @@ class Panoptic(Stage):
             iou_threshold=p.iou_threshold,
             offset=p.offset,
             device=self.ctx.device,
+            amp=p.amp,
         )
         halos, flat_labels = halo_catalog_from_segmentation(
             predicted, fields, redshift=p.redshift, lpt_order=p.lpt_order, min_particles=p.min_particles

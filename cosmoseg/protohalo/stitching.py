@@ -184,6 +184,14 @@ def _lookup(keys_sorted: torch.Tensor, values: torch.Tensor, query: torch.Tensor
     return values[torch.searchsorted(keys_sorted, query)]
 
 
+def _compact(flat: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Labels ``flat`` (int64 >= 0) renumbered 1..K in order of their ids (0 stays 0), and K; O(N), no sort."""
+    present = torch.bincount(flat) > 0
+    present[0] = True
+    index = torch.cumsum(present, 0) - 1
+    return index[flat], int(present.sum()) - 1
+
+
 def merge_lattices(
     labels_a: torch.Tensor,
     labels_b: torch.Tensor,
@@ -205,21 +213,20 @@ def merge_lattices(
     if cell <= 0 or n % cell:
         raise ValueError(f"box side n={n} must be a multiple of the cell side {cell}")
     flat_a, flat_b = labels_a.reshape(-1).to(torch.int64), labels_b.reshape(-1).to(torch.int64)
+    if bool((flat_a < 0).any()) or bool((flat_b < 0).any()):
+        raise ValueError("instance labels must be >= 0 (0 = background)")
     # Compact ids: A instances are nodes 1..na, B instances na+1..na+nb (0 = background).
-    ids_a, a = torch.unique(flat_a, return_inverse=True)
-    ids_b, b = torch.unique(flat_b, return_inverse=True)
-    a = a if int(ids_a[0]) == 0 else a + 1
-    b = b if int(ids_b[0]) == 0 else b + 1
-    na = int(a.max())
-    nb = int(b.max())
+    a, na = _compact(flat_a)
+    b, nb = _compact(flat_b)
     cells = _cell_index(n, cell, offset)
     ncells = (n // cell) ** 3
 
-    # Per-cell instance sizes |l ∩ Q| for both lattices, keyed by cell * (count + 1) + label.
-    key_a, cnt_a = torch.unique(cells * (na + 1) + a, return_counts=True)
-    key_b, cnt_b = torch.unique(cells * (nb + 1) + b, return_counts=True)
+    # Per-cell instance sizes |l ∩ Q| for both lattices (foreground only), keyed by cell * (count + 1) + label.
+    fg_a, fg_b = a > 0, b > 0
+    key_a, cnt_a = torch.unique(cells[fg_a] * (na + 1) + a[fg_a], return_counts=True)
+    key_b, cnt_b = torch.unique(cells[fg_b] * (nb + 1) + b[fg_b], return_counts=True)
     # Intersections |l1 ∩ l2 ∩ Q| over (cell, l1, l2); all three keys stay below ncells * (na+1) * (nb+1).
-    both = (a > 0) & (b > 0)
+    both = fg_a & fg_b
     if ncells * (na + 1) * (nb + 1) >= 2**62:
         raise ValueError("too many instances to index their overlaps")
     triple = (cells[both] * (na + 1) + a[both]) * (nb + 1) + b[both]

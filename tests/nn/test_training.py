@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from cosmoseg.errors import ArtifactError
-from cosmoseg.nn import Trainer, load_checkpoint, save_checkpoint
+from cosmoseg.nn import Trainer, export_weights, load_checkpoint, read_checkpoint, save_checkpoint
 
 META = {"in_channels": 2, "crop_size": 8, "grid_n": 16, "task": "regression", "levels": [1, 2]}
 
@@ -93,6 +93,22 @@ def test_checkpoint_loads_with_weights_only_and_holds_plain_types(tmp_path: Path
     assert set(payload["model"]) == {"weight", "bias"}
     step, meta = load_checkpoint(path, model=_model(3))
     assert (step, meta) == (2, META)
+
+
+def test_exported_weights_drop_the_training_state_and_load_the_same_model(tmp_path: Path):
+    trainer = _trainer()
+    trainer.train_steps(_batches(trainer.generator), 3)
+    path = trainer.save(tmp_path / "ckpt.pt", META)
+    out = export_weights(path, tmp_path / "weights.pt", metadata={"note": "shipped"})
+    payload = read_checkpoint(out)
+    assert payload["optimizer"] is None and payload["scheduler"] is None and payload["generator"] is None
+    assert payload["metadata"] == {**META, "note": "shipped"} and payload["step"] == 3
+    a, b = _model(5), _model(6)
+    load_checkpoint(path, model=a)
+    load_checkpoint(out, model=b)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    with pytest.raises(ArtifactError, match="optimizer"):
+        Trainer(_model(), nn.functional.mse_loss, torch.optim.Adam(_model().parameters()), device="cpu").resume(out)
 
 
 def test_metadata_must_be_plain(tmp_path: Path):

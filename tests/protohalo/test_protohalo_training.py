@@ -144,6 +144,12 @@ def test_cli_train_end_to_end_and_help(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "instance.pt").is_file()
     load_model(tmp_path / "out" / "instance.pt", "instance")
+    source = str(tmp_path / "out" / "instance.pt")
+    exported = runner.invoke(app, ["protohalo", "export", source, str(tmp_path / "w.pt")])
+    assert exported.exit_code == 0, exported.output
+    _, meta = load_model(tmp_path / "w.pt", "instance")
+    assert meta["exported_from"] == "instance.pt"
+    assert (tmp_path / "w.pt").stat().st_size < (tmp_path / "out" / "instance.pt").stat().st_size
 
 
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
