@@ -13,7 +13,8 @@ Tables (all columns finite: a ratio 0/0 or a quantile of an empty bin is stored 
   TP, FP, TN, FN, TPR, TNR, PPV, ACC, F1, the instance precision / recall / F1 / mean IoU / panoptic
   quality at IoU >= 0.5 with the halo counts, and ARI / VI;
 - ``per_mass``: rows per (source, bin of log10 true/predicted halo mass), the columns of
-  :func:`~cosmoseg.measure.segmentation.per_mass_rates` (TPR, FNR, FDR, quantiles of log10 M_pred);
+  :func:`~cosmoseg.measure.segmentation.per_mass_rates` (TPR, FNR, FDR, quantiles q05, q16, q25, q50, q75, q84,
+  q95 of log10 M_pred);
   both sources share the bins;
 - ``mass_function``: dn/dlnM of the predicted and of the FoF haloes (catalogs built from the segmentations)
   in shared bins, with ``ratio`` = pred / true (MISSING where the truth bin is empty).
@@ -48,6 +49,8 @@ MISSING = -1.0
 every log10 mass is positive, so it cannot be mistaken for a value."""
 
 SOURCES = ("model", "baseline")
+QUANTILES = (0.05, 0.16, 0.25, 0.5, 0.75, 0.84, 0.95)
+"""Levels of the quantiles of log10 M_pred per true-mass bin: the violins, and the median with its 16–84% range."""
 SEMANTIC_KEYS = ("TP", "FP", "TN", "FN", "TPR", "TNR", "PPV", "ACC", "F1")
 
 
@@ -202,7 +205,7 @@ def evaluate(
     per_mass_columns: dict[str, list[torch.Tensor]] = {}
     for i, name in used:
         truth, pred, positive = pools[name].tensors()
-        rates = per_mass_rates(truth, pred, particle_mass, edges, pred_positive=positive)
+        rates = per_mass_rates(truth, pred, particle_mass, edges, pred_positive=positive, quantiles=QUANTILES)
         per_mass_columns.setdefault("source", []).append(torch.full((n_mass_bins,), i, dtype=torch.int64))
         for key, value in rates.items():
             per_mass_columns.setdefault(key, []).append(_finite(value))
@@ -213,6 +216,7 @@ def evaluate(
             **{f"source_{i}": name for i, name in enumerate(SOURCES)},
             "particle_mass": particle_mass,
             "quantiles_of": "log10 M_pred of true-halo voxels in a predicted halo",
+            "quantile_levels": ",".join(f"{q:g}" for q in QUANTILES),
             "missing_value": MISSING,
         },
     )

@@ -179,3 +179,16 @@ def test_bad_inputs() -> None:
     nan.values[1, 3, 4, 5] = float("nan")  # frozen dataclass, but the tensor can still be changed in place
     with pytest.raises(ValidationError, match=r"NaN.*'phi' at voxel \(3, 4, 5\)"):
         predict_panoptic(nan, OracleSemantic(), OracleInstance(), **kw)
+
+
+@pytest.mark.gpu
+def test_cuda_with_amp_recovers_truth_like_the_cpu() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    truth = _truth()
+    fields = _fields(truth)
+    kwargs = {"size_in": S_IN, "size_out": S_OUT, "threshold": 0.5, "batch_size": 4, **CLUSTER}
+    cpu = predict_panoptic(fields, OracleSemantic(), OracleInstance(), **kwargs)
+    gpu = predict_panoptic(fields, OracleSemantic().cuda(), OracleInstance().cuda(), device="cuda", amp=True, **kwargs)
+    assert _same_partition(cpu.labels, gpu.labels.cpu())
+    assert _same_partition(truth, gpu.labels.cpu())

@@ -1,0 +1,146 @@
+"""Validation metrics of a protohalo model pair next to the twin ("chaos") baseline, as markdown tables.
+
+    cosmoseg simulate configs/suites/protohalo-64.toml --output suites/protohalo-64
+    cosmoseg simulate configs/suites/protohalo-64-twins.toml --output suites/protohalo-64-twins
+    python benchmarks/accuracy_protohalo.py --suite suites/protohalo-64 --twins suites/protohalo-64-twins \
+        [--semantic S.pt --instance I.pt] [--figures docs/img/protohalo]
+
+The held-out boxes are the semantic checkpoint's ``validation_boxes`` (its metadata) found in --suite; every
+box of --twins is a baseline pair. The tables are those of ``cosmoseg protohalo evaluate``
+(:func:`cosmoseg.protohalo.evaluation.evaluate`): semantic scores, instance precision/recall at IoU >= 0.5,
+per-true-mass TPR / FNR / FDR and the median with the 16–84% range of the predicted mass of true-halo voxels,
+and the predicted vs FoF mass function. With --figures, the violins and the mass functions are drawn as PNGs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from cosmoseg.data import Table
+from cosmoseg.measure.figures import plot_mass_function, plot_violin
+from cosmoseg.protohalo.evaluation import MISSING, QUANTILES, SOURCES, evaluate
+from cosmoseg.protohalo.pretrained import load_model_pair
+
+PAPER = {"model": {"F1": 0.838}, "baseline": {"F1": 0.884}}  # López-Cano et al., 256^3 in 50 Mpc/h
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return "–" if x == MISSING or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _rows(table: Table, source: int) -> dict[str, torch.Tensor]:
+    keep = table["source"] == source
+    return {k: v[keep] for k, v in table.columns.items()}
+
+
+def scores_markdown(scores: Table) -> str:
+    keys = ("TPR", "TNR", "PPV", "ACC", "F1", "instance_precision", "instance_recall", "ARI")
+    head = "| source | " + " | ".join(keys) + " | true / predicted haloes |"
+    lines = [head, "|" + "---|" * (len(keys) + 2)]
+    for i, source in enumerate(scores["source"].tolist()):
+        values = " | ".join(_fmt(float(scores[k][i])) for k in keys)
+        counts = f"{int(scores['n_true_haloes'][i])} / {int(scores['n_pred_haloes'][i])}"
+        lines.append(f"| {SOURCES[source]} | {values} | {counts} |")
+    return "\n".join(lines)
+
+
+def per_mass_markdown(per_mass: Table) -> str:
+    lines = [
+        "| log10 M_true | model TPR | twin TPR | model FNR / FDR | twin FNR / FDR "
+        "| model log10 M_pred: q50 [q16, q84] | twin: q50 [q16, q84] |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    model, twin = _rows(per_mass, 0), _rows(per_mass, 1)
+
+    def quant(rows: dict[str, torch.Tensor], j: int) -> str:
+        if not len(rows["m_mid"]):
+            return "–"
+        q = [float(rows[name][j]) for name in ("q50", "q16", "q84")]
+        return "–" if MISSING in q else f"{q[0]:.2f} [{q[1]:.2f}, {q[2]:.2f}]"
+
+    def rate(rows: dict[str, torch.Tensor], key: str, j: int) -> str:
+        return _fmt(float(rows[key][j]), 2) if len(rows["m_mid"]) else "–"
+
+    for j in range(len(model["m_mid"])):
+        lo, hi = math.log10(float(model["m_low"][j])), math.log10(float(model["m_high"][j]))
+        lines.append(
+            f"| {lo:.2f}–{hi:.2f} | {rate(model, 'TPR', j)} | {rate(twin, 'TPR', j)} "
+            f"| {rate(model, 'FNR', j)} / {rate(model, 'FDR', j)} | {rate(twin, 'FNR', j)} / {rate(twin, 'FDR', j)} "
+            f"| {quant(model, j)} | {quant(twin, j)} |"
+        )
+    return "\n".join(lines)
+
+
+def mass_function_markdown(mf: Table) -> str:
+    lines = ["| M_mid (Msun/h) | FoF haloes | predicted haloes | ratio pred / FoF |", "|---|---|---|---|"]
+    for j in range(len(mf["m_mid"])):
+        ratio = float(mf["ratio"][j])
+        n_true, n_pred = int(mf["counts_true"][j]), int(mf["counts_pred"][j])
+        err = ratio * math.sqrt(1 / n_true + 1 / n_pred) if n_true and n_pred else float("nan")
+        shown = "–" if ratio == MISSING else f"{ratio:.2f} ± {err:.2f}" if math.isfinite(err) else f"{ratio:.2f}"
+        lines.append(f"| {float(mf['m_mid'][j]):.3g} | {n_true} | {n_pred} | {shown} |")
+    return "\n".join(lines)
+
+
+def figures(tables: dict[str, Table], folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [f"q{round(100 * q):02d}" for q in QUANTILES]
+    paths = []
+    for i, source in enumerate(SOURCES):
+        rows = _rows(tables["per_mass"], i)
+        if not len(rows["m_mid"]):
+            continue
+        quantiles = torch.stack([rows[n] for n in names], dim=1).double()
+        quantiles[quantiles == MISSING] = float("nan")
+        path = folder / f"violin_{source}.png"
+        plot_violin(torch.log10(rows["m_mid"]), torch.tensor(QUANTILES), quantiles, title=source, path=path)
+        paths.append(path)
+    mf = tables["mass_function"]
+    have = mf["counts_true"] > 0
+    path = folder / "mass_function.png"
+    plot_mass_function(
+        mf["m_mid"][have],
+        {"predicted": mf["dndlnm_pred"][have]},
+        error=mf["dndlnm_pred_err"][have],
+        reference={"FoF": mf["dndlnm_true"][have]},
+        reference_label="FoF",
+        path=path,
+    )
+    paths.append(path)
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", type=Path, required=True, help="suite folder holding the validation boxes")
+    parser.add_argument("--twins", type=Path, default=None, help="twin suite folder (the baseline)")
+    parser.add_argument("--semantic", default=None, help="semantic checkpoint (default: shipped)")
+    parser.add_argument("--instance", default=None, help="instance checkpoint (default: shipped)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--figures", type=Path, default=None, help="folder for PNG figures")
+    args = parser.parse_args()
+
+    pair = load_model_pair(args.semantic, args.instance)
+    boxes = [args.suite / name for name in pair.semantic_meta["validation_boxes"]]
+    twins = sorted(args.twins.glob("box_*.h5")) if args.twins else []
+    start = time.perf_counter()
+    tables = evaluate(pair.semantic_path, pair.instance_path, boxes, twin_paths=twins, device=args.device)
+    elapsed = time.perf_counter() - start
+    print(f"held-out boxes: {[b.name for b in boxes]}; twin pairs: {len(twins)}; threshold {pair.threshold:.4f}")
+    print(f"paper (256^3): F1 model {PAPER['model']['F1']} vs twins {PAPER['baseline']['F1']}\n")
+    print(scores_markdown(tables["scores"]), end="\n\n")
+    print(per_mass_markdown(tables["per_mass"]), end="\n\n")
+    print(mass_function_markdown(tables["mass_function"]), end="\n\n")
+    if args.figures:
+        for path in figures(tables, args.figures):
+            print(f"figure: {path}")
+    print(f"evaluation took {elapsed:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
