@@ -122,6 +122,7 @@ def main() -> None:
     parser.add_argument("--semantic", default=None, help="semantic checkpoint (default: shipped)")
     parser.add_argument("--instance", default=None, help="instance checkpoint (default: shipped)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--keep", type=int, default=None, help="central part of each output crop used")
     parser.add_argument("--figures", type=Path, default=None, help="folder for PNG figures")
     args = parser.parse_args()
 
@@ -129,7 +130,8 @@ def main() -> None:
     boxes = [args.suite / name for name in pair.semantic_meta["validation_boxes"]]
     twins = sorted(args.twins.glob("box_*.h5")) if args.twins else []
     start = time.perf_counter()
-    tables = evaluate(pair.semantic_path, pair.instance_path, boxes, twin_paths=twins, device=args.device)
+    paths = (pair.semantic_path, pair.instance_path)
+    tables = evaluate(*paths, boxes, twin_paths=twins, device=args.device, keep=args.keep)
     elapsed = time.perf_counter() - start
     print(f"held-out boxes: {[b.name for b in boxes]}; twin pairs: {len(twins)}; threshold {pair.threshold:.4f}")
     print(f"paper (256^3): F1 model {PAPER['model']['F1']} vs twins {PAPER['baseline']['F1']}\n")

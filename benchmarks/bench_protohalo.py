@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--no-amp", action="store_true", help="float32 networks on CUDA")
+    parser.add_argument("--keep", type=int, default=None, help="central part of each output crop used")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--semantic", default=None, help="semantic checkpoint (default: shipped)")
     parser.add_argument("--instance", default=None, help="instance checkpoint (default: shipped)")
@@ -87,6 +88,7 @@ def main() -> None:
                 batch_size=args.batch_size,
                 device=device,
                 amp=not args.no_amp,
+                keep=args.keep,
             )
             total = time.perf_counter() - start
         finally:
@@ -120,7 +122,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "batch_size": args.batch_size,
         "amp": (not args.no_amp) and device.type == "cuda",
-        "crop": f"{pair.size_in}->{pair.size_out}",
+        "crop": f"{pair.size_in}->{pair.size_out}, keep {args.keep or pair.size_out}",
         **{k: round(v, 3) if isinstance(v, float) else v for k, v in best.items()},
         "peak_memory_mib": round(peak, 1),
     }

@@ -129,12 +129,14 @@ def evaluate(
     device: str = "cpu",
     n_mass_bins: int = 8,
     n_mf_bins: int = 10,
+    keep: int | None = None,
 ) -> dict[str, Table]:
     """Score the panoptic prediction on ``box_paths`` and the twin baseline on ``twin_paths``.
 
     semantic_checkpoint, instance_checkpoint: the model pair (``None``: the shipped default).
     box_paths: box files holding ``fields`` (δ, φ) and the FoF ``segmentation``, at the models' resolution.
     twin_paths: twin box files holding ``segmentation_a`` and ``segmentation_b``.
+    keep: central part of each output crop used (see :func:`~cosmoseg.protohalo.panoptic.predict_panoptic`).
     Returns the Tables ``scores``, ``per_mass`` and ``mass_function`` described in the module docstring.
     """
     if not box_paths:
@@ -160,6 +162,7 @@ def evaluate(
             threshold=threshold,
             batch_size=batch_size,
             device=device,
+            keep=keep,
         )
         assert pred.probabilities is not None
         pools["model"].add(truth.labels, pred.labels, pred.probabilities > threshold)

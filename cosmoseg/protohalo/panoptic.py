@@ -151,15 +151,18 @@ def _semantic_probabilities(
     device: torch.device | str | None,
     offset: int,
     amp: bool = False,
+    keep: int | None = None,
 ) -> torch.Tensor:
     dev, dtype = _model_device_dtype(model, device)
+    keep = size_out if keep is None else keep
+    t = (size_out - keep) // 2
 
     def predict(crops: torch.Tensor) -> torch.Tensor:
         logits = _call(model, crops.to(device=dev, dtype=dtype), "semantic", size_out, amp)
-        return torch.sigmoid(logits[:, 0].float()).cpu()
+        return torch.sigmoid(logits[:, 0, t : t + keep, t : t + keep, t : t + keep].float()).cpu()
 
     with _evaluating(model):
-        return predict_semantic(values, predict, size_in, size_out, batch_size, offset)
+        return predict_semantic(values, predict, size_in, keep, batch_size, offset)
 
 
 def semantic_probabilities(
@@ -248,6 +251,7 @@ def predict_panoptic(
     device: torch.device | str | None = None,
     position_channels: PositionChannels | None = None,
     amp: bool = True,
+    keep: int | None = None,
 ) -> Segmentation:
     """Full-box protohalo instance segmentation of ``fields`` (channels δ, φ) with the two models.
 
@@ -256,7 +260,10 @@ def predict_panoptic(
     appendix D; ``offset``: corner of the first crop lattice; ``device``: where the models run (default: their
     parameters' device); ``position_channels(size, cell) -> (3, size, size, size)``: the Lagrangian-position
     channels of an instance crop (default: cell centres relative to the crop centre, ``cell = L / n`` Mpc/h);
-    ``amp``: the networks run under float16 autocast when on CUDA (no effect on the CPU).
+    ``amp``: the networks run under float16 autocast when on CUDA (no effect on the CPU); ``keep``: the side of
+    the central part of each output crop that is used, and so the lattice step (default ``size_out``: the whole
+    valid output; the paper keeps the central half, ``size_out / 2``, at 8 times the crops). The instance crops
+    are clustered over their whole output before the centre is cut out.
 
     Returns a ``Segmentation`` on ``fields``' device: labels 1..K by decreasing size (0 = no halo), the
     probabilities, and ``meta`` with the threshold and the crop sizes.
@@ -265,10 +272,16 @@ def predict_panoptic(
         raise ValidationError(f"threshold must be a probability in [0, 1], got {threshold!r}")
     values = input_fields(fields)
     n = values.shape[-1]
-    if n % size_out:
-        raise ValidationError(f"box side n={n} must be a multiple of the crop lattice step size_out={size_out}")
-    if size_out % 2:
-        raise ValidationError(f"the instance lattices are offset by half a step: size_out={size_out} must be even")
+    keep = size_out if keep is None else keep
+    if not (isinstance(keep, int) and 0 < keep <= size_out and (size_out - keep) % 2 == 0):
+        raise ValidationError(
+            f"keep={keep!r} must be a positive int <= size_out={size_out} with size_out - keep even (a centred part)"
+        )
+    step = "size_out" if keep == size_out else "keep"
+    if n % keep:
+        raise ValidationError(f"box side n={n} must be a multiple of the crop lattice step {step}={keep}")
+    if keep % 2:
+        raise ValidationError(f"the instance lattices are offset by half a step: {step}={keep} must be even")
     probs = _semantic_probabilities(
         values,
         semantic_model,
@@ -278,6 +291,7 @@ def predict_panoptic(
         device=device,
         offset=offset,
         amp=amp,
+        keep=keep,
     )
     mask = probs > float(threshold)
 
@@ -289,31 +303,31 @@ def predict_panoptic(
             f"position_channels returned shape {tuple(positions.shape)}, expected (3, {size_in}, {size_in}, {size_in})"
         )
     positions = positions.to(device=dev, dtype=dtype)
-    m = (size_in - size_out) // 2
+    m, t = (size_in - size_out) // 2, (size_out - keep) // 2
 
     def predict(crops: torch.Tensor) -> torch.Tensor:
         crop_mask = crops[:, 2, m : m + size_out, m : m + size_out, m : m + size_out] > 0.5
         labels = torch.zeros(crop_mask.shape, dtype=torch.int64)
-        busy = torch.nonzero(crop_mask.flatten(1).any(1)).reshape(-1)
+        busy = torch.nonzero(crop_mask[:, t : t + keep, t : t + keep, t : t + keep].flatten(1).any(1)).reshape(-1)
         if len(busy) == 0:
-            return labels
+            return labels[:, t : t + keep, t : t + keep, t : t + keep]
         x = crops[busy, :2].to(device=dev, dtype=dtype)
         x = torch.cat([x, positions.expand(len(busy), -1, -1, -1, -1)], dim=1)
         emb = _call(instance_model, x, "instance", size_out, amp)
         labels[busy] = instance_labels_for_crops(
             emb.float(), crop_mask[busy], n_dens=n_dens, n_ngb=n_ngb, p_thresh=p_thresh
         )
-        return labels
+        return labels[:, t : t + keep, t : t + keep, t : t + keep]
 
     stacked = torch.cat([values, mask[None].to(values.dtype)])
     with _evaluating(instance_model):
-        labels = predict_instances(stacked, predict, size_in, size_out, batch_size, offset, iou_threshold)
+        labels = predict_instances(stacked, predict, size_in, keep, batch_size, offset, iou_threshold)
     dev_out = fields.values.device
     return Segmentation(
         labels=labels.to(dev_out),
         probabilities=probs.to(dev_out),
         box=fields.box,
-        meta={"threshold": float(threshold), "size_in": int(size_in), "size_out": int(size_out)},
+        meta={"threshold": float(threshold), "size_in": int(size_in), "size_out": int(size_out), "keep": int(keep)},
     )
 
 

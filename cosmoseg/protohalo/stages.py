@@ -27,7 +27,9 @@ class PanopticParams:
     haloes (2LPT of their particles). lpt_order: 1 or 2. min_particles: predicted haloes with fewer voxels are
     dropped from the labels and the catalog. batch_size: crops per forward pass. n_dens, n_ngb, p_thresh: the
     persistence clustering (appendix B). iou_threshold: the lattice merge (appendix D). offset: corner of the
-    first crop lattice, voxels. amp: float16 autocast of the networks on CUDA (ignored on the CPU)."""
+    first crop lattice, voxels. keep: side of the central part of each output crop that is used, and the lattice
+    step (0 = the whole output; the paper keeps half of it, at 8 times the crops).
+    amp: float16 autocast of the networks on CUDA (ignored on the CPU)."""
 
     semantic_model: str = ""
     instance_model: str = ""
@@ -41,6 +43,7 @@ class PanopticParams:
     p_thresh: float = 4.2
     iou_threshold: float = 0.5
     offset: int = 0
+    keep: int = 0
     amp: bool = True
 
     def problems(self) -> list[str]:
@@ -58,6 +61,8 @@ class PanopticParams:
             out.append(f"param 'p_thresh' is a density ratio and must be >= 1, got {self.p_thresh}")
         if not 0.5 <= self.iou_threshold <= 1.0:
             out.append(f"param 'iou_threshold' must be in [0.5, 1] (matches are then unique), got {self.iou_threshold}")
+        if self.keep < 0:
+            out.append(f"param 'keep' must be >= 0 voxels (0 = the whole output crop), got {self.keep}")
         if self.offset < 0:
             out.append(f"param 'offset' must be >= 0 voxels, got {self.offset}")
         return out
@@ -97,6 +102,7 @@ class Panoptic(Stage):
             offset=p.offset,
             device=self.ctx.device,
             amp=p.amp,
+            keep=p.keep or None,
         )
         halos, flat_labels = halo_catalog_from_segmentation(
             predicted, fields, redshift=p.redshift, lpt_order=p.lpt_order, min_particles=p.min_particles

@@ -126,6 +126,41 @@ def test_random_models_periodic_equivariance(shift: tuple[int, int, int], offset
     assert torch.allclose(moved.probabilities, torch.roll(seg.probabilities, shift, dims=(0, 1, 2)))
 
 
+def test_oracles_recover_truth_keeping_only_the_crop_centres() -> None:
+    """The paper's variant: only the central half of every output crop is used (lattice step size_out / 2)."""
+    truth = _truth()
+    kw = {"size_in": S_IN, "size_out": S_OUT, "threshold": 0.5, "keep": S_OUT // 2, **CLUSTER}
+    seg = predict_panoptic(_fields(truth), OracleSemantic(), OracleInstance(), **kw)
+    assert _same_partition(seg.labels, truth) and seg.meta["keep"] == S_OUT // 2
+
+
+@pytest.mark.parametrize(("shift", "offset"), [((2, 2, 2), 2), ((4, 0, -4), 0)])
+def test_random_models_periodic_equivariance_keeping_the_centres(shift: tuple[int, int, int], offset: int) -> None:
+    fields = Field(
+        values=torch.randn((2, N, N, N), generator=torch.Generator().manual_seed(4)),
+        box=Box(length=32.0),
+        channels=("delta", "phi"),
+    )
+    sem, ins = _conv_net(2, 1, 0), _conv_net(5, 3, 1)
+    probs = semantic_probabilities(fields, sem, size_in=S_IN, size_out=S_OUT)
+    kw = {"size_in": S_IN, "size_out": S_OUT, "threshold": calibrate_threshold([probs], 0.4), "keep": 4, **CLUSTER}
+    seg = predict_panoptic(fields, sem, ins, **kw)
+    # The semantic net is translation invariant: its map does not depend on which part of a crop is kept.
+    torch.testing.assert_close(seg.probabilities, probs, rtol=1e-5, atol=1e-6)
+    moved = predict_panoptic(_rolled(fields, shift), sem, ins, offset=offset, **kw)
+    assert _same_partition(moved.labels, torch.roll(seg.labels, shift, dims=(0, 1, 2)))
+
+
+@pytest.mark.parametrize(
+    ("keep", "match"),
+    [(3, "size_out - keep even"), (10, "<= size_out=8"), (6, "multiple of the crop lattice step keep=6")],
+)
+def test_bad_keep_is_a_clear_error(keep: int, match: str) -> None:
+    kw = {"size_in": S_IN, "size_out": S_OUT, "threshold": 0.5, "keep": keep, **CLUSTER}
+    with pytest.raises(ValidationError, match=match):
+        predict_panoptic(_fields(_truth()), OracleSemantic(), OracleInstance(), **kw)
+
+
 def test_instance_labels_for_crops() -> None:
     gen = torch.Generator().manual_seed(0)
     emb = 0.1 * torch.randn(3, 3, 4, 4, 4, generator=gen)
