@@ -21,6 +21,10 @@ def train_command(
     base_filters: Annotated[int, typer.Option(help="V-Net filters at the first level.")] = 8,
     depth: Annotated[int, typer.Option(help="V-Net down-sampling levels.")] = 3,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    position_residual: Annotated[
+        float,
+        typer.Option(help="Instance only: embedding = this scale (1/(Mpc/h)) x Lagrangian position + net; 0 = off."),
+    ] = 0.0,
     n_validation: Annotated[int, typer.Option(help="Whole boxes held out for validation.")] = 1,
     validate_every: Annotated[int, typer.Option(help="Validate and checkpoint every this many steps.")] = 100,
     seed: Annotated[int, typer.Option(help="Seed of the box split, crops and weights.")] = 0,
@@ -54,6 +58,7 @@ def train_command(
             batch_size=batch_size,
             steps=steps,
             lr=lr,
+            position_residual=position_residual,
             n_validation=n_validation,
             validate_every=validate_every,
             seed=seed,

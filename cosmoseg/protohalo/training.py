@@ -8,7 +8,9 @@ Lagrangian ``Segmentation``), splits them by box into training and validation, a
 * the **instance** net: (δ, φ, q_x, q_y, q_z) → ``embedding_dim`` pseudo-space coordinates per voxel, Weinberger
   loss (eqs. 4–7) on the voxels that belong to haloes (label > 0).
 
-Both are `cosmoseg.nn.VNet` with ``crop = (size_in - size_out) / 2``. Training sample ``i`` of the run is sample
+Both are `cosmoseg.nn.VNet` with ``crop = (size_in - size_out) / 2``; with ``position_residual`` > 0 the instance
+embedding is that scale times the Lagrangian position of the voxel plus the V-Net's output
+(:class:`PositionResidual`). Training sample ``i`` of the run is sample
 ``i`` of a :class:`~cosmoseg.protohalo.data.ProtohaloCrops` (seeded per index), so the batch of step ``s`` is
 fixed by the seed and a resumed run sees the same batches as an uninterrupted one.
 
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from torch import nn
 
 from cosmoseg.data import Field, Segmentation, load_artifact
 from cosmoseg.errors import ArtifactError, ConfigError, ValidationError
@@ -79,6 +82,7 @@ class TrainConfig:
     c_pull: float = 1.0
     c_push: float = 1.0
     c_reg: float = 0.001
+    position_residual: float = 0.0
     device: str = "cpu"
 
     def problems(self) -> list[str]:
@@ -107,6 +111,11 @@ class TrainConfig:
             out.append(f"n_validation must be >= 0, got {self.n_validation}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             out.append(f"lr must be a positive number, got {self.lr}")
+        if self.position_residual:
+            if self.task != "instance" or self.embedding_dim != 3:
+                out.append("position_residual needs the instance task with embedding_dim = 3 (positions are 3-D)")
+            if not (math.isfinite(self.position_residual) and self.position_residual > 0):
+                out.append(f"position_residual must be a positive scale (1/(Mpc/h)) or 0, got {self.position_residual}")
         if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
             out.append(f"grad_clip must be a positive number or None, got {self.grad_clip}")
         return out
@@ -128,6 +137,7 @@ class TrainConfig:
             "base_filters": self.base_filters,
             "depth": self.depth,
             "embedding_dim": self.embedding_dim if self.task == "instance" else 1,
+            "position_residual": self.position_residual if self.task == "instance" else 0.0,
         }
 
 
@@ -169,11 +179,29 @@ def _batches(crops: ProtohaloCrops, batch_size: int, first_step: int) -> Iterato
         step += 1
 
 
-def make_model(metadata: Mapping[str, Any]) -> VNet:
+class PositionResidual(nn.Module):
+    """An instance net whose embedding is ``scale · q + net(x)``: the Lagrangian positions q (input channels 2–4,
+    Mpc/h) of the output voxels plus a learned offset, so the net only learns where each voxel's halo centre is
+    (the "spatial embedding" of Neven et al. 2019) instead of carrying q through every layer.
+
+    net: ``(B, 5, s_in³) -> (B, 3, s_out³)``; crop: ``(s_in - s_out) / 2``; scale: embedding units per Mpc/h.
+    """
+
+    def __init__(self, net: nn.Module, crop: int, scale: float) -> None:
+        super().__init__()
+        self.net, self.crop, self.scale = net, int(crop), float(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.crop
+        q = x[:, 2:5, c : x.shape[2] - c, c : x.shape[3] - c, c : x.shape[4] - c]
+        return self.net(x) + self.scale * q
+
+
+def make_model(metadata: Mapping[str, Any]) -> nn.Module:
     """The untrained V-Net described by checkpoint metadata (or `TrainConfig.architecture`)."""
     task = metadata["task"]
     out = 1 if task == "semantic" else int(metadata["embedding_dim"])
-    return VNet(
+    net = VNet(
         int(metadata["in_channels"]),
         out,
         base_filters=int(metadata["base_filters"]),
@@ -182,6 +210,10 @@ def make_model(metadata: Mapping[str, Any]) -> VNet:
         norm=str(metadata.get("norm", "batch")),
         activation=str(metadata.get("activation", "relu")),
     )
+    scale = float(metadata.get("position_residual", 0.0))
+    if task == "instance" and scale:
+        return PositionResidual(net, (int(metadata["size_in"]) - int(metadata["size_out"])) // 2, scale)
+    return net
 
 
 def _loss_fn(config: TrainConfig, beta: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -203,7 +235,7 @@ def _loss_fn(config: TrainConfig, beta: float) -> Callable[[torch.Tensor, torch.
 
 
 def _calibrated_threshold(
-    model: VNet, config: TrainConfig, boxes: Sequence[tuple[Field, Segmentation]], target: float
+    model: nn.Module, config: TrainConfig, boxes: Sequence[tuple[Field, Segmentation]], target: float
 ) -> float | None:
     """Threshold matching the training boxes' collapsed fraction, or None when the lattice does not fit a box."""
     if not config.calibrate or any(f.n % config.size_out for f, _ in boxes):
@@ -305,7 +337,7 @@ def train(
     path.parent.mkdir(parents=True, exist_ok=True)
     val_loss: float | None = None
     if resume and path.is_file():
-        expect = {k: metadata[k] for k in (*ARCHITECTURE_KEYS, "grid_n", "box_length")}
+        expect = {k: metadata[k] for k in (*ARCHITECTURE_KEYS, "grid_n", "box_length", "position_residual")}
         old = trainer.resume(path, expect=expect)
         val_loss = old.get("validation_loss")
         say(f"resumed {path} at step {trainer.step}")
@@ -343,7 +375,7 @@ def train(
 
 def load_model(
     path: str | os.PathLike[str], task: str, expect: Mapping[str, Any] | None = None, *, device: str = "cpu"
-) -> tuple[VNet, dict[str, Any]]:
+) -> tuple[nn.Module, dict[str, Any]]:
     """The trained model of checkpoint ``path`` (in eval mode) and its metadata, loaded with ``weights_only=True``.
 
     ``task`` and ``expect`` (e.g. ``{"grid_n": 64, "in_channels": 5}``) are checked against the metadata first;

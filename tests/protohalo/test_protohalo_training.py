@@ -91,6 +91,31 @@ def test_instance_training_and_load_model(tmp_path: Path) -> None:
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
 
 
+def test_position_residual_embedding_is_scaled_positions_plus_the_net(tmp_path: Path) -> None:
+    config = dataclasses.replace(TINY, task="instance", n_validation=0, position_residual=0.5)
+    paths = _suite(tmp_path / "suite")
+    path = train(config, paths, tmp_path / "out")
+    model, meta = load_model(path, "instance")
+    assert meta["position_residual"] == 0.5
+    x = torch.randn(1, 5, 8, 8, 8)
+    with torch.no_grad():
+        expected = model.net(x) + 0.5 * x[:, 2:5, 2:6, 2:6, 2:6]
+        torch.testing.assert_close(model(x), expected)
+    with pytest.raises(ArtifactError, match="position_residual"):
+        train(dataclasses.replace(config, position_residual=0.25, steps=4), paths, tmp_path / "out", resume=True)
+
+
+def test_position_residual_needs_3d_instance_embeddings() -> None:
+    for bad in (
+        dataclasses.replace(TINY, position_residual=1.0),
+        dataclasses.replace(TINY, task="instance", embedding_dim=2, position_residual=1.0),
+    ):
+        assert any("position_residual" in p for p in bad.problems())
+    assert any(
+        "positive scale" in p for p in dataclasses.replace(TINY, task="instance", position_residual=-1.0).problems()
+    )
+
+
 def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     paths = _suite(tmp_path / "suite")
     config = dataclasses.replace(TINY, steps=4, calibrate=False, validate_every=10)
