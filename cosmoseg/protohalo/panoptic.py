@@ -46,6 +46,7 @@ from cosmoseg.protohalo.stitching import predict_instances, predict_semantic
 __all__ = [
     "INPUT_CHANNELS",
     "calibrate_threshold",
+    "combine_linear_fields",
     "input_fields",
     "instance_labels_for_crops",
     "predict_panoptic",
@@ -59,6 +60,52 @@ INPUT_CHANNELS: dict[str, tuple[str, ...]] = {
     "semantic": ("delta", "phi"),
     "instance": ("delta", "phi", "q_x", "q_y", "q_z"),
 }
+
+
+def combine_linear_fields(density: Field, potential: Field | None = None) -> Field:
+    """The ("delta", "phi") Field the models need, from a density and an optional separate potential.
+
+    density: a Field with a "delta" channel (or a single channel, taken as δ), linear, scaled to z = 0.
+    potential: a Field with a "phi" channel (or a single channel) on the same grid and box, (Mpc/h)²; without it
+    the density's own "phi" channel is used, or, when it has none, φ is computed from δ with ∇²φ = δ
+    (:func:`cosmoseg.sim.ics.linear_potential`). `ValidationError` naming the problem for a missing channel or a
+    potential on another grid or box.
+    """
+    from cosmoseg.sim.ics import linear_potential
+
+    def pick(field: Field, name: str, role: str) -> torch.Tensor:
+        if name in field.channels:
+            return field.channel(name)
+        if len(field.channels) == 1:
+            return field.values[0]
+        raise ValidationError(f"the {role} Field has channels {field.channels}: expected a {name!r} channel")
+
+    delta = pick(density, "delta", "density")
+    if potential is not None:
+        if potential.values.shape[1:] != density.values.shape[1:]:
+            raise ValidationError(
+                f"δ and φ have different shapes: density {tuple(density.values.shape[1:])}, "
+                f"potential {tuple(potential.values.shape[1:])}"
+            )
+        if abs(potential.box.length - density.box.length) > 1e-9 * density.box.length:
+            raise ValidationError(
+                f"δ and φ come from different boxes: density L = {density.box.length:g} Mpc/h, "
+                f"potential L = {potential.box.length:g} Mpc/h"
+            )
+        phi = pick(potential, "phi", "potential").to(device=delta.device, dtype=delta.dtype)
+    elif "phi" in density.channels:
+        if density.channels == ("delta", "phi"):
+            return density
+        phi = density.channel("phi")
+    else:
+        phi = linear_potential(delta, density.box.length)
+    return Field(
+        values=torch.stack([delta, phi]),
+        box=density.box,
+        channels=("delta", "phi"),
+        units=("", "(Mpc/h)^2"),
+        meta=dict(density.meta),
+    )
 
 
 def input_fields(fields: Field) -> torch.Tensor:

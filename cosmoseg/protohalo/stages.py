@@ -12,7 +12,7 @@ from cosmoseg.data import Cosmology, Field, HaloCatalog, Segmentation
 from cosmoseg.hookspecs import hookimpl
 from cosmoseg.pipeline.stage import Stage
 from cosmoseg.protohalo.catalog import halo_catalog_from_segmentation
-from cosmoseg.protohalo.panoptic import predict_panoptic
+from cosmoseg.protohalo.panoptic import combine_linear_fields, predict_panoptic
 from cosmoseg.protohalo.pretrained import load_model_pair
 
 PARTICLE_MASS_RTOL = 0.01
@@ -73,11 +73,15 @@ class Panoptic(Stage):
 
     name = "protohalo.panoptic"
     Params = PanopticParams
-    inputs = {"fields": Field}
+    inputs = {"fields": Field, "potential": Field}
+    optional_inputs = frozenset({"potential"})
     outputs = {"segmentation": Segmentation, "halos": HaloCatalog}
 
-    def run(self, fields: Field) -> dict[str, Segmentation | HaloCatalog]:
+    def run(self, fields: Field, potential: Field | None = None) -> dict[str, Segmentation | HaloCatalog]:
         p: PanopticParams = self.params
+        if potential is None and "phi" not in fields.channels:
+            self.ctx.log("no potential given and no 'phi' channel: phi computed from delta (Poisson)")
+        fields = combine_linear_fields(fields, potential)
         pair = load_model_pair(p.semantic_model or None, p.instance_model or None, device=self.ctx.device)
         pair.check_fields(fields, where="input 'fields'")
         particle_mass = fields.box.cosmology.particle_mass(fields.n, fields.box.length)

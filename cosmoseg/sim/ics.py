@@ -187,6 +187,18 @@ def fields_from_modes(
     return Field(values=values, box=box, channels=("delta", "phi"), units=("", "(Mpc/h)^2"), meta=meta)
 
 
+def linear_potential(delta: torch.Tensor, length: float) -> torch.Tensor:
+    """φ with ∇²φ = δ on a periodic grid: delta (n, n, n) float, dimensionless; length: box side, Mpc/h.
+
+    Returns (n, n, n) in (Mpc/h)², mean zero, the "phi" of :func:`fields_from_modes` for the same δ.
+    """
+    n = delta.shape[-1]
+    dtype = torch.float64 if delta.dtype == torch.float64 else torch.float32
+    delta_k = torch.fft.rfftn(delta.to(dtype), s=(n, n, n))
+    kx, ky, kz = rfft_wavevectors(n, length, device=delta.device, dtype=dtype)
+    return torch.fft.irfftn(_inverse_laplacian(delta_k, kx**2 + ky**2 + kz**2), s=(n, n, n)).to(delta.dtype)
+
+
 def complex_dtype_for(dtype: torch.dtype) -> torch.dtype:
     """complex64 for float32 (and lower) outputs, complex128 for float64."""
     return torch.complex128 if dtype == torch.float64 else torch.complex64
