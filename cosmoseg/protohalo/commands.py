@@ -21,6 +21,10 @@ def train_command(
     base_filters: Annotated[int, typer.Option(help="V-Net filters at the first level.")] = 8,
     depth: Annotated[int, typer.Option(help="V-Net down-sampling levels.")] = 3,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    lr_schedule: Annotated[str, typer.Option(help="constant, or cosine (--lr down to 0 at --steps).")] = "constant",
+    init_from: Annotated[
+        Path | None, typer.Option(help="Start from the weights of this checkpoint (same architecture): fine-tuning.")
+    ] = None,
     position_residual: Annotated[
         float,
         typer.Option(help="Instance only: embedding = this scale (1/(Mpc/h)) x Lagrangian position + net; 0 = off."),
@@ -59,6 +63,8 @@ def train_command(
             steps=steps,
             lr=lr,
             position_residual=position_residual,
+            lr_schedule=lr_schedule,  # type: ignore[arg-type]
+            init_from=str(init_from) if init_from else "",
             n_validation=n_validation,
             validate_every=validate_every,
             seed=seed,

@@ -83,6 +83,8 @@ class TrainConfig:
     c_push: float = 1.0
     c_reg: float = 0.001
     position_residual: float = 0.0
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    init_from: str = ""
     device: str = "cpu"
 
     def problems(self) -> list[str]:
@@ -116,6 +118,8 @@ class TrainConfig:
                 out.append("position_residual needs the instance task with embedding_dim = 3 (positions are 3-D)")
             if not (math.isfinite(self.position_residual) and self.position_residual > 0):
                 out.append(f"position_residual must be a positive scale (1/(Mpc/h)) or 0, got {self.position_residual}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            out.append(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
             out.append(f"grad_clip must be a positive number or None, got {self.grad_clip}")
         return out
@@ -324,14 +328,31 @@ def train(
     }
     if config.task == "instance":
         metadata |= {k: getattr(config, k) for k in ("delta_pull", "delta_push", "c_pull", "c_push", "c_reg")}
+    metadata |= {"lr_schedule": config.lr_schedule, "init_from": os.path.basename(config.init_from)}
     torch.manual_seed(config.seed)
     model = make_model(metadata)
+    if config.init_from:  # fine-tuning: the weights of another checkpoint of the same architecture
+        _, source = load_checkpoint(config.init_from, expect={k: metadata[k] for k in ARCHITECTURE_KEYS})
+        if float(source.get("position_residual", 0.0)) != config.position_residual:
+            raise ArtifactError(
+                f"{config.init_from}: position_residual is {source.get('position_residual', 0.0)} in the checkpoint, "
+                f"expected {config.position_residual}"
+            )
+        load_checkpoint(config.init_from, model=model)
+        say(f"weights initialised from {config.init_from}")
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.steps))
+        if config.lr_schedule == "cosine"
+        else None
+    )
     trainer = Trainer(
         model,
         _loss_fn(config, beta),
-        torch.optim.Adam(model.parameters(), lr=config.lr),
+        optimizer,
         device=config.device,
         grad_clip=config.grad_clip,
+        scheduler=scheduler,
     )
     path = checkpoint_path(output_dir, config.task)
     path.parent.mkdir(parents=True, exist_ok=True)

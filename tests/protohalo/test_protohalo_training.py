@@ -105,6 +105,24 @@ def test_position_residual_embedding_is_scaled_positions_plus_the_net(tmp_path: 
         train(dataclasses.replace(config, position_residual=0.25, steps=4), paths, tmp_path / "out", resume=True)
 
 
+def test_fine_tuning_starts_from_the_given_weights_and_cosine_ends_at_zero(tmp_path: Path) -> None:
+    paths = _suite(tmp_path / "suite")
+    source = train(TINY, paths, tmp_path / "a")
+    unchanged = train(dataclasses.replace(TINY, steps=0, init_from=str(source)), paths, tmp_path / "b")
+    a, b = torch.load(source, weights_only=True), torch.load(unchanged, weights_only=True)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert b["metadata"]["init_from"] == "semantic.pt"
+    tuned = train(
+        dataclasses.replace(TINY, steps=4, lr_schedule="cosine", init_from=str(source)), paths, tmp_path / "c"
+    )
+    state = torch.load(tuned, weights_only=True)
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert state["metadata"]["lr_schedule"] == "cosine"
+    other = dataclasses.replace(TINY, base_filters=3, init_from=str(source))
+    with pytest.raises(ArtifactError, match="base_filters"):
+        train(other, paths, tmp_path / "d")
+
+
 def test_position_residual_needs_3d_instance_embeddings() -> None:
     for bad in (
         dataclasses.replace(TINY, position_residual=1.0),
