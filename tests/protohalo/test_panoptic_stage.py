@@ -1,0 +1,182 @@
+"""The protohalo.panoptic stage: fields -> segmentation + halo catalog, its checks, and the shipped models."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from cosmoseg.data import Box, Field, Segmentation, save_artifact
+from cosmoseg.errors import ArtifactError, ValidationError
+from cosmoseg.nn import read_checkpoint
+from cosmoseg.pipeline.context import RunContext
+from cosmoseg.pipeline.params import parse_params
+from cosmoseg.protohalo.panoptic import combine_linear_fields
+from cosmoseg.protohalo.pretrained import DEFAULT_MODELS_DIR, default_checkpoint, load_model_pair
+from cosmoseg.protohalo.stages import Panoptic
+from cosmoseg.protohalo.training import TrainConfig, train
+
+TINY = TrainConfig(size_in=8, size_out=4, base_filters=2, depth=1, batch_size=2, steps=2, validate_every=2)
+BOX = Box(length=16.0)  # 8^3 cells of 2 Mpc/h
+
+
+def _labels(n: int = 8) -> torch.Tensor:
+    labels = torch.zeros((n, n, n), dtype=torch.int64)
+    labels[0:3, 0:3, 0:3] = 1
+    labels[4:6, 4:7, 2:5] = 2
+    labels[1:3, 5:8, 5:7] = 3
+    return labels
+
+
+def _fields(seed: int, box: Box = BOX, n: int = 8) -> Field:
+    gen = torch.Generator().manual_seed(seed)
+    return Field(values=torch.randn((2, n, n, n), generator=gen), box=box, channels=("delta", "phi"))
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("panoptic_stage")
+    paths = []
+    for i in range(2):
+        path = root / "suite" / f"box_{i:04d}.h5"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_artifact(path, {"fields": _fields(i), "segmentation": Segmentation(labels=_labels(), box=BOX)})
+        paths.append(path)
+    sem = train(TINY, paths, root / "out")
+    ins = train(dataclasses.replace(TINY, task="instance", n_validation=0), paths, root / "out")
+    return sem, ins
+
+
+def _run(models: tuple[Path, Path], fields: Field, **params: object) -> dict:
+    sem, ins = models
+    parsed, problems = parse_params(
+        Panoptic.Params, {"semantic_model": str(sem), "instance_model": str(ins), **params}, Panoptic.name
+    )
+    assert not problems, problems
+    return Panoptic(parsed, RunContext(device=torch.device("cpu"), seed=1, stage_id="t")).run(fields=fields)
+
+
+def test_catalog_rows_are_the_labels(models: tuple[Path, Path]) -> None:
+    out = _run(models, _fields(5), threshold=0.3)
+    seg, halos = out["segmentation"], out["halos"]
+    counts = torch.bincount(seg.labels.flatten(), minlength=seg.n_instances + 1)[1:]
+    assert len(halos) == seg.n_instances > 0
+    particle_mass = BOX.cosmology.particle_mass(8, 16.0)
+    torch.testing.assert_close(halos["mass"].double(), counts.double() * particle_mass, rtol=1e-6, atol=0)
+    assert bool((counts[:-1] >= counts[1:]).all())  # labels 1..K by decreasing size, as the rows
+    assert seg.meta["threshold"] == 0.3 and halos.meta["threshold"] == 0.3
+    assert seg.meta["semantic_model"] == str(models[0])
+
+
+def test_threshold_extremes(models: tuple[Path, Path]) -> None:
+    nothing = _run(models, _fields(5), threshold=1.0)
+    assert nothing["segmentation"].n_instances == 0 and len(nothing["halos"]) == 0
+    everything = _run(models, _fields(5), threshold=0.0)
+    assert bool((everything["segmentation"].labels > 0).all())
+
+
+def test_default_threshold_is_the_models(models: tuple[Path, Path]) -> None:
+    stored = float(read_checkpoint(models[0])["metadata"]["threshold"])
+    out = _run(models, _fields(5))
+    assert out["segmentation"].meta["threshold"] == pytest.approx(stored)
+
+
+def test_min_particles_drops_small_haloes(models: tuple[Path, Path]) -> None:
+    full = _run(models, _fields(6), threshold=0.3)["segmentation"]
+    sizes = torch.bincount(full.labels.flatten())[1:]
+    cut = int(sizes.median()) + 1
+    kept = _run(models, _fields(6), threshold=0.3, min_particles=cut)
+    assert kept["segmentation"].n_instances == int((sizes >= cut).sum()) == len(kept["halos"])
+    assert bool((torch.bincount(kept["segmentation"].labels.flatten())[1:] >= cut).all())
+
+
+def test_another_cell_size_is_a_clear_error(models: tuple[Path, Path]) -> None:
+    with pytest.raises(ValidationError, match=r"cell size L/n = 32/8 = 4 Mpc/h.*trained at 16/8 = 2 Mpc/h"):
+        _run(models, _fields(5, box=Box(length=32.0)))
+
+
+def test_box_not_on_the_crop_lattice_is_a_clear_error(models: tuple[Path, Path]) -> None:
+    with pytest.raises(ValidationError, match=r"n = 10 is not a multiple of the crop lattice step size_out = 4"):
+        _run(models, _fields(5, box=Box(length=20.0), n=10))
+
+
+def test_swapped_checkpoints_are_a_clear_error(models: tuple[Path, Path]) -> None:
+    sem, ins = models
+    with pytest.raises(ArtifactError, match=r"'task' is 'instance' in the checkpoint, expected 'semantic'"):
+        _run((ins, sem), _fields(5))
+
+
+def test_checkpoints_of_different_crop_sizes_are_a_clear_error(tmp_path: Path, models: tuple[Path, Path]) -> None:
+    box_paths = []
+    for i in range(2):
+        path = tmp_path / f"box_{i:04d}.h5"
+        save_artifact(path, {"fields": _fields(i), "segmentation": Segmentation(labels=_labels(), box=BOX)})
+        box_paths.append(path)
+    config = dataclasses.replace(TINY, task="instance", size_in=6, size_out=4, n_validation=0)
+    other = train(config, box_paths, tmp_path)
+    with pytest.raises(ValidationError, match=r"size_in is 8 in .* but 6 in"):
+        load_model_pair(models[0], other)
+
+
+def test_nan_in_the_fields_is_a_clear_error(models: tuple[Path, Path]) -> None:
+    fields = _fields(5)
+    values = fields.values.clone()
+    values[1, 2, 3, 4] = float("nan")
+    with pytest.raises(ValidationError, match=r"NaN"):
+        _run(models, dataclasses.replace(fields, values=values))
+
+
+def test_bad_params_are_named() -> None:
+    _, problems = parse_params(Panoptic.Params, {"threshold": 1.5, "p_thresh": 0.5, "batch_size": 0}, Panoptic.name)
+    text = "\n".join(problems)
+    assert "threshold" in text and "p_thresh" in text and "batch_size" in text
+
+
+def test_shipped_models_are_small_documented_and_load_weights_only() -> None:
+    files = [default_checkpoint("semantic"), default_checkpoint("instance")]
+    assert all(f.is_file() for f in files)
+    assert sum(f.stat().st_size for f in files) <= 20 * 2**20
+    card = (DEFAULT_MODELS_DIR / "MODEL_CARD.md").read_text()
+    for needed in ("configs/suites/protohalo-64.toml", "cosmoseg protohalo train", "F1", "steps"):
+        assert needed in card
+    pair = load_model_pair()
+    assert pair.semantic_meta["threshold_calibrated"] is True
+    assert pair.semantic_meta["final"] is True and pair.instance_meta["final"] is True
+    assert pair.cell_size == pytest.approx(50.0 / 64)
+    for f in files:
+        torch.load(f, map_location="cpu", weights_only=True)  # plain tensors and metadata only
+
+
+def test_potential_from_the_density_is_the_one_of_the_initial_conditions() -> None:
+    from cosmoseg.data import Cosmology
+    from cosmoseg.sim.ics import initial_conditions
+
+    fields = initial_conditions(Cosmology(power_backend="eisenstein-hu"), n=16, length=40.0, seed=3).fields
+    density = Field(values=fields.values[:1], box=fields.box, channels=("delta",))
+    combined = combine_linear_fields(density)
+    assert combined.channels == ("delta", "phi")
+    torch.testing.assert_close(combined.channel("phi"), fields.channel("phi"), rtol=1e-4, atol=1e-5)
+
+
+def test_a_separate_potential_gives_the_same_prediction(models: tuple[Path, Path]) -> None:
+    fields = _fields(5)
+    density = Field(values=fields.values[:1], box=BOX, channels=("delta",))
+    potential = Field(values=fields.values[1:], box=BOX, channels=("phi",))
+    sem, ins = models
+    parsed, _ = parse_params(Panoptic.Params, {"semantic_model": str(sem), "instance_model": str(ins)}, Panoptic.name)
+    stage = Panoptic(parsed, RunContext(device=torch.device("cpu"), seed=1, stage_id="t"))
+    separate = stage.run(fields=density, potential=potential)["segmentation"]
+    together = _run(models, fields)["segmentation"]
+    assert torch.equal(separate.labels, together.labels)
+
+
+def test_density_and_potential_of_different_shapes_or_boxes_are_clear_errors() -> None:
+    density = _fields(1)
+    with pytest.raises(ValidationError, match=r"different shapes: density \(8, 8, 8\), potential \(16, 16, 16\)"):
+        combine_linear_fields(density, _fields(2, box=Box(length=32.0), n=16))
+    with pytest.raises(ValidationError, match=r"different boxes: density L = 16 Mpc/h, potential L = 20 Mpc/h"):
+        combine_linear_fields(density, _fields(2, box=Box(length=20.0)))
+    with pytest.raises(ValidationError, match=r"expected a 'phi' channel"):
+        combine_linear_fields(density, Field(values=density.values, box=BOX, channels=("a", "b")))
