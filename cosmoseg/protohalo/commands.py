@@ -82,8 +82,14 @@ def train_command(
 def export_command(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint of `cosmoseg protohalo train`.")],
     output: Annotated[Path, typer.Argument(help="Where to write the weights-only checkpoint (.pt).")],
+    n_dens: Annotated[int | None, typer.Option(help="Instance: recommended clustering N_dens to store.")] = None,
+    n_ngb: Annotated[int | None, typer.Option(help="Instance: recommended clustering N_ngb to store.")] = None,
+    p_thresh: Annotated[float | None, typer.Option(help="Instance: recommended persistence threshold.")] = None,
 ) -> None:
-    """Write a checkpoint's weights and metadata without the optimizer state: a third of the size, for shipping."""
+    """Write a checkpoint's weights and metadata without the optimizer state: a third of the size, for shipping.
+
+    For an instance model, --n-dens/--n-ngb/--p-thresh store the clustering settings that protohalo.panoptic and
+    `evaluate` then use by default (tune them on training boxes, not on the validation ones)."""
     from cosmoseg.errors import CosmosegError
     from cosmoseg.nn import export_weights, read_checkpoint
     from cosmoseg.protohalo.training import ARCHITECTURE_KEYS
@@ -93,7 +99,17 @@ def export_command(
         missing = [k for k in ARCHITECTURE_KEYS if k not in metadata]
         if missing:
             raise ValueError(f"{checkpoint}: metadata lacks {missing}: not a protohalo model checkpoint")
-        path = export_weights(checkpoint, output, metadata={"exported_from": checkpoint.name})
+        extra: dict[str, object] = {"exported_from": checkpoint.name}
+        clustering = {"n_dens": n_dens, "n_ngb": n_ngb, "p_thresh": p_thresh}
+        if any(v is not None for v in clustering.values()):
+            if metadata.get("task") != "instance":
+                raise ValueError("--n-dens/--n-ngb/--p-thresh apply to instance checkpoints only")
+            if (n_dens is not None and n_dens < 1) or (n_ngb is not None and n_ngb < 1):
+                raise ValueError(f"--n-dens and --n-ngb must be >= 1, got {n_dens}, {n_ngb}")
+            if p_thresh is not None and not p_thresh >= 1.0:
+                raise ValueError(f"--p-thresh is a density ratio >= 1, got {p_thresh}")
+            extra |= {k: v for k, v in clustering.items() if v is not None}
+        path = export_weights(checkpoint, output, metadata=extra)
     except (CosmosegError, ValueError) as error:
         typer.echo(f"error: {' '.join(str(error).split())}", err=True)
         raise typer.Exit(1) from None

@@ -136,6 +136,7 @@ def evaluate(
     semantic_checkpoint, instance_checkpoint: the model pair (``None``: the shipped default).
     box_paths: box files holding ``fields`` (δ, φ) and the FoF ``segmentation``, at the models' resolution.
     twin_paths: twin box files holding ``segmentation_a`` and ``segmentation_b``.
+    The clustering uses the instance checkpoint's recommended settings (:attr:`ModelPair.clustering`).
     keep: central part of each output crop used (see :func:`~cosmoseg.protohalo.panoptic.predict_panoptic`).
     Returns the Tables ``scores``, ``per_mass`` and ``mass_function`` described in the module docstring.
     """
@@ -163,6 +164,7 @@ def evaluate(
             batch_size=batch_size,
             device=device,
             keep=keep,
+            **pair.clustering,
         )
         assert pred.probabilities is not None
         pools["model"].add(truth.labels, pred.labels, pred.probabilities > threshold)

@@ -20,10 +20,12 @@ from cosmoseg.errors import ProblemCollector, ValidationError
 from cosmoseg.protohalo.panoptic import INPUT_CHANNELS
 from cosmoseg.protohalo.training import load_model
 
-__all__ = ["DEFAULT_MODELS_DIR", "ModelPair", "default_checkpoint", "load_model_pair"]
+__all__ = ["DEFAULT_MODELS_DIR", "PAPER_CLUSTERING", "ModelPair", "default_checkpoint", "load_model_pair"]
 
 DEFAULT_MODELS_DIR = Path(__file__).parent / "default_models"
 CELL_SIZE_RTOL = 1e-3
+PAPER_CLUSTERING = {"n_dens": 20, "n_ngb": 15, "p_thresh": 4.2}
+"""Appendix B's clustering settings, used when an instance checkpoint recommends none."""
 """Relative tolerance on the cell size L/n between a box and the model's training boxes."""
 
 
@@ -60,6 +62,16 @@ class ModelPair:
     @property
     def threshold(self) -> float:
         return float(self.semantic_meta.get("threshold", 0.5))
+
+    @property
+    def clustering(self) -> dict[str, Any]:
+        """n_dens, n_ngb, p_thresh recommended by the instance checkpoint (tuned on its training boxes by
+        ``cosmoseg protohalo export --n-dens ...``), else the paper's."""
+        return {
+            "n_dens": int(self.instance_meta.get("n_dens", PAPER_CLUSTERING["n_dens"])),
+            "n_ngb": int(self.instance_meta.get("n_ngb", PAPER_CLUSTERING["n_ngb"])),
+            "p_thresh": float(self.instance_meta.get("p_thresh", PAPER_CLUSTERING["p_thresh"])),
+        }
 
     @property
     def cell_size(self) -> float:

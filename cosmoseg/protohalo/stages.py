@@ -26,7 +26,8 @@ class PanopticParams:
     (-1 = the threshold calibrated and stored with the semantic model). redshift: where the catalog places the
     haloes (2LPT of their particles). lpt_order: 1 or 2. min_particles: predicted haloes with fewer voxels are
     dropped from the labels and the catalog. batch_size: crops per forward pass. n_dens, n_ngb, p_thresh: the
-    persistence clustering (appendix B). iou_threshold: the lattice merge (appendix D). offset: corner of the
+    persistence clustering (appendix B; 0 = the instance model's recommendation, else the paper's 20, 15, 4.2).
+    iou_threshold: the lattice merge (appendix D). offset: corner of the
     first crop lattice, voxels. keep: side of the central part of each output crop that is used, and the lattice
     step (0 = the whole output; the paper keeps half of it, at 8 times the crops).
     amp: float16 autocast of the networks on CUDA (ignored on the CPU)."""
@@ -38,9 +39,9 @@ class PanopticParams:
     lpt_order: int = 2
     min_particles: int = 1
     batch_size: int = 4
-    n_dens: int = 20
-    n_ngb: int = 15
-    p_thresh: float = 4.2
+    n_dens: int = 0
+    n_ngb: int = 0
+    p_thresh: float = 0.0
     iou_threshold: float = 0.5
     offset: int = 0
     keep: int = 0
@@ -54,11 +55,14 @@ class PanopticParams:
             out.append(f"param 'redshift' must be > -1, got {self.redshift}")
         if self.lpt_order not in (1, 2):
             out.append(f"param 'lpt_order' must be 1 or 2, got {self.lpt_order}")
-        for name in ("min_particles", "batch_size", "n_dens", "n_ngb"):
+        for name in ("min_particles", "batch_size"):
             if getattr(self, name) < 1:
                 out.append(f"param {name!r} must be >= 1, got {getattr(self, name)}")
-        if not self.p_thresh >= 1.0:
-            out.append(f"param 'p_thresh' is a density ratio and must be >= 1, got {self.p_thresh}")
+        for name in ("n_dens", "n_ngb"):
+            if getattr(self, name) < 0:
+                out.append(f"param {name!r} must be >= 1, or 0 for the model's, got {getattr(self, name)}")
+        if not (self.p_thresh == 0.0 or self.p_thresh >= 1.0):
+            out.append(f"param 'p_thresh' is a density ratio >= 1 (or 0 for the model's), got {self.p_thresh}")
         if not 0.5 <= self.iou_threshold <= 1.0:
             out.append(f"param 'iou_threshold' must be in [0.5, 1] (matches are then unique), got {self.iou_threshold}")
         if self.keep < 0:
@@ -91,6 +95,8 @@ class Panoptic(Stage):
                 "(another Omega_m): the models extrapolate"
             )
         threshold = pair.threshold if p.threshold == -1.0 else p.threshold
+        given = {"n_dens": p.n_dens, "n_ngb": p.n_ngb, "p_thresh": p.p_thresh}
+        clustering = {k: v if v else pair.clustering[k] for k, v in given.items()}
         predicted = predict_panoptic(
             fields,
             pair.semantic,
@@ -99,9 +105,7 @@ class Panoptic(Stage):
             size_out=pair.size_out,
             threshold=threshold,
             batch_size=p.batch_size,
-            n_dens=p.n_dens,
-            n_ngb=p.n_ngb,
-            p_thresh=p.p_thresh,
+            **clustering,
             iou_threshold=p.iou_threshold,
             offset=p.offset,
             device=self.ctx.device,
@@ -116,7 +120,7 @@ class Panoptic(Stage):
             labels=flat_labels.reshape(predicted.labels.shape).to(predicted.labels.device),
             probabilities=predicted.probabilities,
             box=predicted.box,
-            meta={**predicted.meta, **models, "min_particles": p.min_particles},
+            meta={**predicted.meta, **models, **clustering, "min_particles": p.min_particles},
         )
         halos = dataclasses.replace(halos, meta={**halos.meta, **models, "threshold": threshold})
         fraction = float((segmentation.labels > 0).float().mean())

@@ -83,6 +83,18 @@ def test_default_threshold_is_the_models(models: tuple[Path, Path]) -> None:
     assert out["segmentation"].meta["threshold"] == pytest.approx(stored)
 
 
+def test_clustering_settings_from_the_instance_model_unless_given(models: tuple[Path, Path], tmp_path: Path) -> None:
+    from cosmoseg.nn import export_weights
+
+    sem, ins = models
+    assert _run(models, _fields(5))["segmentation"].meta["n_dens"] == 20  # no recommendation: the paper's
+    tuned = export_weights(ins, tmp_path / "tuned.pt", metadata={"n_dens": 6, "n_ngb": 7, "p_thresh": 2.5})
+    meta = _run((sem, tuned), _fields(5))["segmentation"].meta
+    assert (meta["n_dens"], meta["n_ngb"], meta["p_thresh"]) == (6, 7, 2.5)
+    meta = _run((sem, tuned), _fields(5), n_dens=9)["segmentation"].meta
+    assert (meta["n_dens"], meta["n_ngb"]) == (9, 7)
+
+
 def test_min_particles_drops_small_haloes(models: tuple[Path, Path]) -> None:
     full = _run(models, _fields(6), threshold=0.3)["segmentation"]
     sizes = torch.bincount(full.labels.flatten())[1:]
@@ -129,9 +141,10 @@ def test_nan_in_the_fields_is_a_clear_error(models: tuple[Path, Path]) -> None:
 
 
 def test_bad_params_are_named() -> None:
-    _, problems = parse_params(Panoptic.Params, {"threshold": 1.5, "p_thresh": 0.5, "batch_size": 0}, Panoptic.name)
+    bad = {"threshold": 1.5, "p_thresh": 0.5, "batch_size": 0, "n_dens": -1}
+    _, problems = parse_params(Panoptic.Params, bad, Panoptic.name)
     text = "\n".join(problems)
-    assert "threshold" in text and "p_thresh" in text and "batch_size" in text
+    assert "threshold" in text and "p_thresh" in text and "batch_size" in text and "n_dens" in text
 
 
 def test_shipped_models_are_small_documented_and_load_weights_only() -> None:
@@ -145,6 +158,7 @@ def test_shipped_models_are_small_documented_and_load_weights_only() -> None:
     assert pair.semantic_meta["threshold_calibrated"] is True
     assert pair.semantic_meta["final"] is True and pair.instance_meta["final"] is True
     assert pair.cell_size == pytest.approx(50.0 / 64)
+    assert pair.clustering == {"n_dens": 10, "n_ngb": 10, "p_thresh": 4.2}  # tuned on training boxes (model card)
     for f in files:
         torch.load(f, map_location="cpu", weights_only=True)  # plain tensors and metadata only
 

@@ -188,10 +188,12 @@ def test_cli_train_end_to_end_and_help(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "instance.pt").is_file()
     load_model(tmp_path / "out" / "instance.pt", "instance")
     source = str(tmp_path / "out" / "instance.pt")
-    exported = runner.invoke(app, ["protohalo", "export", source, str(tmp_path / "w.pt")])
+    exported = runner.invoke(app, ["protohalo", "export", source, str(tmp_path / "w.pt"), "--n-dens", "9"])
     assert exported.exit_code == 0, exported.output
     _, meta = load_model(tmp_path / "w.pt", "instance")
-    assert meta["exported_from"] == "instance.pt"
+    assert meta["exported_from"] == "instance.pt" and meta["n_dens"] == 9 and "p_thresh" not in meta
+    refused = runner.invoke(app, ["protohalo", "export", source, str(tmp_path / "v.pt"), "--p-thresh", "0.5"])
+    assert refused.exit_code == 1 and "density ratio" in refused.output and not (tmp_path / "v.pt").exists()
     assert (tmp_path / "w.pt").stat().st_size < (tmp_path / "out" / "instance.pt").stat().st_size
 
 
