@@ -115,7 +115,10 @@ class Panoptic(Stage):
         halos, flat_labels = halo_catalog_from_segmentation(
             predicted, fields, redshift=p.redshift, lpt_order=p.lpt_order, min_particles=p.min_particles
         )
-        models = {"semantic_model": str(pair.semantic_path), "instance_model": str(pair.instance_path)}
+        models = {
+            "semantic_model": p.semantic_model or f"default {pair.semantic_path.name}",
+            "instance_model": p.instance_model or f"default {pair.instance_path.name}",
+        }
         segmentation = Segmentation(
             labels=flat_labels.reshape(predicted.labels.shape).to(predicted.labels.device),
             probabilities=predicted.probabilities,
