@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import importlib
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -42,12 +43,27 @@ __all__ = [
     "check_matrix",
     "load_sampler",
     "register_sampler",
+    "sampler_class",
 ]
 
 SAMPLER_FORMAT = "cosmoseg.sampler"
 SAMPLER_VERSION = 1
 SAMPLERS: dict[str, type[JointSampler]] = {}
 """method name -> sampler class (filled by :func:`register_sampler`)."""
+BUILT_IN_METHODS = ("flow", "hival", "gauss", "regression")
+"""Methods whose module ``cosmoseg.galaxies.samplers.<method>`` is imported on first use (nflows stays out of
+``import cosmoseg``)."""
+
+
+def sampler_class(method: str) -> type[JointSampler]:
+    """The registered sampler class of ``method``; built-in ones are imported on first use."""
+    if method not in SAMPLERS and method in BUILT_IN_METHODS:
+        importlib.import_module(f"cosmoseg.galaxies.samplers.{method}")
+    if method not in SAMPLERS:
+        known = sorted(set(SAMPLERS) | set(BUILT_IN_METHODS))
+        raise ValidationError(f"unknown sampler method {method!r}; known: {known}")
+    return SAMPLERS[method]
+
 
 Progress = Callable[[int, float], None]
 
@@ -282,10 +298,11 @@ def load_sampler(
             problems.append(f"{path}: fitted on {role} {payload[role]}, but {list(want)} were given")
     if problems:
         raise ArtifactError(problems)
-    method = payload["method"]
-    if method not in SAMPLERS:
-        raise ArtifactError(f"{path}: unknown sampler method {method!r}; known: {sorted(SAMPLERS)}")
-    sampler = SAMPLERS[method](payload["condition_names"], payload["target_names"], **payload["hyper"])
+    try:
+        cls = sampler_class(payload["method"])
+    except ValidationError as err:
+        raise ArtifactError(f"{path}: {err}") from None
+    sampler = cls(payload["condition_names"], payload["target_names"], **payload["hyper"])
     sampler.x_scaler = Standardizer(**payload["x_scaler"])
     sampler.y_scaler = Standardizer(**payload["y_scaler"])
     sampler.card = dict(payload.get("card") or {})
