@@ -1,0 +1,199 @@
+"""Conditional spline-autoregressive normalizing flow for p(galaxy properties | halo properties).
+
+:class:`FlowSampler` (method ``"flow"``) stacks ``layers`` masked piecewise rational-quadratic autoregressive
+transforms (Durkan et al. 2019, "Neural Spline Flows") with a reversal of the feature order between consecutive
+layers, over a standard normal base in the D standardised galaxy properties; every layer's MADE network also sees the
+C standardised halo properties (``context_features = C``). The density is exact, so :meth:`log_prob` is available.
+
+Backends (hyper ``backend``):
+
+* ``"nflows"`` (default): ``nflows.transforms.autoregressive.MaskedPiecewiseRationalQuadraticAutoregressiveTransform``
+  with linear tails outside ``[-tail_bound, tail_bound]`` and ``nflows.transforms.ReversePermutation`` — only these
+  two transforms, a ``CompositeTransform`` and the ``StandardNormal`` base are used. nflows 0.14 is unmaintained and
+  its LU / SVD / QR linear transforms call torch APIs that current torch removed (``torch.triangular_solve``,
+  ``torch.solve`` ...), so they are deliberately not used.
+* ``"zuko"``: ``zuko.flows.NSF`` with ``context = C`` (optional dependency, imported only when asked for; its spline
+  bound is zuko's own, ``tail_bound`` is ignored).
+
+Sampling is deterministic under a ``torch.Generator``: the base noise is drawn from the generator and pushed through
+the inverse transform (nflows' own ``Flow.sample`` would use the global RNG). The same class also learns the reverse
+direction (galaxy → halo): pass the galaxy properties as ``condition_names`` and the halo properties as
+``target_names``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from cosmoseg.errors import ValidationError
+from cosmoseg.galaxies.samplers.base import JointSampler, Progress, register_sampler
+
+__all__ = ["FlowSampler", "build_nflows_transform"]
+
+DEFAULTS: dict[str, Any] = {
+    "backend": "nflows",
+    "layers": 4,
+    "hidden_features": 64,
+    "num_blocks": 2,
+    "bins": 8,
+    "tail_bound": 5.0,
+    "epochs": 50,
+    "batch_size": 512,
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "grad_clip": 5.0,
+}
+_CHUNK = 65536
+
+
+def build_nflows_transform(
+    features: int,
+    context_features: int,
+    *,
+    layers: int = 4,
+    hidden_features: int = 64,
+    num_blocks: int = 2,
+    bins: int = 8,
+    tail_bound: float = 5.0,
+) -> torch.nn.Module:
+    """The nflows ``CompositeTransform`` y (B, features) -> noise (B, features) given context (B, context_features).
+
+    ``layers`` spline autoregressive transforms with a ``ReversePermutation`` between consecutive ones; these are the
+    only nflows transforms the sampler uses (and the ones the tests check for inverse / log-det consistency).
+    """
+    from nflows.transforms import CompositeTransform, ReversePermutation
+    from nflows.transforms.autoregressive import MaskedPiecewiseRationalQuadraticAutoregressiveTransform
+
+    parts: list[torch.nn.Module] = []
+    for i in range(layers):
+        if i > 0 and features > 1:
+            parts.append(ReversePermutation(features))
+        parts.append(
+            MaskedPiecewiseRationalQuadraticAutoregressiveTransform(
+                features=features,
+                hidden_features=hidden_features,
+                context_features=context_features,
+                num_bins=bins,
+                tails="linear",
+                tail_bound=tail_bound,
+                num_blocks=num_blocks,
+            )
+        )
+    return CompositeTransform(parts)
+
+
+@register_sampler
+class FlowSampler(JointSampler):
+    """Conditional neural spline flow (see the module docstring).
+
+    Hyper-parameters (defaults in ``DEFAULTS``): ``backend`` ("nflows" | "zuko"), ``layers``, ``hidden_features``,
+    ``num_blocks`` (residual blocks per MADE, nflows only), ``bins``, ``tail_bound`` (standardised units, nflows
+    only), ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``grad_clip`` (max gradient norm, 0 = off).
+    """
+
+    method = "flow"
+    has_log_prob = True
+
+    def __init__(self, condition_names: Any, target_names: Any, **hyper: Any) -> None:
+        unknown = set(hyper) - set(DEFAULTS)
+        if unknown:
+            raise ValidationError(f"unknown flow hyper-parameter(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+        super().__init__(condition_names, target_names, **{**DEFAULTS, **hyper})
+        if self.hyper["backend"] not in ("nflows", "zuko"):
+            raise ValidationError(f"flow backend must be 'nflows' or 'zuko', got {self.hyper['backend']!r}")
+        self.model: torch.nn.Module | None = None
+
+    # ---- model ------------------------------------------------------------------------------------------
+    def _build(self) -> torch.nn.Module:
+        h, d, c = self.hyper, len(self.target_names), len(self.condition_names)
+        if h["backend"] == "zuko":
+            import zuko
+
+            return zuko.flows.NSF(
+                features=d,
+                context=c,
+                transforms=int(h["layers"]),
+                bins=int(h["bins"]),
+                hidden_features=[int(h["hidden_features"])] * 2,
+            )
+        return build_nflows_transform(
+            d,
+            c,
+            layers=int(h["layers"]),
+            hidden_features=int(h["hidden_features"]),
+            num_blocks=int(h["num_blocks"]),
+            bins=int(h["bins"]),
+            tail_bound=float(h["tail_bound"]),
+        )
+
+    def _model_log_prob(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """log density (N,) of standardised y (N, D) given standardised x (N, C), in standardised units."""
+        assert self.model is not None
+        if self.hyper["backend"] == "zuko":
+            return self.model(x).log_prob(y)
+        noise, logdet = self.model(y, context=x)
+        base = -0.5 * (noise**2).sum(1) - 0.5 * noise.shape[1] * math.log(2 * math.pi)
+        return base + logdet
+
+    def _model_inverse(self, noise: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        assert self.model is not None
+        if self.hyper["backend"] == "zuko":
+            return self.model(x).transform.inv(noise)
+        y, _ = self.model.inverse(noise, context=x)
+        return y
+
+    # ---- JointSampler -----------------------------------------------------------------------------------
+    def _fit(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, progress: Progress | None) -> None:
+        h = self.hyper
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # network initialisation uses the global RNG: make it a function of `generator`
+            self.model = self._build()
+        opt = torch.optim.Adam(self.model.parameters(), lr=float(h["lr"]), weight_decay=float(h["weight_decay"]))
+        n, bs = len(x), max(1, min(int(h["batch_size"]), len(x)))
+        self.model.train()
+        for epoch in range(int(h["epochs"])):
+            order = torch.randperm(n, generator=generator)
+            total = 0.0
+            for start in range(0, n, bs):
+                idx = order[start : start + bs]
+                loss = -self._model_log_prob(x[idx], y[idx]).mean()
+                opt.zero_grad()
+                loss.backward()
+                if float(h["grad_clip"]) > 0:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(h["grad_clip"]))
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+            if progress is not None:
+                progress(epoch, total / n)
+        self.model.eval()
+
+    def _sample(self, x: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+        m, d = len(x), len(self.target_names)
+        noise = torch.randn((n * m, d), generator=generator)
+        ctx = x.repeat(n, 1)  # row k*m + j is halo j of draw k
+        out = []
+        with torch.no_grad():
+            for start in range(0, n * m, _CHUNK):
+                out.append(self._model_inverse(noise[start : start + _CHUNK], ctx[start : start + _CHUNK]))
+        return torch.cat(out).reshape(n, m, d)
+
+    def _log_prob(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.cat(
+                [self._model_log_prob(x[s : s + _CHUNK], y[s : s + _CHUNK]) for s in range(0, max(len(x), 1), _CHUNK)]
+            )
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.model is None:
+            raise ValidationError("the flow sampler is not fitted")
+        return {"model": {k: v.detach().clone() for k, v in self.model.state_dict().items()}}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.model = self._build()
+        self.model.load_state_dict(dict(state["model"]))
+        self.model.eval()
