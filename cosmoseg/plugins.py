@@ -31,6 +31,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "cosmoseg.sim.stages",
     "cosmoseg.measure.stages",
     "cosmoseg.protohalo.stages",
+    "cosmoseg.galaxies.stages",
 )
 """Modules of the built-in plugins; they go through the same registry as third-party ones."""
 

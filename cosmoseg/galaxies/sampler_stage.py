@@ -1,0 +1,105 @@
+"""The stage shape shared by the four joint samplers: a HaloCatalog in, one central galaxy per halo out.
+
+A stage either loads a fitted sampler file (``model``) or fits one on the spot from optional training inputs
+(``train_halos`` and ``train_galaxies``, e.g. the haloes of a simulation and the galaxies the galaxy model painted
+on them; centrals are paired with their hosts by the ``host`` column), then draws the galaxy properties of every
+halo of ``halos`` above ``min_mass``. Galaxies sit at their halo's position with its velocity (``is_central``
+True, ``host`` = the halo's row).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import torch
+
+from cosmoseg.data import GalaxyCatalog, HaloCatalog
+from cosmoseg.errors import ValidationError
+from cosmoseg.galaxies.features import (
+    DEFAULT_GALAXY_PROPERTIES,
+    DEFAULT_HALO_PROPERTIES,
+    central_pairs,
+    property_matrix,
+)
+from cosmoseg.galaxies.samplers.base import JointSampler, load_sampler, sampler_class
+from cosmoseg.pipeline.stage import Stage
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerParams:
+    """model: a fitted sampler file of this method ("" = fit one on the train_halos / train_galaxies inputs).
+    save_model: where to write the sampler fitted here ("" = nowhere). conditions, targets: the halo and galaxy
+    properties (columns or log_<column>) of a sampler fitted here. hyper: the method's hyper-parameters.
+    min_mass: haloes lighter than this (Msun/h) get no galaxy."""
+
+    model: str = ""
+    save_model: str = ""
+    conditions: tuple[str, ...] = DEFAULT_HALO_PROPERTIES
+    targets: tuple[str, ...] = DEFAULT_GALAXY_PROPERTIES
+    hyper: dict[str, Any] = dataclasses.field(default_factory=dict)
+    min_mass: float = 0.0
+
+    def problems(self) -> list[str]:
+        out = []
+        if not self.conditions or not self.targets:
+            out.append("params 'conditions' and 'targets' need at least one property each")
+        if self.min_mass < 0:
+            out.append(f"param 'min_mass' must be >= 0 Msun/h, got {self.min_mass}")
+        return out
+
+
+class SamplerStage(Stage):
+    """Base of galaxies.flow / hival / gauss / regression (``method`` names the sampler)."""
+
+    method: ClassVar[str] = ""
+    Params = SamplerParams
+    inputs = {"halos": HaloCatalog, "train_halos": HaloCatalog, "train_galaxies": GalaxyCatalog}
+    optional_inputs = frozenset({"train_halos", "train_galaxies"})
+    outputs = {"galaxies": GalaxyCatalog}
+
+    def _sampler(self, train_halos: HaloCatalog | None, train_galaxies: GalaxyCatalog | None) -> JointSampler:
+        p: SamplerParams = self.params
+        cls = sampler_class(self.method)
+        if p.model:
+            sampler = load_sampler(p.model)
+            if sampler.method != self.method:
+                raise ValidationError(
+                    f"{p.model} holds a {sampler.method!r} sampler; stage {self.name} needs {self.method!r}"
+                )
+            return sampler
+        if train_halos is None or train_galaxies is None:
+            raise ValidationError(
+                f"stage {self.name}: give a fitted sampler file (param 'model') or both inputs 'train_halos' and "
+                "'train_galaxies' to fit one"
+            )
+        halo_rows, galaxy_rows = central_pairs(train_halos, train_galaxies)
+        x = property_matrix(train_halos, p.conditions, role="training halo catalog")[halo_rows]
+        y = property_matrix(train_galaxies, p.targets, role="training galaxy catalog")[galaxy_rows]
+        sampler = cls(list(p.conditions), list(p.targets), **p.hyper)
+        sampler.fit(x, y, generator=self.ctx.make_generator("cpu", offset=1))
+        self.ctx.log(f"fitted a {self.method} sampler on {len(x)} centrals")
+        if p.save_model:
+            sampler.save(p.save_model, card={"data": f"{len(x)} centrals of the pipeline's training inputs"})
+        return sampler
+
+    def run(
+        self,
+        halos: HaloCatalog,
+        train_halos: HaloCatalog | None = None,
+        train_galaxies: GalaxyCatalog | None = None,
+    ) -> dict[str, GalaxyCatalog]:
+        p: SamplerParams = self.params
+        sampler = self._sampler(train_halos, train_galaxies)
+        keep = torch.nonzero(halos["mass"] >= p.min_mass).reshape(-1)
+        x = property_matrix(halos, sampler.condition_names, role="halo catalog")[keep]
+        n_targets = len(sampler.target_names)
+        gen = self.ctx.make_generator("cpu", offset=2)
+        draws = sampler.sample(x, 1, generator=gen)[0] if len(keep) else torch.zeros(0, n_targets)
+        columns: dict[str, torch.Tensor] = {"pos": halos["pos"][keep]}
+        if "vel" in halos.columns:
+            columns["vel"] = halos["vel"][keep]
+        columns |= {"host": keep, "is_central": torch.ones(len(keep), dtype=torch.bool)}
+        columns |= {name: draws[:, j].to(torch.float32) for j, name in enumerate(sampler.target_names)}
+        meta = {"sampler": self.method, "model": p.model or "fitted in this run", "min_mass": p.min_mass}
+        return {"galaxies": GalaxyCatalog(columns=columns, box=halos.box, meta=meta)}

@@ -1,0 +1,219 @@
+"""The plugin face of ``cosmoseg.galaxies``: the galaxy model, the HOD and the four joint samplers as stages."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+from cosmoseg.data import GalaxyCatalog, HaloCatalog
+from cosmoseg.errors import ValidationError
+from cosmoseg.galaxies.hod import HODParams, populate, prepare_hod
+from cosmoseg.galaxies.model import VARIANTS, paint_galaxies
+from cosmoseg.galaxies.sampler_stage import SamplerStage
+from cosmoseg.hookspecs import hookimpl
+from cosmoseg.pipeline.stage import Stage
+
+
+def _seed(stage: Stage, seed: int) -> int:
+    return stage.ctx.seed % (2**62) if seed < 0 else seed
+
+
+def _toy_halos(generator: torch.Generator, n: int = 300) -> HaloCatalog:
+    """Haloes of 10^11.5–10^14.5 Msun/h with the columns the galaxy stages use, in a 100 Mpc/h box."""
+    from cosmoseg.data import Box
+
+    log_mass = 11.5 + 3.0 * torch.rand(n, generator=generator, dtype=torch.float64)
+    columns = {
+        "pos": 100.0 * torch.rand((n, 3), generator=generator, dtype=torch.float64),
+        "vel": 300.0 * torch.randn((n, 3), generator=generator, dtype=torch.float64),
+        "mass": 10.0**log_mass,
+        "vmax": 10.0 ** (2.0 + (log_mass - 12.0) / 3.0),
+        "concentration": 5.0 + torch.rand(n, generator=generator, dtype=torch.float64) * 5.0,
+        "spin": 0.01 + 0.06 * torch.rand(n, generator=generator, dtype=torch.float64),
+        "log_env_density_r2": torch.randn(n, generator=generator, dtype=torch.float64),
+    }
+    return HaloCatalog(columns=columns, box=Box(length=100.0))
+
+
+@dataclasses.dataclass(frozen=True)
+class GalaxyModelStageParams:
+    """variant: "fiducial" (Behroozi et al. 2013 SMHM, quenching by stellar mass, assembly and environment) or
+    "moster13" (Moster et al. 2013 SMHM, quenching by halo mass). seed: -1 = the stage's seed. satellites: False
+    paints centrals only. min_log_mstar: drop galaxies below this log10 M* (Msun/h); 0 keeps all."""
+
+    variant: str = "fiducial"
+    seed: int = -1
+    satellites: bool = True
+    min_log_mstar: float = 0.0
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.variant not in VARIANTS:
+            out.append(f"param 'variant' must be one of {sorted(VARIANTS)}, got {self.variant!r}")
+        if self.seed < -1:
+            out.append(f"param 'seed' must be >= 0, or -1 for the stage's seed, got {self.seed}")
+        return out
+
+
+class GalaxyModelStage(Stage):
+    """Galaxies painted onto haloes by the semi-empirical model: the truth the samplers learn from."""
+
+    name = "galaxies.model"
+    Params = GalaxyModelStageParams
+    inputs = {"halos": HaloCatalog}
+    outputs = {"galaxies": GalaxyCatalog}
+
+    def run(self, halos: HaloCatalog) -> dict[str, GalaxyCatalog]:
+        p: GalaxyModelStageParams = self.params
+        galaxies = paint_galaxies(
+            halos,
+            variant=p.variant,
+            seed=_seed(self, p.seed),
+            satellites=p.satellites,
+            min_log_mstar=p.min_log_mstar or None,
+        )
+        self.ctx.log(f"{len(galaxies)} galaxies, {int(galaxies['is_central'].sum())} centrals ({p.variant})")
+        return {"galaxies": galaxies}
+
+    @classmethod
+    def example_inputs(cls, generator: torch.Generator) -> dict[str, HaloCatalog]:
+        return {"halos": _toy_halos(generator)}
+
+
+_HOD_FIELDS = {f.name: f for f in dataclasses.fields(HODParams)}
+
+
+@dataclasses.dataclass(frozen=True)
+class HODStageParams:
+    """The Zheng et al. (2007) parameters (masses log10 Msun/h; defaults: their M_r < -21 sample): log_m_min,
+    sigma_log_m, log_m0, log_m1, alpha, modulate_satellites; decorations: a_cen, a_sat (assembly bias in [-1, 1],
+    with a secondary halo property), alpha_c, alpha_s (velocity bias). secondary: halo column ranked at fixed mass
+    for assembly bias ("" = none). velocities: give galaxies velocities (the haloes need vel). seed: -1 = the
+    stage's seed."""
+
+    log_m_min: float = 12.79
+    sigma_log_m: float = 0.39
+    log_m0: float = 11.92
+    log_m1: float = 13.94
+    alpha: float = 1.15
+    modulate_satellites: bool = False
+    a_cen: float = 0.0
+    a_sat: float = 0.0
+    alpha_c: float = 0.0
+    alpha_s: float = 1.0
+    secondary: str = ""
+    velocities: bool = True
+    seed: int = -1
+
+    def hod(self) -> HODParams:
+        return HODParams(**{k: getattr(self, k) for k in _HOD_FIELDS})
+
+    def problems(self) -> list[str]:
+        out = []
+        try:
+            self.hod()
+        except ValidationError as err:
+            out += [f"params: {problem}" for problem in err.problems]
+        if (self.a_cen or self.a_sat) and not self.secondary:
+            out.append("params 'a_cen'/'a_sat' (assembly bias) need a 'secondary' halo property, e.g. 'concentration'")
+        if self.seed < -1:
+            out.append(f"param 'seed' must be >= 0, or -1 for the stage's seed, got {self.seed}")
+        return out
+
+
+class HODStage(Stage):
+    """Galaxies from the Zheng et al. (2007) halo occupation distribution, with optional decorations."""
+
+    name = "galaxies.hod"
+    Params = HODStageParams
+    inputs = {"halos": HaloCatalog}
+    outputs = {"galaxies": GalaxyCatalog}
+
+    def run(self, halos: HaloCatalog) -> dict[str, GalaxyCatalog]:
+        p: HODStageParams = self.params
+        prepared = prepare_hod(halos, velocities=p.velocities, secondary=p.secondary or None)
+        galaxies = populate(prepared, p.hod(), _seed(self, p.seed))
+        self.ctx.log(f"{len(galaxies)} galaxies, {int(galaxies['is_central'].sum())} centrals")
+        return {"galaxies": galaxies}
+
+    @classmethod
+    def example_params(cls) -> dict[str, Any]:
+        return {"log_m_min": 12.0, "log_m1": 13.0, "a_cen": 0.5, "secondary": "concentration"}
+
+    @classmethod
+    def example_inputs(cls, generator: torch.Generator) -> dict[str, HaloCatalog]:
+        return {"halos": _toy_halos(generator)}
+
+
+def _sampler_example_inputs(generator: torch.Generator) -> dict[str, Any]:
+    halos = _toy_halos(generator)
+    return {"halos": halos, "train_halos": halos, "train_galaxies": paint_galaxies(halos, seed=3, satellites=False)}
+
+
+class FlowStage(SamplerStage):
+    """Central galaxies drawn from a conditional normalizing flow (spline autoregressive) given their haloes."""
+
+    name = "galaxies.flow"
+    method = "flow"
+
+    @classmethod
+    def example_params(cls) -> dict[str, Any]:
+        return {"conditions": ["log_mass", "concentration"], "hyper": {"epochs": 2, "hidden_features": 16, "layers": 2}}
+
+    @classmethod
+    def example_inputs(cls, generator: torch.Generator) -> dict[str, Any]:
+        return _sampler_example_inputs(generator)
+
+
+class HiValStage(SamplerStage):
+    """Central galaxies drawn from HiVAl classes of galaxy-property space, predicted by a classifier."""
+
+    name = "galaxies.hival"
+    method = "hival"
+
+    @classmethod
+    def example_params(cls) -> dict[str, Any]:
+        hyper = {"n_classes": 8, "epochs": 2, "hidden_features": 16}
+        return {"conditions": ["log_mass", "concentration"], "hyper": hyper}
+
+    @classmethod
+    def example_inputs(cls, generator: torch.Generator) -> dict[str, Any]:
+        return _sampler_example_inputs(generator)
+
+
+class GaussStage(SamplerStage):
+    """Central galaxies drawn from a network's Gaussian (mean and full covariance) given their haloes."""
+
+    name = "galaxies.gauss"
+    method = "gauss"
+
+    @classmethod
+    def example_params(cls) -> dict[str, Any]:
+        return {"conditions": ["log_mass", "concentration"], "hyper": {"epochs": 2, "hidden": 16}}
+
+    @classmethod
+    def example_inputs(cls, generator: torch.Generator) -> dict[str, Any]:
+        return _sampler_example_inputs(generator)
+
+
+class RegressionStage(SamplerStage):
+    """Central galaxies from one regression network per property plus its residual scatter."""
+
+    name = "galaxies.regression"
+    method = "regression"
+
+    @classmethod
+    def example_params(cls) -> dict[str, Any]:
+        return {"conditions": ["log_mass", "concentration"], "hyper": {"epochs": 2, "hidden": 16}}
+
+    @classmethod
+    def example_inputs(cls, generator: torch.Generator) -> dict[str, Any]:
+        return _sampler_example_inputs(generator)
+
+
+@hookimpl
+def cosmoseg_register_stages(register: Any) -> None:
+    for stage in (GalaxyModelStage, HODStage, FlowStage, HiValStage, GaussStage, RegressionStage):
+        register(stage)

@@ -1,0 +1,66 @@
+"""The galaxies stages: the sampler stage shape (fit here or load a file), its checks, and a pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from cosmoseg.data import HaloCatalog
+from cosmoseg.errors import ValidationError
+from cosmoseg.galaxies.model import paint_galaxies
+from cosmoseg.galaxies.samplers.base import load_sampler
+from cosmoseg.galaxies.stages import GaussStage, RegressionStage, _toy_halos
+from cosmoseg.pipeline.context import RunContext
+from cosmoseg.pipeline.params import parse_params
+
+HYPER = {"epochs": 3, "hidden": 16}
+
+
+def _stage(cls: type, **params: object) -> object:
+    parsed, problems = parse_params(cls.Params, {"conditions": ["log_mass", "concentration"], **params}, cls.name)
+    assert not problems, problems
+    return cls(parsed, RunContext(device=torch.device("cpu"), seed=5, stage_id="t"))
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple:
+    halos = _toy_halos(torch.Generator().manual_seed(0))
+    return halos, paint_galaxies(halos, seed=1, satellites=False)
+
+
+def test_fit_here_save_and_reuse(data: tuple, tmp_path: Path) -> None:
+    halos, truth = data
+    path = tmp_path / "gauss.pt"
+    out = _stage(GaussStage, hyper=HYPER, save_model=str(path)).run(halos, train_halos=halos, train_galaxies=truth)
+    galaxies = out["galaxies"]
+    assert len(galaxies) == len(halos) and bool(galaxies["is_central"].all())
+    assert torch.equal(galaxies["pos"], halos["pos"]) and torch.equal(galaxies["host"], torch.arange(len(halos)))
+    assert {"log_mstar", "log_ssfr", "color_gi", "log_radius", "log_z"} <= set(galaxies.columns)
+    assert load_sampler(path).condition_names == ["log_mass", "concentration"]
+    again = _stage(GaussStage, model=str(path)).run(halos)["galaxies"]
+    assert torch.equal(again["log_mstar"], galaxies["log_mstar"])  # same stage seed, same sampler: same draws
+
+
+def test_min_mass_and_clear_errors(data: tuple, tmp_path: Path) -> None:
+    halos, truth = data
+    cut = float(halos["mass"].median())
+    out = _stage(GaussStage, hyper=HYPER, min_mass=cut).run(halos, train_halos=halos, train_galaxies=truth)
+    assert len(out["galaxies"]) == int((halos["mass"] >= cut).sum())
+    with pytest.raises(ValidationError, match="give a fitted sampler file"):
+        _stage(GaussStage).run(halos)
+    path = tmp_path / "g.pt"
+    _stage(GaussStage, hyper=HYPER, save_model=str(path)).run(halos, train_halos=halos, train_galaxies=truth)
+    with pytest.raises(ValidationError, match="holds a 'gauss' sampler"):
+        _stage(RegressionStage, model=str(path)).run(halos)
+    with pytest.raises(ValidationError, match=r"lacks the propert\(ies\) \['log_vmax'\]"):
+        _stage(GaussStage, hyper=HYPER, conditions=["log_mass", "log_vmax"]).run(
+            _drop(halos, "vmax"),
+            train_halos=_drop(halos, "vmax"),
+            train_galaxies=truth,
+        )
+
+
+def _drop(halos: HaloCatalog, column: str) -> HaloCatalog:
+    return HaloCatalog(columns={k: v for k, v in halos.columns.items() if k != column}, box=halos.box)
