@@ -214,6 +214,14 @@ class RegressionStage(SamplerStage):
 
 
 @hookimpl
+def cosmoseg_register_commands(app: Any) -> None:
+    """``cosmoseg galaxies train|evaluate``: fit and compare the samplers on a suite."""
+    from cosmoseg.galaxies.commands import app as galaxies_app
+
+    app.add_typer(galaxies_app, name="galaxies")
+
+
+@hookimpl
 def cosmoseg_register_stages(register: Any) -> None:
     for stage in (GalaxyModelStage, HODStage, FlowStage, HiValStage, GaussStage, RegressionStage):
         register(stage)
