@@ -1,15 +1,17 @@
 """The stage shape shared by the four joint samplers: a HaloCatalog in, one central galaxy per halo out.
 
-A stage either loads a fitted sampler file (``model``) or fits one on the spot from optional training inputs
+A stage loads a fitted sampler file (``model``), or fits one on the spot from optional training inputs
 (``train_halos`` and ``train_galaxies``, e.g. the haloes of a simulation and the galaxies the galaxy model painted
-on them; centrals are paired with their hosts by the ``host`` column), then draws the galaxy properties of every
-halo of ``halos`` above ``min_mass``. Galaxies sit at their halo's position with its velocity (``is_central``
-True, ``host`` = the halo's row).
+on them; centrals are paired with their hosts by the ``host`` column), or, with neither, uses the shipped default
+of the method in ``cosmoseg/galaxies/default_models/`` where there is one. It then draws the galaxy properties of
+every halo of ``halos`` above ``min_mass``. Galaxies sit at their halo's position with its velocity
+(``is_central`` True, ``host`` = the halo's row).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -25,10 +27,14 @@ from cosmoseg.galaxies.features import (
 from cosmoseg.galaxies.samplers.base import JointSampler, load_sampler, sampler_class
 from cosmoseg.pipeline.stage import Stage
 
+DEFAULT_MODELS_DIR = Path(__file__).parent / "default_models"
+"""Shipped fitted samplers, ``<method>.pt``, with their MODEL_CARD.md."""
+
 
 @dataclasses.dataclass(frozen=True)
 class SamplerParams:
-    """model: a fitted sampler file of this method ("" = fit one on the train_halos / train_galaxies inputs).
+    """model: a fitted sampler file of this method ("" = fit one on the train_halos / train_galaxies inputs, or
+    without them the shipped default of the method).
     save_model: where to write the sampler fitted here ("" = nowhere). conditions, targets: the halo and galaxy
     properties (columns or log_<column>) of a sampler fitted here. hyper: the method's hyper-parameters.
     min_mass: haloes lighter than this (Msun/h) get no galaxy."""
@@ -68,6 +74,10 @@ class SamplerStage(Stage):
                     f"{p.model} holds a {sampler.method!r} sampler; stage {self.name} needs {self.method!r}"
                 )
             return sampler
+        shipped = DEFAULT_MODELS_DIR / f"{self.method}.pt"
+        if train_halos is None and train_galaxies is None and shipped.is_file():
+            self.ctx.log(f"using the shipped {self.method} sampler ({shipped.name}, see its MODEL_CARD.md)")
+            return load_sampler(shipped)
         if train_halos is None or train_galaxies is None:
             raise ValidationError(
                 f"stage {self.name}: give a fitted sampler file (param 'model') or both inputs 'train_halos' and "
