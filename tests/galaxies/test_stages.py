@@ -64,3 +64,18 @@ def test_min_mass_and_clear_errors(data: tuple, tmp_path: Path) -> None:
 
 def _drop(halos: HaloCatalog, column: str) -> HaloCatalog:
     return HaloCatalog(columns={k: v for k, v in halos.columns.items() if k != column}, box=halos.box)
+
+
+def test_the_shipped_flow_is_documented_and_used_by_default(data: tuple) -> None:
+    from cosmoseg.galaxies.sampler_stage import DEFAULT_MODELS_DIR
+    from cosmoseg.galaxies.stages import FlowStage
+
+    path = DEFAULT_MODELS_DIR / "flow.pt"
+    assert path.stat().st_size < 5 * 2**20
+    sampler = load_sampler(path)  # weights_only=True inside
+    assert sampler.method == "flow" and sampler.card["metrics"]["c2st_auc"] <= 0.55
+    assert "configs/suites/galaxies.toml" in (DEFAULT_MODELS_DIR / "MODEL_CARD.md").read_text()
+    halos, _ = data
+    parsed, _ = parse_params(FlowStage.Params, {}, FlowStage.name)
+    out = FlowStage(parsed, RunContext(device=torch.device("cpu"), seed=5, stage_id="t")).run(halos)["galaxies"]
+    assert len(out) == len(halos) and bool(torch.isfinite(out["log_mstar"]).all())
