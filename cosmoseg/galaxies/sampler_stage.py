@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from cosmoseg.data import GalaxyCatalog, HaloCatalog
+from cosmoseg.data import Box, GalaxyCatalog, HaloCatalog
 from cosmoseg.errors import ValidationError
 from cosmoseg.galaxies.features import (
     DEFAULT_GALAXY_PROPERTIES,
@@ -29,6 +29,21 @@ from cosmoseg.pipeline.stage import Stage
 
 DEFAULT_MODELS_DIR = Path(__file__).parent / "default_models"
 """Shipped fitted samplers, ``<method>.pt``, with their MODEL_CARD.md."""
+
+
+def toy_halos(generator: torch.Generator, n: int = 300) -> HaloCatalog:
+    """Haloes of 10^11.5–10^14.5 Msun/h with the columns the galaxy stages use, in a 100 Mpc/h box."""
+    log_mass = 11.5 + 3.0 * torch.rand(n, generator=generator, dtype=torch.float64)
+    columns = {
+        "pos": 100.0 * torch.rand((n, 3), generator=generator, dtype=torch.float64),
+        "vel": 300.0 * torch.randn((n, 3), generator=generator, dtype=torch.float64),
+        "mass": 10.0**log_mass,
+        "vmax": 10.0 ** (2.0 + (log_mass - 12.0) / 3.0),
+        "concentration": 5.0 + torch.rand(n, generator=generator, dtype=torch.float64) * 5.0,
+        "spin": 0.01 + 0.06 * torch.rand(n, generator=generator, dtype=torch.float64),
+        "log_env_density_r2": torch.randn(n, generator=generator, dtype=torch.float64),
+    }
+    return HaloCatalog(columns=columns, box=Box(length=100.0))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,10 +74,23 @@ class SamplerStage(Stage):
     """Base of galaxies.flow / hival / gauss / regression (``method`` names the sampler)."""
 
     method: ClassVar[str] = ""
+    example_hyper: ClassVar[dict[str, Any]] = {}
+    """Small hyper-parameters for the contract checker's tiny run."""
     Params = SamplerParams
     inputs = {"halos": HaloCatalog, "train_halos": HaloCatalog, "train_galaxies": GalaxyCatalog}
     optional_inputs = frozenset({"train_halos", "train_galaxies"})
     outputs = {"galaxies": GalaxyCatalog}
+
+    @classmethod
+    def example_params(cls) -> dict[str, Any]:
+        return {"conditions": ["log_mass", "concentration"], "hyper": dict(cls.example_hyper)}
+
+    @classmethod
+    def example_inputs(cls, generator: torch.Generator) -> dict[str, Any]:
+        from cosmoseg.galaxies.model import paint_galaxies
+
+        halos = toy_halos(generator)
+        return {"halos": halos, "train_halos": halos, "train_galaxies": paint_galaxies(halos, seed=3, satellites=False)}
 
     def _sampler(self, train_halos: HaloCatalog | None, train_galaxies: GalaxyCatalog | None) -> JointSampler:
         p: SamplerParams = self.params

@@ -11,30 +11,13 @@ from cosmoseg.data import GalaxyCatalog, HaloCatalog
 from cosmoseg.errors import ValidationError
 from cosmoseg.galaxies.hod import HODParams, populate, prepare_hod
 from cosmoseg.galaxies.model import VARIANTS, paint_galaxies
-from cosmoseg.galaxies.sampler_stage import SamplerStage
+from cosmoseg.galaxies.sampler_stage import SamplerStage, toy_halos
 from cosmoseg.hookspecs import hookimpl
 from cosmoseg.pipeline.stage import Stage
 
 
 def _seed(stage: Stage, seed: int) -> int:
     return stage.ctx.seed % (2**62) if seed < 0 else seed
-
-
-def _toy_halos(generator: torch.Generator, n: int = 300) -> HaloCatalog:
-    """Haloes of 10^11.5–10^14.5 Msun/h with the columns the galaxy stages use, in a 100 Mpc/h box."""
-    from cosmoseg.data import Box
-
-    log_mass = 11.5 + 3.0 * torch.rand(n, generator=generator, dtype=torch.float64)
-    columns = {
-        "pos": 100.0 * torch.rand((n, 3), generator=generator, dtype=torch.float64),
-        "vel": 300.0 * torch.randn((n, 3), generator=generator, dtype=torch.float64),
-        "mass": 10.0**log_mass,
-        "vmax": 10.0 ** (2.0 + (log_mass - 12.0) / 3.0),
-        "concentration": 5.0 + torch.rand(n, generator=generator, dtype=torch.float64) * 5.0,
-        "spin": 0.01 + 0.06 * torch.rand(n, generator=generator, dtype=torch.float64),
-        "log_env_density_r2": torch.randn(n, generator=generator, dtype=torch.float64),
-    }
-    return HaloCatalog(columns=columns, box=Box(length=100.0))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +62,7 @@ class GalaxyModelStage(Stage):
 
     @classmethod
     def example_inputs(cls, generator: torch.Generator) -> dict[str, HaloCatalog]:
-        return {"halos": _toy_halos(generator)}
+        return {"halos": toy_halos(generator)}
 
 
 _HOD_FIELDS = {f.name: f for f in dataclasses.fields(HODParams)}
@@ -144,12 +127,7 @@ class HODStage(Stage):
 
     @classmethod
     def example_inputs(cls, generator: torch.Generator) -> dict[str, HaloCatalog]:
-        return {"halos": _toy_halos(generator)}
-
-
-def _sampler_example_inputs(generator: torch.Generator) -> dict[str, Any]:
-    halos = _toy_halos(generator)
-    return {"halos": halos, "train_halos": halos, "train_galaxies": paint_galaxies(halos, seed=3, satellites=False)}
+        return {"halos": toy_halos(generator)}
 
 
 class FlowStage(SamplerStage):
@@ -157,14 +135,7 @@ class FlowStage(SamplerStage):
 
     name = "galaxies.flow"
     method = "flow"
-
-    @classmethod
-    def example_params(cls) -> dict[str, Any]:
-        return {"conditions": ["log_mass", "concentration"], "hyper": {"epochs": 2, "hidden_features": 16, "layers": 2}}
-
-    @classmethod
-    def example_inputs(cls, generator: torch.Generator) -> dict[str, Any]:
-        return _sampler_example_inputs(generator)
+    example_hyper = {"epochs": 2, "hidden_features": 16, "layers": 2}
 
 
 class HiValStage(SamplerStage):
@@ -172,15 +143,7 @@ class HiValStage(SamplerStage):
 
     name = "galaxies.hival"
     method = "hival"
-
-    @classmethod
-    def example_params(cls) -> dict[str, Any]:
-        hyper = {"n_classes": 8, "epochs": 2, "hidden_features": 16}
-        return {"conditions": ["log_mass", "concentration"], "hyper": hyper}
-
-    @classmethod
-    def example_inputs(cls, generator: torch.Generator) -> dict[str, Any]:
-        return _sampler_example_inputs(generator)
+    example_hyper = {"n_classes": 8, "epochs": 2, "hidden_features": 16}
 
 
 class GaussStage(SamplerStage):
@@ -188,14 +151,7 @@ class GaussStage(SamplerStage):
 
     name = "galaxies.gauss"
     method = "gauss"
-
-    @classmethod
-    def example_params(cls) -> dict[str, Any]:
-        return {"conditions": ["log_mass", "concentration"], "hyper": {"epochs": 2, "hidden": 16}}
-
-    @classmethod
-    def example_inputs(cls, generator: torch.Generator) -> dict[str, Any]:
-        return _sampler_example_inputs(generator)
+    example_hyper = {"epochs": 2, "hidden": 16}
 
 
 class RegressionStage(SamplerStage):
@@ -203,14 +159,7 @@ class RegressionStage(SamplerStage):
 
     name = "galaxies.regression"
     method = "regression"
-
-    @classmethod
-    def example_params(cls) -> dict[str, Any]:
-        return {"conditions": ["log_mass", "concentration"], "hyper": {"epochs": 2, "hidden": 16}}
-
-    @classmethod
-    def example_inputs(cls, generator: torch.Generator) -> dict[str, Any]:
-        return _sampler_example_inputs(generator)
+    example_hyper = {"epochs": 2, "hidden": 16}
 
 
 @hookimpl

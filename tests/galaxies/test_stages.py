@@ -10,8 +10,9 @@ import torch
 from cosmoseg.data import HaloCatalog
 from cosmoseg.errors import ValidationError
 from cosmoseg.galaxies.model import paint_galaxies
+from cosmoseg.galaxies.sampler_stage import toy_halos
 from cosmoseg.galaxies.samplers.base import load_sampler
-from cosmoseg.galaxies.stages import GaussStage, RegressionStage, _toy_halos
+from cosmoseg.galaxies.stages import GaussStage, RegressionStage
 from cosmoseg.pipeline.context import RunContext
 from cosmoseg.pipeline.params import parse_params
 
@@ -26,7 +27,7 @@ def _stage(cls: type, **params: object) -> object:
 
 @pytest.fixture(scope="module")
 def data() -> tuple:
-    halos = _toy_halos(torch.Generator().manual_seed(0))
+    halos = toy_halos(torch.Generator().manual_seed(0))
     return halos, paint_galaxies(halos, seed=1, satellites=False)
 
 

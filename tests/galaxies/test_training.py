@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from cosmoseg.cli import build_app
 from cosmoseg.data import load_artifact, save_artifact
 from cosmoseg.errors import ValidationError
+from cosmoseg.galaxies.sampler_stage import toy_halos
 from cosmoseg.galaxies.samplers.base import load_sampler
-from cosmoseg.galaxies.stages import _toy_halos
 from cosmoseg.galaxies.training import evaluate_samplers, find_boxes, split_boxes, suite_rows, train_sampler
 
 CONDITIONS = ["log_mass", "concentration"]
@@ -23,7 +23,7 @@ TARGETS = ["log_mstar", "color_gi"]
 def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("galaxy_suite")
     for i in range(3):
-        save_artifact(folder / f"box_{i:04d}.h5", {"halos": _toy_halos(torch.Generator().manual_seed(i), n=400)})
+        save_artifact(folder / f"box_{i:04d}.h5", {"halos": toy_halos(torch.Generator().manual_seed(i), n=400)})
     return folder
 
 
