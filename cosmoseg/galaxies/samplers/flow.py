@@ -86,6 +86,57 @@ def build_nflows_transform(
     return CompositeTransform(parts)
 
 
+def _spline_layer_inverse(layer: torch.nn.Module, z: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    """Inverse of one masked spline autoregressive layer, one coordinate per MADE pass.
+
+    nflows' ``AutoregressiveTransform.inverse`` also runs D MADE passes, but evaluates the spline of every
+    coordinate in each of them; coordinate i is final after pass i (the MADE's natural input order), so only its
+    spline is needed: the same result at about half the cost (the splines dominate). z: (B, D); context: (B, C).
+    """
+    from nflows.transforms.splines import unconstrained_rational_quadratic_spline
+
+    batch, features = z.shape
+    bins = layer.num_bins
+    scale = (
+        math.sqrt(layer.autoregressive_net.hidden_features)
+        if hasattr(layer.autoregressive_net, "hidden_features")
+        else 1.0
+    )
+    out = torch.zeros_like(z)
+    for i in range(features):
+        params = layer.autoregressive_net(out, context).view(batch, features, layer._output_dim_multiplier())[
+            :, i : i + 1
+        ]
+        y, _ = unconstrained_rational_quadratic_spline(
+            inputs=z[:, i : i + 1],
+            unnormalized_widths=params[..., :bins] / scale,
+            unnormalized_heights=params[..., bins : 2 * bins] / scale,
+            unnormalized_derivatives=params[..., 2 * bins :],
+            inverse=True,
+            tails=layer.tails,
+            tail_bound=layer.tail_bound,
+            min_bin_width=layer.min_bin_width,
+            min_bin_height=layer.min_bin_height,
+            min_derivative=layer.min_derivative,
+        )
+        out = out.clone()
+        out[:, i] = y[:, 0]
+    return out
+
+
+def nflows_inverse(transform: torch.nn.Module, noise: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    """y (B, D) from noise (B, D) through the inverse of :func:`build_nflows_transform`'s composite."""
+    from nflows.transforms.autoregressive import MaskedPiecewiseRationalQuadraticAutoregressiveTransform
+
+    y = noise
+    for part in reversed(list(transform._transforms)):
+        if isinstance(part, MaskedPiecewiseRationalQuadraticAutoregressiveTransform) and part.tails == "linear":
+            y = _spline_layer_inverse(part, y, context)
+        else:
+            y, _ = part.inverse(y, context=context)
+    return y
+
+
 @register_sampler
 class FlowSampler(JointSampler):
     """Conditional neural spline flow (see the module docstring).
@@ -143,8 +194,7 @@ class FlowSampler(JointSampler):
         assert self.model is not None
         if self.hyper["backend"] == "zuko":
             return self.model(x).transform.inv(noise)
-        y, _ = self.model.inverse(noise, context=x)
-        return y
+        return nflows_inverse(self.model, noise, x)
 
     # ---- JointSampler -----------------------------------------------------------------------------------
     def _fit(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, progress: Progress | None) -> None:
