@@ -13,7 +13,6 @@ evaluation draws galaxies for the validation haloes with each sampler and compar
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -27,17 +26,9 @@ from cosmoseg.galaxies.model import paint_galaxies
 from cosmoseg.galaxies.samplers.base import JointSampler, sampler_class
 from cosmoseg.measure.calibration import coverage, pit_values
 from cosmoseg.measure.twosample import c2st, ks_2samp, wasserstein_1d
+from cosmoseg.sim.suites import find_boxes
 
 __all__ = ["box_pairs", "evaluate_samplers", "find_boxes", "split_boxes", "suite_rows", "train_sampler"]
-
-
-def find_boxes(suite_dir: str | os.PathLike[str]) -> list[Path]:
-    """The ``box_*.h5`` files of a suite folder, sorted; `ValidationError` when there is none."""
-    folder = Path(suite_dir)
-    paths = sorted(folder.glob("box_*.h5")) if folder.is_dir() else []
-    if not paths:
-        raise ValidationError(f"{folder}: no box_*.h5 files (make a suite with `cosmoseg simulate SUITE.toml`)")
-    return paths
 
 
 def split_boxes(paths: Sequence[Path], n_validation: int, seed: int) -> tuple[list[Path], list[Path]]:

@@ -42,6 +42,7 @@ from cosmoseg.errors import ArtifactError, ConfigError, ValidationError
 from cosmoseg.nn import Trainer, VNet, balanced_cross_entropy, discriminative_loss, load_checkpoint
 from cosmoseg.protohalo.data import ProtohaloCrops, balanced_ce_beta, collapsed_fraction, split_by_box
 from cosmoseg.protohalo.panoptic import INPUT_CHANNELS, calibrate_threshold, semantic_probabilities
+from cosmoseg.sim.suites import find_boxes
 
 __all__ = ["ARCHITECTURE_KEYS", "TrainConfig", "checkpoint_path", "find_boxes", "load_model", "make_model", "train"]
 
@@ -147,17 +148,6 @@ class TrainConfig:
 
 def checkpoint_path(output_dir: str | os.PathLike[str], task: str) -> Path:
     return Path(output_dir) / f"{task}.pt"
-
-
-def find_boxes(suite_dir: str | os.PathLike[str]) -> list[Path]:
-    """The ``box_*.h5`` files of a suite folder, sorted; `ValidationError` when there is none."""
-    folder = Path(suite_dir)
-    if not folder.is_dir():
-        raise ValidationError(f"{folder}: no such suite folder")
-    paths = sorted(folder.glob("box_*.h5"))
-    if not paths:
-        raise ValidationError(f"{folder}: no box_*.h5 files (make a suite with `cosmoseg simulate SUITE.toml`)")
-    return paths
 
 
 def _load_boxes(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[Field, Segmentation]]:

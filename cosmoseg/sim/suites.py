@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import tomllib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -35,7 +36,7 @@ import torch
 
 from cosmoseg.data import Cosmology, DataObject, HaloCatalog, Particles, open_artifact, save_artifact
 from cosmoseg.data.hdf5 import atomic_write
-from cosmoseg.errors import ArtifactError, ConfigError
+from cosmoseg.errors import ArtifactError, ConfigError, ValidationError
 from cosmoseg.pipeline.params import parse_params
 from cosmoseg.sim.fof import (
     find_halos,
@@ -275,6 +276,17 @@ def simulate_box(
 
 def box_path(output_dir: Path, index: int) -> Path:
     return output_dir / f"box_{index:04d}.h5"
+
+
+def find_boxes(suite_dir: str | os.PathLike[str]) -> list[Path]:
+    """The ``box_*.h5`` files of a suite folder, sorted; `ValidationError` when there is none."""
+    folder = Path(suite_dir)
+    if not folder.is_dir():
+        raise ValidationError(f"{folder}: no such suite folder")
+    paths = sorted(folder.glob("box_*.h5"))
+    if not paths:
+        raise ValidationError(f"{folder}: no box_*.h5 files (make a suite with `cosmoseg simulate SUITE.toml`)")
+    return paths
 
 
 def box_is_done(path: Path, fingerprint: str) -> bool:

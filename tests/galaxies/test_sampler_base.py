@@ -11,11 +11,11 @@ import torch
 
 from cosmoseg.data import Box, GalaxyCatalog
 from cosmoseg.errors import ArtifactError, ValidationError
+from cosmoseg.galaxies.features import property_matrix
 from cosmoseg.galaxies.samplers.base import (
     JointSampler,
     Progress,
     Standardizer,
-    catalog_matrix,
     load_sampler,
     register_sampler,
 )
@@ -118,7 +118,7 @@ def test_bad_inputs_are_named() -> None:
         LinearGaussian(["a"], ["a", "b"])
 
 
-def test_catalog_matrix_names_every_missing_column() -> None:
+def test_property_matrix_names_every_missing_column() -> None:
     """(Catalogs cannot hold NaNs: the data model refuses them when the catalog is made.)"""
     columns = {
         "pos": torch.zeros(3, 3),
@@ -126,9 +126,9 @@ def test_catalog_matrix_names_every_missing_column() -> None:
         "color_gi": torch.tensor([0.5, 0.7, 1.1]),
     }
     catalog = GalaxyCatalog(columns=columns, box=Box(length=10.0))
-    torch.testing.assert_close(catalog_matrix(catalog, ["color_gi"]), columns["color_gi"][:, None])
+    torch.testing.assert_close(property_matrix(catalog, ["color_gi"]), columns["color_gi"][:, None])
     with pytest.raises(ValidationError) as err:
-        catalog_matrix(catalog, ["log_mstar", "log_ssfr", "log_z", "pos"], role="galaxy catalog")
+        property_matrix(catalog, ["log_mstar", "log_ssfr", "log_z", "pos"], role="galaxy catalog")
     text = str(err.value)
     assert "['log_ssfr', 'log_z']" in text and "'pos'" in text and "per-row scalar" in text
 

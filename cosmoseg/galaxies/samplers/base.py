@@ -12,8 +12,8 @@ A sampler learns p(galaxy properties | halo properties) from paired rows:
   learned state and a model card (data, command, metrics). Loading checks the property names against what the
   caller expects and names every mismatch.
 
-Catalog columns become matrices with :func:`catalog_matrix`, which names every missing column and non-finite value
-at once. Concrete samplers subclass :class:`JointSampler`, set ``method``, implement ``_fit``, ``_sample`` (on
+Catalog columns become matrices with :func:`cosmoseg.galaxies.features.property_matrix`. Concrete samplers
+subclass :class:`JointSampler`, set ``method``, implement ``_fit``, ``_sample`` (on
 standardised values), optionally ``_log_prob``, and ``state_dict`` / ``load_state_dict`` of their learned state.
 """
 
@@ -30,7 +30,6 @@ from typing import Any, ClassVar
 
 import torch
 
-from cosmoseg.data import Catalog
 from cosmoseg.data.hdf5 import atomic_write
 from cosmoseg.errors import ArtifactError, ValidationError
 
@@ -39,7 +38,6 @@ __all__ = [
     "SAMPLER_FORMAT",
     "JointSampler",
     "Standardizer",
-    "catalog_matrix",
     "check_matrix",
     "load_sampler",
     "register_sampler",
@@ -91,33 +89,6 @@ def check_matrix(name: str, x: torch.Tensor, columns: Sequence[str]) -> torch.Te
         listing = ", ".join(f"{c!r}: {k}" for c, k in zip(columns, counts, strict=True) if k)
         raise ValidationError(f"{name} holds NaN or infinite values ({listing})")
     return x
-
-
-def catalog_matrix(catalog: Catalog, columns: Sequence[str], *, role: str = "catalog") -> torch.Tensor:
-    """The ``(N, len(columns))`` float32 matrix of 1-D ``columns`` of ``catalog``.
-
-    Every missing column and every column with NaN / infinite values is named in one `ValidationError`.
-    """
-    problems = []
-    missing = [c for c in columns if c not in catalog.columns]
-    if missing:
-        problems.append(f"the {role} lacks column(s) {missing} (it has {sorted(catalog.columns)})")
-    parts = []
-    for c in columns:
-        if c in missing:
-            continue
-        t = catalog.columns[c]
-        if t.ndim != 1:
-            problems.append(f"column {c!r} of the {role} has shape {tuple(t.shape)}; a per-row scalar is needed")
-            continue
-        t = t.to(torch.float32)
-        bad = int((~torch.isfinite(t)).sum())
-        if bad:
-            problems.append(f"column {c!r} of the {role} holds {bad} NaN or infinite value(s)")
-        parts.append(t)
-    if problems:
-        raise ValidationError(problems)
-    return torch.stack(parts, dim=1) if parts else torch.zeros((len(catalog), 0))
 
 
 @dataclasses.dataclass
