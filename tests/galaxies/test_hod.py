@@ -267,3 +267,41 @@ def test_matches_halotools_zheng07() -> None:
     ours_cen, ours_sat = (t.numpy() for t in mean_occupation(torch.from_numpy(masses), params))
     np.testing.assert_allclose(model.mean_occupation_centrals(prim_haloprop=masses), ours_cen, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(model.mean_occupation_satellites(prim_haloprop=masses), ours_sat, rtol=1e-10)
+
+
+def test_number_densities_match_halotools_populate_mock() -> None:
+    """Centrals and satellites per volume of one realisation each agree with halotools' on the same catalog."""
+    pytest.importorskip("halotools.empirical_models")
+    from halotools.empirical_models import PrebuiltHodModelFactory
+    from halotools.sim_manager import UserSuppliedHaloCatalog
+
+    n = 40_000
+    rng = np.random.default_rng(5)
+    masses = torch.from_numpy(10.0 ** rng.uniform(11.5, 15.0, n))
+    halos = make_halos(masses, seed=5, r200=torch.from_numpy(r200_from_mass(masses.numpy(), BOX)))
+    params = HODParams()
+    ours = populate(prepare_hod(halos), params, seed=2)
+    pos, vel, ids = halos["pos"].numpy(), halos["vel"].numpy(), np.arange(n, dtype=np.int64)
+    catalog = UserSuppliedHaloCatalog(
+        redshift=0.0, Lbox=LENGTH, particle_mass=1e9,
+        halo_x=pos[:, 0], halo_y=pos[:, 1], halo_z=pos[:, 2], halo_vx=vel[:, 0], halo_vy=vel[:, 1], halo_vz=vel[:, 2],
+        halo_id=ids, halo_hostid=ids, halo_upid=np.full(n, -1, dtype=np.int64), halo_mvir=masses.numpy(),
+        halo_rvir=halos["r200"].numpy(), halo_nfw_conc=np.full(n, 8.0),
+    )  # fmt: skip
+    model = PrebuiltHodModelFactory("zheng07", threshold=-21)
+    model.param_dict.update(
+        logMmin=params.log_m_min, sigma_logM=params.sigma_log_m, logM0=params.log_m0, logM1=params.log_m1,
+        alpha=params.alpha,
+    )  # fmt: skip
+    model.populate_mock(catalog, seed=2)
+    theirs = model.mock.galaxy_table
+    their_cen = int(np.sum(theirs["gal_type"] == "centrals"))
+    their_sat = len(theirs) - their_cen
+    our_cen = int(ours["is_central"].sum())
+    our_sat = len(ours) - our_cen
+    expect_cen, expect_sat = (float(t.sum()) for t in mean_occupation(masses, params))
+    for got, want in ((our_cen, their_cen), (our_sat, their_sat)):
+        # two independent realisations of the same mean: their difference has variance <= 2 * mean (Poisson)
+        assert abs(got - want) < 5 * math.sqrt(2 * max(want, 1)), (got, want)
+    assert abs(our_cen - expect_cen) < 5 * math.sqrt(expect_cen)
+    assert abs(our_sat - expect_sat) < 5 * math.sqrt(expect_sat)
