@@ -100,10 +100,26 @@ def evaluate_command(
     seed: Annotated[int, typer.Option(help="Seed of the split (as in training) and of the draws.")] = 0,
     n_draws: Annotated[int, typer.Option(help="Draws per halo for the interval coverage.")] = 100,
     output: Annotated[Path, typer.Option(help="Folder for evaluation.h5.")] = Path("runs/galaxies/evaluation"),
+    clustering: Annotated[
+        bool | None,
+        typer.Option(
+            "--clustering/--no-clustering",
+            help="Also P(k) ratio and bias of sub-populations (default: on when the boxes have 'fields').",
+        ),
+    ] = None,
+    hod: Annotated[bool, typer.Option("--hod/--no-hod", help="Add a Zheng07 central HOD to the clustering.")] = True,
+    figures: Annotated[
+        Path | None, typer.Option(help="Folder for the colour-mass and P(k)-ratio figures (needs the clustering).")
+    ] = None,
 ) -> None:
-    """Compare fitted samplers on the held-out boxes: KS, W1, conditional C2ST, coverage; writes evaluation.h5."""
+    """Compare fitted samplers on the held-out boxes: KS, W1, conditional C2ST, coverage; writes evaluation.h5.
+
+    With the clustering, evaluation.h5 also holds ``clustering`` (per method and sub-population: number density,
+    bias against the linear field, mean |P/P_truth - 1|) and ``clustering_curves`` (P(k) ratio per k bin).
+    """
     from cosmoseg.data import save_artifact
     from cosmoseg.errors import CosmosegError
+    from cosmoseg.galaxies.clustering import comparison_markdown, has_linear_field, run_clustering, write_figures
     from cosmoseg.galaxies.samplers.base import load_sampler
     from cosmoseg.galaxies.training import evaluate_samplers, find_boxes, split_boxes, suite_rows
 
@@ -121,9 +137,23 @@ def evaluate_command(
             if sampler.condition_names != first.condition_names:
                 raise ValueError(f"{name} is conditioned on {sampler.condition_names}, not {first.condition_names}")
         table = evaluate_samplers(samplers, x, y, n_draws=n_draws, seed=seed)
-        saved = save_artifact(output / "evaluation.h5", {"scores": table})
+        objects = {"scores": table}
+        report = ""
+        if clustering is None:
+            clustering = has_linear_field(val_paths[0])
+        if clustering:
+            result = run_clustering(suite_dir, samplers, n_validation=n_validation, variant=variant, seed=seed, hod=hod)
+            objects |= {"clustering": result.summary, "clustering_curves": result.curves}
+            report = comparison_markdown(result.summary, table, first.target_names)
+            if figures is not None:
+                write_figures(result, figures)
+        elif figures is not None:
+            raise ValueError("--figures needs the clustering (boxes with 'fields', and not --no-clustering)")
+        saved = save_artifact(output / "evaluation.h5", objects)
     except (CosmosegError, ValueError) as error:
         typer.echo(f"error: {' '.join(str(error).split())}", err=True)
         raise typer.Exit(1) from None
     print(_markdown(table, list(samplers), first.target_names))
+    if report:
+        print(report)
     print(f"evaluation: {saved}")

@@ -1,0 +1,686 @@
+"""Clustering of galaxy sub-populations: samplers and an HOD against the truth on held-out boxes.
+
+The joint samplers (:mod:`cosmoseg.galaxies.samplers`) predict the properties of the central galaxy of every halo;
+the centrals sit at the halo positions (``halos["pos"]``), so a sub-population selected on the predicted properties
+has a clustering that tells whether the sampler put the right galaxies in the right haloes. This module compares,
+on the held-out boxes of a suite:
+
+* **selections** (:class:`Selection`) on the galaxy-property matrix: stellar-mass thresholds log10 M* >= 10.0 and
+  >= 10.5 [Msun/h] (about 3800 and 1400 centrals per 75 Mpc/h box of the 128^3 suite, n = 9e-3 and 3e-3 h^3/Mpc^3;
+  log M* >= 11 leaves about 100, too few for a P(k)) and a red / blue split at g - i = 0.97 mag
+  (:data:`COLOUR_CUT`): the valley of the truth's bimodal colour distribution lies at g - i = 0.96-1.00 in every
+  bin of 0.25 dex in log M* from 9.5 to 10.75, and a cut at 0.97 agrees with the galaxy model's own quenched flag
+  for 96% of the training centrals. Red and blue partition all centrals.
+* the **power spectrum** of each sub-population (TSC, interlaced, shot noise subtracted:
+  :func:`cosmoseg.measure.power.catalog_power_spectrum`) and its ratio to the truth's, per k bin of width k_f;
+* the **large-scale bias** against the linear density field ``fields["delta"]`` of the box (the initial field
+  scaled to z = 0): the least-squares ratio over the Fourier modes with |k| < k_max,
+  b = sum_k Re(delta_g delta_L*) / sum_k |delta_L|^2, i.e. <P_gL / P_LL> weighted by P_LL per mode. Its error comes
+  from the residual delta_g - b delta_L (the stochasticity, shot noise included): var(b) = S / sum_k |delta_L|^2 with
+  S the mean residual power per mode (sums over the full complex grid). The galaxies are at their z = 0 (Eulerian)
+  positions while delta_L is the initial field, so b includes the propagator damping exp(-k^2 sigma_v^2 / 2) of the
+  few modes below k_max; it is the same for every method, and the differences b_method - b_truth are estimated
+  the same way from the difference field (its error is then free of cosmic variance);
+* an **HOD** as a fifth method: a Zheng et al. (2007) central occupation A <N_cen>(M; log M_min, sigma_logM)
+  (:func:`cosmoseg.galaxies.hod.mean_occupation`, satellites off: the samplers predict centrals only) fitted per
+  sub-population by weighted least squares to the truth's binned fraction of haloes hosting a selected central in
+  the training boxes (:func:`fit_central_occupation`; A = 1 is the textbook form, ``fit_amplitude=False``), then
+  drawn as Bernoulli centrals in the held-out haloes. It predicts no galaxy properties (its KS / C2ST are n/a).
+
+Per box, every sampler draws one set of properties per halo (generator seeded with ``seed`` + the box's position);
+results are averaged over the held-out boxes, the P(k)-ratio errors are the box-to-box scatter of the mean
+(0 with one box) and the bias errors the per-mode errors combined over boxes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from cosmoseg.data import Field, Table, load_artifact
+from cosmoseg.errors import ValidationError
+from cosmoseg.galaxies.features import central_pairs, property_matrix
+from cosmoseg.galaxies.hod import HODParams, mean_occupation
+from cosmoseg.galaxies.samplers.base import JointSampler
+from cosmoseg.galaxies.training import box_pairs
+from cosmoseg.measure.power import catalog_density_modes, catalog_power_spectrum
+from cosmoseg.mesh.fourier import rfft_k_magnitude, rfft_mode_weights
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "COLOUR_CUT",
+    "HALO_MASS_BINS",
+    "MSTAR_THRESHOLDS",
+    "BiasEstimate",
+    "CentralOccupationFit",
+    "ClusteringBox",
+    "ClusteringResult",
+    "Selection",
+    "bias_from_modes",
+    "clustering_comparison",
+    "colour_mass_plane",
+    "comparison_markdown",
+    "default_selections",
+    "draw_centrals",
+    "fit_central_occupation",
+    "has_linear_field",
+    "linear_bias",
+    "load_clustering_box",
+    "occupation_fraction",
+    "plot_colour_mass",
+    "plot_power_ratios",
+    "run_clustering",
+    "write_figures",
+]
+
+COLOUR_CUT = 0.97
+"""g - i [mag] between blue (below) and red (at or above) centrals: the valley of the truth's colour bimodality."""
+MSTAR_THRESHOLDS = (10.0, 10.5)
+"""log10 M* [Msun/h] thresholds of the stellar-mass-selected samples."""
+HALO_MASS_BINS = ((11.5, 12.0), (12.0, 12.5), (12.5, 13.0), (13.0, 15.0))
+"""log10 M_halo [Msun/h] bins [low, high) of the stellar-mass vs colour figure."""
+HOD_METHOD = "hod"
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """A sub-population: the galaxies with ``low <= column < high``.
+
+    name: label in tables and figures. column: a galaxy property (e.g. ``log_mstar``, ``color_gi``).
+    """
+
+    name: str
+    column: str
+    low: float = -math.inf
+    high: float = math.inf
+
+    def mask(self, props: torch.Tensor, names: Sequence[str]) -> torch.Tensor:
+        """``(N,)`` bool: rows of the ``(N, D)`` property matrix (columns ``names``) in the selection."""
+        if self.column not in names:
+            raise ValidationError(f"selection {self.name!r} needs property {self.column!r}; have {list(names)}")
+        value = props[:, list(names).index(self.column)]
+        return (value >= self.low) & (value < self.high)
+
+
+def default_selections(
+    colour_cut: float = COLOUR_CUT, thresholds: Sequence[float] = MSTAR_THRESHOLDS
+) -> tuple[Selection, ...]:
+    """M* thresholds (``log_mstar >= t``), then red (``color_gi >= colour_cut``) and blue (below)."""
+    out = [Selection(f"M*>{t:g}", "log_mstar", low=float(t)) for t in thresholds]
+    return (*out, Selection("red", "color_gi", low=colour_cut), Selection("blue", "color_gi", high=colour_cut))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# bias against the linear field
+
+
+@dataclasses.dataclass(frozen=True)
+class BiasEstimate:
+    """Large-scale bias b against the linear field and its 1-sigma error; ``n_modes`` modes with |k| < k_max."""
+
+    bias: float
+    error: float
+    n_modes: int
+
+
+def _low_k(n: int, length: float, k_max: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask (n, n, n//2+1) of the modes with 0 < |k| < k_max and the full-grid weight of each cell."""
+    k = rfft_k_magnitude(n, length, device=device, dtype=torch.float64)
+    weights = rfft_mode_weights(n, device=device, dtype=torch.float64).expand_as(k)
+    return (k > 0) & (k < k_max), weights
+
+
+def bias_from_modes(delta_g: torch.Tensor, delta_l: torch.Tensor, length: float, k_max: float) -> BiasEstimate:
+    """Least-squares b = sum Re(delta_g delta_L*) / sum |delta_L|^2 over the modes with |k| < k_max [h/Mpc].
+
+    delta_g, delta_l: (n, n, n//2+1) complex Fourier modes (``torch.fft.rfftn`` convention) of the tracer and the
+    linear field on one grid of a box of side ``length`` Mpc/h. Error: sqrt(S / sum |delta_L|^2), S = mean
+    |delta_g - b delta_L|^2 per mode (sums over the full complex grid).
+    """
+    if delta_g.shape != delta_l.shape:
+        raise ValidationError(f"mode grids differ: {tuple(delta_g.shape)} vs {tuple(delta_l.shape)}")
+    mask, weights = _low_k(delta_l.shape[0], length, k_max, delta_l.device)
+    if not bool(mask.any()):
+        raise ValidationError(f"no Fourier mode below k_max = {k_max} h/Mpc in a box of {length} Mpc/h")
+    g, lin, w = delta_g[mask].to(torch.complex128), delta_l[mask].to(torch.complex128), weights[mask]
+    auto = float((w * lin.abs().square()).sum())
+    bias = float((w * (g * lin.conj()).real).sum()) / auto
+    residual = float((w * (g - bias * lin).abs().square()).sum()) / float(w.sum())
+    return BiasEstimate(bias=bias, error=math.sqrt(residual / auto), n_modes=int(w.sum()))
+
+
+def linear_bias(
+    pos: torch.Tensor, delta_lin: torch.Tensor, length: float, *, k_max: float = 0.2, scheme: str = "tsc"
+) -> BiasEstimate:
+    """b of a catalog (pos (N, 3) Mpc/h) against a linear field delta_lin (n, n, n) of the same box (side Mpc/h).
+
+    The catalog is painted on the field's n^3 mesh (``catalog_density_modes``: compensated, interlaced).
+    """
+    n = delta_lin.shape[0]
+    modes = catalog_density_modes(pos, length, n_mesh=n, scheme=scheme)  # type: ignore[arg-type]
+    return bias_from_modes(modes.delta_k, torch.fft.rfftn(delta_lin.double()), length, k_max)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the HOD baseline
+
+
+@dataclasses.dataclass(frozen=True)
+class CentralOccupationFit:
+    """<N_cen>(M) = amplitude * 1/2 [1 + erf((log M - log_m_min) / sigma_log_m)] (M in Msun/h, log10).
+
+    rms: root-mean-square residual of the binned fraction (unweighted), for the record.
+    """
+
+    log_m_min: float
+    sigma_log_m: float
+    amplitude: float = 1.0
+    rms: float = 0.0
+
+    @property
+    def params(self) -> HODParams:
+        """The Zheng07 ``HODParams`` of the central step (satellites pushed out of reach: log M_0 = log M_1 = 20)."""
+        return HODParams(log_m_min=self.log_m_min, sigma_log_m=self.sigma_log_m, log_m0=20.0, log_m1=20.0)
+
+    def mean(self, mass: torch.Tensor) -> torch.Tensor:
+        """<N_cen> of haloes of mass ``mass`` (any shape, Msun/h), float64."""
+        return self.amplitude * mean_occupation(mass, self.params)[0]
+
+    def draw(self, mass: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``(N,)`` bool: a Bernoulli central per halo of mass ``mass`` (N,) Msun/h."""
+        p = self.mean(mass).cpu()
+        return (torch.rand(p.shape, generator=generator, dtype=torch.float64) < p).to(mass.device)
+
+
+def occupation_fraction(
+    log_mass: npt.ArrayLike, selected: npt.ArrayLike, edges: npt.ArrayLike
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """Fraction of haloes hosting a selected central per log-mass bin: (centres, fraction, counts), empty bins out.
+
+    log_mass: (N,) log10 Msun/h. selected: (N,) bool. edges: (B+1,) log10 Msun/h.
+    """
+    lm, sel, e = np.asarray(log_mass, np.float64), np.asarray(selected, bool), np.asarray(edges, np.float64)
+    counts = np.histogram(lm, e)[0]
+    hits = np.histogram(lm[sel], e)[0]
+    keep = counts > 0
+    centres = 0.5 * (e[1:] + e[:-1])
+    return centres[keep], hits[keep] / counts[keep], counts[keep].astype(np.int64)
+
+
+def fit_central_occupation(
+    log_mass: npt.ArrayLike,
+    selected: npt.ArrayLike,
+    *,
+    edges: npt.ArrayLike | None = None,
+    fit_amplitude: bool = True,
+) -> CentralOccupationFit:
+    """Fit the Zheng07 central occupation to the binned fraction of haloes with a selected central.
+
+    log_mass: (N,) log10 Msun/h; selected: (N,) bool. edges: log-mass bin edges (default 0.1 dex over the range).
+    Least squares (``scipy.optimize.least_squares``, bounded) on (fraction - model) sqrt(counts), i.e. binomial
+    errors with a common variance; ``fit_amplitude`` frees A in (0, 1] (A = 1 otherwise).
+    """
+    from scipy.optimize import least_squares
+
+    lm = np.asarray(log_mass, np.float64)
+    if lm.size == 0:
+        raise ValidationError("no haloes to fit an occupation to")
+    if edges is None:
+        edges = np.arange(math.floor(lm.min() * 10) / 10, lm.max() + 0.1, 0.1)
+    centres, frac, counts = occupation_fraction(lm, selected, edges)
+    weight = np.sqrt(counts)
+    top = max(float(frac.max()), 1e-3)
+    above = np.flatnonzero(frac >= 0.5 * top)
+    start_mmin = float(centres[above[0]]) if above.size else float(np.median(lm))
+
+    def model(theta: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        amp = theta[2] if fit_amplitude else 1.0
+        fit = CentralOccupationFit(log_m_min=float(theta[0]), sigma_log_m=float(theta[1]), amplitude=float(amp))
+        return fit.mean(torch.from_numpy(10.0**centres)).numpy()
+
+    lo = [float(edges[0]) - 2.0, 0.02] + ([1e-4] if fit_amplitude else [])
+    hi = [float(edges[-1]) + 2.0, 3.0] + ([1.0] if fit_amplitude else [])
+    x0 = [start_mmin, 0.3] + ([min(max(top, 2e-4), 1.0)] if fit_amplitude else [])
+    result = least_squares(lambda t: (frac - model(t)) * weight, x0, bounds=(lo, hi))
+    theta = result.x
+    rms = float(np.sqrt(np.mean((frac - model(theta)) ** 2)))
+    amp = float(theta[2]) if fit_amplitude else 1.0
+    return CentralOccupationFit(log_m_min=float(theta[0]), sigma_log_m=float(theta[1]), amplitude=amp, rms=rms)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# boxes, draws, the comparison
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusteringBox:
+    """The haloes of one box with their true centrals, as the comparison needs them.
+
+    name: file name. length: box side, Mpc/h. pos: (M, 3) halo positions, Mpc/h. mass: (M,) halo mass, Msun/h.
+    x: (M, C) halo properties (the samplers' conditions). truth: (M, D) the true central's properties (targets).
+    delta_lin: (n, n, n) the linear density contrast at z = 0, or None when the box has no ``fields``.
+    """
+
+    name: str
+    length: float
+    pos: torch.Tensor
+    mass: torch.Tensor
+    x: torch.Tensor
+    truth: torch.Tensor
+    delta_lin: torch.Tensor | None
+
+
+def load_clustering_box(
+    path: Path,
+    conditions: Sequence[str],
+    targets: Sequence[str],
+    *,
+    variant: str = "fiducial",
+    seed: int = 0,
+    linear: bool = True,
+) -> ClusteringBox:
+    """Haloes, true centrals (:func:`~cosmoseg.galaxies.training.box_pairs`) and, with ``linear``, the channel
+    ``delta`` of the box's ``fields`` (a `ValidationError` when missing)."""
+    halos, galaxies = box_pairs(path, variant, seed)
+    halo_rows, galaxy_rows = central_pairs(halos, galaxies)
+    delta = None
+    if linear:
+        field = load_artifact(path).get("fields")
+        if not isinstance(field, Field) or "delta" not in field.channels:
+            raise ValidationError(f"{path}: the clustering needs 'fields' with channel 'delta' (the linear field)")
+        delta = field.channel("delta")
+    return ClusteringBox(
+        name=path.name,
+        length=float(halos.box.length),
+        pos=halos["pos"][halo_rows],
+        mass=halos["mass"][halo_rows].double(),
+        x=property_matrix(halos, conditions, role=f"halo catalog of {path.name}")[halo_rows],
+        truth=property_matrix(galaxies, targets, role=f"galaxy catalog of {path.name}")[galaxy_rows],
+        delta_lin=delta,
+    )
+
+
+def has_linear_field(path: Path) -> bool:
+    """Whether a box file holds ``fields`` with a ``delta`` channel."""
+    field = load_artifact(path).get("fields")
+    return isinstance(field, Field) and "delta" in field.channels
+
+
+def draw_centrals(
+    samplers: Mapping[str, JointSampler], boxes: Sequence[ClusteringBox], *, seed: int = 0
+) -> dict[str, list[torch.Tensor]]:
+    """One draw of central properties per halo: name -> per box (M, D), generator seeded with seed + box position."""
+    out: dict[str, list[torch.Tensor]] = {}
+    for name, sampler in samplers.items():
+        out[name] = [
+            sampler.sample(box.x, 1, generator=torch.Generator().manual_seed(seed + i))[0]
+            for i, box in enumerate(boxes)
+        ]
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusteringResult:
+    """The comparison: ``summary`` (one row per method and sub-population), ``curves`` (one row per method,
+    sub-population and k bin), the HOD fits per sub-population, and the samplers' draws (name -> per box (M, D))."""
+
+    summary: Table
+    curves: Table
+    hod_fits: dict[str, CentralOccupationFit]
+    draws: dict[str, list[torch.Tensor]]
+    boxes: tuple[ClusteringBox, ...] = ()
+    targets: tuple[str, ...] = ()
+
+
+def _mean_err(values: Sequence[float]) -> tuple[float, float]:
+    arr = np.asarray(values, np.float64)
+    err = float(arr.std(ddof=1) / math.sqrt(arr.size)) if arr.size > 1 else 0.0
+    return float(arr.mean()), err
+
+
+def clustering_comparison(
+    samplers: Mapping[str, JointSampler],
+    boxes: Sequence[ClusteringBox],
+    *,
+    targets: Sequence[str],
+    training_boxes: Sequence[ClusteringBox] = (),
+    selections: Sequence[Selection] | None = None,
+    k_max: float = 0.2,
+    k_max_power: float = 0.5,
+    n_mesh: int = 64,
+    seed: int = 0,
+    draws: Mapping[str, Sequence[torch.Tensor]] | None = None,
+) -> ClusteringResult:
+    """P(k) ratio to the truth and large-scale bias of each sub-population, for every sampler and the HOD.
+
+    samplers: name -> sampler predicting ``targets`` (the columns of every box's ``truth``). boxes: held-out boxes
+    with their linear field. training_boxes: where the HOD is fitted (none: no HOD rows). k_max [h/Mpc]: modes of
+    the bias. k_max_power [h/Mpc]: the P(k) curves and their mean |ratio - 1| stop there. n_mesh: mesh of the P(k).
+    draws: precomputed :func:`draw_centrals` (else drawn here with ``seed``).
+
+    Summary columns (R rows, R = methods x sub-populations): method, population (indices into meta
+    ``method_i`` / ``population_j``); n_truth, n_method [h^3/Mpc^3]; bias_truth, bias_method (+ ``_err``),
+    bias_diff = b_method - b_truth (+ ``_err``); power_ratio_mad = mean over k bins < k_max_power of
+    |<P_method / P_truth> - 1|. Curves columns: method, population, k [h/Mpc], power_truth, power_method
+    [(Mpc/h)^3, box means], ratio (box mean of P_method / P_truth) and ratio_err.
+    """
+    if not boxes:
+        raise ValidationError("no held-out box to measure the clustering in")
+    if any(b.delta_lin is None for b in boxes):
+        raise ValidationError("every held-out box needs its linear field for the bias")
+    targets = list(targets)
+    for name, sampler in samplers.items():
+        if list(sampler.target_names) != targets:
+            raise ValidationError(f"sampler {name!r} predicts {sampler.target_names}, not {targets}")
+    selections = tuple(selections or default_selections())
+    if draws is None:
+        draws = draw_centrals(samplers, boxes, seed=seed)
+    hod_fits: dict[str, CentralOccupationFit] = {}
+    if training_boxes:
+        log_mass = torch.cat([torch.log10(b.mass) for b in training_boxes]).numpy()
+        for sel in selections:
+            chosen = torch.cat([sel.mask(b.truth, targets) for b in training_boxes]).numpy()
+            hod_fits[sel.name] = fit_central_occupation(log_mass, chosen)
+    methods = [*samplers, *([HOD_METHOD] if hod_fits else [])]
+
+    # per box: selected halo rows of every (method, selection)
+    def rows_of(method: str, i: int, j: int) -> torch.Tensor:
+        box, sel = boxes[i], selections[j]
+        if method == HOD_METHOD:
+            gen = torch.Generator().manual_seed(seed + 7919 * (j + 1) + i)
+            return hod_fits[sel.name].draw(box.mass, gen)
+        return sel.mask(draws[method][i], targets)
+
+    summary: dict[str, list[float]] = {}
+    curves: dict[str, list[float]] = {}
+    for j, sel in enumerate(selections):
+        truth_spec, truth_bias, truth_modes, truth_n = [], [], [], []
+        for box in boxes:
+            pos = box.pos[sel.mask(box.truth, targets)]
+            truth_spec.append(catalog_power_spectrum(pos, box.length, n_mesh=n_mesh, k_max=k_max_power))
+            modes = catalog_density_modes(pos, box.length, n_mesh=box.delta_lin.shape[0])  # type: ignore[union-attr]
+            lin = torch.fft.rfftn(box.delta_lin.double())  # type: ignore[union-attr]
+            truth_modes.append((modes.delta_k, lin))
+            truth_bias.append(bias_from_modes(modes.delta_k, lin, box.length, k_max))
+            truth_n.append(len(pos) / box.length**3)
+        for m, method in enumerate(methods):
+            ratios, powers, biases, diffs, dens = [], [], [], [], []
+            for i, box in enumerate(boxes):
+                pos = box.pos[rows_of(method, i, j)]
+                spec = catalog_power_spectrum(pos, box.length, n_mesh=n_mesh, k_max=k_max_power)
+                powers.append(spec.power.numpy())
+                ratios.append((spec.power / truth_spec[i].power).numpy())
+                g_truth, lin = truth_modes[i]
+                g = catalog_density_modes(pos, box.length, n_mesh=lin.shape[0]).delta_k
+                biases.append(bias_from_modes(g, lin, box.length, k_max))
+                diffs.append(bias_from_modes(g - g_truth, lin, box.length, k_max))
+                dens.append(len(pos) / box.length**3)
+            ratio = np.mean(ratios, axis=0)
+            ratio_err = np.std(ratios, axis=0, ddof=1) / math.sqrt(len(boxes)) if len(boxes) > 1 else 0 * ratio
+            k = truth_spec[0].k.numpy()
+            row = {
+                "method": m,
+                "population": j,
+                "n_truth": float(np.mean(truth_n)),
+                "n_method": float(np.mean(dens)),
+                "bias_truth": float(np.mean([b.bias for b in truth_bias])),
+                "bias_truth_err": math.sqrt(sum(b.error**2 for b in truth_bias)) / len(boxes),
+                "bias_method": float(np.mean([b.bias for b in biases])),
+                "bias_method_err": math.sqrt(sum(b.error**2 for b in biases)) / len(boxes),
+                "bias_diff": float(np.mean([b.bias for b in diffs])),
+                "bias_diff_err": math.sqrt(sum(b.error**2 for b in diffs)) / len(boxes),
+                "power_ratio_mad": float(np.mean(np.abs(ratio - 1.0))),
+            }
+            for key, value in row.items():
+                summary.setdefault(key, []).append(value)
+            truth_power = np.mean([s.power.numpy() for s in truth_spec], axis=0)
+            for b in range(k.size):
+                point = {
+                    "method": m,
+                    "population": j,
+                    "k": k[b],
+                    "power_truth": truth_power[b],
+                    "power_method": np.mean(powers, axis=0)[b],
+                    "ratio": ratio[b],
+                    "ratio_err": ratio_err[b],
+                }
+                for key, value in point.items():
+                    curves.setdefault(key, []).append(float(value))
+    meta: dict[str, str | int | float | bool] = {f"method_{i}": name for i, name in enumerate(methods)}
+    meta |= {f"population_{j}": s.name for j, s in enumerate(selections)}
+    meta |= {f"selection_{j}": f"{s.low:g} <= {s.column} < {s.high:g}" for j, s in enumerate(selections)}
+    meta |= {"k_max": k_max, "k_max_power": k_max_power, "n_mesh": n_mesh, "n_boxes": len(boxes), "seed": seed}
+    meta["boxes"] = ",".join(b.name for b in boxes)
+    for name, fit in hod_fits.items():
+        meta |= {f"hod[{name}].{key}": value for key, value in dataclasses.asdict(fit).items()}
+    ints = {"method", "population"}
+
+    def table(cols: dict[str, list[float]], units: dict[str, str]) -> Table:
+        columns = {key: torch.tensor(v, dtype=torch.int64 if key in ints else torch.float64) for key, v in cols.items()}
+        return Table(columns=columns, units=units, meta=meta)
+
+    density = "h^3/Mpc^3"
+    units = {"n_truth": density, "n_method": density}
+    curve_units = {"power_truth": "(Mpc/h)^3", "power_method": "(Mpc/h)^3"}
+    return ClusteringResult(
+        summary=table(summary, units),
+        curves=table(curves, curve_units),
+        hod_fits=hod_fits,
+        draws=dict(draws),
+        boxes=tuple(boxes),
+        targets=tuple(targets),
+    )
+
+
+def run_clustering(
+    suite_dir: Path,
+    samplers: Mapping[str, JointSampler],
+    *,
+    n_validation: int = 2,
+    variant: str = "fiducial",
+    seed: int = 0,
+    hod: bool = True,
+    **options: float | int,
+) -> ClusteringResult:
+    """:func:`clustering_comparison` on a suite folder: the held-out boxes of ``split_boxes(find_boxes(suite_dir),
+    n_validation, seed)`` (as in training), the HOD fitted on the others (``hod``). ``options``: k_max,
+    k_max_power, n_mesh of :func:`clustering_comparison`."""
+    from cosmoseg.galaxies.training import find_boxes, split_boxes
+
+    if not samplers:
+        raise ValidationError("no sampler to compare")
+    first = next(iter(samplers.values()))
+    conditions, targets = first.condition_names, first.target_names
+    train_paths, val_paths = split_boxes(find_boxes(suite_dir), n_validation, seed)
+    if not val_paths:
+        raise ValidationError("the clustering needs at least one held-out box")
+    boxes = [load_clustering_box(p, conditions, targets, variant=variant, seed=seed) for p in val_paths]
+    training = (
+        [load_clustering_box(p, conditions, targets, variant=variant, seed=seed, linear=False) for p in train_paths]
+        if hod
+        else []
+    )
+    return clustering_comparison(
+        samplers,
+        boxes,
+        targets=targets,
+        training_boxes=training,
+        seed=seed,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def _file_name(population: str) -> str:
+    text = population.replace("M*>", "mstar_gt_").replace(".", "p")
+    return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in text)
+
+
+def write_figures(result: ClusteringResult, folder: Path, *, dpi: int = 90) -> list[Path]:
+    """colour_mass.png (:func:`plot_colour_mass` of the held-out boxes) and power_ratio_<population>.png
+    (:func:`plot_power_ratios`, k < k_max of the bias shaded) in ``folder``; returns the paths."""
+    folder = Path(folder)
+    planes = colour_mass_plane(result.draws, result.boxes, targets=result.targets)
+    paths = [folder / "colour_mass.png"]
+    plot_colour_mass(planes, path=paths[0], dpi=dpi)
+    k_max = float(result.curves.meta["k_max"])
+    for j, name in enumerate(_meta_names(result.curves, "population")):
+        paths.append(folder / f"power_ratio_{_file_name(name)}.png")
+        plot_power_ratios(result.curves, j, path=paths[-1], dpi=dpi, k_max=k_max)
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the stellar-mass vs colour plane, figures, markdown
+
+
+def colour_mass_plane(
+    draws: Mapping[str, Sequence[torch.Tensor]],
+    boxes: Sequence[ClusteringBox],
+    *,
+    targets: Sequence[str],
+    mass_bins: Sequence[tuple[float, float]] = HALO_MASS_BINS,
+) -> dict[str, list[npt.NDArray[np.float64]]]:
+    """(log_mstar, color_gi) points per halo-mass bin: "truth" and every method of ``draws`` -> per bin (n, 2).
+
+    draws: name -> per box (M, D) properties (columns ``targets``), as :func:`draw_centrals` gives.
+    mass_bins: [low, high) in log10 M_halo [Msun/h].
+    """
+    cols = [list(targets).index("log_mstar"), list(targets).index("color_gi")]
+    sources = {"truth": [b.truth for b in boxes]} | {k: list(v) for k, v in draws.items()}
+    log_mass = torch.cat([torch.log10(b.mass) for b in boxes]).numpy()
+    out: dict[str, list[npt.NDArray[np.float64]]] = {}
+    for name, per_box in sources.items():
+        points = torch.cat([p[:, cols] for p in per_box]).double().numpy()
+        out[name] = [points[(log_mass >= lo) & (log_mass < hi)] for lo, hi in mass_bins]
+    return out
+
+
+def plot_colour_mass(
+    planes: Mapping[str, Sequence[npt.NDArray[np.float64]]],
+    mass_bins: Sequence[tuple[float, float]] = HALO_MASS_BINS,
+    *,
+    colour_cut: float = COLOUR_CUT,
+    path: str | Path | None = None,
+    dpi: int = 90,
+) -> Figure:
+    """Grid of 2-D histograms of (log M*, g - i): rows = truth then the methods, columns = halo-mass bins.
+
+    Method rows carry the truth's contours (levels 10%, 40%, 70% of the peak). Saved with ``save_figure``.
+    """
+    from matplotlib.figure import Figure
+
+    from cosmoseg.measure.figures import save_figure
+
+    names = list(planes)
+    ncol = len(mass_bins)
+    fig = Figure(figsize=(2.3 * ncol, 1.9 * len(names)), layout="constrained")
+    axes = fig.subplots(len(names), ncol, sharex=True, sharey=True, squeeze=False)
+    xedges, yedges = np.linspace(9.2, 11.8, 41), np.linspace(0.4, 1.5, 41)
+    for c in range(ncol):
+        truth_hist = np.histogram2d(*planes["truth"][c].T, bins=(xedges, yedges))[0] if "truth" in planes else None
+        for r, name in enumerate(names):
+            ax = axes[r, c]
+            pts = planes[name][c]
+            hist = np.histogram2d(*pts.T, bins=(xedges, yedges))[0]
+            ax.pcolormesh(xedges, yedges, hist.T, cmap="Greys" if name == "truth" else "Blues", rasterized=True)
+            if name != "truth" and truth_hist is not None and truth_hist.max() > 0:
+                xc, yc = 0.5 * (xedges[1:] + xedges[:-1]), 0.5 * (yedges[1:] + yedges[:-1])
+                levels = truth_hist.max() * np.array([0.1, 0.4, 0.7])
+                ax.contour(xc, yc, truth_hist.T, levels=levels, colors="C3", linewidths=0.7)
+            ax.axhline(colour_cut, color="k", ls=":", lw=0.7)
+            ax.text(0.03, 0.94, f"{name}\nN={len(pts)}", transform=ax.transAxes, va="top", fontsize=6)
+            if r == 0:
+                lo, hi = mass_bins[c]
+                ax.set_title(f"log M_h in [{lo:g}, {hi:g})", fontsize=8)
+            if r == len(names) - 1:
+                ax.set_xlabel("log M* [Msun/h]", fontsize=8)
+            if c == 0:
+                ax.set_ylabel("g - i", fontsize=8)
+            ax.tick_params(labelsize=7)
+    if path is not None:
+        save_figure(fig, path, dpi=dpi)
+    return fig
+
+
+def _meta_names(table: Table, prefix: str) -> list[str]:
+    return [str(table.meta[f"{prefix}_{i}"]) for i in range(sum(k.startswith(f"{prefix}_") for k in table.meta))]
+
+
+def plot_power_ratios(
+    curves: Table, population: int, *, path: str | Path | None = None, dpi: int = 90, k_max: float | None = None
+) -> Figure:
+    """P(k) of one sub-population (index into meta ``population_j``) for every method, with the truth as the
+    reference and the ratio panel P_method / P_truth (``cosmoseg.measure.figures.plot_power_spectrum``)."""
+    from cosmoseg.measure.figures import plot_power_spectrum, save_figure
+
+    methods, pops = _meta_names(curves, "method"), _meta_names(curves, "population")
+    rows = curves["population"] == population
+    k = None
+    power: dict[str, torch.Tensor] = {}
+    reference = None
+    for m, name in enumerate(methods):
+        pick = rows & (curves["method"] == m)
+        if not bool(pick.any()):
+            continue
+        k = curves["k"][pick]
+        reference = curves["power_truth"][pick]
+        power[name] = curves["power_method"][pick]
+    if k is None:
+        raise ValidationError(f"no curve for population {population}")
+    fig = plot_power_spectrum(
+        k, power, reference=reference, label="", reference_label="truth", title=f"centrals {pops[population]}"
+    )
+    if k_max is not None:
+        for ax in fig.axes:
+            ax.axvspan(float(k.min()) * 0.9, k_max, color="0.9", zorder=-1)
+    if path is not None:
+        save_figure(fig, path, dpi=dpi)
+    return fig
+
+
+def comparison_markdown(summary: Table, scores: Table | None = None, score_targets: Sequence[str] = ()) -> str:
+    """Two markdown tables: one row per method (C2ST AUC and mean KS from ``scores`` — n/a for the HOD — then
+    per sub-population b_method - b_truth and mean |P/P_truth - 1|), and the full per-population table."""
+    methods, pops = _meta_names(summary, "method"), _meta_names(summary, "population")
+    score_names = _meta_names(scores, "method") if scores is not None else []
+
+    def cell(name: str, m: int, j: int, key: str) -> float:
+        pick = (summary["method"] == m) & (summary["population"] == j)
+        return float(summary[key][pick][0])
+
+    head = "| method | C2ST AUC | mean KS | " + " | ".join(f"Δb {p} | ΔP/P {p}" for p in pops) + " |"
+    lines = [head, "|" + "---|" * (3 + 2 * len(pops))]
+    for m, name in enumerate(methods):
+        auc = ks = "n/a"
+        if scores is not None and name in score_names:
+            i = score_names.index(name)
+            auc = f"{float(scores['c2st_auc'][i]):.3f}"
+            if score_targets:
+                ks = f"{sum(float(scores[f'ks_{t}'][i]) for t in score_targets) / len(score_targets):.3f}"
+        parts = [
+            f"{cell(name, m, j, 'bias_diff'):+.3f} ± {cell(name, m, j, 'bias_diff_err'):.3f} | "
+            f"{cell(name, m, j, 'power_ratio_mad'):.3f}"
+            for j in range(len(pops))
+        ]
+        lines.append(f"| {name} | {auc} | {ks} | " + " | ".join(parts) + " |")
+    lines += ["", "| population | method | n_truth | n_method | b_truth | b_method | Δb | mean abs(P/P_t - 1) |"]
+    lines.append("|" + "---|" * 8)
+    for j, pop in enumerate(pops):
+        for m, name in enumerate(methods):
+            lines.append(
+                f"| {pop} | {name} | {cell(name, m, j, 'n_truth'):.2e} | {cell(name, m, j, 'n_method'):.2e} | "
+                f"{cell(name, m, j, 'bias_truth'):.3f} ± {cell(name, m, j, 'bias_truth_err'):.3f} | "
+                f"{cell(name, m, j, 'bias_method'):.3f} ± {cell(name, m, j, 'bias_method_err'):.3f} | "
+                f"{cell(name, m, j, 'bias_diff'):+.3f} ± {cell(name, m, j, 'bias_diff_err'):.3f} | "
+                f"{cell(name, m, j, 'power_ratio_mad'):.3f} |"
+            )
+    return "\n".join(lines)
