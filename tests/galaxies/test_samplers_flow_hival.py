@@ -215,16 +215,50 @@ def test_hival_save_load_round_trip(hival, tmp_path: Path) -> None:
         again.log_prob(xs, torch.zeros(2, 2))
 
 
-def test_coordinate_by_coordinate_inverse_equals_nflows_inverse() -> None:
-    """The sampler's faster inverse (one spline per MADE pass) gives nflows' own inverse."""
-    from cosmoseg.galaxies.samplers.flow import build_nflows_transform, nflows_inverse
+@pytest.mark.parametrize(
+    ("features", "context", "layers", "hidden", "blocks", "bins", "chunk"),
+    [(3, 2, 3, 16, 1, 5, 1000), (5, 5, 2, 24, 2, 8, 128), (1, 2, 2, 8, 2, 4, 4096), (2, 1, 1, 4, 0, 3, 77)],
+)
+def test_fast_inverse_equals_nflows_inverse(features, context, layers, hidden, blocks, bins, chunk) -> None:
+    """The sampler's inverse (degree-ordered MADE, one spline per coordinate, threaded chunks) is nflows' inverse."""
+    from cosmoseg.galaxies.samplers.flow import build_nflows_transform
+    from cosmoseg.galaxies.samplers.flow_inverse import FastSplineInverse
 
-    torch.manual_seed(0)
-    transform = build_nflows_transform(3, 2, layers=3, hidden_features=16, num_blocks=1, bins=5, tail_bound=3.0)
+    torch.manual_seed(features + blocks)
+    transform = build_nflows_transform(
+        features, context, layers=layers, hidden_features=hidden, num_blocks=blocks, bins=bins, tail_bound=3.0
+    )
     for p in transform.parameters():  # away from the identity initialisation
         p.data.add_(0.3 * torch.randn_like(p))
-    z, context = 1.5 * torch.randn(500, 3), torch.randn(500, 2)
+    # float64: the algorithm, not float32 rounding (steep spline bins make float32 inverses ill-conditioned)
+    transform = transform.double()
+    z = 1.5 * torch.randn(2000, features, dtype=torch.float64)  # some beyond the tail bound
+    ctx = torch.randn(2000, context, dtype=torch.float64)
     with torch.no_grad():
-        expected, _ = transform.inverse(z, context=context)
-        got = nflows_inverse(transform, z, context)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        expected, _ = transform.inverse(z, context=ctx)
+    got = FastSplineInverse(transform)(z, ctx, chunk=chunk)
+    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_spline_inverse_rows_inverts_nflows_spline() -> None:
+    """rq_spline_inverse_rows undoes nflows' forward spline, inside the bound and on the linear tails."""
+    from nflows.transforms.splines import unconstrained_rational_quadratic_spline
+
+    from cosmoseg.galaxies.samplers.flow_inverse import rq_spline_inverse_rows
+
+    g = torch.Generator().manual_seed(4)
+    m, k = 5000, 6
+    w, h = (3 * torch.randn(m, k, generator=g, dtype=torch.float64) for _ in range(2))
+    d = torch.randn(m, k - 1, generator=g, dtype=torch.float64)
+    x = torch.linspace(-2.5, 2.5, m, dtype=torch.float64)
+    z, _ = unconstrained_rational_quadratic_spline(
+        x, w, h, d, inverse=False, tails="linear", tail_bound=2.0, min_bin_width=1e-3, min_bin_height=1e-3,
+        min_derivative=1e-3,
+    )  # fmt: skip
+    back = rq_spline_inverse_rows(
+        z, w.T.contiguous(), h.T.contiguous(), d.T.contiguous(), tail_bound=2.0, min_bin_width=1e-3,
+        min_bin_height=1e-3, min_derivative=1e-3,
+    )  # fmt: skip
+    torch.testing.assert_close(back, x, rtol=0, atol=1e-9)
+    outside = x.abs() > 2.0
+    assert outside.any() and torch.equal(back[outside], z[outside])
