@@ -49,8 +49,19 @@ def _markdown(table: Any, names: list[str], targets: list[str]) -> str:
 def train_command(
     suite_dir: Annotated[Path, typer.Argument(help="Suite folder of `cosmoseg simulate` (box_*.h5 with halos).")],
     method: Annotated[str, typer.Option(help="flow, hival, gauss or regression.")] = "flow",
-    conditions: Annotated[str, typer.Option(help="Halo properties, comma-separated.")] = DEFAULT_CONDITIONS,
-    targets: Annotated[str, typer.Option(help="Galaxy properties, comma-separated.")] = DEFAULT_TARGETS,
+    conditions: Annotated[
+        str | None, typer.Option(help=f"Halo properties, comma-separated (default {DEFAULT_CONDITIONS}).")
+    ] = None,
+    targets: Annotated[
+        str | None, typer.Option(help=f"Galaxy properties, comma-separated (default {DEFAULT_TARGETS}).")
+    ] = None,
+    reverse: Annotated[
+        bool,
+        typer.Option(
+            "--reverse",
+            help="Learn p(halo | galaxy): --conditions are galaxy, --targets halo properties (defaults swapped).",
+        ),
+    ] = False,
     hyper: Annotated[list[str] | None, typer.Option(help="Hyper-parameter key=value (repeatable).")] = None,
     variant: Annotated[str, typer.Option(help="Galaxy-model variant that paints the truth.")] = "fiducial",
     n_validation: Annotated[int, typer.Option(help="Whole boxes held out for the metrics.")] = 2,
@@ -61,26 +72,31 @@ def train_command(
     from cosmoseg.errors import CosmosegError
     from cosmoseg.galaxies.training import evaluate_samplers, find_boxes, split_boxes, suite_rows, train_sampler
 
-    path = output or Path("runs") / "galaxies" / f"{method}.pt"
+    path = output or Path("runs") / "galaxies" / f"{method}{'-reverse' if reverse else ''}.pt"
     try:
-        cond, targ = _names(conditions), _names(targets)
+        halo_names, galaxy_names = DEFAULT_CONDITIONS, DEFAULT_TARGETS
+        default_cond, default_targ = (galaxy_names, halo_names) if reverse else (halo_names, galaxy_names)
+        cond, targ = _names(conditions or default_cond), _names(targets or default_targ)
         train_paths, val_paths = split_boxes(find_boxes(suite_dir), n_validation, seed)
-        sampler = train_sampler(method, train_paths, cond, targ, hyper=_hyper(hyper or []), variant=variant, seed=seed)
+        sampler = train_sampler(
+            method, train_paths, cond, targ, hyper=_hyper(hyper or []), variant=variant, seed=seed, reverse=reverse
+        )
         card: dict[str, Any] = {
             "data": f"{suite_dir}: train {[p.name for p in train_paths]}, validate {[p.name for p in val_paths]}; "
-            f"truth: galaxies.model variant {variant!r}, centrals",
+            f"truth: galaxies.model variant {variant!r}, centrals" + ("; reverse: p(halo | galaxy)" if reverse else ""),
             "command": " ".join(
                 shlex.quote(a)
                 for a in [
                     *("cosmoseg", "galaxies", "train", str(suite_dir), "--method", method),
                     *("--conditions", ",".join(cond), "--targets", ",".join(targ), "--variant", variant),
+                    *(("--reverse",) if reverse else ()),
                     *(item for h in (hyper or []) for item in ("--hyper", h)),
                     *("--n-validation", str(n_validation), "--seed", str(seed), "--output", str(path)),
                 ]
             ),
         }
         if val_paths:
-            x, y = suite_rows(val_paths, cond, targ, variant, seed)
+            x, y = suite_rows(val_paths, cond, targ, variant, seed, reverse=reverse)
             table = evaluate_samplers({method: sampler}, x, y, seed=seed)
             card["metrics"] = {k: float(v[0]) for k, v in table.columns.items() if k != "method"}
             print(_markdown(table, [method], targ))
@@ -111,6 +127,9 @@ def evaluate_command(
     figures: Annotated[
         Path | None, typer.Option(help="Folder for the colour-mass and P(k)-ratio figures (needs the clustering).")
     ] = None,
+    reverse: Annotated[
+        bool, typer.Option("--reverse", help="The samplers learn p(halo | galaxy) (trained with --reverse).")
+    ] = False,
 ) -> None:
     """Compare fitted samplers on the held-out boxes: KS, W1, conditional C2ST, coverage; writes evaluation.h5.
 
@@ -132,15 +151,17 @@ def evaluate_command(
         _, val_paths = split_boxes(find_boxes(suite_dir), n_validation, seed)
         if not val_paths:
             raise ValueError("--n-validation must be >= 1 to evaluate")
-        x, y = suite_rows(val_paths, first.condition_names, first.target_names, variant, seed)
+        x, y = suite_rows(val_paths, first.condition_names, first.target_names, variant, seed, reverse=reverse)
         for name, sampler in samplers.items():
             if sampler.condition_names != first.condition_names:
                 raise ValueError(f"{name} is conditioned on {sampler.condition_names}, not {first.condition_names}")
         table = evaluate_samplers(samplers, x, y, n_draws=n_draws, seed=seed)
         objects = {"scores": table}
         report = ""
+        if clustering and reverse:
+            raise ValueError("--clustering compares galaxy samples: it does not apply to --reverse samplers")
         if clustering is None:
-            clustering = has_linear_field(val_paths[0])
+            clustering = not reverse and has_linear_field(val_paths[0])
         if clustering:
             result = run_clustering(suite_dir, samplers, n_validation=n_validation, variant=variant, seed=seed, hod=hod)
             objects |= {"clustering": result.summary, "clustering_curves": result.curves}

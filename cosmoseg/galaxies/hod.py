@@ -139,7 +139,7 @@ class PreparedHalos:
     """What ``populate`` needs from a halo catalog, computed once (float64 NumPy arrays on the CPU).
 
     box: the catalog's box.
-    halo_id: (N,) uint64 ids keying the random streams.
+    halo_key: (N,) uint64 SplitMix64 hashes of the halo ids, keying the random streams.
     log_mass: (N,) log10 Msun/h; mass: (N,) Msun/h.
     pos: (N, 3) Mpc/h; vel: (N, 3) km/s or None when velocities are not wanted.
     r200: (N,) comoving Mpc/h; concentration: (N,) NFW c = r200 / r_s; sigma_1d: (N,) km/s.
@@ -153,7 +153,7 @@ class PreparedHalos:
     """
 
     box: Box
-    halo_id: npt.NDArray[np.uint64]
+    halo_key: npt.NDArray[np.uint64]
     log_mass: FloatArray
     mass: FloatArray
     pos: FloatArray
@@ -248,17 +248,24 @@ def _splitmix64(z: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     return z ^ (z >> np.uint64(31))
 
 
-def _stream_base(seed: int, halo_id: npt.NDArray[np.uint64], stream: int) -> npt.NDArray[np.uint64]:
+def _halo_keys(halo_id: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """The seed-independent part of every stream's state, hashed once by ``prepare_hod``."""
+    with np.errstate(over="ignore"):
+        return _splitmix64(halo_id)
+
+
+def _stream_base(seed: int, halo_key: npt.NDArray[np.uint64], stream: int) -> npt.NDArray[np.uint64]:
     """The state of the SplitMix64 sequence of (seed, halo, stream); counter k is its (k+1)-th output."""
     with np.errstate(over="ignore"):
         key = _splitmix64(np.array([seed], dtype=np.uint64))[0]
-        return _splitmix64(_splitmix64(halo_id ^ key) ^ np.uint64(stream))
+        return _splitmix64(halo_key ^ (key ^ np.uint64(stream)))
 
 
 def _uniform(base: npt.NDArray[np.uint64], counter: npt.ArrayLike) -> FloatArray:
     """Uniform doubles in (0, 1) from the top 53 bits of SplitMix64 output ``counter`` of each stream."""
+    counter = np.asarray(counter, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        z = _splitmix64(base + np.asarray(counter, dtype=np.uint64) * _GOLDEN)
+        z = _splitmix64(base if counter.ndim == 0 and counter == 0 else base + counter * _GOLDEN)
     return ((z >> np.uint64(11)).astype(np.float64) + 0.5) * (1.0 / (1 << 53))
 
 
@@ -414,7 +421,7 @@ def prepare_hod(
     pos = columns["pos"]
     return PreparedHalos(
         box=box,
-        halo_id=halo_id,
+        halo_key=_halo_keys(halo_id),
         log_mass=log_mass,
         mass=mass,
         pos=_as_float64(pos),
@@ -465,7 +472,7 @@ def populate(prepared: PreparedHalos, params: HODParams, seed: int) -> GalaxyCat
             context="populate",
         )
     seed = int(seed)
-    ids = prepared.halo_id
+    ids = prepared.halo_key
     n_cen, n_sat = _mean_occupation_np(prepared.log_mass, params, prepared.mass)
     if decorated:
         sign = prepared.ab_sign.astype(np.float64)
@@ -473,13 +480,11 @@ def populate(prepared: PreparedHalos, params: HODParams, seed: int) -> GalaxyCat
         n_sat = n_sat * (1.0 + sign * params.a_sat)
 
     has_cen = _uniform(_stream_base(seed, ids, _STREAM_CEN), 0) < n_cen
-    n_sats = np.zeros(len(prepared), dtype=np.int64)
     hosts = np.flatnonzero(n_sat > 0)  # a zero mean draws no satellite whatever the uniform: skip those streams
-    n_sats[hosts] = _poisson(_uniform(_stream_base(seed, ids[hosts], _STREAM_NSAT), 0), n_sat[hosts])
+    sat_counts = _poisson(_uniform(_stream_base(seed, ids[hosts], _STREAM_NSAT), 0), n_sat[hosts])
 
     cen_rows = np.flatnonzero(has_cen)
     cen_pos = prepared.pos[cen_rows]
-    sat_counts = n_sats[hosts]
     sat_rows = np.repeat(hosts, sat_counts)
     sat_j = (np.arange(sat_rows.size) - np.repeat(np.cumsum(sat_counts) - sat_counts, sat_counts)).astype(np.uint64)
     sat_base = _stream_base(seed, ids[sat_rows], _STREAM_SAT)

@@ -53,15 +53,28 @@ def box_pairs(path: Path, variant: str, seed: int) -> tuple[HaloCatalog, GalaxyC
 
 
 def suite_rows(
-    paths: Sequence[Path], conditions: Sequence[str], targets: Sequence[str], variant: str, seed: int
+    paths: Sequence[Path],
+    conditions: Sequence[str],
+    targets: Sequence[str],
+    variant: str,
+    seed: int,
+    *,
+    reverse: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Halo properties ``(N, C)`` and central-galaxy properties ``(N, D)`` of every box, stacked."""
+    """Conditions ``(N, C)`` and targets ``(N, D)`` of every box's centrals, stacked.
+
+    Conditions are halo and targets central-galaxy properties; with ``reverse`` (p(halo | galaxy)) conditions are
+    galaxy and targets halo properties.
+    """
+    halo_names, galaxy_names = (targets, conditions) if reverse else (conditions, targets)
     xs, ys = [], []
     for path in paths:
         halos, galaxies = box_pairs(path, variant, seed)
         halo_rows, galaxy_rows = central_pairs(halos, galaxies)
-        xs.append(property_matrix(halos, conditions, role=f"halo catalog of {path.name}")[halo_rows])
-        ys.append(property_matrix(galaxies, targets, role=f"galaxy catalog of {path.name}")[galaxy_rows])
+        of_halos = property_matrix(halos, halo_names, role=f"halo catalog of {path.name}")[halo_rows]
+        of_galaxies = property_matrix(galaxies, galaxy_names, role=f"galaxy catalog of {path.name}")[galaxy_rows]
+        xs.append(of_galaxies if reverse else of_halos)
+        ys.append(of_halos if reverse else of_galaxies)
     return torch.cat(xs), torch.cat(ys)
 
 
@@ -74,9 +87,11 @@ def train_sampler(
     hyper: Mapping[str, object] | None = None,
     variant: str = "fiducial",
     seed: int = 0,
+    reverse: bool = False,
 ) -> JointSampler:
-    """Fit a ``method`` sampler on the centrals of ``train_paths`` (galaxy model ``variant``)."""
-    x, y = suite_rows(train_paths, conditions, targets, variant, seed)
+    """Fit a ``method`` sampler on the centrals of ``train_paths`` (galaxy model ``variant``); ``reverse``: p(halo |
+    galaxy), ``conditions`` galaxy and ``targets`` halo properties."""
+    x, y = suite_rows(train_paths, conditions, targets, variant, seed, reverse=reverse)
     sampler = sampler_class(method)(list(conditions), list(targets), **dict(hyper or {}))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small networks: one thread avoids oversubscription on shared cores

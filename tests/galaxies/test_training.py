@@ -83,3 +83,23 @@ def test_cli_train_and_evaluate(suite: Path, tmp_path: Path) -> None:
     assert "C2ST AUC" in result.output and len(load_artifact(tmp_path / "eval" / "evaluation.h5")["scores"]) == 1
     bad = runner.invoke(app, ["galaxies", "train", str(suite), "--method", "nope", "--output", str(tmp_path / "x.pt")])
     assert bad.exit_code == 1 and "unknown sampler method 'nope'" in bad.output
+
+
+def test_cli_reverse_direction_learns_halo_given_galaxy(suite: Path, tmp_path: Path) -> None:
+    """--reverse trains p(halo | galaxy) with the defaults swapped, and evaluate --reverse scores it."""
+    runner = CliRunner()
+    app = build_app()
+    out = tmp_path / "flow-reverse.pt"
+    args = ["galaxies", "train", str(suite), "--method", "flow", "--reverse", "--conditions", ",".join(TARGETS)]
+    args += ["--targets", ",".join(CONDITIONS), "--hyper", "epochs=2", "--n-validation", "1", "--output", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    sampler = load_sampler(out)
+    assert sampler.condition_names == list(TARGETS) and sampler.target_names == list(CONDITIONS)
+    assert "--reverse" in sampler.card["command"] and "p(halo | galaxy)" in sampler.card["data"]
+    evaluate = ["galaxies", "evaluate", str(suite), "--model", str(out), "--n-validation", "1", "--reverse"]
+    result = runner.invoke(app, [*evaluate, "--n-draws", "10", "--output", str(tmp_path / "eval")])
+    assert result.exit_code == 0, result.output
+    assert f"KS {CONDITIONS[0]}" in result.output
+    result = runner.invoke(app, [*evaluate, "--clustering", "--output", str(tmp_path / "eval2")])
+    assert result.exit_code == 1 and "does not apply to --reverse" in result.output

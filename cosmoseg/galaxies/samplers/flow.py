@@ -17,9 +17,9 @@ Backends (hyper ``backend``):
 
 Sampling is deterministic under a ``torch.Generator``: the base noise is drawn from the generator and pushed through
 the inverse transform (nflows' own ``Flow.sample`` would use the global RNG); the inverse is
-:class:`~cosmoseg.galaxies.samplers.flow_inverse.FastSplineInverse`, equal to nflows' and about 20x faster. The same class also learns the reverse
-direction (galaxy → halo): pass the galaxy properties as ``condition_names`` and the halo properties as
-``target_names``.
+:class:`~cosmoseg.galaxies.samplers.flow_inverse.FastSplineInverse`, equal to nflows' and about 20x faster. The same
+class also learns the reverse direction (galaxy → halo): pass the galaxy properties as ``condition_names`` and the
+halo properties as ``target_names`` (``cosmoseg galaxies train --reverse``).
 """
 
 from __future__ import annotations
