@@ -13,6 +13,8 @@ app = typer.Typer(help="Halo -> galaxy samplers (Abramo et al.): train and evalu
 
 DEFAULT_CONDITIONS = "log_mass,log_vmax,concentration,spin,log_env_density_r2"
 DEFAULT_TARGETS = "log_mstar,log_ssfr,color_gi,log_radius,log_z"
+# --reverse targets: no concentration, which is 0 wherever unresolved (a spike a flow's density cannot hold)
+DEFAULT_REVERSE_TARGETS = "log_mass,log_vmax,spin,log_env_density_r2"
 
 
 def _hyper(items: list[str]) -> dict[str, Any]:
@@ -59,7 +61,8 @@ def train_command(
         bool,
         typer.Option(
             "--reverse",
-            help="Learn p(halo | galaxy): --conditions are galaxy, --targets halo properties (defaults swapped).",
+            help="Learn p(halo | galaxy): --conditions are galaxy, --targets halo properties "
+            f"(default {DEFAULT_TARGETS} -> {DEFAULT_REVERSE_TARGETS}).",
         ),
     ] = False,
     hyper: Annotated[list[str] | None, typer.Option(help="Hyper-parameter key=value (repeatable).")] = None,
@@ -74,8 +77,8 @@ def train_command(
 
     path = output or Path("runs") / "galaxies" / f"{method}{'-reverse' if reverse else ''}.pt"
     try:
-        halo_names, galaxy_names = DEFAULT_CONDITIONS, DEFAULT_TARGETS
-        default_cond, default_targ = (galaxy_names, halo_names) if reverse else (halo_names, galaxy_names)
+        reversed_defaults = (DEFAULT_TARGETS, DEFAULT_REVERSE_TARGETS)
+        default_cond, default_targ = reversed_defaults if reverse else (DEFAULT_CONDITIONS, DEFAULT_TARGETS)
         cond, targ = _names(conditions or default_cond), _names(targets or default_targ)
         train_paths, val_paths = split_boxes(find_boxes(suite_dir), n_validation, seed)
         sampler = train_sampler(
