@@ -32,6 +32,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "cosmoseg.measure.stages",
     "cosmoseg.protohalo.stages",
     "cosmoseg.galaxies.stages",
+    "cosmoseg.paint.stages",
 )
 """Modules of the built-in plugins; they go through the same registry as third-party ones."""
 

@@ -44,7 +44,10 @@ def test_two_stages_with_one_name_is_an_error_naming_both() -> None:
 def test_block_list_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     registry = build_registry(blocked=["cosmoseg.measure.stages"], autoload=False)
     assert "measure.power_spectrum" not in registry.stages and "sim.gaussian_field" in registry.stages
-    blocked = "cosmoseg.sim.stages, cosmoseg.io.stages, cosmoseg.protohalo.stages, cosmoseg.galaxies.stages"
+    blocked = (
+        "cosmoseg.sim.stages, cosmoseg.io.stages, cosmoseg.protohalo.stages, cosmoseg.galaxies.stages, "
+        "cosmoseg.paint.stages"
+    )
     monkeypatch.setenv("COSMOSEG_BLOCK_PLUGINS", blocked)
     registry = build_registry(autoload=False)
     assert registry.stages and all(name.startswith("measure.") for name in registry.stages)

@@ -33,6 +33,8 @@ from collections.abc import Callable
 import networkx as nx
 import torch
 
+from cosmoseg.mesh.crops import crop_lattice, extract_crops, place_crops
+
 __all__ = [
     "crop_lattice",
     "extract_crops",
@@ -63,45 +65,6 @@ def _check_sizes(n: int, size_in: int, size_out: int, *, even_step: bool = False
     if even_step and size_out % 2:
         raise ValueError(f"the instance lattices are offset by half a step: size_out={size_out} must be even")
     return (size_in - size_out) // 2
-
-
-def crop_lattice(n: int, step: int, offset: int = 0) -> torch.Tensor:
-    """Start corners ``(M, 3)`` (int64, in ``[0, n)``) of the output crops of side ``step`` tiling a periodic box.
-
-    Corners are ``offset + step * (i, j, k)`` modulo ``n`` with ``i, j, k`` in ``range(n // step)``, in C order.
-    """
-    if step <= 0:
-        raise ValueError(f"lattice step must be positive, got step={step}")
-    if n <= 0 or n % step:
-        raise ValueError(f"box side n={n} must be a positive multiple of the lattice step {step}")
-    ticks = torch.arange(0, n, step, dtype=torch.int64)
-    grid = torch.stack(torch.meshgrid(ticks, ticks, ticks, indexing="ij"), dim=-1).reshape(-1, 3)
-    return (grid + int(offset)) % n
-
-
-def _axis_indices(starts: torch.Tensor, size: int, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    idx = (starts.to(torch.int64)[:, :, None] + torch.arange(size, dtype=torch.int64)) % n  # (M, 3, size)
-    return idx[:, 0, :, None, None], idx[:, 1, None, :, None], idx[:, 2, None, None, :]
-
-
-def extract_crops(field: torch.Tensor, starts: torch.Tensor, size_in: int) -> torch.Tensor:
-    """Periodic crops ``(M, C, s, s, s)`` of ``field (C, n, n, n)`` whose first corners are ``starts (M, 3)``."""
-    if field.ndim != 4 or not (field.shape[1] == field.shape[2] == field.shape[3]):
-        raise ValueError(f"field must have shape (C, n, n, n), got {tuple(field.shape)}")
-    starts = torch.as_tensor(starts)
-    if starts.ndim != 2 or starts.shape[1] != 3:
-        raise ValueError(f"starts must have shape (M, 3), got {tuple(starts.shape)}")
-    ix, iy, iz = _axis_indices(starts, size_in, field.shape[1])
-    return field[:, ix, iy, iz].movedim(0, 1)
-
-
-def place_crops(crops: torch.Tensor, starts: torch.Tensor, n: int, out: torch.Tensor | None = None) -> torch.Tensor:
-    """Write crops ``(M, s, s, s)`` into a periodic ``(n, n, n)`` box at corners ``starts (M, 3)``."""
-    if out is None:
-        out = torch.zeros((n, n, n), dtype=crops.dtype)
-    ix, iy, iz = _axis_indices(torch.as_tensor(starts), crops.shape[-1], n)
-    out[ix, iy, iz] = crops
-    return out
 
 
 def _run_lattice(

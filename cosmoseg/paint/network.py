@@ -1,0 +1,293 @@
+"""dm2gal networks (Kasmanoff et al.): dark matter + (sub)halo fields -> stellar mass.
+
+Inputs are two-channel cubes of ``log10(1 + M)`` (M in Msun/h per voxel) of the dark-matter mass field and of the
+mass-weighted (sub)halo field; outputs are ``log10(1 + M*)`` (M* in Msun/h per voxel).
+
+* :class:`Dm2Gal` — the published per-voxel network: six blocks alternating [large-kernel stride-1 convolution,
+  batch norm, ReLU] and [3³ stride-2 convolution, batch norm, ReLU], flattened, then two fully connected layers.
+  A ``(B, 2, 65, 65, 65)`` crop gives ``(B,)``, the stellar mass of the central voxel.
+* :func:`dilated_equivalent` — the *same* weights run fully convolutionally ("à trous" trick): every stride-2
+  convolution becomes stride 1 and every later convolution's dilation is doubled per stride removed; the first
+  fully connected layer becomes a convolution with the final feature map's kernel and the accumulated dilation, the
+  second a 1×1×1 convolution. On a ``(B, 2, s+64, s+64, s+64)`` input its output ``(B, 1, s, s, s)`` at voxel ``v``
+  equals ``Dm2Gal`` on the 65³ crop whose first corner is ``v`` (centred on input voxel ``v + 32``), in eval mode.
+* :class:`Dm2GalFCN` — the successor (default): that dilated architecture trained in its own right, with two
+  1×1×1 heads (channel 0: logit that a voxel hosts a galaxy above the mass threshold; channel 1: ``log10(1 + M*)``).
+
+Geometry. With the default ``large_kernel = 7`` a 65³ input reduces *cleanly* — every stride-2 convolution sees an
+odd size, so no voxel is dropped — as 65 → 59 → 29 → 23 → 11 → 5 → 2, the flatten is ``C × 2³`` and the receptive
+field is exactly the 65³ crop, centred. The paper only says ``k ≥ 5``; with ``k = 5`` a 65³ input does *not* reduce
+cleanly (65 → 61 → 30 → 26 → 12 → 8 → 3 drops the last row at two stride-2 layers: the receptive field is 59³,
+off-centre by 3 voxels), so it is rejected; ``k = 5`` is valid with ``input_size`` 43, 51, 59, 67, ...
+(:func:`valid_input_sizes`). The valid sizes are ``1 + 7 (k - 1) + 14 + 8 (f - 1)`` for a final map of side ``f``.
+
+Normalisation. Batch norm is used everywhere (also in :class:`Dm2GalFCN`): in eval mode it is a fixed per-channel
+affine map, so a voxel's prediction does not depend on the tile it is computed in and periodic tiles stitch
+exactly. GroupNorm/InstanceNorm would normalise over each tile's spatial extent and break that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = [
+    "DEFAULT_CHANNELS",
+    "Dm2Gal",
+    "Dm2GalDilated",
+    "Dm2GalFCN",
+    "dilated_equivalent",
+    "dm2gal_sizes",
+    "valid_input_sizes",
+]
+
+DEFAULT_CHANNELS: tuple[int, ...] = (8, 8, 16, 16, 32, 32)
+
+
+def _block_kernel_stride(i: int, large_kernel: int) -> tuple[int, int]:
+    """Kernel and stride of block ``i`` of the per-voxel network (even: large kernel, stride 1; odd: 3, stride 2)."""
+    return (large_kernel, 1) if i % 2 == 0 else (3, 2)
+
+
+def _reduce(input_size: int, large_kernel: int, n_blocks: int) -> tuple[list[int], str | None]:
+    """Sides after each block, and the reason the reduction is not clean (``None`` when it is)."""
+    sizes = [int(input_size)]
+    if input_size < 1 or input_size % 2 == 0:
+        return sizes, f"input_size must be a positive odd number (a central voxel), got {input_size}"
+    for i in range(n_blocks):
+        kernel, stride = _block_kernel_stride(i, large_kernel)
+        s = sizes[-1]
+        if s < kernel or (stride == 2 and (s - kernel) % 2):
+            return sizes, f"block {i + 1} (kernel {kernel}, stride {stride}) gets side {s}; sides so far {sizes}"
+        sizes.append((s - kernel) // stride + 1)
+    return sizes, None
+
+
+def dm2gal_sizes(input_size: int, large_kernel: int, n_blocks: int = 6) -> tuple[int, ...]:
+    """Spatial sides ``(input_size, after block 1, ..., after block n_blocks)`` of the per-voxel network.
+
+    Raises ``ValueError`` unless the input reduces cleanly: odd ``input_size`` (there is a central voxel), every
+    convolution fits, every stride-2 convolution sees an odd side (no voxel dropped), so that the receptive field
+    is the whole input.
+    """
+    if large_kernel < 3 or large_kernel % 2 == 0:
+        raise ValueError(f"large_kernel must be odd and >= 3, got {large_kernel}")
+    if n_blocks < 1:
+        raise ValueError(f"the network needs at least one block, got {n_blocks}")
+    sizes, problem = _reduce(int(input_size), large_kernel, n_blocks)
+    if problem is not None:
+        near = valid_input_sizes(large_kernel, n_blocks, max(1, input_size - 24), input_size + 24)
+        raise ValueError(
+            f"input_size={input_size} does not reduce cleanly with large_kernel={large_kernel}: {problem}. "
+            f"Valid input sizes near {input_size}: {near}"
+        )
+    return tuple(sizes)
+
+
+def valid_input_sizes(large_kernel: int, n_blocks: int = 6, low: int = 1, high: int = 128) -> list[int]:
+    """The input sides in ``[low, high]`` that reduce cleanly (see :func:`dm2gal_sizes`)."""
+    return [s for s in range(max(1, low), high + 1) if _reduce(s, large_kernel, n_blocks)[1] is None]
+
+
+def _check_channels(in_channels: int, channels: Sequence[int], hidden: int) -> tuple[int, ...]:
+    channels = tuple(int(c) for c in channels)
+    if in_channels < 1 or hidden < 1 or not channels or min(channels) < 1:
+        raise ValueError(
+            f"in_channels, hidden and every block's channels must be positive (and at least one block), got "
+            f"in_channels={in_channels}, channels={channels}, hidden={hidden}"
+        )
+    return channels
+
+
+def _block(c_in: int, c_out: int, kernel: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    """Convolution (valid, no bias: batch norm follows) + BatchNorm3d + ReLU."""
+    return nn.Sequential(
+        nn.Conv3d(c_in, c_out, kernel, stride=stride, dilation=dilation, bias=False),
+        nn.BatchNorm3d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class Dm2Gal(nn.Module):
+    """The published per-voxel dm2gal network: ``(B, C_in, s, s, s)`` crop -> ``(B,)`` ``log10(1 + M*)``.
+
+    ``s = input_size`` (default 65 voxels); ``channels``: output channels of the six blocks (even blocks: kernel
+    ``large_kernel``, stride 1; odd blocks: kernel 3, stride 2; all valid convolutions + batch norm + ReLU);
+    ``hidden``: width of the first fully connected layer. The flatten order is ``(C, z, y, x)`` of the last map.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 2,
+        channels: Sequence[int] = DEFAULT_CHANNELS,
+        large_kernel: int = 7,
+        hidden: int = 64,
+        input_size: int = 65,
+    ) -> None:
+        super().__init__()
+        self.channels = _check_channels(in_channels, channels, hidden)
+        self.sizes = dm2gal_sizes(input_size, large_kernel, len(self.channels))
+        self.in_channels, self.large_kernel, self.hidden, self.input_size = (
+            in_channels,
+            large_kernel,
+            hidden,
+            input_size,
+        )
+        blocks, c_in = [], in_channels
+        for i, c_out in enumerate(self.channels):
+            blocks.append(_block(c_in, c_out, *_block_kernel_stride(i, large_kernel)))
+            c_in = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.final_size = self.sizes[-1]
+        self.fc1 = nn.Linear(c_in * self.final_size**3, hidden)
+        self.fc2 = nn.Linear(hidden, 1)
+
+    @property
+    def receptive_field(self) -> int:
+        """Side (voxels) of the input region that determines one output: the whole crop."""
+        return self.input_size
+
+    @property
+    def halo(self) -> int:
+        """Voxels of context on each side of the central voxel."""
+        return self.input_size // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (B, C_in, s, s, s)`` -> ``(B,)`` predicted ``log10(1 + M*)`` of each crop's central voxel."""
+        expected = (self.in_channels, self.input_size, self.input_size, self.input_size)
+        if x.ndim != 5 or tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"Dm2Gal expects input of shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}"
+            )
+        h = self.blocks(x).flatten(1)
+        return self.fc2(torch.relu(self.fc1(h))).squeeze(-1)
+
+
+class _DilatedBody(nn.Module):
+    """The dilated trunk shared by :class:`Dm2GalDilated` and :class:`Dm2GalFCN`.
+
+    Blocks: kernels ``large_kernel, 3, large_kernel, 3, ...`` all stride 1, dilations ``1, 1, 2, 2, 4, 4, ...``
+    (``2 ** (i // 2)`` for block ``i``), each + BatchNorm3d + ReLU; then the "FC as convolution" stage: kernel
+    ``f`` (the per-voxel network's final map side) with dilation ``2 ** (number of stride-2 blocks)`` to
+    ``hidden`` channels, + ReLU. Valid convolutions: ``(B, C_in, S, S, S)`` -> ``(B, hidden, S - 2 halo, ...)``.
+    """
+
+    def __init__(
+        self, in_channels: int, channels: Sequence[int], large_kernel: int, hidden: int, receptive_field: int
+    ) -> None:
+        super().__init__()
+        self.channels = _check_channels(in_channels, channels, hidden)
+        sizes = dm2gal_sizes(receptive_field, large_kernel, len(self.channels))
+        self.in_channels, self.large_kernel, self.hidden = in_channels, large_kernel, hidden
+        self._receptive_field = int(receptive_field)
+        blocks, c_in = [], in_channels
+        for i, c_out in enumerate(self.channels):
+            kernel, _ = _block_kernel_stride(i, large_kernel)
+            blocks.append(_block(c_in, c_out, kernel, dilation=2 ** (i // 2)))
+            c_in = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.final_size = sizes[-1]
+        self.stage = nn.Conv3d(c_in, hidden, self.final_size, dilation=2 ** (len(self.channels) // 2))
+
+    @property
+    def receptive_field(self) -> int:
+        """Side (voxels) of the input region that determines one output voxel (65 by default)."""
+        return self._receptive_field
+
+    @property
+    def halo(self) -> int:
+        """Input voxels of context needed on each side of the output region (32 by default)."""
+        return self._receptive_field // 2
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (B, C_in, S1, S2, S3)`` (each ``S >= receptive_field``) -> ``(B, hidden, S1 - 2 halo, ...)``."""
+        if x.ndim != 5 or x.shape[1] != self.in_channels or min(x.shape[2:]) < self._receptive_field:
+            raise ValueError(
+                f"{type(self).__name__} expects input of shape (B, {self.in_channels}, S, S, S) with "
+                f"S >= {self._receptive_field} (output side S - {2 * self.halo}), got {tuple(x.shape)}"
+            )
+        return torch.relu(self.stage(self.blocks(x)))
+
+
+class Dm2GalDilated(_DilatedBody):
+    """Fully convolutional, weight-for-weight equivalent of a :class:`Dm2Gal` (made by :func:`dilated_equivalent`).
+
+    ``(B, C_in, s + 2 halo, ...)`` -> ``(B, 1, s, s, s)`` ``log10(1 + M*)``. Inference only: batch norm always
+    runs on its running statistics (``train()`` keeps every submodule in eval mode) and parameters are frozen.
+    """
+
+    out_channels = 1
+
+    def __init__(
+        self, in_channels: int, channels: Sequence[int], large_kernel: int, hidden: int, receptive_field: int
+    ) -> None:
+        super().__init__(in_channels, channels, large_kernel, hidden, receptive_field)
+        self.out = nn.Conv3d(hidden, 1, 1)
+
+    def train(self, mode: bool = True) -> Dm2GalDilated:
+        """Stays in eval mode: the per-voxel network's batch statistics cannot be reproduced on whole tiles."""
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (B, C_in, s + 2 halo, ...)`` -> ``(B, 1, s, s, s)``."""
+        return self.out(self.features(x))
+
+
+def dilated_equivalent(net: Dm2Gal) -> Dm2GalDilated:
+    """A :class:`Dm2GalDilated` holding a copy of ``net``'s weights and batch-norm statistics (eval mode).
+
+    Its output at voxel ``v`` of a ``(s + 2 halo)³`` input equals ``net`` (in eval mode) on the crop
+    ``input[v : v + input_size]`` to float rounding. The first FC weight ``(hidden, C f³)`` is reshaped to a
+    ``(hidden, C, f, f, f)`` kernel: ``flatten`` of ``(B, C, z, y, x)`` is C-ordered, as a Conv3d kernel is.
+    """
+    if not isinstance(net, Dm2Gal):
+        raise TypeError(f"dilated_equivalent needs a Dm2Gal, got {type(net).__name__}")
+    param = next(net.parameters())
+    out = Dm2GalDilated(net.in_channels, net.channels, net.large_kernel, net.hidden, net.input_size)
+    out = out.to(device=param.device, dtype=param.dtype)
+    with torch.no_grad():
+        for src, dst in zip(net.blocks, out.blocks, strict=True):
+            dst[0].weight.copy_(src[0].weight)
+            dst[1].load_state_dict(src[1].state_dict())
+            dst[1].eps = src[1].eps
+        f, c = net.final_size, net.channels[-1]
+        out.stage.weight.copy_(net.fc1.weight.reshape(net.hidden, c, f, f, f))
+        out.stage.bias.copy_(net.fc1.bias)
+        out.out.weight.copy_(net.fc2.weight.reshape(1, net.hidden, 1, 1, 1))
+        out.out.bias.copy_(net.fc2.bias)
+    out.requires_grad_(False)
+    return out.eval()
+
+
+class Dm2GalFCN(_DilatedBody):
+    """The fully convolutional dm2gal successor (default): every voxel of a crop in one pass, two heads.
+
+    ``x (B, C_in, s + 2 halo, ...)`` (``log10(1 + M)`` of DM and (sub)halo mass, Msun/h) -> ``(B, 2, s, s, s)``:
+    channel :attr:`OCCUPANCY` is the logit that the voxel hosts a galaxy above the stellar-mass threshold, channel
+    :attr:`LOG_MSTAR` its ``log10(1 + M*)`` (Msun/h). Receptive field 65³ (``halo = 32``) by default, the same as
+    :class:`Dm2Gal`, with the same block structure (dilations 1, 1, 2, 2, 4, 4, stage dilation 8). Batch norm
+    (not GroupNorm): in eval mode a voxel's output is independent of the tile that contains it.
+    """
+
+    OCCUPANCY = 0
+    LOG_MSTAR = 1
+    out_channels = 2
+
+    def __init__(
+        self,
+        in_channels: int = 2,
+        channels: Sequence[int] = DEFAULT_CHANNELS,
+        large_kernel: int = 7,
+        hidden: int = 64,
+        receptive_field: int = 65,
+    ) -> None:
+        super().__init__(in_channels, channels, large_kernel, hidden, receptive_field)
+        self.occupancy_head = nn.Conv3d(hidden, 1, 1)
+        self.mass_head = nn.Conv3d(hidden, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (B, C_in, s + 2 halo, ...)`` -> ``(B, 2, s, s, s)``: occupancy logits, ``log10(1 + M*)``."""
+        h = self.features(x)
+        return torch.cat([self.occupancy_head(h), self.mass_head(h)], dim=1)

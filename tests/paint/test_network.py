@@ -1,0 +1,150 @@
+"""dm2gal networks: shapes, geometry checks, the exact dilated equivalent, periodic tiling and stitching."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from cosmoseg.paint.network import (
+    Dm2Gal,
+    Dm2GalDilated,
+    Dm2GalFCN,
+    dilated_equivalent,
+    dm2gal_sizes,
+    valid_input_sizes,
+)
+from cosmoseg.paint.tiling import predict_tiled, predict_voxels, tile_corners
+
+TINY = (2, 2, 2, 2, 2, 2)
+# A small clean geometry for fast tests: kernel 3, input 37 -> 35 -> 17 -> 15 -> 7 -> 5 -> 2 (a 2³ flatten).
+SMALL = {"channels": TINY, "large_kernel": 3, "hidden": 4}
+SMALL_SIZE = 37
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def _randomise_bn(model: nn.Module, seed: int) -> None:
+    """Non-trivial batch-norm running statistics and affine parameters."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm3d):
+                c = m.num_features
+                m.running_mean.copy_(torch.randn(c, generator=gen) * 0.3)
+                m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
+                m.weight.copy_(torch.rand(c, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(c, generator=gen) * 0.3)
+
+
+def _net(seed: int = 0, **kwargs: object) -> Dm2Gal:
+    torch.manual_seed(seed)
+    params = {**SMALL, "input_size": SMALL_SIZE, **kwargs}
+    net = Dm2Gal(**params)
+    _randomise_bn(net, seed + 1)
+    return net.eval()
+
+
+def _fields(n: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn((2, n, n, n), generator=torch.Generator().manual_seed(seed))
+
+
+def test_geometry_reduces_cleanly() -> None:
+    assert dm2gal_sizes(65, 7) == (65, 59, 29, 23, 11, 5, 2)
+    assert dm2gal_sizes(59, 5) == (59, 55, 27, 23, 11, 7, 3)
+    assert 65 in valid_input_sizes(7) and 65 not in valid_input_sizes(5)
+    with pytest.raises(ValueError, match=r"does not reduce cleanly.*block 4.*side 26.*\[43, 51, 59, 67"):
+        Dm2Gal(large_kernel=5, input_size=65)
+    with pytest.raises(ValueError, match="odd"):
+        dm2gal_sizes(64, 7)
+    with pytest.raises(ValueError, match="large_kernel"):
+        Dm2Gal(large_kernel=4)
+
+
+def test_shapes_and_wrong_inputs() -> None:
+    net = _net()
+    assert net(torch.zeros(3, 2, SMALL_SIZE, SMALL_SIZE, SMALL_SIZE)).shape == (3,)
+    with pytest.raises(ValueError, match=r"shape \(B, 2, 37, 37, 37\)"):
+        net(torch.zeros(1, 2, 39, 39, 39))
+    with pytest.raises(ValueError, match=r"shape \(B, 2, 37, 37, 37\)"):
+        net(torch.zeros(1, 3, 37, 37, 37))
+    fcn = Dm2GalFCN(**SMALL, receptive_field=SMALL_SIZE)
+    assert (fcn.halo, fcn.receptive_field) == (18, 37)
+    assert fcn(torch.zeros(2, 2, 40, 40, 40)).shape == (2, 2, 4, 4, 4)
+    with pytest.raises(ValueError, match="S >= 37"):
+        fcn(torch.zeros(1, 2, 36, 36, 36))
+    default = Dm2GalFCN(channels=TINY, hidden=4)
+    assert (default.halo, default.receptive_field, Dm2GalFCN.out_channels) == (32, 65, 2)
+    assert [b[0].dilation[0] for b in default.blocks] == [1, 1, 2, 2, 4, 4]
+    assert default.stage.dilation == (8, 8, 8) and default.stage.kernel_size == (2, 2, 2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "n"),
+    [({}, 7), ({"channels": TINY, "hidden": 4, "large_kernel": 7, "input_size": 65}, 3)],
+    ids=["small", "default-geometry"],
+)
+def test_dilated_equivalent_equals_per_voxel(kwargs: dict, n: int) -> None:
+    net = _net(seed=3, **kwargs)
+    dil = dilated_equivalent(net)
+    assert isinstance(dil, Dm2GalDilated) and dil.halo == net.input_size // 2
+    fields = _fields(n, seed=4)
+    whole = predict_tiled(dil, fields, tile=n)[0]  # (n, n, n), periodic
+    voxels = torch.tensor([[0, 0, 0], [n - 1, 0, n - 1], [1, n - 1, 2], [n // 2, n // 2, n // 2]])
+    per_voxel = predict_voxels(net, fields, voxels, batch=2)
+    torch.testing.assert_close(whole[voxels[:, 0], voxels[:, 1], voxels[:, 2]], per_voxel, atol=1e-5, rtol=1e-5)
+    dil.train()  # stays in eval mode: the per-voxel network's batch statistics cannot be reproduced
+    assert not any(m.training for m in dil.modules())
+
+
+def test_dilated_equivalent_on_a_plain_crop() -> None:
+    """Non-periodic check: the (s + 2 halo)³ input's output at v equals net on input[v : v + input_size]."""
+    net = _net(seed=5)
+    dil = dilated_equivalent(net)
+    x = torch.randn(1, 2, SMALL_SIZE + 2, SMALL_SIZE + 2, SMALL_SIZE + 2, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        full = dil(x)[0, 0]
+        crops = torch.stack([x[0, :, i : i + SMALL_SIZE, j : j + SMALL_SIZE, k : k + SMALL_SIZE] for i, j, k in
+                             [(0, 0, 0), (2, 1, 0), (1, 2, 2)]])  # fmt: skip
+        ref = net(crops)
+    torch.testing.assert_close(torch.stack([full[0, 0, 0], full[2, 1, 0], full[1, 2, 2]]), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_tiles_stitch_to_the_whole_box() -> None:
+    torch.manual_seed(7)
+    fcn = Dm2GalFCN(**SMALL, receptive_field=SMALL_SIZE)
+    _randomise_bn(fcn, 8)
+    fcn.train()
+    fields = _fields(8, seed=9)
+    whole = predict_tiled(fcn, fields, tile=8)
+    assert whole.shape == (2, 8, 8, 8) and fcn.training  # training flag restored
+    for tile, batch in [(3, 4), (5, 1)]:  # tiles that do not divide n; batches that do not divide the count
+        torch.testing.assert_close(predict_tiled(fcn, fields, tile=tile, batch=batch), whole, atol=1e-5, rtol=1e-5)
+    whole += 1  # an ordinary tensor, not an inference tensor
+    # Periodicity: rolling the input rolls the output.
+    rolled = predict_tiled(fcn, torch.roll(fields, (3, -2, 5), dims=(1, 2, 3)), tile=8)
+    torch.testing.assert_close(rolled, torch.roll(whole - 1, (3, -2, 5), dims=(1, 2, 3)), atol=1e-5, rtol=1e-5)
+
+
+def test_predict_voxels_equals_dilated_tiled() -> None:
+    net = _net(seed=10)
+    fields = _fields(8, seed=11)
+    tiled = predict_tiled(dilated_equivalent(net), fields, tile=3, batch=4)[0]
+    voxels = torch.cartesian_prod(torch.arange(8), torch.tensor([0, 7]), torch.tensor([3]))
+    out = predict_voxels(net, fields, voxels + 8, batch=5)  # indices taken modulo n
+    assert out.shape == (len(voxels),)
+    torch.testing.assert_close(out, tiled[voxels[:, 0], voxels[:, 1], voxels[:, 2]], atol=1e-5, rtol=1e-5)
+
+
+def test_tiling_errors() -> None:
+    fields = _fields(4)
+    with pytest.raises(TypeError, match="halo"):
+        predict_tiled(nn.Identity(), fields, tile=2)
+    with pytest.raises(ValueError, match=r"\(C, n, n, n\)"):
+        predict_tiled(Dm2GalFCN(**SMALL, receptive_field=SMALL_SIZE), fields[0], tile=2)
+    with pytest.raises(ValueError, match=r"\(M, 3\)"):
+        predict_voxels(_net(), fields, torch.zeros(2, 2, dtype=torch.int64), batch=1)
+    assert tile_corners(5, 2).shape == (27, 3)
