@@ -61,3 +61,11 @@ class FieldsStage(Stage):
 @hookimpl
 def cosmoseg_register_stages(register: Any) -> None:
     register(FieldsStage)
+
+
+@hookimpl
+def cosmoseg_register_commands(app: Any) -> None:
+    """``cosmoseg paint train|evaluate``: train dm2gal or its successor on a suite, and compare on a held-out box."""
+    from cosmoseg.paint.commands import app as paint_app
+
+    app.add_typer(paint_app, name="paint")

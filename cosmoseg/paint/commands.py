@@ -1,0 +1,137 @@
+"""The ``cosmoseg paint`` commands (a thin layer over training.py and evaluation.py)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(help="dm2gal (Kasmanoff et al.): paint stellar mass onto gravity-only fields.", no_args_is_help=True)
+
+
+def _key_values(items: list[str], option: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{option} takes key=value, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _fail(error: Exception) -> None:
+    typer.echo(f"error: {' '.join(str(error).split())}", err=True)
+    raise typer.Exit(1) from None
+
+
+@app.command("train")
+def train_command(
+    suite_dir: Annotated[Path, typer.Argument(help="Suite folder of `cosmoseg simulate` with particles and halos.")],
+    kind: Annotated[str, typer.Option(help="fcn (the successor, default) or dm2gal (the per-voxel network).")] = "fcn",
+    grid: Annotated[int, typer.Option(help="Grid of the fields (0 = the particle grid).")] = 0,
+    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 2000,
+    batch: Annotated[int, typer.Option(help="Crops per step.")] = 2,
+    tile: Annotated[int, typer.Option(help="Output side of a successor training crop (voxels).")] = 24,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    eval_every: Annotated[int, typer.Option(help="Steps between validations (checkpoint selection by P(k)).")] = 200,
+    threshold: Annotated[float, typer.Option(help="M* (Msun/h) above which a voxel hosts a galaxy.")] = 1e8,
+    arch: Annotated[
+        list[str] | None, typer.Option(help="Architecture key=value: channels=[8,8,16,16,32,32], hidden, large_kernel.")
+    ] = None,
+    galaxy_stage: Annotated[str, typer.Option(help="Registered stage painting the truth galaxies.")] = "galaxies.model",
+    galaxy_param: Annotated[list[str] | None, typer.Option(help="Its params, key=value (repeatable).")] = None,
+    n_validation: Annotated[int, typer.Option(help="Boxes for checkpoint selection.")] = 1,
+    n_test: Annotated[int, typer.Option(help="Boxes held out for `paint evaluate`.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the split, the truth, the initialisation and the crops.")] = 0,
+    output: Annotated[Path | None, typer.Option(help="Model file (default runs/paint/<kind>.pt).")] = None,
+) -> None:
+    """Train a dm2gal network on a suite; the checkpoint whose validation P(k) is closest to the truth is saved."""
+    import torch
+
+    from cosmoseg.errors import CosmosegError
+    from cosmoseg.paint.models import build_model, save_paint_model
+    from cosmoseg.paint.suite import load_split, registry_truth
+    from cosmoseg.paint.training import TrainConfig, train_dm2gal, train_fcn
+
+    path = output or Path("runs") / "paint" / f"{kind}.pt"
+    try:
+        truth = registry_truth(galaxy_stage, _key_values(galaxy_param or [], "--galaxy-param"), seed)
+        split = load_split(suite_dir, truth, grid=grid, n_validation=n_validation, n_test=n_test, seed=seed)
+        if not split.validation:
+            raise ValueError("--n-validation must be >= 1: the validation box selects the checkpoint")
+        config = TrainConfig(steps=steps, batch=batch, tile=tile, lr=lr, eval_every=eval_every, threshold=threshold)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = build_model(kind, **_key_values(arch or [], "--arch"))
+        trainer = train_fcn if kind == "fcn" else train_dm2gal
+
+        def progress(step: int, loss: float, score: float | None) -> None:
+            print(f"step {step}: loss {loss:.4f}, validation mean |ln P/P_truth| {score:.4f}", flush=True)
+
+        result = trainer(model, split.train, split.validation[0], config, torch.Generator().manual_seed(seed), progress)
+        command = [
+            *("cosmoseg", "paint", "train", str(suite_dir), "--kind", kind, "--grid", str(grid)),
+            *("--steps", str(steps), "--batch", str(batch), "--tile", str(tile), "--lr", str(lr)),
+            *("--eval-every", str(eval_every), "--threshold", str(threshold), "--galaxy-stage", galaxy_stage),
+            *(item for a in arch or [] for item in ("--arch", a)),
+            *(item for a in galaxy_param or [] for item in ("--galaxy-param", a)),
+            *("--n-validation", str(n_validation), "--n-test", str(n_test), "--seed", str(seed)),
+            *("--output", str(path)),
+        ]
+        card = {
+            "data": f"{suite_dir}: train {split.names('train')}, validate {split.names('validation')}, "
+            f"test {split.names('test')}; truth: {galaxy_stage} {galaxy_param or []}; grid {split.train[0].n}",
+            "command": " ".join(shlex.quote(str(a)) for a in command),
+            "selection": f"step {result.best_step}: validation mean |ln P/P_truth| (k <= k_Ny/4) "
+            f"{result.best_score:.4f}",
+        }
+        saved = save_paint_model(
+            path, model, voxel=split.train[0].voxel, threshold=threshold, step=result.best_step, card=card
+        )
+    except (CosmosegError, ValueError) as error:
+        _fail(error)
+    print(f"model: {saved} (step {result.best_step}, validation score {result.best_score:.4f})")
+
+
+@app.command("evaluate")
+def evaluate_command(
+    suite_dir: Annotated[Path, typer.Argument(help="Suite folder (the same split as training).")],
+    model: Annotated[Path | None, typer.Option(help="Successor model file (default: the shipped one).")] = None,
+    per_voxel: Annotated[Path | None, typer.Option(help="A dm2gal per-voxel model file to compare.")] = None,
+    galaxy_stage: Annotated[str, typer.Option(help="Registered stage painting the truth galaxies.")] = "galaxies.model",
+    galaxy_param: Annotated[list[str] | None, typer.Option(help="Its params, key=value (repeatable).")] = None,
+    hod_stage: Annotated[str, typer.Option(help="Registered HOD stage for the Zheng07 baseline ('' = none).")] = (
+        "galaxies.hod"
+    ),
+    n_validation: Annotated[int, typer.Option(help="As in training.")] = 1,
+    n_test: Annotated[int, typer.Option(help="As in training.")] = 1,
+    seed: Annotated[int, typer.Option(help="As in training.")] = 0,
+    output: Annotated[Path, typer.Option(help="Folder for evaluation.h5.")] = Path("runs/paint/evaluation"),
+    figures: Annotated[Path | None, typer.Option(help="Folder for the P(k), B(k), PDF and slice figures.")] = None,
+) -> None:
+    """Score the successor, dm2gal and the baselines on the test box(es): P(k), B(k1, k2, θ), PDF, total mass,
+    occupancy precision / recall; writes evaluation.h5 and prints the summary."""
+    from cosmoseg.data import save_artifact
+    from cosmoseg.errors import CosmosegError
+    from cosmoseg.paint.report import evaluate_suite, summary_markdown
+    from cosmoseg.paint.suite import load_split, registry_truth
+
+    try:
+        truth = registry_truth(galaxy_stage, _key_values(galaxy_param or [], "--galaxy-param"), seed)
+        split = load_split(suite_dir, truth, grid=0, n_validation=n_validation, n_test=n_test, seed=seed)
+        if not split.test:
+            raise ValueError("--n-test must be >= 1 to evaluate")
+        report = evaluate_suite(split, model=model, per_voxel=per_voxel, hod_stage=hod_stage, seed=seed)
+        saved = save_artifact(output / "evaluation.h5", report.tables)
+        if figures is not None:
+            report.write_figures(figures)
+    except (CosmosegError, ValueError) as error:
+        _fail(error)
+    print(summary_markdown(report))
+    print(f"evaluation: {saved}")

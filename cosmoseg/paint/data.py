@@ -1,0 +1,119 @@
+"""Boxes for dm2gal: the input and target fields of a suite box, and the crops the networks train on.
+
+A box of a ``cosmoseg simulate`` suite (``save_particles = true``) holds the z = 0 ``particles`` and the FoF
+``halos``. The truth galaxies come from a callable (``truth(halos, box_index) -> GalaxyCatalog``): the commands
+build it from a registered stage (by default ``galaxies.model``) so this package does not depend on the galaxy
+package, and a user with TNG data passes the TNG subhalo catalog instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from cosmoseg.data import Field, GalaxyCatalog, HaloCatalog, Particles, load_artifact
+from cosmoseg.errors import ValidationError
+from cosmoseg.mesh.symmetry import apply_symmetry, cube_symmetries
+from cosmoseg.paint.fields import default_grid, paint_fields
+
+__all__ = ["PaintBox", "TruthMaker", "box_index", "load_suite_box", "periodic_crop", "random_crop"]
+
+TruthMaker = Callable[[HaloCatalog, int], GalaxyCatalog]
+"""truth(halos, box_index) -> the galaxies painted onto those haloes (seeded by the box index)."""
+
+INPUT_CHANNELS = ("log_dm", "log_halo")
+TARGET_CHANNEL = "log_mstar"
+
+
+@dataclasses.dataclass(frozen=True)
+class PaintBox:
+    """One periodic box: inputs (2, n, n, n) and target (n, n, n), both log10(1 + M / (Msun/h)).
+
+    name: the box file's name; length: its side, Mpc/h; galaxies, halos: the catalogs the fields came from.
+    """
+
+    name: str
+    length: float
+    inputs: torch.Tensor
+    target: torch.Tensor
+    halos: HaloCatalog
+    galaxies: GalaxyCatalog
+
+    @property
+    def n(self) -> int:
+        return int(self.target.shape[-1])
+
+    @property
+    def voxel(self) -> float:
+        """Voxel side, Mpc/h."""
+        return self.length / self.n
+
+
+def box_index(path: Path) -> int:
+    """The index in ``box_0007.h5`` (0 when the name has none)."""
+    tail = path.stem.split("_")[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def load_suite_box(path: Path, truth: TruthMaker, n: int) -> PaintBox:
+    """The fields of a suite box file on an ``n``³ grid (0: the particles' Lagrangian grid), with the galaxies
+    ``truth`` paints onto its haloes."""
+    objects = load_artifact(path)
+    particles, halos = objects.get("particles"), objects.get("halos")
+    if not isinstance(particles, Particles) or not isinstance(halos, HaloCatalog):
+        raise ValidationError(
+            f"a dm2gal box needs 'particles' (Particles) and 'halos' (HaloCatalog); {path} has {sorted(objects)} "
+            "(simulate the suite with save_particles = true)",
+            context="paint",
+        )
+    n = n or default_grid(particles)
+    galaxies = truth(halos, box_index(path))
+    fields = paint_fields(particles, halos, galaxies, n=n)
+    return box_from_field(path.name, fields, halos, galaxies)
+
+
+def box_from_field(name: str, fields: Field, halos: HaloCatalog, galaxies: GalaxyCatalog) -> PaintBox:
+    """A ``PaintBox`` from a ``paint.fields`` Field (channels log_dm, log_halo, log_mstar)."""
+    missing = [c for c in (*INPUT_CHANNELS, TARGET_CHANNEL) if c not in fields.channels]
+    if missing:
+        raise ValidationError(f"fields lack channel(s) {missing}; they have {list(fields.channels)}", context=name)
+    index = {c: i for i, c in enumerate(fields.channels)}
+    inputs = fields.values[[index[c] for c in INPUT_CHANNELS]].float()
+    target = fields.values[index[TARGET_CHANNEL]].float()
+    return PaintBox(name, fields.box.length, inputs, target, halos, galaxies)
+
+
+def periodic_crop(volume: torch.Tensor, start: Sequence[int], size: int) -> torch.Tensor:
+    """The ``size``³ periodic crop of a (..., n, n, n) volume whose first voxel is ``start`` (wrapping around)."""
+    n = volume.shape[-1]
+    idx = [(torch.arange(size, device=volume.device) + int(s)) % n for s in start]
+    return volume[..., idx[0][:, None, None], idx[1][None, :, None], idx[2][None, None, :]]
+
+
+def random_crop(
+    box: PaintBox,
+    out_size: int,
+    halo: int,
+    generator: torch.Generator,
+    *,
+    augment: bool = True,
+    extras: Sequence[torch.Tensor] = (),
+) -> list[torch.Tensor]:
+    """A random training crop: [inputs (2, s + 2h, s + 2h, s + 2h), the target (s, s, s) at their centre, and the
+    same (s, s, s) crop of every (n, n, n) volume in ``extras``].
+
+    One of the 48 cube symmetries is applied to all of them when ``augment`` (the fields are isotropic).
+    """
+    corner = torch.randint(0, box.n, (3,), generator=generator).tolist()
+    out = [periodic_crop(box.inputs, [c - halo for c in corner], out_size + 2 * halo)]
+    out += [periodic_crop(volume, corner, out_size) for volume in (box.target, *extras)]
+    if augment:
+        symmetries = cube_symmetries()
+        perm, flips = symmetries[int(torch.randint(0, len(symmetries), (1,), generator=generator))]
+        out = [torch.stack([apply_symmetry(c, perm, flips) for c in out[0]])] + [
+            apply_symmetry(v, perm, flips) for v in out[1:]
+        ]
+    return out

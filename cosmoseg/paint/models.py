@@ -1,0 +1,97 @@
+"""dm2gal model files: the weights with what they were trained for (architecture, voxel size, mass threshold).
+
+A model file is a :mod:`cosmoseg.nn.checkpoints` file (plain tensors, loaded with ``weights_only=True``) whose
+metadata holds ``task = "paint"``, ``kind`` (``"fcn"`` for the successor, ``"dm2gal"`` for the per-voxel network),
+the constructor arguments, ``voxel`` (Mpc/h), ``threshold`` (Msun/h), ``input_channels`` and a ``card`` (data,
+command, metrics). :func:`check_voxel` refuses fields whose voxel differs from the training voxel.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cosmoseg.errors import ArtifactError, ValidationError
+from cosmoseg.nn.checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
+from cosmoseg.paint.network import Dm2Gal, Dm2GalFCN
+
+__all__ = ["DEFAULT_MODEL", "PaintModel", "build_model", "check_voxel", "load_paint_model", "save_paint_model"]
+
+DEFAULT_MODEL = Path(__file__).parent / "default_models" / "fcn.pt"
+KINDS = {"fcn": Dm2GalFCN, "dm2gal": Dm2Gal}
+_ARCH = ("in_channels", "channels", "large_kernel", "hidden")
+_SIZE = {"fcn": "receptive_field", "dm2gal": "input_size"}
+VOXEL_RTOL = 1e-6
+
+PaintModel = Dm2Gal | Dm2GalFCN
+
+
+def build_model(kind: str, **arch: Any) -> PaintModel:
+    """A fresh ``kind`` network ("fcn" or "dm2gal") with constructor arguments ``arch``."""
+    if kind not in KINDS:
+        raise ValidationError(f"unknown dm2gal model kind {kind!r}; known: {sorted(KINDS)}", context="paint")
+    return KINDS[kind](**arch)
+
+
+def architecture(model: PaintModel) -> dict[str, Any]:
+    """The constructor arguments that rebuild ``model``."""
+    kind = "fcn" if isinstance(model, Dm2GalFCN) else "dm2gal"
+    arch = {name: getattr(model, name) for name in _ARCH}
+    arch["channels"] = [int(c) for c in arch["channels"]]
+    arch[_SIZE[kind]] = int(model.receptive_field)
+    return arch
+
+
+def save_paint_model(
+    path: str | os.PathLike[str],
+    model: PaintModel,
+    *,
+    voxel: float,
+    threshold: float,
+    step: int,
+    card: Mapping[str, Any],
+) -> Path:
+    """Write ``model`` with its metadata (atomically)."""
+    kind = "fcn" if isinstance(model, Dm2GalFCN) else "dm2gal"
+    metadata = {
+        "task": "paint",
+        "kind": kind,
+        "arch": architecture(model),
+        "voxel": float(voxel),
+        "threshold": float(threshold),
+        "input_channels": ["log_dm", "log_halo"],
+        "card": dict(card),
+    }
+    return save_checkpoint(path, model=model, step=step, metadata=metadata)
+
+
+def load_paint_model(path: str | os.PathLike[str] | None = None) -> tuple[PaintModel, dict[str, Any]]:
+    """The network of a model file (default: the shipped successor) in eval mode, and its metadata."""
+    path = Path(path) if path else DEFAULT_MODEL
+    metadata = read_checkpoint(path)["metadata"]
+    if metadata.get("task") != "paint" or metadata.get("kind") not in KINDS:
+        raise ArtifactError(f"{path}: not a dm2gal model file (metadata task/kind: {metadata.get('task')!r}, "
+                            f"{metadata.get('kind')!r})")  # fmt: skip
+    model = build_model(metadata["kind"], **metadata["arch"])
+    load_checkpoint(path, model=model)
+    model.eval()
+    return model, metadata
+
+
+def check_voxel(field_voxel: float, metadata: Mapping[str, Any], where: str) -> None:
+    """Refuse a grid whose voxel side (Mpc/h) differs from the model's training voxel side."""
+    trained = float(metadata["voxel"])
+    if abs(field_voxel - trained) > VOXEL_RTOL * trained:
+        raise ValidationError(
+            f"the fields have voxels of {field_voxel:.6g} Mpc/h but the model was trained on voxels of "
+            f"{trained:.6g} Mpc/h; paint the fields on a grid of that voxel size (n = box / {trained:.6g})",
+            context=where,
+        )
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device

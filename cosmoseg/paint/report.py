@@ -1,0 +1,193 @@
+"""The held-out comparison of ``cosmoseg paint evaluate``: the successor, dm2gal and the two baselines against the
+truth on a test box — P(k), B(k1, k2, θ), the PDF of log M*, the total stellar mass, occupancy precision / recall,
+and slices side by side.
+
+Methods (all painted onto the test box's grid; M* per voxel in Msun/h):
+
+* ``successor``: :class:`~cosmoseg.paint.network.Dm2GalFCN`, galaxies where its occupancy logit is > 0;
+* ``dm2gal``: the per-voxel network at the truth's occupied voxels (the paper's oracle positions), when given;
+* ``hod_paper``: the paper's benchmark — the truth galaxies with stellar masses redrawn per host-mass bin and
+  central/satellite from the training boxes (:func:`~cosmoseg.paint.baselines.paper_hod_baseline`);
+* ``zheng07``: a Zheng et al. (2007) HOD catalog from a registered stage (default ``galaxies.hod``, its default
+  parameters unless given) with stellar masses drawn the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cosmoseg.data import GalaxyCatalog, HaloCatalog, Table
+from cosmoseg.errors import ValidationError
+from cosmoseg.paint.baselines import hod_catalog_baseline, paper_hod_baseline
+from cosmoseg.paint.data import PaintBox
+from cosmoseg.paint.evaluation import (
+    PaintScores,
+    bispectrum_table,
+    pdf_table,
+    power_table,
+    score_painting,
+)
+from cosmoseg.paint.fields import from_log_mass, stellar_mass_field
+from cosmoseg.paint.models import check_voxel, load_paint_model
+from cosmoseg.paint.network import Dm2Gal, Dm2GalFCN
+from cosmoseg.paint.suite import Split
+from cosmoseg.paint.training import paint_with_fcn, paint_with_oracle
+
+__all__ = ["PaintReport", "evaluate_box", "evaluate_suite", "summary_markdown"]
+
+
+@dataclasses.dataclass
+class PaintReport:
+    """fields: method -> (n, n, n) M* (Msun/h), "truth" first; scores: method -> PaintScores; tables: the Tables
+    written to evaluation.h5 (summary, power, bispectrum, pdf); box: the test box's name; length: Mpc/h; extra:
+    other measured numbers (e.g. the successor-vs-dm2gal RMS at the occupied voxels)."""
+
+    box: str
+    length: float
+    fields: dict[str, torch.Tensor]
+    scores: dict[str, PaintScores]
+    tables: dict[str, Table]
+    extra: dict[str, float]
+
+    def write_figures(self, folder: Path) -> list[Path]:
+        from cosmoseg.paint.figures import write_paint_figures
+
+        return write_paint_figures(self, folder)
+
+
+def _zheng07(stage_name: str, params: Mapping[str, Any], halos: HaloCatalog, seed: int) -> GalaxyCatalog:
+    from cosmoseg.pipeline.context import RunContext
+    from cosmoseg.pipeline.params import parse_params
+    from cosmoseg.plugins import build_registry
+
+    cls = build_registry().stage(stage_name)
+    parsed, problems = parse_params(cls.Params, dict(params), where=f"{stage_name} params")
+    if problems:
+        raise ValidationError(problems, context=f"paint baseline ({stage_name})")
+    ctx = RunContext(device=torch.device("cpu"), seed=seed, stage_id="zheng07")
+    return cls(parsed, ctx).run(halos=halos)["galaxies"]
+
+
+def evaluate_box(
+    box: PaintBox,
+    train: list[PaintBox],
+    *,
+    successor: Dm2GalFCN | None,
+    per_voxel: Dm2Gal | None,
+    threshold: float,
+    hod_stage: str = "galaxies.hod",
+    hod_params: Mapping[str, Any] | None = None,
+    seed: int = 0,
+) -> PaintReport:
+    """Paint ``box`` with every method and measure them against its truth (see the module docstring)."""
+    truth = from_log_mass(box.target)
+    fields: dict[str, torch.Tensor] = {"truth": truth}
+    places: dict[str, bool] = {}
+    extra: dict[str, float] = {}
+    if successor is not None:
+        fields["successor"], _ = paint_with_fcn(successor, box)
+        places["successor"] = True
+    if per_voxel is not None:
+        fields["dm2gal"] = paint_with_oracle(per_voxel, box, threshold)
+        places["dm2gal"] = False
+        if successor is not None:  # where both apply: the truth's occupied voxels
+            occupied = truth >= threshold
+            from cosmoseg.paint.tiling import predict_tiled
+
+            fcn_log = predict_tiled(successor, box.inputs, tile=32)[1][occupied]
+            voxel_log = torch.log10(1 + fields["dm2gal"][occupied])
+            true_log = box.target[occupied]
+            extra["rms_log_mstar_successor"] = float(((fcn_log - true_log) ** 2).mean().sqrt())
+            extra["rms_log_mstar_dm2gal"] = float(((voxel_log - true_log) ** 2).mean().sqrt())
+    generator = torch.Generator().manual_seed(seed)
+    train_galaxies = [b.galaxies for b in train]
+    train_halos = [b.halos for b in train]
+    paper = paper_hod_baseline(train_galaxies, train_halos, box.galaxies, box.halos, generator=generator)
+    fields["hod_paper"] = stellar_mass_field(paper, box.n)
+    places["hod_paper"] = False
+    if hod_stage:
+        hod = _zheng07(hod_stage, hod_params or {}, box.halos, seed)
+        with_mass = hod_catalog_baseline(train_galaxies, train_halos, hod, box.halos, generator=generator)
+        fields["zheng07"] = stellar_mass_field(with_mass, box.n)
+        places["zheng07"] = True
+    methods = {k: v for k, v in fields.items() if k != "truth"}
+    scores = {
+        name: score_painting(field, truth, box.length, threshold=threshold, places_galaxies=places[name])
+        for name, field in methods.items()
+    }
+    summary_columns: dict[str, torch.Tensor] = {"method": torch.arange(len(scores))}
+    for key in dataclasses.fields(PaintScores):
+        values = torch.tensor([getattr(s, key.name) for s in scores.values()], dtype=torch.float64)
+        summary_columns[key.name] = torch.where(torch.isfinite(values), values, torch.full_like(values, -1.0))
+    summary_meta = {f"method_{i}": name for i, name in enumerate(scores)} | {"box": box.name} | extra
+    summary_meta["missing"] = (
+        "-1: not applicable (precision / recall of methods that do not place galaxies) or "
+        "undefined (the scores of a method that painted nothing)"
+    )
+    tables = {
+        "summary": Table(columns=summary_columns, meta=summary_meta),
+        "power": power_table(truth, methods, box.length),
+        "bispectrum": bispectrum_table(truth, methods, box.length),
+        "pdf": pdf_table(truth, methods, box.length),
+    }
+    return PaintReport(box.name, box.length, fields, scores, tables, extra)
+
+
+def evaluate_suite(
+    split: Split,
+    *,
+    model: Path | None,
+    per_voxel: Path | None,
+    hod_stage: str,
+    hod_params: Mapping[str, Any] | None = None,
+    seed: int = 0,
+) -> PaintReport:
+    """Load the successor (default: shipped) and optionally dm2gal, check their voxel size, and evaluate the first
+    test box of ``split``."""
+    box = split.test[0]
+    successor, meta = load_paint_model(model)
+    if not isinstance(successor, Dm2GalFCN):
+        raise ValidationError(f"{model}: --model must be a successor (fcn) model file", context="paint evaluate")
+    check_voxel(box.voxel, meta, f"paint evaluate ({box.name})")
+    net = None
+    if per_voxel is not None:
+        net, voxel_meta = load_paint_model(per_voxel)
+        if not isinstance(net, Dm2Gal):
+            raise ValidationError(f"{per_voxel}: --per-voxel must be a dm2gal model file", context="paint evaluate")
+        check_voxel(box.voxel, voxel_meta, f"paint evaluate ({box.name})")
+    return evaluate_box(
+        box,
+        split.train,
+        successor=successor,
+        per_voxel=net,
+        threshold=float(meta["threshold"]),
+        hod_stage=hod_stage,
+        hod_params=hod_params,
+        seed=seed,
+    )
+
+
+def summary_markdown(report: PaintReport) -> str:
+    """The summary table: per method, the P(k) score, the largest P(k) deviation for k ≤ k_Ny/4, the small-scale
+    score, the total-mass ratio and the occupancy precision / recall."""
+    lines = [
+        f"test box {report.box} ({report.length:g} Mpc/h)",
+        "| method | mean abs ln(P/P_t), k <= k_Ny/4 | max abs(P/P_t - 1), k <= k_Ny/4 | mean abs ln(P/P_t), k > k_Ny/4 "
+        "| total M* / truth | precision | recall |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, s in report.scores.items():
+        occupancy = ("n/a", "n/a") if math.isnan(s.precision) else (f"{s.precision:.3f}", f"{s.recall:.3f}")
+        lines.append(
+            f"| {name} | {s.power_score:.4f} | {s.max_power_deviation:.4f} | {s.small_scale_score:.4f} | "
+            f"{s.total_mass_ratio:.4f} | {occupancy[0]} | {occupancy[1]} |"
+        )
+    for key, value in report.extra.items():
+        lines.append(f"{key}: {value:.4f}")
+    return "\n".join(lines)

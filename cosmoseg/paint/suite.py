@@ -1,0 +1,83 @@
+"""Suites for dm2gal: the train / validation / test split of a suite's boxes and the truth galaxies of each box.
+
+The truth comes from a *registered stage* (by default ``galaxies.model``) looked up in the plugin registry, so
+this package does not import the galaxy package, and a user's own galaxy model (any stage ``halos -> galaxies``)
+can stand in for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cosmoseg.data import GalaxyCatalog, HaloCatalog
+from cosmoseg.errors import ValidationError
+from cosmoseg.paint.data import PaintBox, TruthMaker, load_suite_box
+from cosmoseg.sim.suites import find_boxes
+
+__all__ = ["Split", "load_split", "registry_truth", "split_three"]
+
+
+def registry_truth(stage_name: str, params: Mapping[str, Any], seed: int) -> TruthMaker:
+    """truth(halos, box_index) running the registered stage ``stage_name`` (halos -> galaxies) with ``params``;
+    its seed is ``seed`` + the box index."""
+    from cosmoseg.pipeline.context import RunContext
+    from cosmoseg.pipeline.params import parse_params
+    from cosmoseg.plugins import build_registry
+
+    cls = build_registry().stage(stage_name)
+    if cls.inputs.get("halos") is not HaloCatalog or cls.outputs.get("galaxies") is not GalaxyCatalog:
+        raise ValidationError(
+            f"stage {stage_name!r} must take 'halos' (HaloCatalog) and give 'galaxies' (GalaxyCatalog); it takes "
+            f"{sorted(cls.inputs)} and gives {sorted(cls.outputs)}",
+            context="paint truth",
+        )
+    parsed, problems = parse_params(cls.Params, dict(params), where=f"{stage_name} params")
+    if problems:
+        raise ValidationError(problems, context=f"paint truth ({stage_name})")
+
+    def make(halos: HaloCatalog, index: int) -> GalaxyCatalog:
+        ctx = RunContext(device=torch.device("cpu"), seed=seed + index, stage_id="truth")
+        return cls(parsed, ctx).run(halos=halos)["galaxies"]
+
+    return make
+
+
+def split_three(n: int, n_validation: int, n_test: int, seed: int) -> tuple[list[int], list[int], list[int]]:
+    """Box indices (train, validation, test) from one seeded permutation: test first, then validation."""
+    if n_validation < 0 or n_test < 0 or n_validation + n_test >= n:
+        raise ValidationError(
+            f"{n} boxes cannot give {n_validation} validation and {n_test} test boxes and still train",
+            context="paint split",
+        )
+    order = [int(i) for i in np.random.default_rng(seed).permutation(n)]
+    test, validation = sorted(order[:n_test]), sorted(order[n_test : n_test + n_validation])
+    return sorted(order[n_test + n_validation :]), validation, test
+
+
+@dataclasses.dataclass
+class Split:
+    """The boxes of a suite, loaded as fields, by role."""
+
+    train: list[PaintBox]
+    validation: list[PaintBox]
+    test: list[PaintBox]
+
+    def names(self, role: str) -> list[str]:
+        return [b.name for b in getattr(self, role)]
+
+
+def load_split(suite_dir: Path, truth: TruthMaker, *, grid: int, n_validation: int, n_test: int, seed: int) -> Split:
+    """Load every box of the suite on a ``grid``³ mesh (0 = the particle grid) and split them whole."""
+    paths = find_boxes(suite_dir)
+    train, validation, test = split_three(len(paths), n_validation, n_test, seed)
+
+    def load(indices: list[int]) -> list[PaintBox]:
+        return [load_suite_box(paths[i], truth, grid) for i in indices]
+
+    return Split(load(train), load(validation), load(test))

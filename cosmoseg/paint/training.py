@@ -1,0 +1,269 @@
+"""Training dm2gal (the per-voxel network) and its fully-convolutional successor, with model selection by P(k).
+
+Boxes are split whole: training boxes give the crops, one validation box picks the checkpoint — the one whose
+painted stellar-mass field has the P(k) closest to the truth's (mean |ln P/P_truth| for k ≤ k_Ny / 4,
+:func:`cosmoseg.paint.evaluation.power_ratio_score`), not the lowest loss, as the paper selects; a test box is
+left for :mod:`cosmoseg.paint.evaluation`. Periodic boxes split by box cannot leak validation voxels into the
+training crops.
+
+* **Successor** (:class:`~cosmoseg.paint.network.Dm2GalFCN`): random periodic crops of ``tile``³ outputs (plus the
+  32-voxel context) with one of the 48 cube symmetries; loss = binary cross-entropy of the occupancy head (a voxel
+  is occupied when its M* ≥ ``threshold``; positives up-weighted by the empty/occupied ratio of the training boxes)
+  + ``mass_weight`` × squared error of the log-mass head on the occupied voxels, each weighted by the inverse count
+  of its bin among the 100 log bins of M* (the dense analogue of dm2gal's weighted sampling).
+* **dm2gal** (:class:`~cosmoseg.paint.network.Dm2Gal`): the paper's set-up — samples are the voxels with
+  M* ≥ ``threshold``, drawn by :class:`~cosmoseg.paint.sampling.WeightedSampler` with inverse-count weights over
+  all of them, 65³ crops with a random cube symmetry, MSE on log10(1 + M*). It is validated at the true occupied
+  voxels of the validation box (it cannot place galaxies: the oracle the successor removes).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from cosmoseg.errors import ValidationError
+from cosmoseg.mesh.symmetry import apply_symmetry, cube_symmetries
+from cosmoseg.paint.data import PaintBox, periodic_crop, random_crop
+from cosmoseg.paint.evaluation import power_ratio_score
+from cosmoseg.paint.fields import from_log_mass, to_log_mass
+from cosmoseg.paint.network import Dm2Gal, Dm2GalFCN, dilated_equivalent
+from cosmoseg.paint.sampling import WeightedSampler, mass_bin_weights
+from cosmoseg.paint.tiling import predict_tiled
+
+__all__ = ["TrainConfig", "TrainResult", "paint_with_fcn", "paint_with_oracle", "train_dm2gal", "train_fcn"]
+
+Progress = Callable[[int, float, float | None], None]
+"""progress(step, mean training loss since the last call, validation score or None)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """steps: optimiser steps; batch: crops per step; tile: output side of a successor crop (voxels);
+    lr, weight_decay: Adam; threshold: M* (Msun/h) above which a voxel hosts a galaxy; mass_weight: weight of the
+    log-mass loss against the occupancy loss; eval_every: steps between validations (and at the end);
+    n_bins, bin_lo, bin_hi: the inverse-count mass bins (Msun/h); augment: random cube symmetries."""
+
+    steps: int = 2000
+    batch: int = 2
+    tile: int = 24
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    threshold: float = 1e8
+    mass_weight: float = 1.0
+    eval_every: int = 200
+    n_bins: int = 100
+    bin_lo: float = 1e8
+    bin_hi: float = 10**11.5
+    augment: bool = True
+
+    def __post_init__(self) -> None:
+        bad = [name for name in ("steps", "batch", "tile", "eval_every", "n_bins") if getattr(self, name) < 1]
+        if bad or not self.lr > 0 or not self.threshold > 0 or not 0 < self.bin_lo < self.bin_hi:
+            raise ValidationError(
+                f"bad training settings: {bad or ''} must be >= 1; lr, threshold > 0; 0 < bin_lo < bin_hi",
+                context="paint.TrainConfig",
+            )
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """best_state: the selected weights; best_step, best_score: when and how well (mean |ln P/P_truth|);
+    history: (step, loss, score or NaN) rows."""
+
+    best_state: dict[str, torch.Tensor]
+    best_step: int
+    best_score: float
+    history: list[tuple[int, float, float]]
+
+
+def _check_boxes(train: Sequence[PaintBox], validation: PaintBox) -> None:
+    if not train:
+        raise ValidationError("no training box", context="paint training")
+    voxels = {round(b.voxel, 9) for b in (*train, validation)}
+    if len(voxels) > 1:
+        raise ValidationError(
+            f"boxes have different voxel sizes {sorted(voxels)} Mpc/h: a model learns one voxel size",
+            context="paint training",
+        )
+
+
+def paint_with_fcn(model: Dm2GalFCN, box: PaintBox, *, tile: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """The successor's painted field M* (n, n, n) Msun/h and its occupancy logits (n, n, n) for a whole box."""
+    out = predict_tiled(model, box.inputs, tile=tile)
+    occupied = out[0] > 0
+    return torch.where(occupied, from_log_mass(out[1]), torch.zeros_like(out[1])), out[0]
+
+
+def paint_with_oracle(net: Dm2Gal, box: PaintBox, threshold: float, *, tile: int = 32) -> torch.Tensor:
+    """dm2gal's painted field: its prediction at the voxels where the truth has M* ≥ ``threshold``, 0 elsewhere.
+
+    Computed with the network's exact fully-convolutional equivalent (:func:`~cosmoseg.paint.network.
+    dilated_equivalent`, the same numbers to float rounding as one crop per voxel, tested) over the whole box: a
+    per-voxel pass over every occupied voxel would take hours on a CPU (``benchmarks/bench_paint.py`` times it).
+    """
+    occupied = box.target >= to_log_mass(torch.tensor(threshold))
+    values = predict_tiled(dilated_equivalent(net), box.inputs, tile=tile)[0]
+    return torch.where(occupied, from_log_mass(values), torch.zeros_like(values))
+
+
+def _weight_volumes(boxes: Sequence[PaintBox], config: TrainConfig) -> list[torch.Tensor]:
+    """Per training box, an (n, n, n) volume of loss weights: at each occupied voxel the inverse count of its mass
+    bin over all occupied voxels of all training boxes (normalised to a mean of 1), 0 elsewhere."""
+    log_threshold = float(to_log_mass(torch.tensor(config.threshold)))
+    masks = [b.target >= log_threshold for b in boxes]
+    masses = torch.cat([from_log_mass(b.target[m]) for b, m in zip(boxes, masks, strict=True)])
+    if masses.numel() == 0:
+        raise ValidationError(f"no training voxel has M* >= {config.threshold:g} Msun/h", context="paint training")
+    weights = mass_bin_weights(masses, n_bins=config.n_bins, lo=config.bin_lo, hi=config.bin_hi).float()
+    weights = weights / weights.mean()
+    volumes, start = [], 0
+    for box, mask in zip(boxes, masks, strict=True):
+        volume = torch.zeros_like(box.target)
+        count = int(mask.sum())
+        volume[mask] = weights[start : start + count]
+        volumes.append(volume)
+        start += count
+    return volumes
+
+
+def train_fcn(
+    model: Dm2GalFCN,
+    train: Sequence[PaintBox],
+    validation: PaintBox,
+    config: TrainConfig,
+    generator: torch.Generator,
+    progress: Progress | None = None,
+    *,
+    resume_state: dict[str, torch.Tensor] | None = None,
+) -> TrainResult:
+    """Train the successor on random crops of ``train``; keep the weights whose validation P(k) is closest.
+
+    resume_state: weights to start from (fine-tuning); otherwise the mass head starts at the mean log mass."""
+    _check_boxes(train, validation)
+    log_threshold = float(to_log_mass(torch.tensor(config.threshold)))
+    occupied = sum(float((b.target >= log_threshold).sum()) for b in train)
+    total = sum(b.target.numel() for b in train)
+    if occupied == 0:
+        raise ValidationError(f"no training voxel has M* >= {config.threshold:g} Msun/h", context="paint training")
+    pos_weight = torch.tensor((total - occupied) / occupied)
+    weights = _weight_volumes(train, config)
+    if resume_state is None:
+        with torch.no_grad():  # start the mass head at the mean log mass of the occupied training voxels
+            model.mass_head.bias.fill_(float(torch.cat([b.target[b.target >= log_threshold] for b in train]).mean()))
+    truth = from_log_mass(validation.target)
+    if resume_state is not None:
+        model.load_state_dict(resume_state)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    best: TrainResult | None = None
+    history: list[tuple[int, float, float]] = []
+    running, count = 0.0, 0
+    for step in range(1, config.steps + 1):
+        model.train()
+        picks = torch.randint(0, len(train), (config.batch,), generator=generator).tolist()
+        crops = [
+            random_crop(train[b], config.tile, model.halo, generator, augment=config.augment, extras=[weights[b]])
+            for b in picks
+        ]
+        inputs, target, weight = (torch.stack([crop[i] for crop in crops]) for i in range(3))
+        out = model(inputs)
+        is_occupied = target >= log_threshold
+        loss = F.binary_cross_entropy_with_logits(out[:, 0], is_occupied.float(), pos_weight=pos_weight)
+        if bool(is_occupied.any()):
+            error = (out[:, 1][is_occupied] - target[is_occupied]) ** 2
+            loss = loss + config.mass_weight * (weight[is_occupied] * error).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        running, count = running + float(loss.detach()), count + 1
+        if step % config.eval_every == 0 or step == config.steps:
+            model.eval()
+            painted, _ = paint_with_fcn(model, validation)
+            score = power_ratio_score(painted, truth, validation.length)[0] if float(painted.sum()) > 0 else math.inf
+            history.append((step, running / count, score))
+            if progress is not None:
+                progress(step, running / count, score)
+            running, count = 0.0, 0
+            if best is None or score < best.best_score:
+                best = TrainResult(copy.deepcopy(model.state_dict()), step, score, history)
+    assert best is not None
+    best.history = history
+    model.load_state_dict(best.best_state)
+    model.eval()
+    return best
+
+
+def _voxel_crops(
+    boxes: Sequence[PaintBox], samples: torch.Tensor, size: int, generator: torch.Generator, augment: bool
+) -> torch.Tensor:
+    """(B, 2, size, size, size) periodic crops centred on samples (B, 4) = (box, i, j, k), randomly rotated."""
+    half = size // 2
+    symmetries = cube_symmetries()
+    crops = []
+    for b, i, j, k in samples.tolist():
+        crop = periodic_crop(boxes[b].inputs, (i - half, j - half, k - half), size)
+        if augment:  # the centre voxel of an odd crop is fixed by every cube symmetry
+            perm, flips = symmetries[int(torch.randint(0, len(symmetries), (1,), generator=generator))]
+            crop = torch.stack([apply_symmetry(c, perm, flips) for c in crop])
+        crops.append(crop)
+    return torch.stack(crops)
+
+
+def train_dm2gal(
+    net: Dm2Gal,
+    train: Sequence[PaintBox],
+    validation: PaintBox,
+    config: TrainConfig,
+    generator: torch.Generator,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train the per-voxel network on the occupied voxels of ``train`` (weighted sampling); select by P(k)."""
+    _check_boxes(train, validation)
+    log_threshold = float(to_log_mass(torch.tensor(config.threshold)))
+    samples, targets = [], []
+    for b, box in enumerate(train):
+        voxels = torch.nonzero(box.target >= log_threshold)
+        samples.append(torch.cat([torch.full((len(voxels), 1), b), voxels], 1))
+        targets.append(box.target[voxels[:, 0], voxels[:, 1], voxels[:, 2]])
+    all_samples, all_targets = torch.cat(samples), torch.cat(targets)
+    if len(all_samples) == 0:
+        raise ValidationError(f"no training voxel has M* >= {config.threshold:g} Msun/h", context="paint training")
+    with torch.no_grad():  # start at the mean log mass of the samples
+        net.fc2.bias.fill_(float(all_targets.mean()))
+    weights = mass_bin_weights(from_log_mass(all_targets), n_bins=config.n_bins, lo=config.bin_lo, hi=config.bin_hi)
+    sampler = WeightedSampler(weights, num_samples=config.steps * config.batch, generator=generator)
+    order = torch.tensor(list(iter(sampler)), dtype=torch.long).view(config.steps, config.batch)
+    truth = from_log_mass(validation.target)
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    best: TrainResult | None = None
+    history: list[tuple[int, float, float]] = []
+    running, count = 0.0, 0
+    for step in range(1, config.steps + 1):
+        net.train()
+        rows = order[step - 1]
+        inputs = _voxel_crops(train, all_samples[rows], net.input_size, generator, config.augment)
+        loss = F.mse_loss(net(inputs), all_targets[rows])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        running, count = running + float(loss.detach()), count + 1
+        if step % config.eval_every == 0 or step == config.steps:
+            net.eval()
+            painted = paint_with_oracle(net, validation, config.threshold)
+            score = power_ratio_score(painted, truth, validation.length)[0] if float(painted.sum()) > 0 else math.inf
+            history.append((step, running / count, score))
+            if progress is not None:
+                progress(step, running / count, score)
+            running, count = 0.0, 0
+            if best is None or score < best.best_score:
+                best = TrainResult(copy.deepcopy(net.state_dict()), step, score, history)
+    assert best is not None
+    best.history = history
+    net.load_state_dict(best.best_state)
+    net.eval()
+    return best

@@ -1,0 +1,197 @@
+"""dm2gal training, model files, evaluation and the `cosmoseg paint` commands, on tiny boxes and networks."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from cosmoseg.cli import build_app
+from cosmoseg.data import Box, GalaxyCatalog, Particles, load_artifact, save_artifact
+from cosmoseg.errors import ArtifactError, ValidationError
+from cosmoseg.galaxies.sampler_stage import toy_halos
+from cosmoseg.paint.data import PaintBox, load_suite_box, periodic_crop, random_crop
+from cosmoseg.paint.evaluation import occupancy_scores, power_ratio_score, score_painting
+from cosmoseg.paint.fields import from_log_mass, to_log_mass
+from cosmoseg.paint.models import check_voxel, load_paint_model, save_paint_model
+from cosmoseg.paint.network import Dm2Gal, Dm2GalFCN
+from cosmoseg.paint.suite import registry_truth, split_three
+from cosmoseg.paint.tiling import predict_voxels
+from cosmoseg.paint.training import TrainConfig, paint_with_oracle, train_dm2gal, train_fcn
+
+TINY = {"channels": (2, 2, 2, 2, 2, 2), "hidden": 4, "large_kernel": 3}
+N = 16
+LENGTH = 32.0
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def synthetic_box(seed: int, n: int = N) -> PaintBox:
+    """A box whose truth is a function of the inputs: galaxies where the halo field is set, M* = 1% of the DM."""
+    g = torch.Generator().manual_seed(seed)
+    dm = (0.5 + torch.rand(n, n, n, generator=g)) * 1e12
+    occupied = torch.rand(n, n, n, generator=g) < 0.05
+    halo = torch.where(occupied, torch.full_like(dm, 1e13), torch.zeros_like(dm))
+    mstar = torch.where(occupied, 0.01 * dm, torch.zeros_like(dm))
+    return PaintBox(f"box_{seed:04d}.h5", LENGTH, torch.stack([to_log_mass(dm), to_log_mass(halo)]),
+                    to_log_mass(mstar), None, None)  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_random_crop_keeps_inputs_target_and_extras_aligned() -> None:
+    box = synthetic_box(1)
+    marker = torch.arange(N**3, dtype=torch.float32).view(N, N, N)
+    box = PaintBox(box.name, box.length, torch.stack([marker, marker]), marker, None, None)  # type: ignore[arg-type]
+    for seed in range(5):
+        inputs, target, extra = random_crop(box, 4, 2, torch.Generator().manual_seed(seed), extras=[marker])
+        assert inputs.shape == (2, 8, 8, 8) and target.shape == (4, 4, 4)
+        torch.testing.assert_close(inputs[0, 2:-2, 2:-2, 2:-2], target)
+        torch.testing.assert_close(extra, target)
+    crop = periodic_crop(marker, (-1, 0, N - 1), 2)  # wraps on both sides
+    assert crop[0, 0, 0] == marker[N - 1, 0, N - 1] and crop[1, 1, 1] == marker[0, 1, 0]
+
+
+def test_oracle_painting_equals_one_crop_per_voxel() -> None:
+    net = Dm2Gal(input_size=29, **TINY).eval()
+    box = synthetic_box(2)
+    painted = paint_with_oracle(net, box, 1e8)
+    voxels = torch.nonzero(box.target > 0)
+    direct = from_log_mass(predict_voxels(net, box.inputs, voxels, batch=16))
+    torch.testing.assert_close(painted[voxels[:, 0], voxels[:, 1], voxels[:, 2]], direct, rtol=1e-4, atol=1e-3)
+    assert float(painted[box.target == 0].abs().max()) == 0.0
+
+
+def test_fcn_training_learns_and_selects_by_power() -> None:
+    train, validation = [synthetic_box(3), synthetic_box(4)], synthetic_box(5)
+    model = Dm2GalFCN(receptive_field=29, **TINY)
+    config = TrainConfig(steps=60, batch=2, tile=8, lr=1e-2, eval_every=20)
+    seen: list[tuple[int, float, float | None]] = []
+    result = train_fcn(model, train, validation, config, torch.Generator().manual_seed(0), lambda *a: seen.append(a))
+    assert [s for s, *_ in seen] == [20, 40, 60] and len(result.history) == 3
+    scores = [score for *_, score in result.history]
+    assert result.best_score == min(scores) and result.best_step == result.history[scores.index(min(scores))][0]
+    assert seen[-1][1] < seen[0][1]  # the loss went down
+    assert not model.training  # left in eval mode with the selected weights
+    torch.testing.assert_close(model.state_dict()["mass_head.bias"], result.best_state["mass_head.bias"])
+
+
+def test_dm2gal_training_runs_on_weighted_samples() -> None:
+    train, validation = [synthetic_box(6)], synthetic_box(7)
+    net = Dm2Gal(input_size=29, **TINY)
+    config = TrainConfig(steps=6, batch=4, eval_every=3)
+    result = train_dm2gal(net, train, validation, config, torch.Generator().manual_seed(0))
+    assert len(result.history) == 2 and math.isfinite(result.best_score)
+    with pytest.raises(ValidationError, match="no training voxel"):
+        train_dm2gal(net, train, validation, TrainConfig(steps=1, threshold=1e30), torch.Generator())
+
+
+def test_boxes_of_other_voxel_sizes_are_refused() -> None:
+    other = synthetic_box(8)
+    other = PaintBox(other.name, 2 * LENGTH, other.inputs, other.target, None, None)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="different voxel sizes"):
+        train_fcn(Dm2GalFCN(receptive_field=29, **TINY), [synthetic_box(9)], other, TrainConfig(steps=1),
+                  torch.Generator())  # fmt: skip
+
+
+def test_power_score_and_occupancy() -> None:
+    box = synthetic_box(10)
+    truth = from_log_mass(box.target)
+    assert power_ratio_score(truth, truth, LENGTH)[0] == pytest.approx(0.0, abs=1e-12)
+    assert power_ratio_score(3.0 * truth, truth, LENGTH)[0] == pytest.approx(0.0, abs=1e-6)  # δ is scale-free
+    moved = torch.roll(truth, 3, dims=0)  # same P(k): a periodic shift
+    assert power_ratio_score(moved, truth, LENGTH)[0] == pytest.approx(0.0, abs=1e-6)
+    noisy = truth + 1e9 * torch.rand(truth.shape, generator=torch.Generator().manual_seed(0))
+    assert power_ratio_score(noisy, truth, LENGTH)[0] > 0.05
+    pred = torch.zeros(4, 4, 4, dtype=torch.bool)
+    true = torch.zeros(4, 4, 4, dtype=torch.bool)
+    pred[0, 0, :3] = True
+    true[0, 0, 1:] = True  # 2 hits of 3 predicted, of 3 true
+    assert occupancy_scores(pred, true) == (pytest.approx(2 / 3), pytest.approx(2 / 3))
+    scores = score_painting(2.0 * truth, truth, LENGTH)
+    assert scores.total_mass_ratio == pytest.approx(2.0) and scores.precision == 1.0 and scores.recall == 1.0
+    with pytest.raises(ValidationError, match="non-finite"):
+        score_painting(truth * float("nan"), truth, LENGTH)
+
+
+def test_model_file_round_trip_and_voxel_check(tmp_path: Path) -> None:
+    model = Dm2GalFCN(receptive_field=29, **TINY).eval()
+    path = save_paint_model(tmp_path / "m.pt", model, voxel=2.0, threshold=1e8, step=3, card={"data": "toy"})
+    again, meta = load_paint_model(path)
+    assert isinstance(again, Dm2GalFCN) and meta["voxel"] == 2.0 and meta["card"]["data"] == "toy"
+    x = torch.randn(1, 2, 30, 30, 30)
+    torch.testing.assert_close(again(x), model(x))
+    check_voxel(2.0, meta, "test")
+    with pytest.raises(ValidationError, match=r"voxels of 1 Mpc/h .* trained on voxels of 2 Mpc/h"):
+        check_voxel(1.0, meta, "test")
+    torch.save({"format": "something else"}, tmp_path / "bad.pt")
+    with pytest.raises(ArtifactError):
+        load_paint_model(tmp_path / "bad.pt")
+
+
+def _toy_suite(folder: Path, n_boxes: int = 4, n_grid: int = 16) -> Path:
+    for i in range(n_boxes):
+        g = torch.Generator().manual_seed(100 + i)
+        halos = toy_halos(g, n=150)
+        box = halos.box
+        cell = box.length / n_grid
+        axis = (torch.arange(n_grid, dtype=torch.float64) + 0.5) * cell
+        grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
+        pos = (grid + 0.3 * cell * torch.randn(grid.shape, generator=g, dtype=torch.float64)) % box.length
+        particles = Particles(pos=pos.float(), vel=torch.zeros_like(pos).float(), ids=torch.arange(n_grid**3),
+                              mass=1e12, box=Box(length=box.length), n_grid=n_grid)  # fmt: skip
+        save_artifact(folder / f"box_{i:04d}.h5", {"particles": particles, "halos": halos})
+    return folder
+
+
+def test_suite_split_truth_and_boxes(tmp_path: Path) -> None:
+    assert split_three(6, 1, 1, seed=0)[0] and len(split_three(6, 1, 2, seed=0)[2]) == 2
+    with pytest.raises(ValidationError, match="cannot give"):
+        split_three(3, 2, 1, seed=0)
+    truth = registry_truth("galaxies.model", {"variant": "moster13"}, seed=1)
+    suite = _toy_suite(tmp_path)
+    box = load_suite_box(suite / "box_0001.h5", truth, 0)
+    assert box.n == 16 and box.voxel == pytest.approx(100.0 / 16) and isinstance(box.galaxies, GalaxyCatalog)
+    assert float(from_log_mass(box.target).sum()) == pytest.approx(
+        float((10.0 ** box.galaxies["log_mstar"].double()).sum()), rel=1e-4
+    )
+    with pytest.raises(ValidationError, match="variant"):
+        registry_truth("galaxies.model", {"variant": "nope"}, seed=0)
+    with pytest.raises(ValidationError, match="must take 'halos'"):
+        registry_truth("sim.fof", {}, seed=0)
+    save_artifact(tmp_path / "halos_only.h5", {"halos": toy_halos(torch.Generator().manual_seed(0), n=10)})
+    with pytest.raises(ValidationError, match="save_particles"):
+        load_suite_box(tmp_path / "halos_only.h5", truth, 0)
+
+
+def test_commands_train_and_evaluate(tmp_path: Path) -> None:
+    suite = _toy_suite(tmp_path / "suite")
+    runner = CliRunner()
+    app = build_app()
+    arch = ["--arch", "channels=[2,2,2,2,2,2]", "--arch", "hidden=4", "--arch", "large_kernel=3",
+            "--arch", "receptive_field=29"]  # fmt: skip
+    out = tmp_path / "fcn.pt"
+    args = ["paint", "train", str(suite), *arch, "--steps", "4", "--tile", "8", "--eval-every", "2"]
+    result = runner.invoke(app, [*args, "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    _, meta = load_paint_model(out)
+    assert meta["voxel"] == pytest.approx(100.0 / 16) and "paint train" in meta["card"]["command"]
+    figures = tmp_path / "figures"
+    result = runner.invoke(
+        app, ["paint", "evaluate", str(suite), "--model", str(out), "--output", str(tmp_path / "eval"),
+              "--figures", str(figures)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "successor" in result.output and "hod_paper" in result.output and "zheng07" in result.output
+    tables = load_artifact(tmp_path / "eval" / "evaluation.h5")
+    assert {"summary", "power", "bispectrum", "pdf"} <= set(tables)
+    assert (figures / "slices.png").is_file() and (figures / "power.png").is_file()
+    bad = runner.invoke(app, ["paint", "train", str(suite), "--kind", "nope", "--output", str(tmp_path / "x.pt")])
+    assert bad.exit_code == 1 and "unknown dm2gal model kind" in bad.output
