@@ -43,6 +43,8 @@ def architecture(model: PaintModel) -> dict[str, Any]:
     arch = {name: getattr(model, name) for name in _ARCH}
     arch["channels"] = [int(c) for c in arch["channels"]]
     arch[_SIZE[kind]] = int(model.receptive_field)
+    if kind == "fcn":
+        arch["local"] = int(model.local)
     return arch
 
 

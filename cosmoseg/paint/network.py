@@ -269,6 +269,11 @@ class Dm2GalFCN(_DilatedBody):
     :attr:`LOG_MSTAR` its ``log10(1 + M*)`` (Msun/h). Receptive field 65³ (``halo = 32``) by default, the same as
     :class:`Dm2Gal`, with the same block structure (dilations 1, 1, 2, 2, 4, 4, stage dilation 8). Batch norm
     (not GroupNorm): in eval mode a voxel's output is independent of the tile that contains it.
+
+    ``local`` > 0 adds a local path: a 3³ convolution of the inputs around each voxel (``local`` channels, batch
+    norm, ReLU) concatenated with the dilated features before the heads. dm2gal's last stage reads its coarse
+    features 4 voxels away from the centre on every axis, so which voxel of a halo's neighbourhood holds the galaxy
+    must be learned through six layers; the local path sees it directly (the receptive field stays 65³).
     """
 
     OCCUPANCY = 0
@@ -282,12 +287,27 @@ class Dm2GalFCN(_DilatedBody):
         large_kernel: int = 7,
         hidden: int = 64,
         receptive_field: int = 65,
+        local: int = 8,
     ) -> None:
         super().__init__(in_channels, channels, large_kernel, hidden, receptive_field)
-        self.occupancy_head = nn.Conv3d(hidden, 1, 1)
-        self.mass_head = nn.Conv3d(hidden, 1, 1)
+        if local < 0:
+            raise ValueError(f"local must be >= 0 channels, got {local}")
+        self.local = int(local)
+        self.local_path = _block(in_channels, local, 3) if local else None
+        self.occupancy_head = nn.Conv3d(hidden + self.local, 1, 1)
+        self.mass_head = nn.Conv3d(hidden + self.local, 1, 1)
+        # a voxel is occupied where its logit exceeds this: ln(w) after training with positives weighted by w
+        # (the Bayes-calibrated 50% point), stored with the weights so a model file paints as it was selected
+        self.register_buffer("logit_threshold", torch.zeros(()))
+
+    def occupied(self, logits: torch.Tensor) -> torch.Tensor:
+        """Bool mask of the occupied voxels from occupancy logits of any shape."""
+        return logits > self.logit_threshold
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x (B, C_in, s + 2 halo, ...)`` -> ``(B, 2, s, s, s)``: occupancy logits, ``log10(1 + M*)``."""
         h = self.features(x)
+        if self.local_path is not None:
+            edge = self.halo - 1  # the 3^3 local convolution needs one voxel of context on each side
+            h = torch.cat([h, self.local_path(x[..., edge:-edge, edge:-edge, edge:-edge])], dim=1)
         return torch.cat([self.occupancy_head(h), self.mass_head(h)], dim=1)

@@ -58,6 +58,108 @@ class FieldsStage(Stage):
         }
 
 
+@dataclasses.dataclass(frozen=True)
+class Dm2GalParams:
+    """model: a successor model file of ``cosmoseg paint train`` ("" = the shipped one, see its MODEL_CARD.md).
+    tile: output side of each periodic tile (voxels; memory grows as (tile + 64)^3). catalog: also return a
+    galaxy catalog with one galaxy per occupied voxel (at the voxel centre)."""
+
+    model: str = ""
+    tile: int = 64
+    catalog: bool = True
+
+    def problems(self) -> list[str]:
+        return [] if self.tile >= 1 else [f"param 'tile' must be >= 1 voxel, got {self.tile}"]
+
+
+class Dm2GalStage(Stage):
+    """The dm2gal successor: a stellar-mass field (and galaxies) painted onto the DM and halo fields of paint.fields.
+
+    When the input fields also hold the truth (``log_mstar``, from galaxies given to paint.fields), the painted
+    field is scored against it in the log: P(k) ratio, total stellar mass, occupancy precision / recall.
+    """
+
+    name = "paint.dm2gal"
+    Params = Dm2GalParams
+    inputs = {"fields": Field}
+    outputs = {"painted": Field, "galaxies": GalaxyCatalog}
+
+    def run(self, fields: Field) -> dict[str, Any]:
+        from cosmoseg.errors import ValidationError
+        from cosmoseg.mesh.grid import cell_centers, ijk_to_ids
+        from cosmoseg.paint.evaluation import score_painting
+        from cosmoseg.paint.fields import LOG_UNIT, from_log_mass, voxel_size
+        from cosmoseg.paint.models import DEFAULT_MODEL, check_voxel, load_paint_model
+        from cosmoseg.paint.network import Dm2GalFCN
+        from cosmoseg.paint.tiling import predict_tiled
+
+        p: Dm2GalParams = self.params
+        missing = [c for c in ("log_dm", "log_halo") if c not in fields.channels]
+        if missing:
+            raise ValidationError(
+                f"fields lack channel(s) {missing} (make them with paint.fields); they have {list(fields.channels)}",
+                context=self.name,
+            )
+        model, meta = load_paint_model(p.model or None)
+        if not isinstance(model, Dm2GalFCN):
+            raise ValidationError(
+                f"{p.model}: a per-voxel dm2gal model needs the true galaxy positions; give a successor (fcn) model",
+                context=self.name,
+            )
+        check_voxel(voxel_size(fields), meta, self.name)
+        if not p.model:
+            self.ctx.log(f"using the shipped successor ({DEFAULT_MODEL.name}, see its MODEL_CARD.md)")
+        index = {c: i for i, c in enumerate(fields.channels)}
+        inputs = fields.values[[index["log_dm"], index["log_halo"]]].float()
+        out = predict_tiled(model.to(inputs.device), inputs, tile=p.tile)
+        occupied = model.occupied(out[Dm2GalFCN.OCCUPANCY])
+        log_mstar = torch.where(
+            occupied, out[Dm2GalFCN.LOG_MSTAR].clamp_min(0), torch.zeros_like(occupied, dtype=out.dtype)
+        )
+        painted = Field(
+            values=log_mstar[None],
+            box=fields.box,
+            channels=("log_mstar",),
+            units=(LOG_UNIT,),
+            meta={"model": str(p.model or DEFAULT_MODEL.name), "threshold": float(meta["threshold"])},
+        )
+        voxels = torch.nonzero(occupied)
+        n = fields.values.shape[-1]
+        galaxies = GalaxyCatalog(
+            columns={
+                "pos": cell_centers(ijk_to_ids(voxels, n), n, fields.box.length),
+                "log_mstar": from_log_mass(log_mstar[occupied]).clamp_min(1.0).log10().double(),
+            },
+            box=fields.box,
+        )
+        self.ctx.log(
+            f"{len(voxels)} occupied voxels of {n}^3, total M* {float(from_log_mass(log_mstar).sum()):.3g} Msun/h"
+        )
+        if "log_mstar" in index:
+            truth = from_log_mass(fields.values[index["log_mstar"]].to(torch.float64))
+            s = score_painting(from_log_mass(log_mstar.to(torch.float64)), truth, fields.box.length,
+                               threshold=float(meta["threshold"]))  # fmt: skip
+            self.ctx.log(
+                f"vs the truth: mean |ln P/P_truth| {s.power_score:.3f} (k <= k_Ny/4), total M* ratio "
+                f"{s.total_mass_ratio:.3f}, occupied voxels precision {s.precision:.3f} recall {s.recall:.3f}"
+            )
+        return {
+            "painted": painted,
+            "galaxies": galaxies if p.catalog else galaxies.select(torch.zeros(0, dtype=torch.long)),
+        }
+
+    @classmethod
+    def example_inputs(cls, generator: torch.Generator) -> dict[str, Any]:
+        from cosmoseg.data import Box
+        from cosmoseg.paint.models import load_paint_model
+
+        voxel = float(load_paint_model()[1]["voxel"])
+        n = 8
+        values = torch.stack([9.0 + 3.0 * torch.rand((n, n, n), generator=generator),
+                              torch.where(torch.rand((n, n, n), generator=generator) < 0.1, 12.5, 0.0)])  # fmt: skip
+        return {"fields": Field(values=values, box=Box(length=n * voxel), channels=("log_dm", "log_halo"))}
+
+
 @hookimpl
 def cosmoseg_register_stages(register: Any) -> None:
     register(FieldsStage)

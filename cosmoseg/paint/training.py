@@ -45,8 +45,10 @@ Progress = Callable[[int, float, float | None], None]
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """steps: optimiser steps; batch: crops per step; tile: output side of a successor crop (voxels);
-    lr, weight_decay: Adam; threshold: M* (Msun/h) above which a voxel hosts a galaxy; mass_weight: weight of the
-    log-mass loss against the occupancy loss; eval_every: steps between validations (and at the end);
+    lr, weight_decay: Adam; threshold: M* (Msun/h) above which a voxel hosts a galaxy; pos_weight: weight of the
+    occupied voxels in the occupancy loss (0 = the empty / occupied ratio of the training boxes); the model paints a
+    voxel where its logit exceeds ln(pos_weight), the calibrated 50% point; mass_weight: weight of the log-mass loss
+    against the occupancy loss; eval_every: steps between validations (and at the end);
     n_bins, bin_lo, bin_hi: the inverse-count mass bins (Msun/h); augment: random cube symmetries."""
 
     steps: int = 2000
@@ -55,6 +57,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     threshold: float = 1e8
+    pos_weight: float = 20.0
     mass_weight: float = 1.0
     eval_every: int = 200
     n_bins: int = 100
@@ -93,10 +96,10 @@ def _check_boxes(train: Sequence[PaintBox], validation: PaintBox) -> None:
         )
 
 
-def paint_with_fcn(model: Dm2GalFCN, box: PaintBox, *, tile: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+def paint_with_fcn(model: Dm2GalFCN, box: PaintBox, *, tile: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """The successor's painted field M* (n, n, n) Msun/h and its occupancy logits (n, n, n) for a whole box."""
     out = predict_tiled(model, box.inputs, tile=tile)
-    occupied = out[0] > 0
+    occupied = model.occupied(out[0])
     return torch.where(occupied, from_log_mass(out[1]), torch.zeros_like(out[1])), out[0]
 
 
@@ -151,7 +154,9 @@ def train_fcn(
     total = sum(b.target.numel() for b in train)
     if occupied == 0:
         raise ValidationError(f"no training voxel has M* >= {config.threshold:g} Msun/h", context="paint training")
-    pos_weight = torch.tensor((total - occupied) / occupied)
+    pos_weight = torch.tensor(config.pos_weight or (total - occupied) / occupied)
+    with torch.no_grad():
+        model.logit_threshold.fill_(float(pos_weight.log()))
     weights = _weight_volumes(train, config)
     if resume_state is None:
         with torch.no_grad():  # start the mass head at the mean log mass of the occupied training voxels
