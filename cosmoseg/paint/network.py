@@ -296,13 +296,24 @@ class Dm2GalFCN(_DilatedBody):
         self.local_path = _block(in_channels, local, 3) if local else None
         self.occupancy_head = nn.Conv3d(hidden + self.local, 1, 1)
         self.mass_head = nn.Conv3d(hidden + self.local, 1, 1)
-        # a voxel is occupied where its logit exceeds this: ln(w) after training with positives weighted by w
-        # (the Bayes-calibrated 50% point), stored with the weights so a model file paints as it was selected
+        # ln(w) after training with positives weighted by w: logit − ln(w) is the calibrated log-odds (see
+        # ``occupied``); stored with the weights so a model file paints as it was selected
         self.register_buffer("logit_threshold", torch.zeros(()))
 
     def occupied(self, logits: torch.Tensor) -> torch.Tensor:
-        """Bool mask of the occupied voxels from occupancy logits of any shape."""
-        return logits > self.logit_threshold
+        """Bool mask of the occupied voxels of a whole box from its occupancy logits (any shape).
+
+        The calibrated probability of each voxel is q = sigmoid(logit − ``logit_threshold``); the box gets
+        K = round(Σ q) galaxies, in the K voxels of highest q. Thresholding q at 1/2 would leave out every galaxy
+        whose voxel the network is unsure of (a halo's mass spreads over several voxels), and drawing Bernoulli(q)
+        would place them at random; the top-K keeps the expected number and the most likely places.
+        """
+        q = torch.sigmoid(logits.float() - self.logit_threshold).flatten()
+        k = round(float(q.sum()))
+        mask = torch.zeros_like(q, dtype=torch.bool)
+        if k > 0:
+            mask[torch.topk(q, min(k, q.numel())).indices] = True
+        return mask.view(logits.shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x (B, C_in, s + 2 halo, ...)`` -> ``(B, 2, s, s, s)``: occupancy logits, ``log10(1 + M*)``."""

@@ -46,9 +46,9 @@ Progress = Callable[[int, float, float | None], None]
 class TrainConfig:
     """steps: optimiser steps; batch: crops per step; tile: output side of a successor crop (voxels);
     lr, weight_decay: Adam; threshold: M* (Msun/h) above which a voxel hosts a galaxy; pos_weight: weight of the
-    occupied voxels in the occupancy loss (0 = the empty / occupied ratio of the training boxes); the model paints a
-    voxel where its logit exceeds ln(pos_weight), the calibrated 50% point; mass_weight: weight of the log-mass loss
-    against the occupancy loss; eval_every: steps between validations (and at the end);
+    occupied voxels in the occupancy loss (0 = the empty / occupied ratio of the training boxes); the model's
+    probabilities are calibrated by ln(pos_weight) (see ``Dm2GalFCN.occupied``); mass_weight: weight of the
+    log-mass loss against the occupancy loss; eval_every: steps between validations (and at the end);
     n_bins, bin_lo, bin_hi: the inverse-count mass bins (Msun/h); augment: random cube symmetries."""
 
     steps: int = 2000
