@@ -107,17 +107,43 @@ class HODStageParams:
 
 
 class HODStage(Stage):
-    """Galaxies from the Zheng et al. (2007) halo occupation distribution, with optional decorations."""
+    """Galaxies from the Zheng et al. (2007) halo occupation distribution, with optional decorations.
+
+    Given ``calibration_halos`` and ``calibration_galaxies`` (galaxies with ``host`` and ``is_central`` in those
+    haloes, e.g. the truth of another box), the five occupation parameters are fitted to them
+    (:func:`cosmoseg.galaxies.hod_fit.fit_zheng07`) instead of taken from the params; decorations still are.
+    """
 
     name = "galaxies.hod"
     Params = HODStageParams
-    inputs = {"halos": HaloCatalog}
+    inputs = {"halos": HaloCatalog, "calibration_halos": HaloCatalog, "calibration_galaxies": GalaxyCatalog}
+    optional_inputs = frozenset({"calibration_halos", "calibration_galaxies"})
     outputs = {"galaxies": GalaxyCatalog}
 
-    def run(self, halos: HaloCatalog) -> dict[str, GalaxyCatalog]:
+    def run(
+        self,
+        halos: HaloCatalog,
+        calibration_halos: HaloCatalog | None = None,
+        calibration_galaxies: GalaxyCatalog | None = None,
+    ) -> dict[str, GalaxyCatalog]:
         p: HODStageParams = self.params
+        params = p.hod()
+        if (calibration_halos is None) != (calibration_galaxies is None):
+            raise ValidationError(
+                "give both calibration_halos and calibration_galaxies (or neither)", context=self.name
+            )
+        if calibration_halos is not None and calibration_galaxies is not None:
+            from cosmoseg.galaxies.hod_fit import fit_zheng07
+
+            fitted = fit_zheng07(calibration_halos, calibration_galaxies)
+            params = params.clone(**{k: getattr(fitted, k) for k in ("log_m_min", "sigma_log_m", "log_m0", "log_m1",
+                                                                     "alpha")})  # fmt: skip
+            self.ctx.log(
+                f"calibrated: log M_min {params.log_m_min:.3f}, sigma {params.sigma_log_m:.3f}, log M_0 "
+                f"{params.log_m0:.3f}, log M_1 {params.log_m1:.3f}, alpha {params.alpha:.3f}"
+            )
         prepared = prepare_hod(halos, velocities=p.velocities, secondary=p.secondary or None)
-        galaxies = populate(prepared, p.hod(), _seed(self, p.seed))
+        galaxies = populate(prepared, params, _seed(self, p.seed))
         self.ctx.log(f"{len(galaxies)} galaxies, {int(galaxies['is_central'].sum())} centrals")
         return {"galaxies": galaxies}
 

@@ -8,8 +8,8 @@ Methods (all painted onto the test box's grid; M* per voxel in Msun/h):
 * ``dm2gal``: the per-voxel network at the truth's occupied voxels (the paper's oracle positions), when given;
 * ``hod_paper``: the paper's benchmark — the truth galaxies with stellar masses redrawn per host-mass bin and
   central/satellite from the training boxes (:func:`~cosmoseg.paint.baselines.paper_hod_baseline`);
-* ``zheng07``: a Zheng et al. (2007) HOD catalog from a registered stage (default ``galaxies.hod``, its default
-  parameters unless given) with stellar masses drawn the same way.
+* ``zheng07``: a Zheng et al. (2007) HOD catalog from a registered stage (default ``galaxies.hod``, calibrated on
+  the truth galaxies of the first training box) with stellar masses drawn the same way.
 """
 
 from __future__ import annotations
@@ -61,7 +61,12 @@ class PaintReport:
         return write_paint_figures(self, folder)
 
 
-def _zheng07(stage_name: str, params: Mapping[str, Any], halos: HaloCatalog, seed: int) -> GalaxyCatalog:
+def _zheng07(
+    stage_name: str, params: Mapping[str, Any], halos: HaloCatalog, seed: int, calibration: PaintBox
+) -> GalaxyCatalog:
+    """The HOD stage's galaxies in ``halos``; calibrated on the truth of ``calibration`` when the stage takes
+    ``calibration_halos`` / ``calibration_galaxies`` (``galaxies.hod`` does: its five occupation parameters are
+    then fitted to that box's galaxies)."""
     from cosmoseg.pipeline.context import RunContext
     from cosmoseg.pipeline.params import parse_params
     from cosmoseg.plugins import build_registry
@@ -71,7 +76,10 @@ def _zheng07(stage_name: str, params: Mapping[str, Any], halos: HaloCatalog, see
     if problems:
         raise ValidationError(problems, context=f"paint baseline ({stage_name})")
     ctx = RunContext(device=torch.device("cpu"), seed=seed, stage_id="zheng07")
-    return cls(parsed, ctx).run(halos=halos)["galaxies"]
+    inputs: dict[str, Any] = {"halos": halos}
+    if {"calibration_halos", "calibration_galaxies"} <= set(cls.inputs):
+        inputs |= {"calibration_halos": calibration.halos, "calibration_galaxies": calibration.galaxies}
+    return cls(parsed, ctx).run(**inputs)["galaxies"]
 
 
 def evaluate_box(
@@ -112,7 +120,7 @@ def evaluate_box(
     fields["hod_paper"] = stellar_mass_field(paper, box.n)
     places["hod_paper"] = False
     if hod_stage:
-        hod = _zheng07(hod_stage, hod_params or {}, box.halos, seed)
+        hod = _zheng07(hod_stage, hod_params or {}, box.halos, seed, train[0])
         with_mass = hod_catalog_baseline(train_galaxies, train_halos, hod, box.halos, generator=generator)
         fields["zheng07"] = stellar_mass_field(with_mass, box.n)
         places["zheng07"] = True

@@ -305,3 +305,24 @@ def test_number_densities_match_halotools_populate_mock() -> None:
         assert abs(got - want) < 5 * math.sqrt(2 * max(want, 1)), (got, want)
     assert abs(our_cen - expect_cen) < 5 * math.sqrt(expect_cen)
     assert abs(our_sat - expect_sat) < 5 * math.sqrt(expect_sat)
+
+
+def test_calibration_recovers_the_parameters_of_a_populated_catalog() -> None:
+    """fit_zheng07 on a catalog populated with known parameters gives them back; the stage uses the fit."""
+    from cosmoseg.galaxies.hod_fit import fit_zheng07
+    from cosmoseg.galaxies.stages import HODStage
+    from cosmoseg.pipeline.context import RunContext
+
+    rng = np.random.default_rng(3)
+    masses = torch.from_numpy(10.0 ** rng.uniform(11.5, 15.0, 60_000))
+    halos = make_halos(masses, seed=3, r200=torch.from_numpy(r200_from_mass(masses.numpy(), BOX)))
+    truth = HODParams(log_m_min=12.4, sigma_log_m=0.3, log_m0=12.2, log_m1=13.4, alpha=1.05)
+    galaxies = populate(prepare_hod(halos), truth, seed=1)
+    fitted = fit_zheng07(halos, galaxies)
+    assert fitted.log_m_min == pytest.approx(12.4, abs=0.03) and fitted.sigma_log_m == pytest.approx(0.3, abs=0.04)
+    assert fitted.log_m1 == pytest.approx(13.4, abs=0.1) and fitted.alpha == pytest.approx(1.05, abs=0.1)
+    stage = HODStage(HODStage.Params(velocities=False), RunContext(device=torch.device("cpu"), seed=0))
+    out = stage.run(halos=halos, calibration_halos=halos, calibration_galaxies=galaxies)["galaxies"]
+    assert abs(len(out) - len(galaxies)) < 5 * math.sqrt(len(galaxies))
+    with pytest.raises(ValidationError, match="both calibration"):
+        stage.run(halos=halos, calibration_halos=halos)
