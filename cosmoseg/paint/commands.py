@@ -41,6 +41,7 @@ def train_command(
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     eval_every: Annotated[int, typer.Option(help="Steps between validations (checkpoint selection by P(k)).")] = 200,
     threshold: Annotated[float, typer.Option(help="M* (Msun/h) above which a voxel hosts a galaxy.")] = 1e8,
+    max_weight: Annotated[float, typer.Option(help="Cap on a voxel's mass-loss weight (x the mean; 0 = none).")] = 10.0,
     arch: Annotated[
         list[str] | None, typer.Option(help="Architecture key=value: channels=[8,8,16,16,32,32], hidden, large_kernel.")
     ] = None,
@@ -65,7 +66,8 @@ def train_command(
         split = load_split(suite_dir, truth, grid=grid, n_validation=n_validation, n_test=n_test, seed=seed)
         if not split.validation:
             raise ValueError("--n-validation must be >= 1: the validation box selects the checkpoint")
-        config = TrainConfig(steps=steps, batch=batch, tile=tile, lr=lr, eval_every=eval_every, threshold=threshold)
+        settings = {"steps": steps, "batch": batch, "tile": tile, "lr": lr, "eval_every": eval_every}
+        config = TrainConfig(**settings, threshold=threshold, max_weight=max_weight)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = build_model(kind, **_key_values(arch or [], "--arch"))
@@ -78,7 +80,8 @@ def train_command(
         command = [
             *("cosmoseg", "paint", "train", str(suite_dir), "--kind", kind, "--grid", str(grid)),
             *("--steps", str(steps), "--batch", str(batch), "--tile", str(tile), "--lr", str(lr)),
-            *("--eval-every", str(eval_every), "--threshold", str(threshold), "--galaxy-stage", galaxy_stage),
+            *("--eval-every", str(eval_every), "--threshold", str(threshold), "--max-weight", str(max_weight)),
+            *("--galaxy-stage", galaxy_stage),
             *(item for a in arch or [] for item in ("--arch", a)),
             *(item for a in galaxy_param or [] for item in ("--galaxy-param", a)),
             *("--n-validation", str(n_validation), "--n-test", str(n_test), "--seed", str(seed)),

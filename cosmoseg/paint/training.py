@@ -49,7 +49,9 @@ class TrainConfig:
     occupied voxels in the occupancy loss (0 = the empty / occupied ratio of the training boxes); the model's
     probabilities are calibrated by ln(pos_weight) (see ``Dm2GalFCN.occupied``); mass_weight: weight of the
     log-mass loss against the occupancy loss; eval_every: steps between validations (and at the end);
-    n_bins, bin_lo, bin_hi: the inverse-count mass bins (Msun/h); augment: random cube symmetries."""
+    n_bins, bin_lo, bin_hi: the inverse-count mass bins (Msun/h); max_weight: cap on a voxel's mass-loss weight,
+    in units of the mean (dense crops hold every voxel at once, so uncapped inverse counts of near-empty bins make
+    the loss a few voxels'; 0 = no cap); augment: random cube symmetries."""
 
     steps: int = 2000
     batch: int = 2
@@ -63,6 +65,7 @@ class TrainConfig:
     n_bins: int = 100
     bin_lo: float = 1e8
     bin_hi: float = 10**11.5
+    max_weight: float = 10.0
     augment: bool = True
 
     def __post_init__(self) -> None:
@@ -125,6 +128,9 @@ def _weight_volumes(boxes: Sequence[PaintBox], config: TrainConfig) -> list[torc
         raise ValidationError(f"no training voxel has M* >= {config.threshold:g} Msun/h", context="paint training")
     weights = mass_bin_weights(masses, n_bins=config.n_bins, lo=config.bin_lo, hi=config.bin_hi).float()
     weights = weights / weights.mean()
+    if config.max_weight > 0:
+        weights = weights.clamp_max(config.max_weight)
+        weights = weights / weights.mean()
     volumes, start = [], 0
     for box, mask in zip(boxes, masks, strict=True):
         volume = torch.zeros_like(box.target)
