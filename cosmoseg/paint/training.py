@@ -141,6 +141,46 @@ def _weight_volumes(boxes: Sequence[PaintBox], config: TrainConfig) -> list[torc
     return volumes
 
 
+def _optimise(
+    model: torch.nn.Module,
+    config: TrainConfig,
+    step_loss: Callable[[], torch.Tensor],
+    paint: Callable[[], torch.Tensor],
+    validation: PaintBox,
+    progress: Progress | None,
+) -> TrainResult:
+    """Adam on ``step_loss()`` (one mini-batch, model in train mode) for ``config.steps`` steps; every
+    ``eval_every`` steps (and at the end) the validation box is painted by ``paint()`` (model in eval mode) and
+    scored by P(k); the best-scoring weights are loaded back and returned with the history."""
+    truth = from_log_mass(validation.target)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    best: TrainResult | None = None
+    history: list[tuple[int, float, float]] = []
+    running, count = 0.0, 0
+    for step in range(1, config.steps + 1):
+        model.train()
+        loss = step_loss()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        running, count = running + float(loss.detach()), count + 1
+        if step % config.eval_every == 0 or step == config.steps:
+            model.eval()
+            painted = paint()
+            score = power_ratio_score(painted, truth, validation.length)[0] if float(painted.sum()) > 0 else math.inf
+            history.append((step, running / count, score))
+            if progress is not None:
+                progress(step, running / count, score)
+            running, count = 0.0, 0
+            if best is None or score < best.best_score:
+                best = TrainResult(copy.deepcopy(model.state_dict()), step, score, history)
+    assert best is not None
+    best.history = history
+    model.load_state_dict(best.best_state)
+    model.eval()
+    return best
+
+
 def train_fcn(
     model: Dm2GalFCN,
     train: Sequence[PaintBox],
@@ -167,15 +207,10 @@ def train_fcn(
     if resume_state is None:
         with torch.no_grad():  # start the mass head at the mean log mass of the occupied training voxels
             model.mass_head.bias.fill_(float(torch.cat([b.target[b.target >= log_threshold] for b in train]).mean()))
-    truth = from_log_mass(validation.target)
     if resume_state is not None:
         model.load_state_dict(resume_state)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    best: TrainResult | None = None
-    history: list[tuple[int, float, float]] = []
-    running, count = 0.0, 0
-    for step in range(1, config.steps + 1):
-        model.train()
+
+    def step_loss() -> torch.Tensor:
         picks = torch.randint(0, len(train), (config.batch,), generator=generator).tolist()
         crops = [
             random_crop(train[b], config.tile, model.halo, generator, augment=config.augment, extras=[weights[b]])
@@ -188,25 +223,9 @@ def train_fcn(
         if bool(is_occupied.any()):
             error = (out[:, 1][is_occupied] - target[is_occupied]) ** 2
             loss = loss + config.mass_weight * (weight[is_occupied] * error).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        running, count = running + float(loss.detach()), count + 1
-        if step % config.eval_every == 0 or step == config.steps:
-            model.eval()
-            painted, _ = paint_with_fcn(model, validation)
-            score = power_ratio_score(painted, truth, validation.length)[0] if float(painted.sum()) > 0 else math.inf
-            history.append((step, running / count, score))
-            if progress is not None:
-                progress(step, running / count, score)
-            running, count = 0.0, 0
-            if best is None or score < best.best_score:
-                best = TrainResult(copy.deepcopy(model.state_dict()), step, score, history)
-    assert best is not None
-    best.history = history
-    model.load_state_dict(best.best_state)
-    model.eval()
-    return best
+        return loss
+
+    return _optimise(model, config, step_loss, lambda: paint_with_fcn(model, validation)[0], validation, progress)
 
 
 def _voxel_crops(
@@ -249,32 +268,13 @@ def train_dm2gal(
     weights = mass_bin_weights(from_log_mass(all_targets), n_bins=config.n_bins, lo=config.bin_lo, hi=config.bin_hi)
     sampler = WeightedSampler(weights, num_samples=config.steps * config.batch, generator=generator)
     order = torch.tensor(list(iter(sampler)), dtype=torch.long).view(config.steps, config.batch)
-    truth = from_log_mass(validation.target)
-    opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    best: TrainResult | None = None
-    history: list[tuple[int, float, float]] = []
-    running, count = 0.0, 0
-    for step in range(1, config.steps + 1):
-        net.train()
-        rows = order[step - 1]
+    step = iter(order)
+
+    def step_loss() -> torch.Tensor:
+        rows = next(step)
         inputs = _voxel_crops(train, all_samples[rows], net.input_size, generator, config.augment)
-        loss = F.mse_loss(net(inputs), all_targets[rows])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        running, count = running + float(loss.detach()), count + 1
-        if step % config.eval_every == 0 or step == config.steps:
-            net.eval()
-            painted = paint_with_oracle(net, validation, config.threshold)
-            score = power_ratio_score(painted, truth, validation.length)[0] if float(painted.sum()) > 0 else math.inf
-            history.append((step, running / count, score))
-            if progress is not None:
-                progress(step, running / count, score)
-            running, count = 0.0, 0
-            if best is None or score < best.best_score:
-                best = TrainResult(copy.deepcopy(net.state_dict()), step, score, history)
-    assert best is not None
-    best.history = history
-    net.load_state_dict(best.best_state)
-    net.eval()
-    return best
+        return F.mse_loss(net(inputs), all_targets[rows])
+
+    return _optimise(
+        net, config, step_loss, lambda: paint_with_oracle(net, validation, config.threshold), validation, progress
+    )
