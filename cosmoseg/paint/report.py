@@ -36,7 +36,7 @@ from cosmoseg.paint.evaluation import (
 from cosmoseg.paint.fields import from_log_mass, stellar_mass_field
 from cosmoseg.paint.models import check_voxel, load_paint_model
 from cosmoseg.paint.network import Dm2Gal, Dm2GalFCN
-from cosmoseg.paint.suite import Split
+from cosmoseg.paint.suite import Split, registered_stage, run_stage
 from cosmoseg.paint.training import paint_with_fcn, paint_with_oracle
 
 __all__ = ["PaintReport", "evaluate_box", "evaluate_suite", "summary_markdown"]
@@ -67,19 +67,11 @@ def _zheng07(
     """The HOD stage's galaxies in ``halos``; calibrated on the truth of ``calibration`` when the stage takes
     ``calibration_halos`` / ``calibration_galaxies`` (``galaxies.hod`` does: its five occupation parameters are
     then fitted to that box's galaxies)."""
-    from cosmoseg.pipeline.context import RunContext
-    from cosmoseg.pipeline.params import parse_params
-    from cosmoseg.plugins import build_registry
-
-    cls = build_registry().stage(stage_name)
-    parsed, problems = parse_params(cls.Params, dict(params), where=f"{stage_name} params")
-    if problems:
-        raise ValidationError(problems, context=f"paint baseline ({stage_name})")
-    ctx = RunContext(device=torch.device("cpu"), seed=seed, stage_id="zheng07")
+    cls, parsed = registered_stage(stage_name, params, "paint baseline")
     inputs: dict[str, Any] = {"halos": halos}
     if {"calibration_halos", "calibration_galaxies"} <= set(cls.inputs):
         inputs |= {"calibration_halos": calibration.halos, "calibration_galaxies": calibration.galaxies}
-    return cls(parsed, ctx).run(**inputs)["galaxies"]
+    return run_stage(cls, parsed, seed, "zheng07", **inputs)["galaxies"]
 
 
 def evaluate_box(

@@ -18,32 +18,44 @@ import torch
 from cosmoseg.data import GalaxyCatalog, HaloCatalog
 from cosmoseg.errors import ValidationError
 from cosmoseg.paint.data import PaintBox, TruthMaker, load_suite_box
+from cosmoseg.pipeline.stage import Stage
 from cosmoseg.sim.suites import find_boxes
 
-__all__ = ["Split", "load_split", "registry_truth", "split_three"]
+__all__ = ["Split", "load_split", "registered_stage", "registry_truth", "run_stage", "split_three"]
+
+
+def registered_stage(stage_name: str, params: Mapping[str, Any], where: str) -> tuple[type[Stage], Any]:
+    """The stage class ``stage_name`` from the plugin registry and its parsed ``params`` (all problems at once)."""
+    from cosmoseg.pipeline.params import parse_params
+    from cosmoseg.plugins import build_registry
+
+    cls = build_registry().stage(stage_name)
+    parsed, problems = parse_params(cls.Params, dict(params), where=f"{stage_name} params")
+    if problems:
+        raise ValidationError(problems, context=f"{where} ({stage_name})")
+    return cls, parsed
+
+
+def run_stage(cls: type[Stage], params: Any, seed: int, stage_id: str, **inputs: Any) -> dict[str, Any]:
+    """Run a stage once on the CPU with its own seed, outside a pipeline."""
+    from cosmoseg.pipeline.context import RunContext
+
+    return cls(params, RunContext(device=torch.device("cpu"), seed=seed, stage_id=stage_id)).run(**inputs)
 
 
 def registry_truth(stage_name: str, params: Mapping[str, Any], seed: int) -> TruthMaker:
     """truth(halos, box_index) running the registered stage ``stage_name`` (halos -> galaxies) with ``params``;
     its seed is ``seed`` + the box index."""
-    from cosmoseg.pipeline.context import RunContext
-    from cosmoseg.pipeline.params import parse_params
-    from cosmoseg.plugins import build_registry
-
-    cls = build_registry().stage(stage_name)
+    cls, parsed = registered_stage(stage_name, params, "paint truth")
     if cls.inputs.get("halos") is not HaloCatalog or cls.outputs.get("galaxies") is not GalaxyCatalog:
         raise ValidationError(
             f"stage {stage_name!r} must take 'halos' (HaloCatalog) and give 'galaxies' (GalaxyCatalog); it takes "
             f"{sorted(cls.inputs)} and gives {sorted(cls.outputs)}",
             context="paint truth",
         )
-    parsed, problems = parse_params(cls.Params, dict(params), where=f"{stage_name} params")
-    if problems:
-        raise ValidationError(problems, context=f"paint truth ({stage_name})")
 
     def make(halos: HaloCatalog, index: int) -> GalaxyCatalog:
-        ctx = RunContext(device=torch.device("cpu"), seed=seed + index, stage_id="truth")
-        return cls(parsed, ctx).run(halos=halos)["galaxies"]
+        return run_stage(cls, parsed, seed + index, "truth", halos=halos)["galaxies"]
 
     return make
 
