@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from cosmoseg.pipeline.params import parse_key_values
 
 app = typer.Typer(help="Halo -> galaxy samplers (Abramo et al.): train and evaluate on a suite.", no_args_is_help=True)
 
@@ -15,19 +16,6 @@ DEFAULT_CONDITIONS = "log_mass,log_vmax,concentration,spin,log_env_density_r2"
 DEFAULT_TARGETS = "log_mstar,log_ssfr,color_gi,log_radius,log_z"
 # --reverse targets: no concentration, which is 0 wherever unresolved (a spike a flow's density cannot hold)
 DEFAULT_REVERSE_TARGETS = "log_mass,log_vmax,spin,log_env_density_r2"
-
-
-def _hyper(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--hyper takes key=value, got {item!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
 
 
 def _names(text: str) -> list[str]:
@@ -82,7 +70,14 @@ def train_command(
         cond, targ = _names(conditions or default_cond), _names(targets or default_targ)
         train_paths, val_paths = split_boxes(find_boxes(suite_dir), n_validation, seed)
         sampler = train_sampler(
-            method, train_paths, cond, targ, hyper=_hyper(hyper or []), variant=variant, seed=seed, reverse=reverse
+            method,
+            train_paths,
+            cond,
+            targ,
+            hyper=parse_key_values(hyper or [], "--hyper"),
+            variant=variant,
+            seed=seed,
+            reverse=reverse,
         )
         card: dict[str, Any] = {
             "data": f"{suite_dir}: train {[p.name for p in train_paths]}, validate {[p.name for p in val_paths]}; "

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from cosmoseg.pipeline.params import parse_key_values
+
 app = typer.Typer(help="dm2gal (Kasmanoff et al.): paint stellar mass onto gravity-only fields.", no_args_is_help=True)
-
-
-def _key_values(items: list[str], option: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"{option} takes key=value, got {item!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
 
 
 def _fail(error: Exception) -> None:
@@ -62,7 +50,7 @@ def train_command(
 
     path = output or Path("runs") / "paint" / f"{kind}.pt"
     try:
-        truth = registry_truth(galaxy_stage, _key_values(galaxy_param or [], "--galaxy-param"), seed)
+        truth = registry_truth(galaxy_stage, parse_key_values(galaxy_param or [], "--galaxy-param"), seed)
         split = load_split(suite_dir, truth, grid=grid, n_validation=n_validation, n_test=n_test, seed=seed)
         if not split.validation:
             raise ValueError("--n-validation must be >= 1: the validation box selects the checkpoint")
@@ -70,7 +58,7 @@ def train_command(
         config = TrainConfig(**settings, threshold=threshold, max_weight=max_weight)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = build_model(kind, **_key_values(arch or [], "--arch"))
+            model = build_model(kind, **parse_key_values(arch or [], "--arch"))
         trainer = train_fcn if kind == "fcn" else train_dm2gal
 
         def progress(step: int, loss: float, score: float | None) -> None:
@@ -126,7 +114,7 @@ def evaluate_command(
     from cosmoseg.paint.suite import load_split, registry_truth
 
     try:
-        truth = registry_truth(galaxy_stage, _key_values(galaxy_param or [], "--galaxy-param"), seed)
+        truth = registry_truth(galaxy_stage, parse_key_values(galaxy_param or [], "--galaxy-param"), seed)
         split = load_split(suite_dir, truth, grid=0, n_validation=n_validation, n_test=n_test, seed=seed)
         if not split.test:
             raise ValueError("--n-test must be >= 1 to evaluate")

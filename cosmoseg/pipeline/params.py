@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import types
 import typing
@@ -112,3 +113,18 @@ def json_friendly(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [json_friendly(v) for v in value]
     return value
+
+
+def parse_key_values(items: list[str], option: str) -> dict[str, Any]:
+    """``key=value`` command-line items as a dict; each value read as JSON when it parses ("3", "[1,2]",
+    "true"), as a string otherwise. ValueError naming ``option`` for an item without ``=`` or key."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{option} takes key=value, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
