@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from cosmoseg.errors import ArtifactError, ValidationError
 from cosmoseg.nn.checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
 from cosmoseg.paint.network import Dm2Gal, Dm2GalFCN
@@ -93,7 +91,3 @@ def check_voxel(field_voxel: float, metadata: Mapping[str, Any], where: str) -> 
             f"{trained:.6g} Mpc/h; paint the fields on a grid of that voxel size (n = box / {trained:.6g})",
             context=where,
         )
-
-
-def model_device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device

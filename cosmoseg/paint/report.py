@@ -90,17 +90,16 @@ def evaluate_box(
     fields: dict[str, torch.Tensor] = {"truth": truth}
     places: dict[str, bool] = {}
     extra: dict[str, float] = {}
+    successor_out = None
     if successor is not None:
-        fields["successor"], _ = paint_with_fcn(successor, box)
+        fields["successor"], successor_out = paint_with_fcn(successor, box)
         places["successor"] = True
     if per_voxel is not None:
         fields["dm2gal"] = paint_with_oracle(per_voxel, box, threshold)
         places["dm2gal"] = False
-        if successor is not None:  # where both apply: the truth's occupied voxels
+        if successor_out is not None:  # where both apply: the truth's occupied voxels
             occupied = truth >= threshold
-            from cosmoseg.paint.tiling import predict_tiled
-
-            fcn_log = predict_tiled(successor, box.inputs, tile=32)[1][occupied]
+            fcn_log = successor_out[Dm2GalFCN.LOG_MSTAR][occupied]
             voxel_log = torch.log10(1 + fields["dm2gal"][occupied])
             true_log = box.target[occupied]
             extra["rms_log_mstar_successor"] = float(((fcn_log - true_log) ** 2).mean().sqrt())

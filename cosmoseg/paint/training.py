@@ -100,10 +100,12 @@ def _check_boxes(train: Sequence[PaintBox], validation: PaintBox) -> None:
 
 
 def paint_with_fcn(model: Dm2GalFCN, box: PaintBox, *, tile: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """The successor's painted field M* (n, n, n) Msun/h and its occupancy logits (n, n, n) for a whole box."""
+    """The successor's painted field M* (n, n, n) Msun/h for a whole box, and its raw output (2, n, n, n):
+    occupancy logits and log10(1 + M*)."""
     out = predict_tiled(model, box.inputs, tile=tile)
-    occupied = model.occupied(out[0])
-    return torch.where(occupied, from_log_mass(out[1]), torch.zeros_like(out[1])), out[0]
+    occupied = model.occupied(out[Dm2GalFCN.OCCUPANCY])
+    mass = out[Dm2GalFCN.LOG_MSTAR]
+    return torch.where(occupied, from_log_mass(mass), torch.zeros_like(mass)), out
 
 
 def paint_with_oracle(net: Dm2Gal, box: PaintBox, threshold: float, *, tile: int = 32) -> torch.Tensor:

@@ -195,3 +195,26 @@ def test_commands_train_and_evaluate(tmp_path: Path) -> None:
     assert (figures / "slices.png").is_file() and (figures / "power.png").is_file()
     bad = runner.invoke(app, ["paint", "train", str(suite), "--kind", "nope", "--output", str(tmp_path / "x.pt")])
     assert bad.exit_code == 1 and "unknown dm2gal model kind" in bad.output
+
+
+def test_evaluate_box_compares_successor_and_dm2gal_where_both_apply(tmp_path: Path) -> None:
+    from cosmoseg.paint.report import evaluate_box
+
+    suite = _toy_suite(tmp_path)
+    truth = registry_truth("galaxies.model", {}, seed=0)
+    train, box = load_suite_box(suite / "box_0000.h5", truth, 0), load_suite_box(suite / "box_0001.h5", truth, 0)
+    successor = Dm2GalFCN(receptive_field=29, **TINY).eval()
+    net = Dm2Gal(input_size=29, **TINY).eval()
+    report = evaluate_box(box, [train], successor=successor, per_voxel=net, threshold=1e8, hod_stage="")
+    assert set(report.fields) == {"truth", "successor", "dm2gal", "hod_paper"}
+    occupied = from_log_mass(box.target) >= 1e8
+    expected = predict_tiled_log_mass(successor, box)[occupied]
+    rms = float(((expected - box.target[occupied]) ** 2).mean().sqrt())
+    assert report.extra["rms_log_mstar_successor"] == pytest.approx(rms, rel=1e-5)
+    assert report.extra["rms_log_mstar_dm2gal"] > 0
+
+
+def predict_tiled_log_mass(model: Dm2GalFCN, box: PaintBox) -> torch.Tensor:
+    from cosmoseg.paint.tiling import predict_tiled
+
+    return predict_tiled(model, box.inputs, tile=8)[Dm2GalFCN.LOG_MSTAR]
