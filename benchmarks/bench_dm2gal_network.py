@@ -2,10 +2,12 @@
 
     python benchmarks/bench_dm2gal_network.py [--threads 2] [--device cpu|cuda] [--crops 32] [--boxes 32 64]
                                               [--tile 32] [--repeat 2] [--target 128] [--channels 6 ints]
-                                              [--hidden H] [--model successor.pt]
+                                              [--hidden H] [--model successor.pt] [--per-voxel dm2gal.pt]
 
-Default channels (8, 8, 16, 16, 32, 32), large kernel 7, hidden 64, 65³ receptive field, random weights (speed
-does not depend on them), float32, eval mode, ``torch.inference_mode()``.
+dm2gal: default channels (8, 8, 16, 16, 32, 32), large kernel 7, hidden 64, 65³ input (or ``--channels`` /
+``--hidden``, or the architecture of a ``--per-voxel`` model file); the successor: its defaults or ``--model``.
+Random weights unless a model file is given (speed does not depend on them), float32, eval mode,
+``torch.inference_mode()``.
 
 * ``Dm2Gal``: ``predict_voxels`` on ``--crops`` voxels in one batch (65³ periodic crops each) -> seconds per voxel.
 * ``Dm2GalFCN``: ``predict_tiled`` of whole ``n³`` boxes (tile ``min(--tile, n)``) -> seconds per box and per voxel.
@@ -49,25 +51,26 @@ def main() -> None:
     parser.add_argument("--channels", type=int, nargs=6, default=None, help="block channels (default: the network's)")
     parser.add_argument("--hidden", type=int, default=None)
     parser.add_argument("--model", default=None, help="a successor model file: time its architecture")
+    parser.add_argument("--per-voxel", default=None, help="a dm2gal model file: time its architecture")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
     arch: dict[str, object] = {}
-    if args.model:
+    if args.per_voxel:
         from cosmoseg.paint.models import load_paint_model
 
-        arch = dict(load_paint_model(args.model)[1]["arch"])
-        arch.pop("receptive_field", None)
-        arch.pop("local", None)
+        arch = dict(load_paint_model(args.per_voxel)[1]["arch"])
     if args.channels:
         arch["channels"] = tuple(args.channels)
     if args.hidden:
         arch["hidden"] = args.hidden
-    net, fcn = Dm2Gal(**arch).to(device).eval(), Dm2GalFCN(**arch).to(device).eval()
+    net, fcn = Dm2Gal(**arch).to(device).eval(), Dm2GalFCN().to(device).eval()
     if args.model:
+        from cosmoseg.paint.models import load_paint_model
+
         fcn = load_paint_model(args.model)[0].to(device).eval()
-    print(f"architecture: {arch or 'defaults'}")
+    print(f"dm2gal architecture: {arch or 'defaults'}; successor: {fcn.arch()}")
     count = {name: sum(p.numel() for p in m.parameters()) for name, m in [("Dm2Gal", net), ("Dm2GalFCN", fcn)]}
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
     print(f"parameters: Dm2Gal {count['Dm2Gal']:,}  Dm2GalFCN {count['Dm2GalFCN']:,}")

@@ -23,15 +23,23 @@ def train_command(
     suite_dir: Annotated[Path, typer.Argument(help="Suite folder of `cosmoseg simulate` with particles and halos.")],
     kind: Annotated[str, typer.Option(help="fcn (the successor, default) or dm2gal (the per-voxel network).")] = "fcn",
     grid: Annotated[int, typer.Option(help="Grid of the fields (0 = the particle grid).")] = 0,
+    halo_assignment: Annotated[str, typer.Option(help="Halo field assignment: ngp or cic.")] = "ngp",
     steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 2000,
-    batch: Annotated[int, typer.Option(help="Crops per step.")] = 2,
-    tile: Annotated[int, typer.Option(help="Output side of a successor training crop (voxels).")] = 24,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    batch: Annotated[int, typer.Option(help="Crops per step.")] = 4,
+    tile: Annotated[int, typer.Option(help="Output side of a successor training crop (voxels).")] = 32,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-3,
     eval_every: Annotated[int, typer.Option(help="Steps between validations (checkpoint selection by P(k)).")] = 200,
     threshold: Annotated[float, typer.Option(help="M* (Msun/h) above which a voxel hosts a galaxy.")] = 1e8,
     max_weight: Annotated[float, typer.Option(help="Cap on a voxel's mass-loss weight (x the mean; 0 = none).")] = 10.0,
+    mass_weighting: Annotated[
+        str, typer.Option(help="Successor mass-loss weights: inverse_count (the paper's) or none.")
+    ] = "none",
     arch: Annotated[
-        list[str] | None, typer.Option(help="Architecture key=value: channels=[8,8,16,16,32,32], hidden, large_kernel.")
+        list[str] | None,
+        typer.Option(
+            help="Architecture key=value. fcn: local, local_layers, context, context_layers, pool, hidden; "
+            "dm2gal: channels=[8,8,16,16,32,32], hidden, large_kernel."
+        ),
     ] = None,
     galaxy_stage: Annotated[str, typer.Option(help="Registered stage painting the truth galaxies.")] = "galaxies.model",
     galaxy_param: Annotated[list[str] | None, typer.Option(help="Its params, key=value (repeatable).")] = None,
@@ -51,11 +59,12 @@ def train_command(
     path = output or Path("runs") / "paint" / f"{kind}.pt"
     try:
         truth = registry_truth(galaxy_stage, parse_key_values(galaxy_param or [], "--galaxy-param"), seed)
-        split = load_split(suite_dir, truth, grid=grid, n_validation=n_validation, n_test=n_test, seed=seed)
+        split = load_split(suite_dir, truth, grid=grid, n_validation=n_validation, n_test=n_test, seed=seed,
+                           halo_assignment=halo_assignment)  # fmt: skip
         if not split.validation:
             raise ValueError("--n-validation must be >= 1: the validation box selects the checkpoint")
         settings = {"steps": steps, "batch": batch, "tile": tile, "lr": lr, "eval_every": eval_every}
-        config = TrainConfig(**settings, threshold=threshold, max_weight=max_weight)
+        config = TrainConfig(**settings, threshold=threshold, max_weight=max_weight, mass_weighting=mass_weighting)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = build_model(kind, **parse_key_values(arch or [], "--arch"))
@@ -67,8 +76,10 @@ def train_command(
         result = trainer(model, split.train, split.validation[0], config, torch.Generator().manual_seed(seed), progress)
         command = [
             *("cosmoseg", "paint", "train", str(suite_dir), "--kind", kind, "--grid", str(grid)),
+            *("--halo-assignment", halo_assignment),
             *("--steps", str(steps), "--batch", str(batch), "--tile", str(tile), "--lr", str(lr)),
             *("--eval-every", str(eval_every), "--threshold", str(threshold), "--max-weight", str(max_weight)),
+            *("--mass-weighting", mass_weighting),
             *("--galaxy-stage", galaxy_stage),
             *(item for a in arch or [] for item in ("--arch", a)),
             *(item for a in galaxy_param or [] for item in ("--galaxy-param", a)),
@@ -83,7 +94,13 @@ def train_command(
             f"{result.best_score:.4f}",
         }
         saved = save_paint_model(
-            path, model, voxel=split.train[0].voxel, threshold=threshold, step=result.best_step, card=card
+            path,
+            model,
+            voxel=split.train[0].voxel,
+            threshold=threshold,
+            step=result.best_step,
+            card=card,
+            halo_assignment=halo_assignment,
         )
     except (CosmosegError, ValueError) as error:
         _fail(error)
@@ -110,12 +127,18 @@ def evaluate_command(
     occupancy precision / recall; writes evaluation.h5 and prints the summary."""
     from cosmoseg.data import save_artifact
     from cosmoseg.errors import CosmosegError
+    from cosmoseg.paint.models import load_paint_model
     from cosmoseg.paint.report import evaluate_suite, summary_markdown
     from cosmoseg.paint.suite import load_split, registry_truth
 
     try:
         truth = registry_truth(galaxy_stage, parse_key_values(galaxy_param or [], "--galaxy-param"), seed)
-        split = load_split(suite_dir, truth, grid=0, n_validation=n_validation, n_test=n_test, seed=seed)
+        models = [model, *([per_voxel] if per_voxel else [])]  # None: the shipped successor
+        assignments = {load_paint_model(m)[1].get("halo_assignment", "cic") for m in models}
+        if len(assignments) > 1:
+            raise ValueError(f"--model and --per-voxel were trained on different halo fields ({sorted(assignments)})")
+        split = load_split(suite_dir, truth, grid=0, n_validation=n_validation, n_test=n_test, seed=seed,
+                           halo_assignment=assignments.pop())  # fmt: skip
         if not split.test:
             raise ValueError("--n-test must be >= 1 to evaluate")
         report = evaluate_suite(split, model=model, per_voxel=per_voxel, hod_stage=hod_stage, seed=seed)

@@ -58,9 +58,9 @@ def box_index(path: Path) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def load_suite_box(path: Path, truth: TruthMaker, n: int) -> PaintBox:
-    """The fields of a suite box file on an ``n``³ grid (0: the particles' Lagrangian grid), with the galaxies
-    ``truth`` paints onto its haloes."""
+def load_suite_box(path: Path, truth: TruthMaker, n: int, halo_assignment: str = "ngp") -> PaintBox:
+    """The fields of a suite box file on an ``n``³ grid (0: the particles' Lagrangian grid; haloes by
+    ``halo_assignment``, "ngp" or "cic"), with the galaxies ``truth`` paints onto its haloes."""
     objects = load_artifact(path)
     particles, halos = objects.get("particles"), objects.get("halos")
     if not isinstance(particles, Particles) or not isinstance(halos, HaloCatalog):
@@ -71,7 +71,7 @@ def load_suite_box(path: Path, truth: TruthMaker, n: int) -> PaintBox:
         )
     n = n or default_grid(particles)
     galaxies = truth(halos, box_index(path))
-    fields = paint_fields(particles, halos, galaxies, n=n)
+    fields = paint_fields(particles, halos, galaxies, n=n, halo_assignment=halo_assignment)
     return box_from_field(path.name, fields, halos, galaxies)
 
 
@@ -101,13 +101,16 @@ def random_crop(
     *,
     augment: bool = True,
     extras: Sequence[torch.Tensor] = (),
+    align: int = 1,
 ) -> list[torch.Tensor]:
     """A random training crop: [inputs (2, s + 2h, s + 2h, s + 2h), the target (s, s, s) at their centre, and the
     same (s, s, s) crop of every (n, n, n) volume in ``extras``].
 
-    One of the 48 cube symmetries is applied to all of them when ``augment`` (the fields are isotropic).
+    One of the 48 cube symmetries is applied to all of them when ``augment`` (the fields are isotropic). ``align``:
+    the corner is a multiple of it (with ``s`` and ``h`` multiples too, a symmetry keeps the alignment: a network
+    that pools cells of ``align`` voxels sees the cells of whole-box prediction).
     """
-    corner = torch.randint(0, box.n, (3,), generator=generator).tolist()
+    corner = (torch.randint(0, max(box.n // align, 1), (3,), generator=generator) * align).tolist()
     out = [periodic_crop(box.inputs, [c - halo for c in corner], out_size + 2 * halo)]
     out += [periodic_crop(volume, corner, out_size) for volume in (box.target, *extras)]
     if augment:

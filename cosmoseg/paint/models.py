@@ -21,8 +21,6 @@ __all__ = ["DEFAULT_MODEL", "PaintModel", "build_model", "check_voxel", "load_pa
 
 DEFAULT_MODEL = Path(__file__).parent / "default_models" / "fcn.pt"
 KINDS = {"fcn": Dm2GalFCN, "dm2gal": Dm2Gal}
-_ARCH = ("in_channels", "channels", "large_kernel", "hidden")
-_SIZE = {"fcn": "receptive_field", "dm2gal": "input_size"}
 VOXEL_RTOL = 1e-6
 
 PaintModel = Dm2Gal | Dm2GalFCN
@@ -37,13 +35,15 @@ def build_model(kind: str, **arch: Any) -> PaintModel:
 
 def architecture(model: PaintModel) -> dict[str, Any]:
     """The constructor arguments that rebuild ``model``."""
-    kind = "fcn" if isinstance(model, Dm2GalFCN) else "dm2gal"
-    arch = {name: getattr(model, name) for name in _ARCH}
-    arch["channels"] = [int(c) for c in arch["channels"]]
-    arch[_SIZE[kind]] = int(model.receptive_field)
-    if kind == "fcn":
-        arch["local"] = int(model.local)
-    return arch
+    if isinstance(model, Dm2GalFCN):
+        return model.arch()
+    return {
+        "in_channels": int(model.in_channels),
+        "channels": [int(c) for c in model.channels],
+        "large_kernel": int(model.large_kernel),
+        "hidden": int(model.hidden),
+        "input_size": int(model.input_size),
+    }
 
 
 def save_paint_model(
@@ -54,6 +54,7 @@ def save_paint_model(
     threshold: float,
     step: int,
     card: Mapping[str, Any],
+    halo_assignment: str = "ngp",
 ) -> Path:
     """Write ``model`` with its metadata (atomically)."""
     kind = "fcn" if isinstance(model, Dm2GalFCN) else "dm2gal"
@@ -64,6 +65,7 @@ def save_paint_model(
         "voxel": float(voxel),
         "threshold": float(threshold),
         "input_channels": ["log_dm", "log_halo"],
+        "halo_assignment": halo_assignment,
         "card": dict(card),
     }
     return save_checkpoint(path, model=model, step=step, metadata=metadata)

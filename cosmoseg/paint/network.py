@@ -28,10 +28,14 @@ exactly. GroupNorm/InstanceNorm would normalise over each tile's spatial extent 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from cosmoseg.paint.fields import from_log_mass, to_log_mass
 
 __all__ = [
     "DEFAULT_CHANNELS",
@@ -44,6 +48,8 @@ __all__ = [
 ]
 
 DEFAULT_CHANNELS: tuple[int, ...] = (8, 8, 16, 16, 32, 32)
+MAX_LOG_MSTAR = 13.0
+"""Largest log10(1 + M*/(Msun/h)) the successor paints in one voxel (above the most massive galaxies)."""
 
 
 def _block_kernel_stride(i: int, large_kernel: int) -> tuple[int, int]:
@@ -261,44 +267,84 @@ def dilated_equivalent(net: Dm2Gal) -> Dm2GalDilated:
     return out.eval()
 
 
-class Dm2GalFCN(_DilatedBody):
-    """The fully convolutional dm2gal successor (default): every voxel of a crop in one pass, two heads.
+class Dm2GalFCN(nn.Module):
+    """The fully convolutional dm2gal successor (default): every voxel of a crop in one pass, three outputs.
 
-    ``x (B, C_in, s + 2 halo, ...)`` (``log10(1 + M)`` of DM and (sub)halo mass, Msun/h) -> ``(B, 2, s, s, s)``:
-    channel :attr:`OCCUPANCY` is the logit that the voxel hosts a galaxy above the stellar-mass threshold, channel
-    :attr:`LOG_MSTAR` its ``log10(1 + M*)`` (Msun/h). Receptive field 65³ (``halo = 32``) by default, the same as
-    :class:`Dm2Gal`, with the same block structure (dilations 1, 1, 2, 2, 4, 4, stage dilation 8). Batch norm
-    (not GroupNorm): in eval mode a voxel's output is independent of the tile that contains it.
+    ``x (B, C_in, t + 2 halo, ...)`` (``log10(1 + M)`` of DM and (sub)halo mass, Msun/h; ``t`` a multiple of
+    ``pool``) -> ``(B, 3, t, t, t)``: channel :attr:`OCCUPANCY` is the logit that the voxel hosts a galaxy above the
+    stellar-mass threshold, :attr:`LOG_MSTAR` the mean and :attr:`LOG_SIGMA` the natural log of the standard
+    deviation of its ``log10(1 + M*)`` (Msun/h; a Gaussian in the log, trained by its likelihood).
 
-    ``local`` > 0 adds a local path: a 3³ convolution of the inputs around each voxel (``local`` channels, batch
-    norm, ReLU) concatenated with the dilated features before the heads. dm2gal's last stage reads its coarse
-    features 4 voxels away from the centre on every axis, so which voxel of a halo's neighbourhood holds the galaxy
-    must be learned through six layers; the local path sees it directly (the receptive field stays 65³).
+    Two paths, concatenated per voxel before a 1×1×1 hidden layer and the heads:
+
+    * **context** — the dm2gal receptive field at a quarter of its cost: the inputs averaged over ``pool``³ cells,
+      ``context_layers`` 3³ convolutions with dilations 1, 2, 4, ... (``context`` channels) on that coarse grid, and
+      the result copied back to the ``pool``³ voxels of each cell. A voxel sees the inputs within
+      ``halo - 1 = pool · 2^context_layers - 1`` voxels (31 by default: a 63³ window inside dm2gal's 65³ crop).
+      dm2gal computes its six large-kernel layers at full resolution — 10⁵ times the work per voxel — to learn
+      what is mostly the halo mass and environment on scales above a voxel.
+    * **local** — ``local_layers`` 3³ convolutions at full resolution (``local`` channels): which voxel of a halo's
+      cloud holds the galaxy, seen directly.
+
+    Tiles stitch exactly when their corners are multiples of ``pool`` (:func:`~cosmoseg.paint.tiling.predict_tiled`
+    checks; ``halo`` is one): the coarse cells are then the same in every tile. Batch norm, not GroupNorm: in eval
+    mode a voxel's output does not depend on the tile that contains it.
     """
 
     OCCUPANCY = 0
     LOG_MSTAR = 1
-    out_channels = 2
+    LOG_SIGMA = 2
+    out_channels = 3
 
     def __init__(
         self,
         in_channels: int = 2,
-        channels: Sequence[int] = DEFAULT_CHANNELS,
-        large_kernel: int = 7,
-        hidden: int = 64,
-        receptive_field: int = 65,
-        local: int = 8,
+        local: int = 16,
+        local_layers: int = 3,
+        context: int = 16,
+        context_layers: int = 3,
+        pool: int = 4,
+        hidden: int = 32,
     ) -> None:
-        super().__init__(in_channels, channels, large_kernel, hidden, receptive_field)
-        if local < 0:
-            raise ValueError(f"local must be >= 0 channels, got {local}")
-        self.local = int(local)
-        self.local_path = _block(in_channels, local, 3) if local else None
-        self.occupancy_head = nn.Conv3d(hidden + self.local, 1, 1)
-        self.mass_head = nn.Conv3d(hidden + self.local, 1, 1)
+        super().__init__()
+        sizes = {"in_channels": in_channels, "local": local, "local_layers": local_layers, "context": context,
+                 "context_layers": context_layers, "pool": pool, "hidden": hidden}  # fmt: skip
+        bad = [f"{name}={value}" for name, value in sizes.items() if int(value) < 1]
+        if bad:
+            raise ValueError(f"Dm2GalFCN sizes must be positive integers, got {', '.join(bad)}")
+        self.in_channels, self.local, self.local_layers = int(in_channels), int(local), int(local_layers)
+        self.context, self.context_layers, self.pool, self.hidden = int(context), int(context_layers), int(pool), hidden
+        self.local_path = nn.Sequential(
+            *(_block(3 * in_channels if i == 0 else local, local, 3) for i in range(local_layers))
+        )
+        self.context_path = nn.Sequential(
+            *(_block(2 * in_channels if i == 0 else context, context, 3, dilation=2**i) for i in range(context_layers))
+        )
+        self.mix = _block(local + context, hidden, 1)
+        self.head = nn.Conv3d(hidden, self.out_channels, 1)
         # ln(w) after training with positives weighted by w: logit − ln(w) is the calibrated log-odds (see
         # ``occupied``); stored with the weights so a model file paints as it was selected
         self.register_buffer("logit_threshold", torch.zeros(()))
+
+    def arch(self) -> dict[str, int]:
+        """The constructor arguments that rebuild this network."""
+        names = ("in_channels", "local", "local_layers", "context", "context_layers", "pool", "hidden")
+        return {name: int(getattr(self, name)) for name in names}
+
+    @property
+    def halo(self) -> int:
+        """Input voxels of context on each side of the output region (32 by default; a multiple of ``pool``)."""
+        return self.pool * 2**self.context_layers
+
+    @property
+    def stride(self) -> int:
+        """Tile corners and sides must be multiples of this (the coarse cells)."""
+        return self.pool
+
+    @property
+    def receptive_field(self) -> int:
+        """Side of the input window one output voxel depends on (63 by default)."""
+        return 2 * self.halo - 1
 
     def occupied(self, logits: torch.Tensor) -> torch.Tensor:
         """Bool mask of the occupied voxels of a whole box from its occupancy logits (any shape).
@@ -315,10 +361,47 @@ class Dm2GalFCN(_DilatedBody):
             mask[torch.topk(q, min(k, q.numel())).indices] = True
         return mask.view(logits.shape)
 
+    def paint(self, out: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The painted ``log10(1 + M*)`` (n, n, n) of a whole box from its output ``out`` (3, n, n, n): 0 outside
+        the :meth:`occupied` voxels; inside, a draw from the predicted Gaussian when a ``generator`` is given (the
+        scatter of the stellar masses at fixed inputs, so the PDF keeps its width), else the log of the conditional
+        mean mass, ``μ + ln(10) σ² / 2`` (which keeps the total mass, not the scatter)."""
+        occupied = self.occupied(out[self.OCCUPANCY])
+        # bounds for an untrained or extrapolating network: σ ≤ 3 dex, 0 ≤ log10(1 + M*) ≤ 13 (no voxel holds more)
+        mean, sigma = out[self.LOG_MSTAR].double(), out[self.LOG_SIGMA].double().clamp_max(math.log(3.0)).exp()
+        if generator is None:
+            log_mstar = mean + math.log(10.0) * sigma**2 / 2
+        else:
+            noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=generator.device)
+            log_mstar = mean + sigma * noise.to(mean.device)
+        log_mstar = log_mstar.nan_to_num(0.0).clamp(0.0, MAX_LOG_MSTAR)
+        return torch.where(occupied, log_mstar, torch.zeros_like(log_mstar)).to(out.dtype)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x (B, C_in, s + 2 halo, ...)`` -> ``(B, 2, s, s, s)``: occupancy logits, ``log10(1 + M*)``."""
-        h = self.features(x)
-        if self.local_path is not None:
-            edge = self.halo - 1  # the 3^3 local convolution needs one voxel of context on each side
-            h = torch.cat([h, self.local_path(x[..., edge:-edge, edge:-edge, edge:-edge])], dim=1)
-        return torch.cat([self.occupancy_head(h), self.mass_head(h)], dim=1)
+        """``x (B, C_in, t + 2 halo, ...)`` -> ``(B, 3, t, t, t)``: occupancy logits, mean and ln σ of
+        ``log10(1 + M*)``."""
+        halo, pool = self.halo, self.pool
+        sides = tuple(x.shape[2:])
+        if (x.ndim != 5 or x.shape[1] != self.in_channels or min(sides) <= 2 * halo
+                or any((s - 2 * halo) % pool for s in sides)):  # fmt: skip
+            raise ValueError(
+                f"Dm2GalFCN expects input of shape (B, {self.in_channels}, S, S, S) with S = t + {2 * halo} and t a "
+                f"positive multiple of {pool} (output side t), got {tuple(x.shape)}"
+            )
+        # Masses summed in linear space beside the log fields: CIC splits a halo's mass over 2³ voxels, and a sum
+        # of 10^x is what ReLU layers on log inputs approximate worst.
+        mass = from_log_mass(x).clamp_min(0.0)
+        edge = halo - self.local_layers - 1
+        near = F.avg_pool3d(mass[..., edge:-edge, edge:-edge, edge:-edge], 3, stride=1) * 27
+        # and how far each voxel is below the largest of its 3³ neighbourhood: 0 at the voxel of a halo's cloud that
+        # holds its centre (the largest CIC share), which is where the central galaxy is
+        peak = x[..., edge:-edge, edge:-edge, edge:-edge]
+        inner = x[..., edge + 1 : -edge - 1, edge + 1 : -edge - 1, edge + 1 : -edge - 1]
+        peak = inner - F.max_pool3d(peak, 3, stride=1)
+        local = torch.cat([inner, to_log_mass(near), peak], 1)
+        local = self.local_path(local)
+        coarse = torch.cat([F.avg_pool3d(x, pool), to_log_mass(F.avg_pool3d(mass, pool) * pool**3)], 1)
+        coarse = self.context_path(coarse)[..., 1:-1, 1:-1, 1:-1]
+        for dim in (2, 3, 4):
+            coarse = coarse.repeat_interleave(pool, dim=dim)
+        return self.head(self.mix(torch.cat([local, coarse], dim=1)))

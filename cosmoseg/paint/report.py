@@ -93,7 +93,10 @@ def evaluate_box(
     successor_out = None
     if successor is not None:
         fields["successor"], successor_out = paint_with_fcn(successor, box)
-        places["successor"] = True
+        # the same galaxies with masses drawn from the predicted scatter instead of the conditional mean
+        draw = torch.Generator().manual_seed(seed)
+        fields["successor_sampled"] = from_log_mass(successor.paint(successor_out, draw))
+        places["successor"] = places["successor_sampled"] = True
     if per_voxel is not None:
         fields["dm2gal"] = paint_with_oracle(per_voxel, box, threshold)
         places["dm2gal"] = False

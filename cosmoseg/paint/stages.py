@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from cosmoseg.data import Field, GalaxyCatalog, HaloCatalog, Particles
+from cosmoseg.data import Field, GalaxyCatalog, HaloCatalog, Particles, Table
 from cosmoseg.hookspecs import hookimpl
 from cosmoseg.paint.fields import default_grid, paint_fields
 from cosmoseg.pipeline.stage import Stage
@@ -17,10 +17,12 @@ from cosmoseg.pipeline.stage import Stage
 class FieldsParams:
     """n: voxels per side of the grid (even, >= 2); 0 = the particles' Lagrangian grid (``n_grid``), or the cube
     root of their number when they have none (rounded up to even). mass_column: the halo column deposited into the
-    ``log_halo`` channel (Msun/h), e.g. "mass" or "m200"."""
+    ``log_halo`` channel (Msun/h), e.g. "mass" or "m200". halo_assignment: "ngp" (each halo in the voxel of its
+    centre; what the shipped successor was trained on) or "cic"."""
 
     n: int = 0
     mass_column: str = "mass"
+    halo_assignment: str = "ngp"
 
     def problems(self) -> list[str]:
         out = []
@@ -28,6 +30,8 @@ class FieldsParams:
             out.append(f"param 'n' must be an even integer >= 2, or 0 for the particle grid, got {self.n}")
         if not self.mass_column:
             out.append("param 'mass_column' must name a halo column, e.g. 'mass'")
+        if self.halo_assignment not in ("ngp", "cic"):
+            out.append(f"param 'halo_assignment' must be 'ngp' or 'cic', got {self.halo_assignment!r}")
         return out
 
 
@@ -43,7 +47,8 @@ class FieldsStage(Stage):
     def run(self, particles: Particles, halos: HaloCatalog, galaxies: GalaxyCatalog | None = None) -> dict[str, Field]:
         p: FieldsParams = self.params
         n = p.n or default_grid(particles)
-        fields = paint_fields(particles.to(self.ctx.device), halos, galaxies, n=n, mass_column=p.mass_column)
+        fields = paint_fields(particles.to(self.ctx.device), halos, galaxies, n=n, mass_column=p.mass_column,
+                              halo_assignment=p.halo_assignment)  # fmt: skip
         self.ctx.log(f"{len(fields.channels)} channels on {n}^3 voxels of {fields.box.length:g} Mpc/h")
         return {"fields": fields}
 
@@ -61,12 +66,16 @@ class FieldsStage(Stage):
 @dataclasses.dataclass(frozen=True)
 class Dm2GalParams:
     """model: a successor model file of ``cosmoseg paint train`` ("" = the shipped one, see its MODEL_CARD.md).
-    tile: output side of each periodic tile (voxels; memory grows as (tile + 64)^3). catalog: also return a
-    galaxy catalog with one galaxy per occupied voxel (at the voxel centre)."""
+    tile: output side of each periodic tile (voxels, a multiple of the model's coarse cell, 4; memory grows as
+    (tile + 64)^3). catalog: also return a
+    galaxy catalog with one galaxy per occupied voxel (at the voxel centre). sample: draw each galaxy's stellar mass
+    from the predicted scatter (seeded by the stage's seed: the PDF keeps its width, the P(k) gains noise); false
+    (default): its conditional mean mass (keeps the total and the large-scale P(k), narrows the PDF)."""
 
     model: str = ""
     tile: int = 64
     catalog: bool = True
+    sample: bool = False
 
     def problems(self) -> list[str]:
         return [] if self.tile >= 1 else [f"param 'tile' must be >= 1 voxel, got {self.tile}"]
@@ -75,14 +84,16 @@ class Dm2GalParams:
 class Dm2GalStage(Stage):
     """The dm2gal successor: a stellar-mass field (and galaxies) painted onto the DM and halo fields of paint.fields.
 
-    When the input fields also hold the truth (``log_mstar``, from galaxies given to paint.fields), the painted
-    field is scored against it in the log: P(k) ratio, total stellar mass, occupancy precision / recall.
+    ``power``: P(k) of the painted stellar-mass contrast (``k``, ``n_modes``, ``power``). When the input fields also
+    hold the truth (``log_mstar``, from galaxies given to paint.fields), ``power_truth`` is its P(k) (else a table
+    without rows; ``measure.report`` draws the pair with their ratio) and the painted field is scored against it in
+    the log: P(k) ratio, total stellar mass, occupancy precision / recall.
     """
 
     name = "paint.dm2gal"
     Params = Dm2GalParams
     inputs = {"fields": Field}
-    outputs = {"painted": Field, "galaxies": GalaxyCatalog}
+    outputs = {"painted": Field, "galaxies": GalaxyCatalog, "power": Table, "power_truth": Table}
 
     def run(self, fields: Field) -> dict[str, Any]:
         from cosmoseg.errors import ValidationError
@@ -107,15 +118,21 @@ class Dm2GalStage(Stage):
                 context=self.name,
             )
         check_voxel(voxel_size(fields), meta, self.name)
+        trained_on, given = meta.get("halo_assignment", "cic"), fields.meta.get("assignment_log_halo")
+        if given is not None and given != trained_on:
+            raise ValidationError(
+                f"the fields' halo channel is painted by {given!r} but the model was trained on {trained_on!r} "
+                f"haloes; paint the fields with paint.fields halo_assignment = {trained_on!r}",
+                context=self.name,
+            )
         if not p.model:
             self.ctx.log(f"using the shipped successor ({DEFAULT_MODEL.name}, see its MODEL_CARD.md)")
         index = {c: i for i, c in enumerate(fields.channels)}
         inputs = fields.values[[index["log_dm"], index["log_halo"]]].float()
         out = predict_tiled(model.to(inputs.device), inputs, tile=p.tile)
+        draw = torch.Generator().manual_seed(self.ctx.seed) if p.sample else None
+        log_mstar = model.paint(out, draw)
         occupied = model.occupied(out[Dm2GalFCN.OCCUPANCY])
-        log_mstar = torch.where(
-            occupied, out[Dm2GalFCN.LOG_MSTAR].clamp_min(0), torch.zeros_like(occupied, dtype=out.dtype)
-        )
         painted = Field(
             values=log_mstar[None],
             box=fields.box,
@@ -135,9 +152,12 @@ class Dm2GalStage(Stage):
         self.ctx.log(
             f"{len(voxels)} occupied voxels of {n}^3, total M* {float(from_log_mass(log_mstar).sum()):.3g} Msun/h"
         )
+        painted_mass = from_log_mass(log_mstar.to(torch.float64))
+        power, power_truth = _power_table(painted_mass, fields.box.length), _power_table(None, fields.box.length)
         if "log_mstar" in index:
             truth = from_log_mass(fields.values[index["log_mstar"]].to(torch.float64))
-            s = score_painting(from_log_mass(log_mstar.to(torch.float64)), truth, fields.box.length,
+            power_truth = _power_table(truth, fields.box.length)
+            s = score_painting(painted_mass, truth, fields.box.length,
                                threshold=float(meta["threshold"]))  # fmt: skip
             self.ctx.log(
                 f"vs the truth: mean |ln P/P_truth| {s.power_score:.3f} (k <= k_Ny/4), total M* ratio "
@@ -146,6 +166,8 @@ class Dm2GalStage(Stage):
         return {
             "painted": painted,
             "galaxies": galaxies if p.catalog else galaxies.select(torch.zeros(0, dtype=torch.long)),
+            "power": power,
+            "power_truth": power_truth,
         }
 
     @classmethod
@@ -160,9 +182,24 @@ class Dm2GalStage(Stage):
         return {"fields": Field(values=values, box=Box(length=n * voxel), channels=("log_dm", "log_halo"))}
 
 
+def _power_table(mstar: torch.Tensor | None, length: float) -> Table:
+    """P(k) of the contrast of a stellar-mass field (n, n, n) Msun/h: k (h/Mpc), n_modes, power ((Mpc/h)³); no rows
+    for ``None``."""
+    from cosmoseg.measure.power import power_spectrum
+    from cosmoseg.paint.evaluation import density_contrast
+
+    if mstar is None:
+        empty = torch.zeros(0, dtype=torch.float64)
+        return Table(columns={"k": empty, "n_modes": empty, "power": empty})
+    spectrum = power_spectrum(density_contrast(mstar), length)
+    columns = {"k": spectrum.k, "n_modes": spectrum.n_modes.to(torch.float64), "power": spectrum.power}
+    return Table(columns=columns, meta={"quantity": "stellar-mass density contrast"})
+
+
 @hookimpl
 def cosmoseg_register_stages(register: Any) -> None:
     register(FieldsStage)
+    register(Dm2GalStage)
 
 
 @hookimpl

@@ -84,12 +84,22 @@ class Split:
         return [b.name for b in getattr(self, role)]
 
 
-def load_split(suite_dir: Path, truth: TruthMaker, *, grid: int, n_validation: int, n_test: int, seed: int) -> Split:
-    """Load every box of the suite on a ``grid``³ mesh (0 = the particle grid) and split them whole."""
+def load_split(
+    suite_dir: Path,
+    truth: TruthMaker,
+    *,
+    grid: int,
+    n_validation: int,
+    n_test: int,
+    seed: int,
+    halo_assignment: str = "ngp",
+) -> Split:
+    """Load every box of the suite on a ``grid``³ mesh (0 = the particle grid; haloes by ``halo_assignment``) and
+    split them whole."""
     paths = find_boxes(suite_dir)
     train, validation, test = split_three(len(paths), n_validation, n_test, seed)
 
     def load(indices: list[int]) -> list[PaintBox]:
-        return [load_suite_box(paths[i], truth, grid) for i in indices]
+        return [load_suite_box(paths[i], truth, grid, halo_assignment) for i in indices]
 
     return Split(load(train), load(validation), load(test))

@@ -4,7 +4,8 @@
   ``(B, C, t + 2 halo, ...)`` to ``(B, K, t, t, t)``: the box is cut into output tiles of ``t³`` voxels, each tile's
   input is the periodic crop with ``halo`` voxels around it, and every voxel of the result is written exactly once.
   With batch norm in eval mode (the dm2gal networks) a voxel's value does not depend on the tile, so the stitched
-  box equals the box predicted in one pass, to float rounding.
+  box equals the box predicted in one pass, to float rounding. A model that pools (the successor) has a ``stride``:
+  tile corners are then multiples of it, so every tile sees the same coarse cells.
 * :func:`predict_voxels` — the per-voxel :class:`~cosmoseg.paint.network.Dm2Gal` on periodic crops centred on given
   voxels (slow by design: one ``65³`` crop per voxel).
 
@@ -46,7 +47,8 @@ def predict_tiled(model: nn.Module, fields: torch.Tensor, *, tile: int, batch: i
 
     ``model`` maps ``(B, C, tile + 2 halo, ...)`` to ``(B, K, tile, tile, tile)`` and has an int attribute ``halo``
     (32 for the default :class:`~cosmoseg.paint.network.Dm2GalFCN`); ``tile``: output side per pass (capped at
-    ``n``; need not divide ``n``); ``batch``: tiles per forward pass. The model runs in eval mode under
+    ``n``; need not divide ``n``; a multiple of the model's ``stride`` when it has one, as must be ``n``);
+    ``batch``: tiles per forward pass. The model runs in eval mode under
     ``torch.inference_mode()`` and its training flag is restored afterwards. The result is an ordinary tensor (not
     an inference tensor) on the device of ``fields``, with the model's output dtype.
     """
@@ -57,6 +59,12 @@ def predict_tiled(model: nn.Module, fields: torch.Tensor, *, tile: int, batch: i
     if tile < 1 or batch < 1:
         raise ValueError(f"tile and batch must be positive, got tile={tile}, batch={batch}")
     tile = min(int(tile), n)
+    stride = int(getattr(model, "stride", 1))
+    if n % stride or tile % stride or halo % stride:
+        raise ValueError(
+            f"{type(model).__name__} works on cells of {stride} voxels: the box side ({n}), the tile ({tile}) and "
+            f"the halo ({halo}) must be multiples of {stride}"
+        )
     corners = tile_corners(n, tile)
     side = -(-n // tile) * tile  # the tiles cover [0, side)^3, side >= n
     was_training = model.training

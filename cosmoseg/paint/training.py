@@ -38,6 +38,8 @@ from cosmoseg.paint.tiling import predict_tiled
 
 __all__ = ["TrainConfig", "TrainResult", "paint_with_fcn", "paint_with_oracle", "train_dm2gal", "train_fcn"]
 
+MASS_WEIGHTINGS = ("inverse_count", "none")
+
 Progress = Callable[[int, float, float | None], None]
 """progress(step, mean training loss since the last call, validation score or None)."""
 
@@ -51,12 +53,13 @@ class TrainConfig:
     log-mass loss against the occupancy loss; eval_every: steps between validations (and at the end);
     n_bins, bin_lo, bin_hi: the inverse-count mass bins (Msun/h); max_weight: cap on a voxel's mass-loss weight,
     in units of the mean (dense crops hold every voxel at once, so uncapped inverse counts of near-empty bins make
-    the loss a few voxels'; 0 = no cap); augment: random cube symmetries."""
+    the loss a few voxels'; 0 = no cap); mass_weighting: "inverse_count" (the paper's) or "none" for the
+    successor's mass loss; augment: random cube symmetries."""
 
     steps: int = 2000
-    batch: int = 2
-    tile: int = 24
-    lr: float = 1e-3
+    batch: int = 4
+    tile: int = 32
+    lr: float = 2e-3
     weight_decay: float = 0.0
     threshold: float = 1e8
     pos_weight: float = 20.0
@@ -66,13 +69,16 @@ class TrainConfig:
     bin_lo: float = 1e8
     bin_hi: float = 10**11.5
     max_weight: float = 10.0
+    mass_weighting: str = "none"
     augment: bool = True
 
     def __post_init__(self) -> None:
         bad = [name for name in ("steps", "batch", "tile", "eval_every", "n_bins") if getattr(self, name) < 1]
-        if bad or not self.lr > 0 or not self.threshold > 0 or not 0 < self.bin_lo < self.bin_hi:
+        weighting_ok = self.mass_weighting in MASS_WEIGHTINGS
+        if bad or not self.lr > 0 or not self.threshold > 0 or not 0 < self.bin_lo < self.bin_hi or not weighting_ok:
             raise ValidationError(
-                f"bad training settings: {bad or ''} must be >= 1; lr, threshold > 0; 0 < bin_lo < bin_hi",
+                f"bad training settings: {bad or ''} must be >= 1; lr, threshold > 0; 0 < bin_lo < bin_hi; "
+                f"mass_weighting one of {MASS_WEIGHTINGS} (got {self.mass_weighting!r})",
                 context="paint.TrainConfig",
             )
 
@@ -99,13 +105,14 @@ def _check_boxes(train: Sequence[PaintBox], validation: PaintBox) -> None:
         )
 
 
-def paint_with_fcn(model: Dm2GalFCN, box: PaintBox, *, tile: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """The successor's painted field M* (n, n, n) Msun/h for a whole box, and its raw output (2, n, n, n):
-    occupancy logits and log10(1 + M*)."""
+def paint_with_fcn(
+    model: Dm2GalFCN, box: PaintBox, *, tile: int = 64, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The successor's painted field M* (n, n, n) Msun/h for a whole box, and its raw output (3, n, n, n):
+    occupancy logits, mean and ln σ of log10(1 + M*). ``generator``: draw the masses from the predicted scatter
+    (else each occupied voxel gets its conditional mean mass; see ``Dm2GalFCN.paint``)."""
     out = predict_tiled(model, box.inputs, tile=tile)
-    occupied = model.occupied(out[Dm2GalFCN.OCCUPANCY])
-    mass = out[Dm2GalFCN.LOG_MSTAR]
-    return torch.where(occupied, from_log_mass(mass), torch.zeros_like(mass)), out
+    return from_log_mass(model.paint(out, generator)), out
 
 
 def paint_with_oracle(net: Dm2Gal, box: PaintBox, threshold: float, *, tile: int = 32) -> torch.Tensor:
@@ -206,25 +213,41 @@ def train_fcn(
     with torch.no_grad():
         model.logit_threshold.fill_(float(pos_weight.log()))
     weights = _weight_volumes(train, config)
-    if resume_state is None:
-        with torch.no_grad():  # start the mass head at the mean log mass of the occupied training voxels
-            model.mass_head.bias.fill_(float(torch.cat([b.target[b.target >= log_threshold] for b in train]).mean()))
     if resume_state is not None:
         model.load_state_dict(resume_state)
+    else:  # start the mass head at the mean and scatter of the occupied training voxels' log masses
+        log_masses = torch.cat([b.target[b.target >= log_threshold] for b in train])
+        with torch.no_grad():
+            model.head.bias[Dm2GalFCN.LOG_MSTAR] = float(log_masses.mean())
+            model.head.bias[Dm2GalFCN.LOG_SIGMA] = math.log(max(float(log_masses.std()), 1e-3))
 
     def step_loss() -> torch.Tensor:
         picks = torch.randint(0, len(train), (config.batch,), generator=generator).tolist()
         crops = [
-            random_crop(train[b], config.tile, model.halo, generator, augment=config.augment, extras=[weights[b]])
+            random_crop(
+                train[b],
+                config.tile,
+                model.halo,
+                generator,
+                augment=config.augment,
+                extras=[weights[b]],
+                align=model.stride,
+            )
             for b in picks
         ]
         inputs, target, weight = (torch.stack([crop[i] for crop in crops]) for i in range(3))
         out = model(inputs)
         is_occupied = target >= log_threshold
-        loss = F.binary_cross_entropy_with_logits(out[:, 0], is_occupied.float(), pos_weight=pos_weight)
+        loss = F.binary_cross_entropy_with_logits(out[:, model.OCCUPANCY], is_occupied.float(), pos_weight=pos_weight)
         if bool(is_occupied.any()):
-            error = (out[:, 1][is_occupied] - target[is_occupied]) ** 2
-            loss = loss + config.mass_weight * (weight[is_occupied] * error).mean()
+            mean, log_sigma = out[:, model.LOG_MSTAR][is_occupied], out[:, model.LOG_SIGMA][is_occupied]
+            residual = target[is_occupied] - mean
+            # the mean by squared error, the scatter by the Gaussian likelihood around the (fixed) mean: the full
+            # likelihood lets σ grow and then hardly moves the mean (its gradient is divided by σ²)
+            mass_loss = residual**2 + 0.5 * (residual.detach() * torch.exp(-log_sigma)) ** 2 + log_sigma
+            if config.mass_weighting == "inverse_count":
+                mass_loss = weight[is_occupied] * mass_loss
+            loss = loss + config.mass_weight * mass_loss.mean()
         return loss
 
     return _optimise(model, config, step_loss, lambda: paint_with_fcn(model, validation)[0], validation, progress)

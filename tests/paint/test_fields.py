@@ -95,6 +95,15 @@ def test_subhalo_field_conserves_halo_mass_and_checks_the_box() -> None:
     assert float(grid.double().sum()) == pytest.approx(float(halos["mass"].sum()), rel=1e-6)
     single = subhalo_mass_field(_halos(_centre(1, 1, 6), torch.tensor([3e12])), L, N)
     assert single[1, 1, 6] == pytest.approx(3e12, rel=1e-6) and int((single > 0).sum()) == 1
+    # NGP (default): a halo near a voxel corner stays whole in the voxel holding its centre; CIC spreads it over 2³
+    corner = torch.tensor([[10.1, 24.9, 39.9]])
+    ngp = subhalo_mass_field(_halos(corner, torch.tensor([1e12])), L, N)
+    cic = subhalo_mass_field(_halos(corner, torch.tensor([1e12])), L, N, assignment="cic")
+    assert int((ngp > 0).sum()) == 1 and ngp[2, 4, 7] == pytest.approx(1e12, rel=1e-6)
+    assert int((cic > 0).sum()) == 8 and float(cic.double().sum()) == pytest.approx(1e12, rel=1e-6)
+    assert paint_fields(_random_particles(), halos, n=N, halo_assignment="cic").meta["assignment_log_halo"] == "cic"
+    with pytest.raises(ValidationError, match="halo assignment must be one of"):
+        subhalo_mass_field(halos, L, N, assignment="tsc")
     with pytest.raises(ValidationError, match=r"haloes live in a box of 40 Mpc/h but the grid in one of 80"):
         subhalo_mass_field(halos, 80.0, N)
     with pytest.raises(ValidationError, match="no column 'm200'"):

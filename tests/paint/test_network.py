@@ -20,6 +20,7 @@ TINY = (2, 2, 2, 2, 2, 2)
 # A small clean geometry for fast tests: kernel 3, input 37 -> 35 -> 17 -> 15 -> 7 -> 5 -> 2 (a 2³ flatten).
 SMALL = {"channels": TINY, "large_kernel": 3, "hidden": 4}
 SMALL_SIZE = 37
+FCN_SMALL = {"local": 2, "local_layers": 1, "context": 2, "context_layers": 2, "pool": 2, "hidden": 4}
 
 
 @pytest.fixture(autouse=True)
@@ -71,15 +72,37 @@ def test_shapes_and_wrong_inputs() -> None:
         net(torch.zeros(1, 2, 39, 39, 39))
     with pytest.raises(ValueError, match=r"shape \(B, 2, 37, 37, 37\)"):
         net(torch.zeros(1, 3, 37, 37, 37))
-    fcn = Dm2GalFCN(**SMALL, receptive_field=SMALL_SIZE)
-    assert (fcn.halo, fcn.receptive_field) == (18, 37)
-    assert fcn(torch.zeros(2, 2, 40, 40, 40)).shape == (2, 2, 4, 4, 4)
-    with pytest.raises(ValueError, match="S >= 37"):
-        fcn(torch.zeros(1, 2, 36, 36, 36))
-    default = Dm2GalFCN(channels=TINY, hidden=4)
-    assert (default.halo, default.receptive_field, Dm2GalFCN.out_channels) == (32, 65, 2)
-    assert [b[0].dilation[0] for b in default.blocks] == [1, 1, 2, 2, 4, 4]
-    assert default.stage.dilation == (8, 8, 8) and default.stage.kernel_size == (2, 2, 2)
+    fcn = Dm2GalFCN(**FCN_SMALL)
+    assert (fcn.halo, fcn.receptive_field, fcn.stride) == (8, 15, 2)
+    assert fcn(torch.zeros(2, 2, 20, 20, 20)).shape == (2, 3, 4, 4, 4)
+    for side in (16, 21):  # no output voxel; an output side that is not a multiple of the pool
+        with pytest.raises(ValueError, match=r"S = t \+ 16 and t a positive multiple of 2"):
+            fcn(torch.zeros(1, 2, side, side, side))
+    default = Dm2GalFCN()
+    assert (default.halo, default.receptive_field, default.stride, Dm2GalFCN.out_channels) == (32, 63, 4, 3)
+    assert [b[0].dilation[0] for b in default.context_path] == [1, 2, 4]
+    with pytest.raises(ValueError, match="pool=0"):
+        Dm2GalFCN(pool=0)
+
+
+def test_successor_receptive_field_is_its_halo() -> None:
+    """A change of the input at distance halo - 1 from a voxel (on any side, any phase of the coarse cell) reaches
+    it; one at distance halo never does."""
+    torch.manual_seed(12)
+    fcn = Dm2GalFCN(**FCN_SMALL).eval()
+    n, halo = 32, fcn.halo
+    fields = _fields(n, seed=13)
+    base = predict_tiled(fcn, fields, tile=n)
+    for voxel in (0, 1):  # both phases of a pool-2 cell
+        for sign in (1, -1):
+            reach = []
+            for distance in (halo - 1, halo):
+                moved = fields.clone()
+                moved[:, (voxel + sign * distance) % n, 5, 5] += 50.0
+                reach.append(bool((predict_tiled(fcn, moved, tile=n)[:, voxel, 5, 5] != base[:, voxel, 5, 5]).any()))
+            assert reach[1] is False
+            # the farthest reachable voxel is halo - 1 on one side of a cell and halo - pool on the other
+            assert reach[0] is (sign == 1 if voxel == 0 else sign == -1)
 
 
 @pytest.mark.parametrize(
@@ -115,18 +138,20 @@ def test_dilated_equivalent_on_a_plain_crop() -> None:
 
 def test_tiles_stitch_to_the_whole_box() -> None:
     torch.manual_seed(7)
-    fcn = Dm2GalFCN(**SMALL, receptive_field=SMALL_SIZE)
+    fcn = Dm2GalFCN(**FCN_SMALL)
     _randomise_bn(fcn, 8)
     fcn.train()
-    fields = _fields(8, seed=9)
-    whole = predict_tiled(fcn, fields, tile=8)
-    assert whole.shape == (2, 8, 8, 8) and fcn.training  # training flag restored
-    for tile, batch in [(3, 4), (5, 1)]:  # tiles that do not divide n; batches that do not divide the count
+    fields = _fields(12, seed=9)
+    whole = predict_tiled(fcn, fields, tile=12)
+    assert whole.shape == (3, 12, 12, 12) and fcn.training  # training flag restored
+    for tile, batch in [(8, 4), (2, 7), (4, 1)]:  # tiles that do not divide n; batches that do not divide the count
         torch.testing.assert_close(predict_tiled(fcn, fields, tile=tile, batch=batch), whole, atol=1e-5, rtol=1e-5)
     whole += 1  # an ordinary tensor, not an inference tensor
-    # Periodicity: rolling the input rolls the output.
-    rolled = predict_tiled(fcn, torch.roll(fields, (3, -2, 5), dims=(1, 2, 3)), tile=8)
-    torch.testing.assert_close(rolled, torch.roll(whole - 1, (3, -2, 5), dims=(1, 2, 3)), atol=1e-5, rtol=1e-5)
+    # Periodicity: rolling the input by whole coarse cells rolls the output.
+    rolled = predict_tiled(fcn, torch.roll(fields, (4, -2, 6), dims=(1, 2, 3)), tile=12)
+    torch.testing.assert_close(rolled, torch.roll(whole - 1, (4, -2, 6), dims=(1, 2, 3)), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"cells of 2 voxels: the box side \(12\), the tile \(3\)"):
+        predict_tiled(fcn, fields, tile=3)
 
 
 def test_predict_voxels_equals_dilated_tiled() -> None:
@@ -144,7 +169,7 @@ def test_tiling_errors() -> None:
     with pytest.raises(TypeError, match="halo"):
         predict_tiled(nn.Identity(), fields, tile=2)
     with pytest.raises(ValueError, match=r"\(C, n, n, n\)"):
-        predict_tiled(Dm2GalFCN(**SMALL, receptive_field=SMALL_SIZE), fields[0], tile=2)
+        predict_tiled(Dm2GalFCN(**FCN_SMALL), fields[0], tile=2)
     with pytest.raises(ValueError, match=r"\(M, 3\)"):
         predict_voxels(_net(), fields, torch.zeros(2, 2, dtype=torch.int64), batch=1)
     assert tile_corners(5, 2).shape == (27, 3)

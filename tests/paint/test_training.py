@@ -23,6 +23,7 @@ from cosmoseg.paint.tiling import predict_voxels
 from cosmoseg.paint.training import TrainConfig, paint_with_oracle, train_dm2gal, train_fcn
 
 TINY = {"channels": (2, 2, 2, 2, 2, 2), "hidden": 4, "large_kernel": 3}
+FCN_TINY = {"local": 4, "local_layers": 1, "context": 2, "context_layers": 2, "pool": 2, "hidden": 8}
 N = 16
 LENGTH = 32.0
 
@@ -71,7 +72,7 @@ def test_oracle_painting_equals_one_crop_per_voxel() -> None:
 
 def test_fcn_training_learns_and_selects_by_power() -> None:
     train, validation = [synthetic_box(3), synthetic_box(4)], synthetic_box(5)
-    model = Dm2GalFCN(receptive_field=29, **TINY)
+    model = Dm2GalFCN(**FCN_TINY)
     config = TrainConfig(steps=60, batch=2, tile=8, lr=1e-2, eval_every=20)
     seen: list[tuple[int, float, float | None]] = []
     result = train_fcn(model, train, validation, config, torch.Generator().manual_seed(0), lambda *a: seen.append(a))
@@ -80,7 +81,7 @@ def test_fcn_training_learns_and_selects_by_power() -> None:
     assert result.best_score == min(scores) and result.best_step == result.history[scores.index(min(scores))][0]
     assert seen[-1][1] < seen[0][1]  # the loss went down
     assert not model.training  # left in eval mode with the selected weights
-    torch.testing.assert_close(model.state_dict()["mass_head.bias"], result.best_state["mass_head.bias"])
+    torch.testing.assert_close(model.state_dict()["head.bias"], result.best_state["head.bias"])
 
 
 def test_dm2gal_training_runs_on_weighted_samples() -> None:
@@ -97,7 +98,7 @@ def test_boxes_of_other_voxel_sizes_are_refused() -> None:
     other = synthetic_box(8)
     other = PaintBox(other.name, 2 * LENGTH, other.inputs, other.target, None, None)  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="different voxel sizes"):
-        train_fcn(Dm2GalFCN(receptive_field=29, **TINY), [synthetic_box(9)], other, TrainConfig(steps=1),
+        train_fcn(Dm2GalFCN(**FCN_TINY), [synthetic_box(9)], other, TrainConfig(steps=1),
                   torch.Generator())  # fmt: skip
 
 
@@ -122,11 +123,11 @@ def test_power_score_and_occupancy() -> None:
 
 
 def test_model_file_round_trip_and_voxel_check(tmp_path: Path) -> None:
-    model = Dm2GalFCN(receptive_field=29, **TINY).eval()
+    model = Dm2GalFCN(**FCN_TINY).eval()
     path = save_paint_model(tmp_path / "m.pt", model, voxel=2.0, threshold=1e8, step=3, card={"data": "toy"})
     again, meta = load_paint_model(path)
     assert isinstance(again, Dm2GalFCN) and meta["voxel"] == 2.0 and meta["card"]["data"] == "toy"
-    x = torch.randn(1, 2, 30, 30, 30)
+    x = torch.randn(1, 2, 20, 20, 20)
     torch.testing.assert_close(again(x), model(x))
     check_voxel(2.0, meta, "test")
     with pytest.raises(ValidationError, match=r"voxels of 1 Mpc/h .* trained on voxels of 2 Mpc/h"):
@@ -175,8 +176,8 @@ def test_commands_train_and_evaluate(tmp_path: Path) -> None:
     suite = _toy_suite(tmp_path / "suite")
     runner = CliRunner()
     app = build_app()
-    arch = ["--arch", "channels=[2,2,2,2,2,2]", "--arch", "hidden=4", "--arch", "large_kernel=3",
-            "--arch", "receptive_field=29"]  # fmt: skip
+    arch = ["--arch", "local=4", "--arch", "local_layers=1", "--arch", "context=2", "--arch", "context_layers=2",
+            "--arch", "pool=2", "--arch", "hidden=8"]  # fmt: skip
     out = tmp_path / "fcn.pt"
     args = ["paint", "train", str(suite), *arch, "--steps", "4", "--tile", "8", "--eval-every", "2"]
     result = runner.invoke(app, [*args, "--output", str(out)])
@@ -203,10 +204,10 @@ def test_evaluate_box_compares_successor_and_dm2gal_where_both_apply(tmp_path: P
     suite = _toy_suite(tmp_path)
     truth = registry_truth("galaxies.model", {}, seed=0)
     train, box = load_suite_box(suite / "box_0000.h5", truth, 0), load_suite_box(suite / "box_0001.h5", truth, 0)
-    successor = Dm2GalFCN(receptive_field=29, **TINY).eval()
+    successor = Dm2GalFCN(**FCN_TINY).eval()
     net = Dm2Gal(input_size=29, **TINY).eval()
     report = evaluate_box(box, [train], successor=successor, per_voxel=net, threshold=1e8, hod_stage="")
-    assert set(report.fields) == {"truth", "successor", "dm2gal", "hod_paper"}
+    assert set(report.fields) == {"truth", "successor", "successor_sampled", "dm2gal", "hod_paper"}
     occupied = from_log_mass(box.target) >= 1e8
     expected = predict_tiled_log_mass(successor, box)[occupied]
     rms = float(((expected - box.target[occupied]) ** 2).mean().sqrt())
