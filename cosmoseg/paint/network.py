@@ -268,12 +268,14 @@ def dilated_equivalent(net: Dm2Gal) -> Dm2GalDilated:
 
 
 class Dm2GalFCN(nn.Module):
-    """The fully convolutional dm2gal successor (default): every voxel of a crop in one pass, three outputs.
+    """The fully convolutional dm2gal successor (default): every voxel of a crop in one pass.
 
     ``x (B, C_in, t + 2 halo, ...)`` (``log10(1 + M)`` of DM and (sub)halo mass, Msun/h; ``t`` a multiple of
-    ``pool``) -> ``(B, 3, t, t, t)``: channel :attr:`OCCUPANCY` is the logit that the voxel hosts a galaxy above the
-    stellar-mass threshold, :attr:`LOG_MSTAR` the mean and :attr:`LOG_SIGMA` the natural log of the standard
-    deviation of its ``log10(1 + M*)`` (Msun/h; a Gaussian in the log, trained by its likelihood).
+    ``pool``) -> ``(B, 1 + 3 K, t, t, t)``, ``K = components``: channel :attr:`OCCUPANCY` is the logit that the voxel
+    hosts a galaxy above the stellar-mass threshold; the next ``3 K`` are a mixture of ``K`` Gaussians for its
+    ``y = log10(1 + M*)`` (Msun/h): ``K`` weight logits, ``K`` means, ``K`` natural logs of the standard deviations
+    (:meth:`mixture`; trained by its likelihood). A voxel next to a halo's centre may hold its central galaxy or
+    only a satellite two decades lighter: one Gaussian spreads over both and its mean mass overshoots the total.
 
     Two paths, concatenated per voxel before a 1×1×1 hidden layer and the heads:
 
@@ -292,9 +294,6 @@ class Dm2GalFCN(nn.Module):
     """
 
     OCCUPANCY = 0
-    LOG_MSTAR = 1
-    LOG_SIGMA = 2
-    out_channels = 3
 
     def __init__(
         self,
@@ -305,15 +304,20 @@ class Dm2GalFCN(nn.Module):
         context_layers: int = 3,
         pool: int = 4,
         hidden: int = 32,
+        components: int = 2,
     ) -> None:
         super().__init__()
-        sizes = {"in_channels": in_channels, "local": local, "local_layers": local_layers, "context": context,
-                 "context_layers": context_layers, "pool": pool, "hidden": hidden}  # fmt: skip
+        sizes = {
+            "in_channels": in_channels, "local": local, "local_layers": local_layers, "context": context,
+            "context_layers": context_layers, "pool": pool, "hidden": hidden, "components": components,
+        }  # fmt: skip
         bad = [f"{name}={value}" for name, value in sizes.items() if int(value) < 1]
         if bad:
             raise ValueError(f"Dm2GalFCN sizes must be positive integers, got {', '.join(bad)}")
         self.in_channels, self.local, self.local_layers = int(in_channels), int(local), int(local_layers)
         self.context, self.context_layers, self.pool, self.hidden = int(context), int(context_layers), int(pool), hidden
+        self.components = int(components)
+        self.out_channels = 1 + 3 * self.components
         self.local_path = nn.Sequential(
             *(_block(3 * in_channels if i == 0 else local, local, 3) for i in range(local_layers))
         )
@@ -328,7 +332,7 @@ class Dm2GalFCN(nn.Module):
 
     def arch(self) -> dict[str, int]:
         """The constructor arguments that rebuild this network."""
-        names = ("in_channels", "local", "local_layers", "context", "context_layers", "pool", "hidden")
+        names = ("in_channels", "local", "local_layers", "context", "context_layers", "pool", "hidden", "components")
         return {name: int(getattr(self, name)) for name in names}
 
     @property
@@ -361,25 +365,49 @@ class Dm2GalFCN(nn.Module):
             mask[torch.topk(q, min(k, q.numel())).indices] = True
         return mask.view(logits.shape)
 
+    def mixture(self, out: torch.Tensor, dim: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(log weights, means, log σ)`` of the mass mixture in ``out`` (channels along ``dim``), each with the
+        ``K`` components along ``dim``; weights normalised, ln σ bounded to [−7, ln 3] (σ ≤ 3 dex)."""
+        k = self.components
+        log_w = torch.log_softmax(out.narrow(dim, 1, k), dim)
+        return log_w, out.narrow(dim, 1 + k, k), out.narrow(dim, 1 + 2 * k, k).clamp(-7.0, math.log(3.0))
+
+    def mass_nll(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood (M,) of ``target`` (M,) ``log10(1 + M*)`` under the mixtures of ``out`` (M, C)
+        (channels last; the constant ln √(2π) dropped)."""
+        log_w, mean, log_sigma = self.mixture(out, dim=-1)
+        z = (target[:, None] - mean) * torch.exp(-log_sigma)
+        return -torch.logsumexp(log_w - log_sigma - 0.5 * z**2, dim=-1)
+
+    def mean_log_mstar(self, out: torch.Tensor) -> torch.Tensor:
+        """log10 of the conditional mean stellar mass, ``log10 Σ_k w_k 10^(μ_k + ln10 σ_k² / 2)``, per voxel of
+        ``out`` (C, ...) (float64)."""
+        log_w, mean, log_sigma = (t.double() for t in self.mixture(out))
+        ln10 = math.log(10.0)
+        return torch.logsumexp(log_w + ln10 * mean + (ln10 * log_sigma.exp()) ** 2 / 2, dim=0) / ln10
+
     def paint(self, out: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The painted ``log10(1 + M*)`` (n, n, n) of a whole box from its output ``out`` (3, n, n, n): 0 outside
-        the :meth:`occupied` voxels; inside, a draw from the predicted Gaussian when a ``generator`` is given (the
+        """The painted ``log10(1 + M*)`` (n, n, n) of a whole box from its output ``out`` (C, n, n, n): 0 outside
+        the :meth:`occupied` voxels; inside, a draw from the predicted mixture when a ``generator`` is given (the
         scatter of the stellar masses at fixed inputs, so the PDF keeps its width), else the log of the conditional
-        mean mass, ``μ + ln(10) σ² / 2`` (which keeps the total mass, not the scatter)."""
+        mean mass (:meth:`mean_log_mstar`: keeps the total mass, not the scatter)."""
         occupied = self.occupied(out[self.OCCUPANCY])
-        # bounds for an untrained or extrapolating network: σ ≤ 3 dex, 0 ≤ log10(1 + M*) ≤ 13 (no voxel holds more)
-        mean, sigma = out[self.LOG_MSTAR].double(), out[self.LOG_SIGMA].double().clamp_max(math.log(3.0)).exp()
         if generator is None:
-            log_mstar = mean + math.log(10.0) * sigma**2 / 2
+            log_mstar = self.mean_log_mstar(out)
         else:
-            noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=generator.device)
-            log_mstar = mean + sigma * noise.to(mean.device)
+            log_w, mean, log_sigma = (t.double() for t in self.mixture(out))
+            uniform = torch.rand(log_w.shape, generator=generator, dtype=torch.float64, device=generator.device)
+            gumbel = -torch.log(-torch.log(uniform.clamp(1e-300, 1.0)))  # Gumbel-max picks component k w.p. w_k
+            pick = (log_w + gumbel.to(log_w.device)).argmax(dim=0, keepdim=True)
+            noise = torch.randn(mean.shape[1:], generator=generator, dtype=torch.float64, device=generator.device)
+            log_mstar = (mean.gather(0, pick) + log_sigma.exp().gather(0, pick) * noise.to(mean.device))[0]
+        # bounds for an untrained or extrapolating network: 0 ≤ log10(1 + M*) ≤ 13 (no voxel holds more)
         log_mstar = log_mstar.nan_to_num(0.0).clamp(0.0, MAX_LOG_MSTAR)
         return torch.where(occupied, log_mstar, torch.zeros_like(log_mstar)).to(out.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x (B, C_in, t + 2 halo, ...)`` -> ``(B, 3, t, t, t)``: occupancy logits, mean and ln σ of
-        ``log10(1 + M*)``."""
+        """``x (B, C_in, t + 2 halo, ...)`` -> ``(B, 1 + 3 K, t, t, t)``: occupancy logits, then the mass mixture
+        (:meth:`mixture`)."""
         halo, pool = self.halo, self.pool
         sides = tuple(x.shape[2:])
         if (x.ndim != 5 or x.shape[1] != self.in_channels or min(sides) <= 2 * halo

@@ -102,7 +102,7 @@ def evaluate_box(
         places["dm2gal"] = False
         if successor_out is not None:  # where both apply: the truth's occupied voxels
             occupied = truth >= threshold
-            fcn_log = successor_out[Dm2GalFCN.LOG_MSTAR][occupied]
+            fcn_log = successor.mean_log_mstar(successor_out)[occupied].float()
             voxel_log = torch.log10(1 + fields["dm2gal"][occupied])
             true_log = box.target[occupied]
             extra["rms_log_mstar_successor"] = float(((fcn_log - true_log) ** 2).mean().sqrt())

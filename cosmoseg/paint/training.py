@@ -215,11 +215,13 @@ def train_fcn(
     weights = _weight_volumes(train, config)
     if resume_state is not None:
         model.load_state_dict(resume_state)
-    else:  # start the mass head at the mean and scatter of the occupied training voxels' log masses
+    else:  # spread the mixture's means over the occupied training voxels' log masses, σ a third of their spread
         log_masses = torch.cat([b.target[b.target >= log_threshold] for b in train])
+        k = model.components
+        levels = torch.quantile(log_masses, torch.linspace(0.9, 0.1, k) if k > 1 else torch.tensor([0.5]))
         with torch.no_grad():
-            model.head.bias[Dm2GalFCN.LOG_MSTAR] = float(log_masses.mean())
-            model.head.bias[Dm2GalFCN.LOG_SIGMA] = math.log(max(float(log_masses.std()), 1e-3))
+            model.head.bias[1 + k : 1 + 2 * k] = levels
+            model.head.bias[1 + 2 * k :] = math.log(max(float(log_masses.std()) / 3, 1e-3))
 
     def step_loss() -> torch.Tensor:
         picks = torch.randint(0, len(train), (config.batch,), generator=generator).tolist()
@@ -240,11 +242,7 @@ def train_fcn(
         is_occupied = target >= log_threshold
         loss = F.binary_cross_entropy_with_logits(out[:, model.OCCUPANCY], is_occupied.float(), pos_weight=pos_weight)
         if bool(is_occupied.any()):
-            mean, log_sigma = out[:, model.LOG_MSTAR][is_occupied], out[:, model.LOG_SIGMA][is_occupied]
-            residual = target[is_occupied] - mean
-            # the mean by squared error, the scatter by the Gaussian likelihood around the (fixed) mean: the full
-            # likelihood lets σ grow and then hardly moves the mean (its gradient is divided by σ²)
-            mass_loss = residual**2 + 0.5 * (residual.detach() * torch.exp(-log_sigma)) ** 2 + log_sigma
+            mass_loss = model.mass_nll(out.movedim(1, -1)[is_occupied], target[is_occupied])
             if config.mass_weighting == "inverse_count":
                 mass_loss = weight[is_occupied] * mass_loss
             loss = loss + config.mass_weight * mass_loss.mean()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
 
+from cosmoseg.paint.fields import from_log_mass
 from cosmoseg.paint.network import (
     Dm2Gal,
     Dm2GalDilated,
@@ -74,12 +77,12 @@ def test_shapes_and_wrong_inputs() -> None:
         net(torch.zeros(1, 3, 37, 37, 37))
     fcn = Dm2GalFCN(**FCN_SMALL)
     assert (fcn.halo, fcn.receptive_field, fcn.stride) == (8, 15, 2)
-    assert fcn(torch.zeros(2, 2, 20, 20, 20)).shape == (2, 3, 4, 4, 4)
+    assert fcn(torch.zeros(2, 2, 20, 20, 20)).shape == (2, 7, 4, 4, 4)
     for side in (16, 21):  # no output voxel; an output side that is not a multiple of the pool
         with pytest.raises(ValueError, match=r"S = t \+ 16 and t a positive multiple of 2"):
             fcn(torch.zeros(1, 2, side, side, side))
     default = Dm2GalFCN()
-    assert (default.halo, default.receptive_field, default.stride, Dm2GalFCN.out_channels) == (32, 63, 4, 3)
+    assert (default.halo, default.receptive_field, default.stride, default.out_channels) == (32, 63, 4, 7)
     assert [b[0].dilation[0] for b in default.context_path] == [1, 2, 4]
     with pytest.raises(ValueError, match="pool=0"):
         Dm2GalFCN(pool=0)
@@ -143,7 +146,7 @@ def test_tiles_stitch_to_the_whole_box() -> None:
     fcn.train()
     fields = _fields(12, seed=9)
     whole = predict_tiled(fcn, fields, tile=12)
-    assert whole.shape == (3, 12, 12, 12) and fcn.training  # training flag restored
+    assert whole.shape == (7, 12, 12, 12) and fcn.training  # training flag restored
     for tile, batch in [(8, 4), (2, 7), (4, 1)]:  # tiles that do not divide n; batches that do not divide the count
         torch.testing.assert_close(predict_tiled(fcn, fields, tile=tile, batch=batch), whole, atol=1e-5, rtol=1e-5)
     whole += 1  # an ordinary tensor, not an inference tensor
@@ -173,3 +176,31 @@ def test_tiling_errors() -> None:
     with pytest.raises(ValueError, match=r"\(M, 3\)"):
         predict_voxels(_net(), fields, torch.zeros(2, 2, dtype=torch.int64), batch=1)
     assert tile_corners(5, 2).shape == (27, 3)
+
+
+def _mixture_output(model: Dm2GalFCN, n: int, weights: list[float], means: list[float], sigmas: list[float]):
+    """An output volume (1 + 3K, n, n, n): every voxel occupied, the same mixture everywhere."""
+    values = [20.0, *torch.tensor(weights).log().tolist(), *means, *torch.tensor(sigmas).log().tolist()]
+    return torch.tensor(values, dtype=torch.float64)[:, None, None, None].expand(-1, n, n, n).clone()
+
+
+def test_mixture_likelihood_mean_and_draws() -> None:
+    one = Dm2GalFCN(**FCN_SMALL, components=1)
+    # occupancy, weight logit, mean, ln sigma
+    out = torch.tensor([[0.0, 0.0, 10.0, math.log(0.3)]], dtype=torch.float64)
+    expected = 0.5 * ((10.4 - 10.0) / 0.3) ** 2 + math.log(0.3)  # Gaussian NLL without ln sqrt(2 pi)
+    assert float(one.mass_nll(out, torch.tensor([10.4], dtype=torch.float64))) == pytest.approx(expected, rel=1e-6)
+
+    two = Dm2GalFCN(**FCN_SMALL, components=2)
+    weights, means, sigmas = [0.7, 0.3], [10.5, 8.5], [0.2, 0.3]
+    volume = _mixture_output(two, 40, weights, means, sigmas)
+    ln10 = math.log(10.0)
+    mean_mass = sum(w * 10 ** (m + ln10 * s**2 / 2) for w, m, s in zip(weights, means, sigmas, strict=True))
+    assert float(two.mean_log_mstar(volume)[0, 0, 0]) == pytest.approx(math.log10(mean_mass), abs=1e-7)
+    assert float(two.paint(volume)[3, 2, 1]) == pytest.approx(math.log10(mean_mass), abs=1e-6)  # log10(1+M) ~ log10 M
+    draws = two.paint(volume, torch.Generator().manual_seed(0)).flatten()  # 64 000 draws
+    heavy = draws > 9.6  # 4.5 and 3.7 sigma from the means: each draw tells which component it came from
+    assert float(heavy.double().mean()) == pytest.approx(0.7, abs=0.01)
+    assert float(draws[heavy].mean()) == pytest.approx(10.5, abs=0.01)
+    assert float(draws[~heavy].std()) == pytest.approx(0.3, abs=0.01)
+    assert float(from_log_mass(draws.double()).mean()) == pytest.approx(mean_mass, rel=0.03)

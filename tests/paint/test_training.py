@@ -218,4 +218,4 @@ def test_evaluate_box_compares_successor_and_dm2gal_where_both_apply(tmp_path: P
 def predict_tiled_log_mass(model: Dm2GalFCN, box: PaintBox) -> torch.Tensor:
     from cosmoseg.paint.tiling import predict_tiled
 
-    return predict_tiled(model, box.inputs, tile=8)[Dm2GalFCN.LOG_MSTAR]
+    return model.mean_log_mstar(predict_tiled(model, box.inputs, tile=8)).float()
