@@ -28,6 +28,7 @@ def train_command(
     batch: Annotated[int, typer.Option(help="Crops per step.")] = 4,
     tile: Annotated[int, typer.Option(help="Output side of a successor training crop (voxels).")] = 32,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-3,
+    cosine: Annotated[bool, typer.Option(help="Cosine decay of the learning rate to lr / 100.")] = True,
     eval_every: Annotated[int, typer.Option(help="Steps between validations (checkpoint selection by P(k)).")] = 200,
     threshold: Annotated[float, typer.Option(help="M* (Msun/h) above which a voxel hosts a galaxy.")] = 1e8,
     max_weight: Annotated[float, typer.Option(help="Cap on a voxel's mass-loss weight (x the mean; 0 = none).")] = 10.0,
@@ -63,7 +64,7 @@ def train_command(
                            halo_assignment=halo_assignment)  # fmt: skip
         if not split.validation:
             raise ValueError("--n-validation must be >= 1: the validation box selects the checkpoint")
-        settings = {"steps": steps, "batch": batch, "tile": tile, "lr": lr, "eval_every": eval_every}
+        settings = {"steps": steps, "batch": batch, "tile": tile, "lr": lr, "eval_every": eval_every, "cosine": cosine}
         config = TrainConfig(**settings, threshold=threshold, max_weight=max_weight, mass_weighting=mass_weighting)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -78,6 +79,7 @@ def train_command(
             *("cosmoseg", "paint", "train", str(suite_dir), "--kind", kind, "--grid", str(grid)),
             *("--halo-assignment", halo_assignment),
             *("--steps", str(steps), "--batch", str(batch), "--tile", str(tile), "--lr", str(lr)),
+            "--cosine" if cosine else "--no-cosine",
             *("--eval-every", str(eval_every), "--threshold", str(threshold), "--max-weight", str(max_weight)),
             *("--mass-weighting", mass_weighting),
             *("--galaxy-stage", galaxy_stage),
