@@ -329,6 +329,9 @@ class Dm2GalFCN(nn.Module):
         # ln(w) after training with positives weighted by w: logit − ln(w) is the calibrated log-odds (see
         # ``occupied``); stored with the weights so a model file paints as it was selected
         self.register_buffer("logit_threshold", torch.zeros(()))
+        # log10 factor on every component's mass, fitted after training so that the painted training boxes hold
+        # their true total stellar mass (``paint.training.calibrate_total_mass``)
+        self.register_buffer("log_mass_offset", torch.zeros(()))
 
     def arch(self) -> dict[str, int]:
         """The constructor arguments that rebuild this network."""
@@ -367,10 +370,12 @@ class Dm2GalFCN(nn.Module):
 
     def mixture(self, out: torch.Tensor, dim: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(log weights, means, log σ)`` of the mass mixture in ``out`` (channels along ``dim``), each with the
-        ``K`` components along ``dim``; weights normalised, ln σ bounded to [−7, ln 3] (σ ≤ 3 dex)."""
+        ``K`` components along ``dim``; weights normalised, means shifted by ``log_mass_offset``, ln σ bounded to
+        [−7, ln 3] (σ ≤ 3 dex)."""
         k = self.components
         log_w = torch.log_softmax(out.narrow(dim, 1, k), dim)
-        return log_w, out.narrow(dim, 1 + k, k), out.narrow(dim, 1 + 2 * k, k).clamp(-7.0, math.log(3.0))
+        mean = out.narrow(dim, 1 + k, k) + self.log_mass_offset.to(out.dtype)
+        return log_w, mean, out.narrow(dim, 1 + 2 * k, k).clamp(-7.0, math.log(3.0))
 
     def mass_nll(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Negative log-likelihood (M,) of ``target`` (M,) ``log10(1 + M*)`` under the mixtures of ``out`` (M, C)

@@ -36,7 +36,15 @@ from cosmoseg.paint.network import Dm2Gal, Dm2GalFCN, dilated_equivalent
 from cosmoseg.paint.sampling import WeightedSampler, mass_bin_weights
 from cosmoseg.paint.tiling import predict_tiled
 
-__all__ = ["TrainConfig", "TrainResult", "paint_with_fcn", "paint_with_oracle", "train_dm2gal", "train_fcn"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "calibrate_total_mass",
+    "paint_with_fcn",
+    "paint_with_oracle",
+    "train_dm2gal",
+    "train_fcn",
+]
 
 MASS_WEIGHTINGS = ("inverse_count", "none")
 
@@ -257,7 +265,26 @@ def train_fcn(
             loss = loss + config.mass_weight * mass_loss.mean()
         return loss
 
-    return _optimise(model, config, step_loss, lambda: paint_with_fcn(model, validation)[0], validation, progress)
+    result = _optimise(model, config, step_loss, lambda: paint_with_fcn(model, validation)[0], validation, progress)
+    calibrate_total_mass(model, train)
+    return result
+
+
+def calibrate_total_mass(model: Dm2GalFCN, boxes: Sequence[PaintBox], *, tile: int = 64) -> float:
+    """Set ``model.log_mass_offset`` so that the conditional-mean painting of ``boxes`` (the training boxes) holds
+    their true total stellar mass; returns the offset (dex).
+
+    A mixture fitted in the log is not held to the mean of the linear masses, which the total and the amplitude of
+    the mass-weighted field depend on; one factor for all voxels leaves the P(k) of δ (and hence the checkpoint
+    selection) unchanged."""
+    with torch.no_grad():
+        model.log_mass_offset.zero_()
+        painted = sum(float(paint_with_fcn(model, box, tile=tile)[0].double().sum()) for box in boxes)
+        truth = sum(float(from_log_mass(box.target.double()).sum()) for box in boxes)
+        if painted <= 0:
+            raise ValidationError("the model paints no stellar mass on the training boxes", context="paint training")
+        model.log_mass_offset.fill_(math.log10(truth / painted))
+    return float(model.log_mass_offset)
 
 
 def _voxel_crops(

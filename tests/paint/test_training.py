@@ -20,7 +20,7 @@ from cosmoseg.paint.models import check_voxel, load_paint_model, save_paint_mode
 from cosmoseg.paint.network import Dm2Gal, Dm2GalFCN
 from cosmoseg.paint.suite import registry_truth, split_three
 from cosmoseg.paint.tiling import predict_voxels
-from cosmoseg.paint.training import TrainConfig, paint_with_oracle, train_dm2gal, train_fcn
+from cosmoseg.paint.training import TrainConfig, paint_with_fcn, paint_with_oracle, train_dm2gal, train_fcn
 
 TINY = {"channels": (2, 2, 2, 2, 2, 2), "hidden": 4, "large_kernel": 3}
 FCN_TINY = {"local": 4, "local_layers": 1, "context": 2, "context_layers": 2, "pool": 2, "hidden": 8}
@@ -81,6 +81,10 @@ def test_fcn_training_learns_and_selects_by_power() -> None:
     assert result.best_score == min(scores) and result.best_step == result.history[scores.index(min(scores))][0]
     assert seen[-1][1] < seen[0][1]  # the loss went down
     assert not model.training  # left in eval mode with the selected weights
+    # the total stellar mass is calibrated on the training boxes (one factor: the P(k) of δ does not change)
+    painted = sum(float(paint_with_fcn(model, box)[0].double().sum()) for box in train)
+    assert painted == pytest.approx(sum(float(from_log_mass(b.target.double()).sum()) for b in train), rel=1e-4)
+    assert float(model.log_mass_offset) != 0.0
     torch.testing.assert_close(model.state_dict()["head.bias"], result.best_state["head.bias"])
 
 
