@@ -24,9 +24,11 @@ from cosmoseg.mesh.fourier import fundamental_frequency, nyquist_frequency
 
 __all__ = [
     "PaintScores",
+    "bispectrum_deviations",
     "bispectrum_table",
     "density_contrast",
     "occupancy_scores",
+    "pdf_distance",
     "pdf_table",
     "power_ratio_score",
     "power_table",
@@ -150,6 +152,28 @@ def pdf_table(
         pdf = field_pdf(above.to(torch.float64), length, bins=edges, log=True)
         columns[f"count_{name}"] = pdf.counts.to(torch.float64)
     return Table(columns=columns, meta={"methods": ",".join(methods), "log_min": log_min, "log_max": log_max})
+
+
+def bispectrum_deviations(table: Table, method: str) -> list[float]:
+    """Per triangle (k1, k2) of a :func:`bispectrum_table`, in table order: mean over θ of |B/B_truth − 1|."""
+    k1, k2, ratio = table["k1"], table["k2"], table[f"ratio_{method}"]
+    out = []
+    for a, b in dict.fromkeys(zip(k1.tolist(), k2.tolist(), strict=True)):
+        rows = (k1 == a) & (k2 == b)
+        out.append(float((ratio[rows] - 1).abs().mean()))
+    return out
+
+
+def pdf_distance(table: Table, method: str) -> float:
+    """Kolmogorov–Smirnov distance of a method's binned PDF of log M* (:func:`pdf_table`) from the truth's: the
+    largest difference of the two normalised cumulative counts (1 when the method has no voxel in range)."""
+    cdfs = []
+    for name in ("truth", method):
+        counts = table[f"count_{name}"].to(torch.float64)
+        if float(counts.sum()) <= 0:
+            return 1.0
+        cdfs.append(counts.cumsum(0) / counts.sum())
+    return float((cdfs[0] - cdfs[1]).abs().max())
 
 
 def occupancy_scores(pred_occupied: torch.Tensor, true_occupied: torch.Tensor) -> tuple[float, float]:

@@ -28,7 +28,9 @@ from cosmoseg.paint.baselines import hod_catalog_baseline, paper_hod_baseline
 from cosmoseg.paint.data import PaintBox
 from cosmoseg.paint.evaluation import (
     PaintScores,
+    bispectrum_deviations,
     bispectrum_table,
+    pdf_distance,
     pdf_table,
     power_table,
     score_painting,
@@ -177,18 +179,24 @@ def evaluate_suite(
 
 def summary_markdown(report: PaintReport) -> str:
     """The summary table: per method, the P(k) score, the largest P(k) deviation for k ≤ k_Ny/4, the small-scale
-    score, the total-mass ratio and the occupancy precision / recall."""
+    score, the mean |B/B_truth − 1| of each triangle, the KS distance of the PDF of log M*, the total-mass ratio and
+    the occupancy precision / recall."""
+    bis = report.tables["bispectrum"]
+    triangles = list(dict.fromkeys(zip(bis["k1"].tolist(), bis["k2"].tolist(), strict=True)))
+    bis_heads = " | ".join(f"mean abs(B/B_t - 1), k = {a:.2f}, {b:.2f}" for a, b in triangles)
     lines = [
         f"test box {report.box} ({report.length:g} Mpc/h)",
         "| method | mean abs ln(P/P_t), k <= k_Ny/4 | max abs(P/P_t - 1), k <= k_Ny/4 | mean abs ln(P/P_t), k > k_Ny/4 "
-        "| total M* / truth | precision | recall |",
-        "|---|---|---|---|---|---|---|",
+        f"| {bis_heads} | PDF KS | total M* / truth | precision | recall |",
+        "|---|---|---|---|" + "---|" * len(triangles) + "---|---|---|---|",
     ]
     for name, s in report.scores.items():
         occupancy = ("n/a", "n/a") if math.isnan(s.precision) else (f"{s.precision:.3f}", f"{s.recall:.3f}")
+        bis_values = " | ".join(f"{d:.3f}" for d in bispectrum_deviations(bis, name))
         lines.append(
             f"| {name} | {s.power_score:.4f} | {s.max_power_deviation:.4f} | {s.small_scale_score:.4f} | "
-            f"{s.total_mass_ratio:.4f} | {occupancy[0]} | {occupancy[1]} |"
+            f"{bis_values} | {pdf_distance(report.tables['pdf'], name):.3f} | {s.total_mass_ratio:.4f} | "
+            f"{occupancy[0]} | {occupancy[1]} |"
         )
     for key, value in report.extra.items():
         lines.append(f"{key}: {value:.4f}")

@@ -223,3 +223,16 @@ def predict_tiled_log_mass(model: Dm2GalFCN, box: PaintBox) -> torch.Tensor:
     from cosmoseg.paint.tiling import predict_tiled
 
     return model.mean_log_mstar(predict_tiled(model, box.inputs, tile=8)).float()
+
+
+def test_bispectrum_deviations_and_pdf_distance_by_hand() -> None:
+    from cosmoseg.data import Table
+    from cosmoseg.paint.evaluation import bispectrum_deviations, pdf_distance
+
+    bis = Table(columns={"k1": torch.tensor([1.0, 1.0, 2.0, 2.0]), "k2": torch.tensor([2.0, 2.0, 3.0, 3.0]),
+                         "ratio_m": torch.tensor([1.1, 0.8, 1.0, 1.5])})  # fmt: skip
+    assert bispectrum_deviations(bis, "m") == [pytest.approx(0.15), pytest.approx(0.25)]
+    pdf = Table(columns={"count_truth": torch.tensor([1.0, 1.0, 2.0]), "count_m": torch.tensor([2.0, 0.0, 2.0]),
+                         "count_empty": torch.zeros(3)})  # fmt: skip
+    assert pdf_distance(pdf, "m") == pytest.approx(0.25)  # CDFs (0.25, 0.5, 1) and (0.5, 0.5, 1)
+    assert pdf_distance(pdf, "empty") == 1.0
