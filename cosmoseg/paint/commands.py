@@ -29,6 +29,9 @@ def train_command(
     tile: Annotated[int, typer.Option(help="Output side of a successor training crop (voxels).")] = 32,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-3,
     cosine: Annotated[bool, typer.Option(help="Cosine decay of the learning rate to lr / 100.")] = True,
+    select_on_draws: Annotated[
+        bool, typer.Option(help="Select the successor on a fixed-seed draw of its masses (else the conditional means).")
+    ] = True,
     eval_every: Annotated[int, typer.Option(help="Steps between validations (checkpoint selection by P(k)).")] = 200,
     threshold: Annotated[float, typer.Option(help="M* (Msun/h) above which a voxel hosts a galaxy.")] = 1e8,
     max_weight: Annotated[float, typer.Option(help="Cap on a voxel's mass-loss weight (x the mean; 0 = none).")] = 10.0,
@@ -65,7 +68,8 @@ def train_command(
         if not split.validation:
             raise ValueError("--n-validation must be >= 1: the validation box selects the checkpoint")
         settings = {"steps": steps, "batch": batch, "tile": tile, "lr": lr, "eval_every": eval_every, "cosine": cosine}
-        config = TrainConfig(**settings, threshold=threshold, max_weight=max_weight, mass_weighting=mass_weighting)
+        config = TrainConfig(**settings, threshold=threshold, max_weight=max_weight, mass_weighting=mass_weighting,
+                             select_on_draws=select_on_draws)  # fmt: skip
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = build_model(kind, **parse_key_values(arch or [], "--arch"))
@@ -80,6 +84,7 @@ def train_command(
             *("--halo-assignment", halo_assignment),
             *("--steps", str(steps), "--batch", str(batch), "--tile", str(tile), "--lr", str(lr)),
             "--cosine" if cosine else "--no-cosine",
+            "--select-on-draws" if select_on_draws else "--no-select-on-draws",
             *("--eval-every", str(eval_every), "--threshold", str(threshold), "--max-weight", str(max_weight)),
             *("--mass-weighting", mass_weighting),
             *("--galaxy-stage", galaxy_stage),

@@ -94,11 +94,11 @@ def evaluate_box(
     extra: dict[str, float] = {}
     successor_out = None
     if successor is not None:
-        fields["successor"], successor_out = paint_with_fcn(successor, box)
-        # the same galaxies with masses drawn from the predicted scatter instead of the conditional mean
+        # a realisation (masses drawn from the predicted scatter), as the truth is; and the conditional means
         draw = torch.Generator().manual_seed(seed)
-        fields["successor_sampled"] = from_log_mass(successor.paint(successor_out, draw))
-        places["successor"] = places["successor_sampled"] = True
+        fields["successor"], successor_out = paint_with_fcn(successor, box, generator=draw)
+        fields["successor_mean"] = from_log_mass(successor.paint(successor_out))
+        places["successor"] = places["successor_mean"] = True
     if per_voxel is not None:
         fields["dm2gal"] = paint_with_oracle(per_voxel, box, threshold)
         places["dm2gal"] = False

@@ -68,14 +68,14 @@ class Dm2GalParams:
     """model: a successor model file of ``cosmoseg paint train`` ("" = the shipped one, see its MODEL_CARD.md).
     tile: output side of each periodic tile (voxels, a multiple of the model's coarse cell, 4; memory grows as
     (tile + 64)^3). catalog: also return a
-    galaxy catalog with one galaxy per occupied voxel (at the voxel centre). sample: draw each galaxy's stellar mass
-    from the predicted scatter (seeded by the stage's seed: the PDF keeps its width, the P(k) gains noise); false
-    (default): its conditional mean mass (keeps the total and the large-scale P(k), narrows the PDF)."""
+    galaxy catalog with one galaxy per occupied voxel (at the voxel centre). sample (default): draw each galaxy's
+    stellar mass from the predicted scatter (seeded by the stage's seed), a realisation as a hydrodynamic run is;
+    false: its conditional mean mass (the same total, a narrower PDF and less power: no scatter)."""
 
     model: str = ""
     tile: int = 64
     catalog: bool = True
-    sample: bool = False
+    sample: bool = True
 
     def problems(self) -> list[str]:
         return [] if self.tile >= 1 else [f"param 'tile' must be >= 1 voxel, got {self.tile}"]

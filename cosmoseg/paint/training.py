@@ -63,7 +63,8 @@ class TrainConfig:
     in units of the mean (dense crops hold every voxel at once, so uncapped inverse counts of near-empty bins make
     the loss a few voxels'; 0 = no cap); mass_weighting: "inverse_count" (the paper's) or "none" for the
     successor's mass loss; augment: random cube symmetries; cosine: decay the learning rate along a cosine to
-    lr / 100 at the last step (else constant)."""
+    lr / 100 at the last step (else constant); select_on_draws: the successor's validation painting draws its
+    masses (one fixed seed, as ``paint.dm2gal`` paints by default) instead of taking the conditional means."""
 
     steps: int = 2000
     batch: int = 4
@@ -81,6 +82,7 @@ class TrainConfig:
     mass_weighting: str = "none"
     augment: bool = True
     cosine: bool = True
+    select_on_draws: bool = True
 
     def __post_init__(self) -> None:
         bad = [name for name in ("steps", "batch", "tile", "eval_every", "n_bins") if getattr(self, name) < 1]
@@ -265,7 +267,11 @@ def train_fcn(
             loss = loss + config.mass_weight * mass_loss.mean()
         return loss
 
-    result = _optimise(model, config, step_loss, lambda: paint_with_fcn(model, validation)[0], validation, progress)
+    def paint() -> torch.Tensor:  # a realisation, as shipped; the same draw at every validation
+        draw = torch.Generator().manual_seed(0) if config.select_on_draws else None
+        return paint_with_fcn(model, validation, generator=draw)[0]
+
+    result = _optimise(model, config, step_loss, paint, validation, progress)
     calibrate_total_mass(model, train)
     return result
 

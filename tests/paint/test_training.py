@@ -211,7 +211,7 @@ def test_evaluate_box_compares_successor_and_dm2gal_where_both_apply(tmp_path: P
     successor = Dm2GalFCN(**FCN_TINY).eval()
     net = Dm2Gal(input_size=29, **TINY).eval()
     report = evaluate_box(box, [train], successor=successor, per_voxel=net, threshold=1e8, hod_stage="")
-    assert set(report.fields) == {"truth", "successor", "successor_sampled", "dm2gal", "hod_paper"}
+    assert set(report.fields) == {"truth", "successor", "successor_mean", "dm2gal", "hod_paper"}
     occupied = from_log_mass(box.target) >= 1e8
     expected = predict_tiled_log_mass(successor, box)[occupied]
     rms = float(((expected - box.target[occupied]) ** 2).mean().sqrt())
