@@ -11,8 +11,9 @@ mass-weighted (sub)halo field; outputs are ``log10(1 + M*)`` (M* in Msun/h per v
   fully connected layer becomes a convolution with the final feature map's kernel and the accumulated dilation, the
   second a 1×1×1 convolution. On a ``(B, 2, s+64, s+64, s+64)`` input its output ``(B, 1, s, s, s)`` at voxel ``v``
   equals ``Dm2Gal`` on the 65³ crop whose first corner is ``v`` (centred on input voxel ``v + 32``), in eval mode.
-* :class:`Dm2GalFCN` — the successor (default): that dilated architecture trained in its own right, with two
-  1×1×1 heads (channel 0: logit that a voxel hosts a galaxy above the mass threshold; channel 1: ``log10(1 + M*)``).
+* :class:`Dm2GalFCN` — the successor (default): a full-resolution local path beside a dilated context path on
+  pooled cells (dm2gal's window at a fraction of its cost), with an occupancy logit (does the voxel host a galaxy
+  above the mass threshold) and a Gaussian mixture of its ``log10(1 + M*)`` per voxel.
 
 Geometry. With the default ``large_kernel = 7`` a 65³ input reduces *cleanly* — every stride-2 convolution sees an
 odd size, so no voxel is dropped — as 65 → 59 → 29 → 23 → 11 → 5 → 2, the flatten is ``C × 2³`` and the receptive
@@ -172,7 +173,7 @@ class Dm2Gal(nn.Module):
 
 
 class _DilatedBody(nn.Module):
-    """The dilated trunk shared by :class:`Dm2GalDilated` and :class:`Dm2GalFCN`.
+    """The dilated trunk of :class:`Dm2GalDilated`.
 
     Blocks: kernels ``large_kernel, 3, large_kernel, 3, ...`` all stride 1, dilations ``1, 1, 2, 2, 4, 4, ...``
     (``2 ** (i // 2)`` for block ``i``), each + BatchNorm3d + ReLU; then the "FC as convolution" stage: kernel
