@@ -47,7 +47,7 @@ def train_command(
     ] = None,
     galaxy_stage: Annotated[str, typer.Option(help="Registered stage painting the truth galaxies.")] = "galaxies.model",
     galaxy_param: Annotated[list[str] | None, typer.Option(help="Its params, key=value (repeatable).")] = None,
-    n_validation: Annotated[int, typer.Option(help="Boxes for checkpoint selection.")] = 1,
+    n_validation: Annotated[int, typer.Option(help="Boxes for checkpoint selection (their mean score).")] = 1,
     n_test: Annotated[int, typer.Option(help="Boxes held out for `paint evaluate`.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the split, the truth, the initialisation and the crops.")] = 0,
     output: Annotated[Path | None, typer.Option(help="Model file (default runs/paint/<kind>.pt).")] = None,
@@ -78,7 +78,7 @@ def train_command(
         def progress(step: int, loss: float, score: float | None) -> None:
             print(f"step {step}: loss {loss:.4f}, validation mean |ln P/P_truth| {score:.4f}", flush=True)
 
-        result = trainer(model, split.train, split.validation[0], config, torch.Generator().manual_seed(seed), progress)
+        result = trainer(model, split.train, split.validation, config, torch.Generator().manual_seed(seed), progress)
         command = [
             *("cosmoseg", "paint", "train", str(suite_dir), "--kind", kind, "--grid", str(grid)),
             *("--halo-assignment", halo_assignment),

@@ -1,10 +1,10 @@
 """Training dm2gal (the per-voxel network) and its fully-convolutional successor, with model selection by P(k).
 
-Boxes are split whole: training boxes give the crops, one validation box picks the checkpoint — the one whose
+Boxes are split whole: training boxes give the crops, validation boxes pick the checkpoint — the one whose
 painted stellar-mass field has the P(k) closest to the truth's (mean |ln P/P_truth| for k ≤ k_Ny / 4,
-:func:`cosmoseg.paint.evaluation.power_ratio_score`), not the lowest loss, as the paper selects; a test box is
-left for :mod:`cosmoseg.paint.evaluation`. Periodic boxes split by box cannot leak validation voxels into the
-training crops.
+:func:`cosmoseg.paint.evaluation.power_ratio_score`, averaged over the validation boxes), not the lowest loss, as
+the paper selects; a test box is left for :mod:`cosmoseg.paint.evaluation`. Periodic boxes split by box cannot
+leak validation voxels into the training crops.
 
 * **Successor** (:class:`~cosmoseg.paint.network.Dm2GalFCN`): random periodic crops of ``tile``³ outputs (plus the
   32-voxel context) with one of the 48 cube symmetries; loss = binary cross-entropy of the occupancy head (a voxel
@@ -106,10 +106,17 @@ class TrainResult:
     history: list[tuple[int, float, float]]
 
 
-def _check_boxes(train: Sequence[PaintBox], validation: PaintBox) -> None:
+def _as_boxes(validation: PaintBox | Sequence[PaintBox]) -> list[PaintBox]:
+    boxes = [validation] if isinstance(validation, PaintBox) else list(validation)
+    if not boxes:
+        raise ValidationError("no validation box: one is needed to select the checkpoint", context="paint training")
+    return boxes
+
+
+def _check_boxes(train: Sequence[PaintBox], validation: Sequence[PaintBox]) -> None:
     if not train:
         raise ValidationError("no training box", context="paint training")
-    voxels = {round(b.voxel, 9) for b in (*train, validation)}
+    voxels = {round(b.voxel, 9) for b in (*train, *validation)}
     if len(voxels) > 1:
         raise ValidationError(
             f"boxes have different voxel sizes {sorted(voxels)} Mpc/h: a model learns one voxel size",
@@ -166,14 +173,14 @@ def _optimise(
     model: torch.nn.Module,
     config: TrainConfig,
     step_loss: Callable[[], torch.Tensor],
-    paint: Callable[[], torch.Tensor],
-    validation: PaintBox,
+    paint: Callable[[PaintBox], torch.Tensor],
+    validation: Sequence[PaintBox],
     progress: Progress | None,
 ) -> TrainResult:
     """Adam on ``step_loss()`` (one mini-batch, model in train mode) for ``config.steps`` steps; every
-    ``eval_every`` steps (and at the end) the validation box is painted by ``paint()`` (model in eval mode) and
+    ``eval_every`` steps (and at the end) each validation box is painted by ``paint(box)`` (model in eval mode) and
     scored by P(k); the best-scoring weights are loaded back and returned with the history."""
-    truth = from_log_mass(validation.target)
+    truths = [from_log_mass(box.target) for box in validation]
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
     # cosine decay to lr / 100 when asked: the validation score of a constant rate jumps between checkpoints
@@ -194,8 +201,12 @@ def _optimise(
         running, count = running + float(loss.detach()), count + 1
         if step % config.eval_every == 0 or step == config.steps:
             model.eval()
-            painted = paint()
-            score = power_ratio_score(painted, truth, validation.length)[0] if float(painted.sum()) > 0 else math.inf
+            scores = []
+            for box, truth in zip(validation, truths, strict=True):
+                painted = paint(box)
+                empty = float(painted.sum()) <= 0
+                scores.append(math.inf if empty else power_ratio_score(painted, truth, box.length)[0])
+            score = sum(scores) / len(scores)
             history.append((step, running / count, score))
             if progress is not None:
                 progress(step, running / count, score)
@@ -212,16 +223,18 @@ def _optimise(
 def train_fcn(
     model: Dm2GalFCN,
     train: Sequence[PaintBox],
-    validation: PaintBox,
+    validation: PaintBox | Sequence[PaintBox],
     config: TrainConfig,
     generator: torch.Generator,
     progress: Progress | None = None,
     *,
     resume_state: dict[str, torch.Tensor] | None = None,
 ) -> TrainResult:
-    """Train the successor on random crops of ``train``; keep the weights whose validation P(k) is closest.
+    """Train the successor on random crops of ``train``; keep the weights whose validation P(k) is closest (the
+    mean score over the ``validation`` boxes).
 
     resume_state: weights to start from (fine-tuning); otherwise the mass head starts at the mean log mass."""
+    validation = _as_boxes(validation)
     _check_boxes(train, validation)
     log_threshold = float(to_log_mass(torch.tensor(config.threshold)))
     occupied = sum(float((b.target >= log_threshold).sum()) for b in train)
@@ -267,9 +280,9 @@ def train_fcn(
             loss = loss + config.mass_weight * mass_loss.mean()
         return loss
 
-    def paint() -> torch.Tensor:  # a realisation, as shipped; the same draw at every validation
+    def paint(box: PaintBox) -> torch.Tensor:  # a realisation, as shipped; the same draw at every validation
         draw = torch.Generator().manual_seed(0) if config.select_on_draws else None
-        return paint_with_fcn(model, validation, generator=draw)[0]
+        return paint_with_fcn(model, box, generator=draw)[0]
 
     result = _optimise(model, config, step_loss, paint, validation, progress)
     calibrate_total_mass(model, train)
@@ -312,12 +325,13 @@ def _voxel_crops(
 def train_dm2gal(
     net: Dm2Gal,
     train: Sequence[PaintBox],
-    validation: PaintBox,
+    validation: PaintBox | Sequence[PaintBox],
     config: TrainConfig,
     generator: torch.Generator,
     progress: Progress | None = None,
 ) -> TrainResult:
     """Train the per-voxel network on the occupied voxels of ``train`` (weighted sampling); select by P(k)."""
+    validation = _as_boxes(validation)
     _check_boxes(train, validation)
     log_threshold = float(to_log_mass(torch.tensor(config.threshold)))
     samples, targets = [], []
@@ -341,5 +355,5 @@ def train_dm2gal(
         return F.mse_loss(net(inputs), all_targets[rows])
 
     return _optimise(
-        net, config, step_loss, lambda: paint_with_oracle(net, validation, config.threshold), validation, progress
+        net, config, step_loss, lambda box: paint_with_oracle(net, box, config.threshold), validation, progress
     )
