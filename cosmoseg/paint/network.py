@@ -392,12 +392,16 @@ class Dm2GalFCN(nn.Module):
         ln10 = math.log(10.0)
         return torch.logsumexp(log_w + ln10 * mean + (ln10 * log_sigma.exp()) ** 2 / 2, dim=0) / ln10
 
-    def paint(self, out: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def paint(
+        self, out: torch.Tensor, generator: torch.Generator | None = None, *, occupied: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The painted ``log10(1 + M*)`` (n, n, n) of a whole box from its output ``out`` (C, n, n, n): 0 outside
         the :meth:`occupied` voxels; inside, a draw from the predicted mixture when a ``generator`` is given (the
         scatter of the stellar masses at fixed inputs, so the PDF keeps its width), else the log of the conditional
-        mean mass (:meth:`mean_log_mstar`: keeps the total mass, not the scatter)."""
-        occupied = self.occupied(out[self.OCCUPANCY])
+        mean mass (:meth:`mean_log_mstar`: keeps the total mass, not the scatter). ``occupied``: the
+        :meth:`occupied` mask of ``out`` when the caller already has it."""
+        if occupied is None:
+            occupied = self.occupied(out[self.OCCUPANCY])
         if generator is None:
             log_mstar = self.mean_log_mstar(out)
         else:

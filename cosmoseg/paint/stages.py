@@ -9,7 +9,7 @@ import torch
 
 from cosmoseg.data import Field, GalaxyCatalog, HaloCatalog, Particles, Table
 from cosmoseg.hookspecs import hookimpl
-from cosmoseg.paint.fields import default_grid, paint_fields
+from cosmoseg.paint.fields import HALO_ASSIGNMENTS, default_grid, paint_fields
 from cosmoseg.pipeline.stage import Stage
 
 
@@ -30,8 +30,8 @@ class FieldsParams:
             out.append(f"param 'n' must be an even integer >= 2, or 0 for the particle grid, got {self.n}")
         if not self.mass_column:
             out.append("param 'mass_column' must name a halo column, e.g. 'mass'")
-        if self.halo_assignment not in ("ngp", "cic"):
-            out.append(f"param 'halo_assignment' must be 'ngp' or 'cic', got {self.halo_assignment!r}")
+        if self.halo_assignment not in HALO_ASSIGNMENTS:
+            out.append(f"param 'halo_assignment' must be one of {HALO_ASSIGNMENTS}, got {self.halo_assignment!r}")
         return out
 
 
@@ -67,8 +67,8 @@ class FieldsStage(Stage):
 class Dm2GalParams:
     """model: a successor model file of ``cosmoseg paint train`` ("" = the shipped one, see its MODEL_CARD.md).
     tile: output side of each periodic tile (voxels, a multiple of the model's coarse cell, 4; memory grows as
-    (tile + 64)^3). catalog: also return a
-    galaxy catalog with one galaxy per occupied voxel (at the voxel centre). sample (default): draw each galaxy's
+    (tile + 64)^3). catalog: also return a galaxy catalog with one galaxy per occupied voxel (at the voxel centre).
+    sample (default): draw each galaxy's
     stellar mass from the predicted scatter (seeded by the stage's seed), a realisation as a hydrodynamic run is;
     false: its conditional mean mass (the same total, a narrower PDF and less power: no scatter)."""
 
@@ -131,8 +131,8 @@ class Dm2GalStage(Stage):
         inputs = fields.values[[index["log_dm"], index["log_halo"]]].float()
         out = predict_tiled(model.to(inputs.device), inputs, tile=p.tile)
         draw = torch.Generator().manual_seed(self.ctx.seed) if p.sample else None
-        log_mstar = model.paint(out, draw)
         occupied = model.occupied(out[Dm2GalFCN.OCCUPANCY])
+        log_mstar = model.paint(out, draw, occupied=occupied)
         painted = Field(
             values=log_mstar[None],
             box=fields.box,
