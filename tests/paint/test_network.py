@@ -26,11 +26,6 @@ SMALL_SIZE = 37
 FCN_SMALL = {"local": 2, "local_layers": 1, "context": 2, "context_layers": 2, "pool": 2, "hidden": 4}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
 def _randomise_bn(model: nn.Module, seed: int) -> None:
     """Non-trivial batch-norm running statistics and affine parameters."""
     gen = torch.Generator().manual_seed(seed)

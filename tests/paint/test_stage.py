@@ -20,14 +20,6 @@ VOXEL = 2.0
 FCN_TINY = {"local": 4, "local_layers": 1, "context": 2, "context_layers": 2, "pool": 2, "hidden": 8}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _model_file(tmp_path: Path, *, halo_assignment: str = "ngp", kind: str = "fcn") -> Path:
     torch.manual_seed(0)
     model = Dm2GalFCN(**FCN_TINY) if kind == "fcn" else Dm2Gal(channels=(2,) * 6, hidden=4, large_kernel=3,

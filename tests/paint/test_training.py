@@ -28,14 +28,6 @@ N = 16
 LENGTH = 32.0
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def synthetic_box(seed: int, n: int = N) -> PaintBox:
     """A box whose truth is a function of the inputs: galaxies where the halo field is set, M* = 1% of the DM."""
     g = torch.Generator().manual_seed(seed)
