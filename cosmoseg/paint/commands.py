@@ -36,8 +36,12 @@ def train_command(
     threshold: Annotated[float, typer.Option(help="M* (Msun/h) above which a voxel hosts a galaxy.")] = 1e8,
     max_weight: Annotated[float, typer.Option(help="Cap on a voxel's mass-loss weight (x the mean; 0 = none).")] = 10.0,
     mass_weighting: Annotated[
-        str, typer.Option(help="Successor mass-loss weights: inverse_count (the paper's) or none.")
-    ] = "none",
+        str,
+        typer.Option(
+            help="Successor mass-loss weights: host_mass (inverse count of the heaviest halo within the voxel's 3^3), "
+            "inverse_count (of its own M*, the paper's) or none."
+        ),
+    ] = "host_mass",
     arch: Annotated[
         list[str] | None,
         typer.Option(

@@ -289,6 +289,12 @@ class Dm2GalFCN(nn.Module):
     * **local** — ``local_layers`` 3³ convolutions at full resolution (``local`` channels): which voxel of a halo's
       cloud holds the galaxy, seen directly.
 
+    With ``linear=1`` (the default) a 1×1×1 linear map of the local path's input features (the voxel's log masses,
+    the logs of its 3³ sums, its distance below the 3³ maximum) is added to the heads' output. Stellar mass and
+    satellite numbers grow as power laws of the halo mass at the top of the mass function, and the ReLU layers
+    alone level off above the heaviest training halo; the linear path lets the fit continue that trend.
+    ``linear=0`` is the network without it (model files written before it existed load that way).
+
     Tiles stitch exactly when their corners are multiples of ``pool`` (:func:`~cosmoseg.paint.tiling.predict_tiled`
     checks; ``halo`` is one): the coarse cells are then the same in every tile. Batch norm, not GroupNorm: in eval
     mode a voxel's output does not depend on the tile that contains it.
@@ -306,12 +312,15 @@ class Dm2GalFCN(nn.Module):
         pool: int = 4,
         hidden: int = 32,
         components: int = 2,
+        linear: int = 1,
     ) -> None:
         super().__init__()
         sizes = {
             "in_channels": in_channels, "local": local, "local_layers": local_layers, "context": context,
             "context_layers": context_layers, "pool": pool, "hidden": hidden, "components": components,
         }  # fmt: skip
+        if int(linear) not in (0, 1):
+            raise ValueError(f"Dm2GalFCN linear must be 0 or 1, got {linear}")
         bad = [f"{name}={value}" for name, value in sizes.items() if int(value) < 1]
         if bad:
             raise ValueError(f"Dm2GalFCN sizes must be positive integers, got {', '.join(bad)}")
@@ -327,6 +336,14 @@ class Dm2GalFCN(nn.Module):
         )
         self.mix = _block(local + context, hidden, 1)
         self.head = nn.Conv3d(hidden, self.out_channels, 1)
+        self.linear = int(linear)
+        # a linear map of the local log features straight to the heads, starting at zero: the SHMR and the
+        # satellite count are power laws of the halo mass at the top, and the ReLU layers alone saturate above the
+        # heaviest training halo (a held-out box has haloes 0.6 dex heavier than any training box)
+        self.skip = nn.Conv3d(3 * in_channels, self.out_channels, 1) if self.linear else None
+        if self.skip is not None:
+            nn.init.zeros_(self.skip.weight)
+            nn.init.zeros_(self.skip.bias)
         # ln(w) after training with positives weighted by w: logit − ln(w) is the calibrated log-odds (see
         # ``occupied``); stored with the weights so a model file paints as it was selected
         self.register_buffer("logit_threshold", torch.zeros(()))
@@ -336,7 +353,10 @@ class Dm2GalFCN(nn.Module):
 
     def arch(self) -> dict[str, int]:
         """The constructor arguments that rebuild this network."""
-        names = ("in_channels", "local", "local_layers", "context", "context_layers", "pool", "hidden", "components")
+        names = (
+            "in_channels", "local", "local_layers", "context", "context_layers", "pool", "hidden", "components",
+            "linear",
+        )  # fmt: skip
         return {name: int(getattr(self, name)) for name in names}
 
     @property
@@ -436,10 +456,14 @@ class Dm2GalFCN(nn.Module):
         peak = x[..., edge:-edge, edge:-edge, edge:-edge]
         inner = x[..., edge + 1 : -edge - 1, edge + 1 : -edge - 1, edge + 1 : -edge - 1]
         peak = inner - F.max_pool3d(peak, 3, stride=1)
-        local = torch.cat([inner, to_log_mass(near), peak], 1)
-        local = self.local_path(local)
+        features = torch.cat([inner, to_log_mass(near), peak], 1)
+        local = self.local_path(features)
         coarse = torch.cat([F.avg_pool3d(x, pool), to_log_mass(F.avg_pool3d(mass, pool) * pool**3)], 1)
         coarse = self.context_path(coarse)[..., 1:-1, 1:-1, 1:-1]
         for dim in (2, 3, 4):
             coarse = coarse.repeat_interleave(pool, dim=dim)
-        return self.head(self.mix(torch.cat([local, coarse], dim=1)))
+        out = self.head(self.mix(torch.cat([local, coarse], dim=1)))
+        if self.skip is None:
+            return out
+        c = self.local_layers  # the unpadded 3³ layers of the local path trim one voxel per side each
+        return out + self.skip(features[..., c:-c, c:-c, c:-c])

@@ -9,8 +9,12 @@ leak validation voxels into the training crops.
 * **Successor** (:class:`~cosmoseg.paint.network.Dm2GalFCN`): random periodic crops of ``tile``³ outputs (plus the
   32-voxel context) with one of the 48 cube symmetries; loss = binary cross-entropy of the occupancy head (a voxel
   is occupied when its M* ≥ ``threshold``; positives up-weighted by the empty/occupied ratio of the training boxes)
-  + ``mass_weight`` × squared error of the log-mass head on the occupied voxels, each weighted by the inverse count
-  of its bin among the 100 log bins of M* (the dense analogue of dm2gal's weighted sampling).
+  + ``mass_weight`` × the negative log-likelihood of the mass mixture at the occupied voxels, weighted by
+  ``mass_weighting``: ``host_mass`` (the default) by the inverse count of the bin of the largest halo mass in the
+  voxel's 3³ neighbourhood — an input, so the fitted p(M* | fields) stays unbiased while the few voxels of the
+  heaviest haloes, which carry the mass-weighted P(k), weigh as much as the many of light ones; ``inverse_count``
+  by the inverse count of the voxel's own M* bin among 100 log bins (the dense analogue of dm2gal's weighted
+  sampling: weights on the target tilt the fitted distribution towards rare masses); or ``none``.
 * **dm2gal** (:class:`~cosmoseg.paint.network.Dm2Gal`): the paper's set-up — samples are the voxels with
   M* ≥ ``threshold``, drawn by :class:`~cosmoseg.paint.sampling.WeightedSampler` with inverse-count weights over
   all of them, 65³ crops with a random cube symmetry, MSE on log10(1 + M*). It is validated at the true occupied
@@ -46,7 +50,9 @@ __all__ = [
     "train_fcn",
 ]
 
-MASS_WEIGHTINGS = ("inverse_count", "none")
+MASS_WEIGHTINGS = ("host_mass", "inverse_count", "none")
+HOST_BINS, HOST_LO, HOST_HI = 20, 1e11, 1e16
+"""The ``host_mass`` weighting's bins: 0.25 dex in the largest halo mass (Msun/h) within a voxel's 3³."""
 
 Progress = Callable[[int, float, float | None], None]
 """progress(step, mean training loss since the last call, validation score or None)."""
@@ -61,9 +67,10 @@ class TrainConfig:
     log-mass loss against the occupancy loss; eval_every: steps between validations (and at the end);
     n_bins, bin_lo, bin_hi: the inverse-count mass bins (Msun/h); max_weight: cap on a voxel's mass-loss weight,
     in units of the mean (dense crops hold every voxel at once, so uncapped inverse counts of near-empty bins make
-    the loss a few voxels'; 0 = no cap); mass_weighting: "inverse_count" (the paper's) or "none" for the
-    successor's mass loss; augment: random cube symmetries; cosine: decay the learning rate along a cosine to
-    lr / 100 at the last step (else constant); select_on_draws: the successor's validation painting draws its
+    the loss a few voxels'; 0 = no cap); mass_weighting: the successor's mass-loss weights, "host_mass" (inverse
+    counts of the largest halo mass in the voxel's 3³), "inverse_count" (of its own M*: the paper's) or "none";
+    augment: random cube symmetries; cosine: decay the learning rate along a cosine to lr / 100 at the last step
+    (else constant); select_on_draws: the successor's validation painting draws its
     masses (one fixed seed, as ``paint.dm2gal`` paints by default) instead of taking the conditional means."""
 
     steps: int = 2000
@@ -79,7 +86,7 @@ class TrainConfig:
     bin_lo: float = 1e8
     bin_hi: float = 10**11.5
     max_weight: float = 10.0
-    mass_weighting: str = "none"
+    mass_weighting: str = "host_mass"
     augment: bool = True
     cosine: bool = True
     select_on_draws: bool = True
@@ -146,15 +153,28 @@ def paint_with_oracle(net: Dm2Gal, box: PaintBox, threshold: float, *, tile: int
     return torch.where(occupied, from_log_mass(values), torch.zeros_like(values))
 
 
+def _host_log_mass(box: PaintBox) -> torch.Tensor:
+    """(n, n, n) the largest log10(1 + M_halo) of the halo field within each voxel's periodic 3³ neighbourhood."""
+    halo = box.inputs[1][None, None]
+    return F.max_pool3d(F.pad(halo, (1,) * 6, mode="circular"), 3, stride=1)[0, 0]
+
+
 def _weight_volumes(boxes: Sequence[PaintBox], config: TrainConfig) -> list[torch.Tensor]:
-    """Per training box, an (n, n, n) volume of loss weights: at each occupied voxel the inverse count of its mass
-    bin over all occupied voxels of all training boxes (normalised to a mean of 1), 0 elsewhere."""
+    """Per training box, an (n, n, n) volume of loss weights: at each occupied voxel the inverse count of its bin
+    over all occupied voxels of all training boxes (normalised to a mean of 1, capped at ``max_weight``), 0
+    elsewhere. Bins: ``host_mass``, of the largest halo mass in the voxel's 3³ (:data:`HOST_BINS`); otherwise
+    (``inverse_count``, ``none``) of its own M* (``n_bins`` from ``bin_lo`` to ``bin_hi``)."""
     log_threshold = float(to_log_mass(torch.tensor(config.threshold)))
     masks = [b.target >= log_threshold for b in boxes]
-    masses = torch.cat([from_log_mass(b.target[m]) for b, m in zip(boxes, masks, strict=True)])
-    if masses.numel() == 0:
+    if sum(int(m.sum()) for m in masks) == 0:
         raise ValidationError(f"no training voxel has M* >= {config.threshold:g} Msun/h", context="paint training")
-    weights = mass_bin_weights(masses, n_bins=config.n_bins, lo=config.bin_lo, hi=config.bin_hi).float()
+    if config.mass_weighting == "host_mass":
+        hosts = [_host_log_mass(b)[m] for b, m in zip(boxes, masks, strict=True)]
+        masses = from_log_mass(torch.cat(hosts).double())
+        weights = mass_bin_weights(masses, n_bins=HOST_BINS, lo=HOST_LO, hi=HOST_HI).float()
+    else:
+        masses = torch.cat([from_log_mass(b.target[m]) for b, m in zip(boxes, masks, strict=True)])
+        weights = mass_bin_weights(masses, n_bins=config.n_bins, lo=config.bin_lo, hi=config.bin_hi).float()
     weights = weights / weights.mean()
     if config.max_weight > 0:
         weights = weights.clamp_max(config.max_weight)
@@ -275,7 +295,7 @@ def train_fcn(
         loss = F.binary_cross_entropy_with_logits(out[:, model.OCCUPANCY], is_occupied.float(), pos_weight=pos_weight)
         if bool(is_occupied.any()):
             mass_loss = model.mass_nll(out.movedim(1, -1)[is_occupied], target[is_occupied])
-            if config.mass_weighting == "inverse_count":
+            if config.mass_weighting != "none":
                 mass_loss = weight[is_occupied] * mass_loss
             loss = loss + config.mass_weight * mass_loss.mean()
         return loss

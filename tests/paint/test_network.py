@@ -199,3 +199,22 @@ def test_mixture_likelihood_mean_and_draws() -> None:
     assert float(draws[heavy].mean()) == pytest.approx(10.5, abs=0.01)
     assert float(draws[~heavy].std()) == pytest.approx(0.3, abs=0.01)
     assert float(from_log_mass(draws.double()).mean()) == pytest.approx(mean_mass, rel=0.03)
+
+
+def test_linear_path_adds_the_voxels_own_log_features() -> None:
+    """The linear path starts at zero (the network without it) and, when set, adds a linear map of the output
+    voxel's own local features: here its log halo mass (feature 1) to the first mixture mean, voxel by voxel."""
+    torch.manual_seed(14)
+    with_path = Dm2GalFCN(**FCN_SMALL).eval()
+    without = Dm2GalFCN(**FCN_SMALL, linear=0).eval()
+    without.load_state_dict({k: v for k, v in with_path.state_dict().items() if not k.startswith("skip.")})
+    x = _fields(20, seed=15).abs()[None] * 3
+    torch.testing.assert_close(with_path(x), without(x))
+    k = with_path.components
+    with torch.no_grad():
+        with_path.skip.weight[1 + k, 1] = 1.0
+    halo = with_path.halo
+    own_log_halo = x[0, 1, halo:-halo, halo:-halo, halo:-halo]
+    torch.testing.assert_close(with_path(x)[0, 1 + k] - without(x)[0, 1 + k], own_log_halo, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="linear must be 0 or 1"):
+        Dm2GalFCN(linear=2)

@@ -20,7 +20,14 @@ from cosmoseg.paint.models import check_voxel, load_paint_model, save_paint_mode
 from cosmoseg.paint.network import Dm2Gal, Dm2GalFCN
 from cosmoseg.paint.suite import registry_truth, split_three
 from cosmoseg.paint.tiling import predict_voxels
-from cosmoseg.paint.training import TrainConfig, paint_with_fcn, paint_with_oracle, train_dm2gal, train_fcn
+from cosmoseg.paint.training import (
+    TrainConfig,
+    _weight_volumes,
+    paint_with_fcn,
+    paint_with_oracle,
+    train_dm2gal,
+    train_fcn,
+)
 
 TINY = {"channels": (2, 2, 2, 2, 2, 2), "hidden": 4, "large_kernel": 3}
 FCN_TINY = {"local": 4, "local_layers": 1, "context": 2, "context_layers": 2, "pool": 2, "hidden": 8}
@@ -143,6 +150,15 @@ def test_model_file_round_trip_and_voxel_check(tmp_path: Path) -> None:
     check_voxel(2.0, meta, "test")
     with pytest.raises(ValidationError, match=r"voxels of 1 Mpc/h .* trained on voxels of 2 Mpc/h"):
         check_voxel(1.0, meta, "test")
+    # a file written before the linear path existed (no "linear" in its architecture) loads without it
+    old = Dm2GalFCN(**FCN_TINY, linear=0).eval()
+    path = save_paint_model(tmp_path / "old.pt", old, voxel=2.0, threshold=1e8, step=3, card={})
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint["metadata"]["arch"]["linear"]
+    torch.save(checkpoint, path)
+    again, _ = load_paint_model(path)
+    assert again.skip is None
+    torch.testing.assert_close(again(x), old(x))
     torch.save({"format": "something else"}, tmp_path / "bad.pt")
     with pytest.raises(ArtifactError):
         load_paint_model(tmp_path / "bad.pt")
@@ -243,3 +259,24 @@ def test_bispectrum_deviations_and_pdf_distance_by_hand() -> None:
                          "count_empty": torch.zeros(3)})  # fmt: skip
     assert pdf_distance(pdf, "m") == pytest.approx(0.25)  # CDFs (0.25, 0.5, 1) and (0.5, 0.5, 1)
     assert pdf_distance(pdf, "empty") == 1.0
+
+
+def test_host_mass_weights_by_hand() -> None:
+    """host_mass: each occupied voxel weighs the inverse count of its bin of the heaviest halo within its periodic
+    3³ (0.25 dex bins), normalised to a mean of 1; empty voxels weigh 0. Three galaxies next to a 10^12 halo and one
+    next to a 10^14.1 halo across the periodic edge: weights 1/3 and 1 before normalising, 2/3 and 2 after."""
+    n = 8
+    dm = torch.full((n, n, n), 1e12)
+    halo, mstar = torch.zeros(n, n, n), torch.zeros(n, n, n)
+    halo[2, 2, 2], halo[0, 0, 0] = 1e12, 10**14.1
+    for voxel in [(2, 2, 2), (3, 2, 2), (2, 1, 3), (7, 7, 1)]:
+        mstar[voxel] = 1e10
+    box = PaintBox("box_0000.h5", LENGTH, torch.stack([to_log_mass(dm), to_log_mass(halo)]), to_log_mass(mstar),
+                   None, None)  # type: ignore[arg-type]  # fmt: skip
+    (volume,) = _weight_volumes([box], TrainConfig(mass_weighting="host_mass", max_weight=0))
+    expected = torch.zeros(n, n, n)
+    expected[2, 2, 2] = expected[3, 2, 2] = expected[2, 1, 3] = 2 / 3
+    expected[7, 7, 1] = 2.0
+    torch.testing.assert_close(volume, expected)
+    (capped,) = _weight_volumes([box], TrainConfig(mass_weighting="host_mass", max_weight=1.5))
+    assert float(capped.max()) / float(capped[2, 2, 2]) == pytest.approx(1.5 / (2 / 3))
