@@ -340,10 +340,15 @@ class Dm2GalFCN(nn.Module):
         # a linear map of the local log features straight to the heads, starting at zero: the SHMR and the
         # satellite count are power laws of the halo mass at the top, and the ReLU layers alone saturate above the
         # heaviest training halo (a held-out box has haloes 0.6 dex heavier than any training box)
-        self.skip = nn.Conv3d(3 * in_channels, self.out_channels, 1) if self.linear else None
-        if self.skip is not None:
-            nn.init.zeros_(self.skip.weight)
-            nn.init.zeros_(self.skip.bias)
+        # (standardised by batch norm without affine terms: raw log masses of ~13 would make its steps 13× larger
+        # than any other layer's; in eval mode the norm is a fixed affine map, so the path stays linear)
+        self.skip: nn.Sequential | None = None
+        if self.linear:
+            self.skip = nn.Sequential(
+                nn.BatchNorm3d(3 * in_channels, affine=False), nn.Conv3d(3 * in_channels, self.out_channels, 1)
+            )
+            nn.init.zeros_(self.skip[1].weight)
+            nn.init.zeros_(self.skip[1].bias)
         # ln(w) after training with positives weighted by w: logit − ln(w) is the calibrated log-odds (see
         # ``occupied``); stored with the weights so a model file paints as it was selected
         self.register_buffer("logit_threshold", torch.zeros(()))

@@ -35,8 +35,9 @@ def _randomise_bn(model: nn.Module, seed: int) -> None:
                 c = m.num_features
                 m.running_mean.copy_(torch.randn(c, generator=gen) * 0.3)
                 m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
-                m.weight.copy_(torch.rand(c, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(c, generator=gen) * 0.3)
+                if m.affine:
+                    m.weight.copy_(torch.rand(c, generator=gen) + 0.5)
+                    m.bias.copy_(torch.randn(c, generator=gen) * 0.3)
 
 
 def _net(seed: int = 0, **kwargs: object) -> Dm2Gal:
@@ -212,7 +213,7 @@ def test_linear_path_adds_the_voxels_own_log_features() -> None:
     torch.testing.assert_close(with_path(x), without(x))
     k = with_path.components
     with torch.no_grad():
-        with_path.skip.weight[1 + k, 1] = 1.0
+        with_path.skip[1].weight[1 + k, 1] = 1.0  # after the norm: (x − running mean) / running σ = x at init
     halo = with_path.halo
     own_log_halo = x[0, 1, halo:-halo, halo:-halo, halo:-halo]
     torch.testing.assert_close(with_path(x)[0, 1 + k] - without(x)[0, 1 + k], own_log_halo, atol=1e-5, rtol=1e-5)
