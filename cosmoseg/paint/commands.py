@@ -30,8 +30,9 @@ def train_command(
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-3,
     cosine: Annotated[bool, typer.Option(help="Cosine decay of the learning rate to lr / 100.")] = True,
     select_on_draws: Annotated[
-        bool, typer.Option(help="Select the successor on a fixed-seed draw of its masses (else the conditional means).")
+        bool, typer.Option(help="Select the successor on fixed-seed draws of its masses (else the conditional means).")
     ] = True,
+    selection_draws: Annotated[int, typer.Option(help="Draws scored per validation box (mean score).")] = 4,
     eval_every: Annotated[int, typer.Option(help="Steps between validations (checkpoint selection by P(k)).")] = 200,
     threshold: Annotated[float, typer.Option(help="M* (Msun/h) above which a voxel hosts a galaxy.")] = 1e8,
     max_weight: Annotated[float, typer.Option(help="Cap on a voxel's mass-loss weight (x the mean; 0 = none).")] = 10.0,
@@ -73,7 +74,7 @@ def train_command(
             raise ValueError("--n-validation must be >= 1: the validation box selects the checkpoint")
         settings = {"steps": steps, "batch": batch, "tile": tile, "lr": lr, "eval_every": eval_every, "cosine": cosine}
         config = TrainConfig(**settings, threshold=threshold, max_weight=max_weight, mass_weighting=mass_weighting,
-                             select_on_draws=select_on_draws)  # fmt: skip
+                             select_on_draws=select_on_draws, selection_draws=selection_draws)  # fmt: skip
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = build_model(kind, **parse_key_values(arch or [], "--arch"))
@@ -89,6 +90,7 @@ def train_command(
             *("--steps", str(steps), "--batch", str(batch), "--tile", str(tile), "--lr", str(lr)),
             "--cosine" if cosine else "--no-cosine",
             "--select-on-draws" if select_on_draws else "--no-select-on-draws",
+            *("--selection-draws", str(selection_draws)),
             *("--eval-every", str(eval_every), "--threshold", str(threshold), "--max-weight", str(max_weight)),
             *("--mass-weighting", mass_weighting),
             *("--galaxy-stage", galaxy_stage),

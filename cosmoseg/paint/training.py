@@ -71,7 +71,9 @@ class TrainConfig:
     counts of the largest halo mass in the voxel's 3³), "inverse_count" (of its own M*: the paper's) or "none";
     augment: random cube symmetries; cosine: decay the learning rate along a cosine to lr / 100 at the last step
     (else constant); select_on_draws: the successor's validation painting draws its
-    masses (one fixed seed, as ``paint.dm2gal`` paints by default) instead of taking the conditional means."""
+    masses (as ``paint.dm2gal`` paints by default) instead of taking the conditional means, scoring the mean of
+    ``selection_draws`` fixed-seed draws (the masses of the few heaviest haloes, which one draw leaves to chance,
+    carry the mass-weighted P(k))."""
 
     steps: int = 2000
     batch: int = 4
@@ -90,9 +92,11 @@ class TrainConfig:
     augment: bool = True
     cosine: bool = True
     select_on_draws: bool = True
+    selection_draws: int = 4
 
     def __post_init__(self) -> None:
-        bad = [name for name in ("steps", "batch", "tile", "eval_every", "n_bins") if getattr(self, name) < 1]
+        names = ("steps", "batch", "tile", "eval_every", "n_bins", "selection_draws")
+        bad = [name for name in names if getattr(self, name) < 1]
         weighting_ok = self.mass_weighting in MASS_WEIGHTINGS
         if bad or not self.lr > 0 or not self.threshold > 0 or not 0 < self.bin_lo < self.bin_hi or not weighting_ok:
             raise ValidationError(
@@ -193,13 +197,14 @@ def _optimise(
     model: torch.nn.Module,
     config: TrainConfig,
     step_loss: Callable[[], torch.Tensor],
-    paint: Callable[[PaintBox], torch.Tensor],
+    paint: Callable[[PaintBox], list[torch.Tensor]],
     validation: Sequence[PaintBox],
     progress: Progress | None,
 ) -> TrainResult:
     """Adam on ``step_loss()`` (one mini-batch, model in train mode) for ``config.steps`` steps; every
-    ``eval_every`` steps (and at the end) each validation box is painted by ``paint(box)`` (model in eval mode) and
-    scored by P(k); the best-scoring weights are loaded back and returned with the history."""
+    ``eval_every`` steps (and at the end) each validation box is painted by ``paint(box)`` (model in eval mode; one
+    or more paintings) and scored by P(k), the mean over its paintings and the boxes; the best-scoring weights are
+    loaded back and returned with the history."""
     truths = [from_log_mass(box.target) for box in validation]
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
@@ -223,9 +228,9 @@ def _optimise(
             model.eval()
             scores = []
             for box, truth in zip(validation, truths, strict=True):
-                painted = paint(box)
-                empty = float(painted.sum()) <= 0
-                scores.append(math.inf if empty else power_ratio_score(painted, truth, box.length)[0])
+                for painted in paint(box):
+                    empty = float(painted.sum()) <= 0
+                    scores.append(math.inf if empty else power_ratio_score(painted, truth, box.length)[0])
             score = sum(scores) / len(scores)
             history.append((step, running / count, score))
             if progress is not None:
@@ -300,9 +305,13 @@ def train_fcn(
             loss = loss + config.mass_weight * mass_loss.mean()
         return loss
 
-    def paint(box: PaintBox) -> torch.Tensor:  # a realisation, as shipped; the same draw at every validation
-        draw = torch.Generator().manual_seed(0) if config.select_on_draws else None
-        return paint_with_fcn(model, box, generator=draw)[0]
+    def paint(box: PaintBox) -> list[torch.Tensor]:  # realisations, as shipped; the same draws at every validation
+        if not config.select_on_draws:
+            return [paint_with_fcn(model, box)[0]]
+        out = predict_tiled(model, box.inputs, tile=64)
+        occupied = model.occupied(out[model.OCCUPANCY])
+        draws = (torch.Generator().manual_seed(seed) for seed in range(config.selection_draws))
+        return [from_log_mass(model.paint(out, draw, occupied=occupied)) for draw in draws]
 
     result = _optimise(model, config, step_loss, paint, validation, progress)
     calibrate_total_mass(model, train)
@@ -375,5 +384,5 @@ def train_dm2gal(
         return F.mse_loss(net(inputs), all_targets[rows])
 
     return _optimise(
-        net, config, step_loss, lambda box: paint_with_oracle(net, box, config.threshold), validation, progress
+        net, config, step_loss, lambda box: [paint_with_oracle(net, box, config.threshold)], validation, progress
     )

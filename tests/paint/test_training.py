@@ -98,6 +98,15 @@ def test_selection_averages_the_validation_boxes() -> None:
     expected = [power_ratio_score(paint_with_fcn(model, box)[0], from_log_mass(box.target), LENGTH)[0]
                 for box in validation]  # fmt: skip
     assert result.best_score == pytest.approx(sum(expected) / 2, rel=1e-5)
+    # on draws: the mean over the boxes and over `selection_draws` draws of seeds 0, 1, ...
+    model = Dm2GalFCN(**FCN_TINY)
+    config = TrainConfig(steps=2, batch=1, tile=8, eval_every=2, selection_draws=3)
+    result = train_fcn(model, train, validation, config, torch.Generator().manual_seed(0))
+    model.log_mass_offset.zero_()
+    drawn = [power_ratio_score(paint_with_fcn(model, box, generator=torch.Generator().manual_seed(seed))[0],
+                               from_log_mass(box.target), LENGTH)[0]
+             for box in validation for seed in range(3)]  # fmt: skip
+    assert len(set(drawn)) == 6 and result.best_score == pytest.approx(sum(drawn) / 6, rel=1e-5)
     with pytest.raises(ValidationError, match="no validation box"):
         train_fcn(model, train, [], config, torch.Generator())
 
