@@ -46,7 +46,8 @@ def train_command(
     arch: Annotated[
         list[str] | None,
         typer.Option(
-            help="Architecture key=value. fcn: local, local_layers, context, context_layers, pool, hidden; "
+            help="Architecture key=value. fcn: local, local_layers, context, context_layers, pool, hidden, components, "
+            "linear (0 or 1); "
             "dm2gal: channels=[8,8,16,16,32,32], hidden, large_kernel."
         ),
     ] = None,
