@@ -39,10 +39,10 @@ def train_command(
     mass_weighting: Annotated[
         str,
         typer.Option(
-            help="Successor mass-loss weights: host_mass (inverse count of the heaviest halo within the voxel's 3^3), "
-            "inverse_count (of its own M*, the paper's) or none."
+            help="Successor mass-loss weights: none, host_mass (inverse count of the heaviest halo within the voxel's "
+            "3^3) or inverse_count (of its own M*, the paper's)."
         ),
-    ] = "host_mass",
+    ] = "none",
     arch: Annotated[
         list[str] | None,
         typer.Option(

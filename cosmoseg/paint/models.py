@@ -78,10 +78,7 @@ def load_paint_model(path: str | os.PathLike[str] | None = None) -> tuple[PaintM
     if metadata.get("task") != "paint" or metadata.get("kind") not in KINDS:
         raise ArtifactError(f"{path}: not a dm2gal model file (metadata task/kind: {metadata.get('task')!r}, "
                             f"{metadata.get('kind')!r})")  # fmt: skip
-    arch = dict(metadata["arch"])
-    if metadata["kind"] == "fcn":
-        arch.setdefault("linear", 0)  # files written before the linear path existed
-    model = build_model(metadata["kind"], **arch)
+    model = build_model(metadata["kind"], **metadata["arch"])
     load_checkpoint(path, model=model)
     model.eval()
     return model, metadata

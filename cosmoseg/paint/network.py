@@ -289,11 +289,11 @@ class Dm2GalFCN(nn.Module):
     * **local** — ``local_layers`` 3³ convolutions at full resolution (``local`` channels): which voxel of a halo's
       cloud holds the galaxy, seen directly.
 
-    With ``linear=1`` (the default) a 1×1×1 linear map of the local path's input features (the voxel's log masses,
-    the logs of its 3³ sums, its distance below the 3³ maximum) is added to the heads' output. Stellar mass and
-    satellite numbers grow as power laws of the halo mass at the top of the mass function, and the ReLU layers
-    alone level off above the heaviest training halo; the linear path lets the fit continue that trend.
-    ``linear=0`` is the network without it (model files written before it existed load that way).
+    With ``linear=1`` a 1×1×1 linear map of the local path's input features (the voxel's log masses, the logs of its
+    3³ sums, its distance below the 3³ maximum), standardised, is added to the heads' output: stellar mass and
+    satellite numbers grow as power laws of the halo mass at the top of the mass function, where the ReLU layers
+    level off. In the runs of docs/paint.md it did not move the fit of the heaviest haloes beyond the run-to-run
+    spread, so it is an option (default 0).
 
     Tiles stitch exactly when their corners are multiples of ``pool`` (:func:`~cosmoseg.paint.tiling.predict_tiled`
     checks; ``halo`` is one): the coarse cells are then the same in every tile. Batch norm, not GroupNorm: in eval
@@ -312,7 +312,7 @@ class Dm2GalFCN(nn.Module):
         pool: int = 4,
         hidden: int = 32,
         components: int = 2,
-        linear: int = 1,
+        linear: int = 0,
     ) -> None:
         super().__init__()
         sizes = {
@@ -337,9 +337,7 @@ class Dm2GalFCN(nn.Module):
         self.mix = _block(local + context, hidden, 1)
         self.head = nn.Conv3d(hidden, self.out_channels, 1)
         self.linear = int(linear)
-        # a linear map of the local log features straight to the heads, starting at zero: the SHMR and the
-        # satellite count are power laws of the halo mass at the top, and the ReLU layers alone saturate above the
-        # heaviest training halo (a held-out box has haloes 0.6 dex heavier than any training box)
+        # a linear map of the local log features straight to the heads, starting at zero (see the class docstring)
         # (standardised by batch norm without affine terms: raw log masses of ~13 would make its steps 13× larger
         # than any other layer's; in eval mode the norm is a fixed affine map, so the path stays linear)
         self.skip: nn.Sequential | None = None

@@ -10,11 +10,11 @@ leak validation voxels into the training crops.
   32-voxel context) with one of the 48 cube symmetries; loss = binary cross-entropy of the occupancy head (a voxel
   is occupied when its M* ≥ ``threshold``; positives up-weighted by the empty/occupied ratio of the training boxes)
   + ``mass_weight`` × the negative log-likelihood of the mass mixture at the occupied voxels, weighted by
-  ``mass_weighting``: ``host_mass`` (the default) by the inverse count of the bin of the largest halo mass in the
-  voxel's 3³ neighbourhood — an input, so the fitted p(M* | fields) stays unbiased while the few voxels of the
-  heaviest haloes, which carry the mass-weighted P(k), weigh as much as the many of light ones; ``inverse_count``
-  by the inverse count of the voxel's own M* bin among 100 log bins (the dense analogue of dm2gal's weighted
-  sampling: weights on the target tilt the fitted distribution towards rare masses); or ``none``.
+  ``mass_weighting``: ``none`` (the default); ``host_mass``, by the inverse count of the bin of the largest halo
+  mass in the voxel's 3³ neighbourhood — an input, so the fitted p(M* | fields) is not tilted while the few voxels
+  of the heaviest haloes, which carry the mass-weighted P(k), weigh as much as the many of light ones; or
+  ``inverse_count``, by the inverse count of the voxel's own M* bin among 100 log bins (the dense analogue of
+  dm2gal's weighted sampling: weights on the target tilt the fitted distribution towards rare masses).
 * **dm2gal** (:class:`~cosmoseg.paint.network.Dm2Gal`): the paper's set-up — samples are the voxels with
   M* ≥ ``threshold``, drawn by :class:`~cosmoseg.paint.sampling.WeightedSampler` with inverse-count weights over
   all of them, 65³ crops with a random cube symmetry, MSE on log10(1 + M*). It is validated at the true occupied
@@ -67,8 +67,8 @@ class TrainConfig:
     log-mass loss against the occupancy loss; eval_every: steps between validations (and at the end);
     n_bins, bin_lo, bin_hi: the inverse-count mass bins (Msun/h); max_weight: cap on a voxel's mass-loss weight,
     in units of the mean (dense crops hold every voxel at once, so uncapped inverse counts of near-empty bins make
-    the loss a few voxels'; 0 = no cap); mass_weighting: the successor's mass-loss weights, "host_mass" (inverse
-    counts of the largest halo mass in the voxel's 3³), "inverse_count" (of its own M*: the paper's) or "none";
+    the loss a few voxels'; 0 = no cap); mass_weighting: the successor's mass-loss weights, "none", "host_mass"
+    (inverse counts of the largest halo mass in the voxel's 3³) or "inverse_count" (of its own M*: the paper's);
     augment: random cube symmetries; cosine: decay the learning rate along a cosine to lr / 100 at the last step
     (else constant); select_on_draws: the successor's validation painting draws its
     masses (as ``paint.dm2gal`` paints by default) instead of taking the conditional means, scoring the mean of
@@ -88,7 +88,7 @@ class TrainConfig:
     bin_lo: float = 1e8
     bin_hi: float = 10**11.5
     max_weight: float = 10.0
-    mass_weighting: str = "host_mass"
+    mass_weighting: str = "none"
     augment: bool = True
     cosine: bool = True
     select_on_draws: bool = True

@@ -206,8 +206,8 @@ def test_linear_path_adds_the_voxels_own_log_features() -> None:
     """The linear path starts at zero (the network without it) and, when set, adds a linear map of the output
     voxel's own local features: here its log halo mass (feature 1) to the first mixture mean, voxel by voxel."""
     torch.manual_seed(14)
-    with_path = Dm2GalFCN(**FCN_SMALL).eval()
-    without = Dm2GalFCN(**FCN_SMALL, linear=0).eval()
+    with_path = Dm2GalFCN(**FCN_SMALL, linear=1).eval()
+    without = Dm2GalFCN(**FCN_SMALL).eval()  # linear=0, the default
     without.load_state_dict({k: v for k, v in with_path.state_dict().items() if not k.startswith("skip.")})
     x = _fields(20, seed=15).abs()[None] * 3
     torch.testing.assert_close(with_path(x), without(x))
