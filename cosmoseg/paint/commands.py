@@ -115,6 +115,7 @@ def train_command(
             step=result.best_step,
             card=card,
             halo_assignment=halo_assignment,
+            max_log_halo=max(float(b.inputs[1].max()) for b in split.train),
         )
     except (CosmosegError, ValueError) as error:
         _fail(error)
@@ -141,7 +142,7 @@ def evaluate_command(
     occupancy precision / recall; writes evaluation.h5 and prints the summary."""
     from cosmoseg.data import save_artifact
     from cosmoseg.errors import CosmosegError
-    from cosmoseg.paint.models import load_paint_model
+    from cosmoseg.paint.models import extrapolation_note, load_paint_model
     from cosmoseg.paint.report import evaluate_suite, summary_markdown
     from cosmoseg.paint.suite import load_split, registry_truth
 
@@ -156,10 +157,13 @@ def evaluate_command(
         if not split.test:
             raise ValueError("--n-test must be >= 1 to evaluate")
         report = evaluate_suite(split, model=model, per_voxel=per_voxel, hod_stage=hod_stage, seed=seed)
+        note = extrapolation_note(split.test[0].inputs[1], load_paint_model(model)[1])
         saved = save_artifact(output / "evaluation.h5", report.tables)
         if figures is not None:
             report.write_figures(figures)
     except (CosmosegError, ValueError) as error:
         _fail(error)
     print(summary_markdown(report))
+    if note is not None:
+        print(f"successor: {note}")
     print(f"evaluation: {saved}")

@@ -3,7 +3,9 @@
 A model file is a :mod:`cosmoseg.nn.checkpoints` file (plain tensors, loaded with ``weights_only=True``) whose
 metadata holds ``task = "paint"``, ``kind`` (``"fcn"`` for the successor, ``"dm2gal"`` for the per-voxel network),
 the constructor arguments, ``voxel`` (Mpc/h), ``threshold`` (Msun/h), ``input_channels`` and a ``card`` (data,
-command, metrics). :func:`check_voxel` refuses fields whose voxel differs from the training voxel.
+command, metrics), and ``max_log_halo`` (the heaviest training halo) when the training command wrote it.
+:func:`check_voxel` refuses fields whose voxel differs from the training voxel; :func:`extrapolation_note` names
+halo masses beyond the training range.
 """
 
 from __future__ import annotations
@@ -13,15 +15,27 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from cosmoseg.errors import ArtifactError, ValidationError
 from cosmoseg.nn.checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
 from cosmoseg.paint.network import Dm2Gal, Dm2GalFCN
 
-__all__ = ["DEFAULT_MODEL", "PaintModel", "build_model", "check_voxel", "load_paint_model", "save_paint_model"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "PaintModel",
+    "build_model",
+    "check_voxel",
+    "extrapolation_note",
+    "load_paint_model",
+    "save_paint_model",
+]
 
 DEFAULT_MODEL = Path(__file__).parent / "default_models" / "fcn.pt"
 KINDS = {"fcn": Dm2GalFCN, "dm2gal": Dm2Gal}
 VOXEL_RTOL = 1e-6
+EXTRAPOLATION_DEX = 0.05
+"""Halo voxels this far (dex) above the heaviest training halo count as extrapolated."""
 
 PaintModel = Dm2Gal | Dm2GalFCN
 
@@ -55,8 +69,10 @@ def save_paint_model(
     step: int,
     card: Mapping[str, Any],
     halo_assignment: str = "ngp",
+    max_log_halo: float | None = None,
 ) -> Path:
-    """Write ``model`` with its metadata (atomically)."""
+    """Write ``model`` with its metadata (atomically). ``max_log_halo``: the largest log10(1 + M / (Msun/h)) of the
+    training boxes' halo channel (beyond it the network extrapolates; ``paint.dm2gal`` says so)."""
     kind = "fcn" if isinstance(model, Dm2GalFCN) else "dm2gal"
     metadata = {
         "task": "paint",
@@ -68,6 +84,8 @@ def save_paint_model(
         "halo_assignment": halo_assignment,
         "card": dict(card),
     }
+    if max_log_halo is not None:
+        metadata["max_log_halo"] = float(max_log_halo)
     return save_checkpoint(path, model=model, step=step, metadata=metadata)
 
 
@@ -93,3 +111,20 @@ def check_voxel(field_voxel: float, metadata: Mapping[str, Any], where: str) -> 
             f"{trained:.6g} Mpc/h; paint the fields on a grid of that voxel size (n = box / {trained:.6g})",
             context=where,
         )
+
+
+def extrapolation_note(log_halo: torch.Tensor, metadata: Mapping[str, Any]) -> str | None:
+    """A sentence naming how far the halo channel ``log_halo`` (any shape, log10(1 + M / (Msun/h))) goes beyond the
+    heaviest halo of the model's training boxes, or None when it does not (or the model file does not say)."""
+    trained = metadata.get("max_log_halo")
+    if trained is None:
+        return None
+    heaviest = float(log_halo.max())
+    if heaviest <= float(trained) + EXTRAPOLATION_DEX:
+        return None
+    count = int((log_halo > float(trained) + EXTRAPOLATION_DEX).sum())
+    return (
+        f"{count} halo voxel(s) up to 10^{heaviest:.2f} Msun/h, beyond the heaviest training halo "
+        f"(10^{float(trained):.2f}): the stellar mass painted around them is extrapolated (the network levels off "
+        "there; docs/paint.md)"
+    )

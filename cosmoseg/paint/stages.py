@@ -100,7 +100,7 @@ class Dm2GalStage(Stage):
         from cosmoseg.mesh.grid import cell_centers, ijk_to_ids
         from cosmoseg.paint.evaluation import score_painting
         from cosmoseg.paint.fields import LOG_UNIT, from_log_mass, voxel_size
-        from cosmoseg.paint.models import DEFAULT_MODEL, check_voxel, load_paint_model
+        from cosmoseg.paint.models import DEFAULT_MODEL, check_voxel, extrapolation_note, load_paint_model
         from cosmoseg.paint.network import Dm2GalFCN
         from cosmoseg.paint.tiling import predict_tiled
 
@@ -129,6 +129,9 @@ class Dm2GalStage(Stage):
             self.ctx.log(f"using the shipped successor ({DEFAULT_MODEL.name}, see its MODEL_CARD.md)")
         index = {c: i for i, c in enumerate(fields.channels)}
         inputs = fields.values[[index["log_dm"], index["log_halo"]]].float()
+        note = extrapolation_note(inputs[1], meta)
+        if note is not None:
+            self.ctx.log(f"warning: {note}")
         out = predict_tiled(model.to(inputs.device), inputs, tile=p.tile)
         draw = torch.Generator().manual_seed(self.ctx.seed) if p.sample else None
         occupied = model.occupied(out[Dm2GalFCN.OCCUPANCY])

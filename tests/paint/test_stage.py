@@ -13,14 +13,16 @@ from cosmoseg.paint.fields import LOG_UNIT
 from cosmoseg.paint.models import save_paint_model
 from cosmoseg.paint.network import Dm2Gal, Dm2GalFCN
 from cosmoseg.paint.stages import Dm2GalParams, Dm2GalStage
-from cosmoseg.pipeline.context import RunContext
+from cosmoseg.pipeline.context import RunContext, SilentReporter
 
 N = 16
 VOXEL = 2.0
 FCN_TINY = {"local": 4, "local_layers": 1, "context": 2, "context_layers": 2, "pool": 2, "hidden": 8}
 
 
-def _model_file(tmp_path: Path, *, halo_assignment: str = "ngp", kind: str = "fcn") -> Path:
+def _model_file(
+    tmp_path: Path, *, halo_assignment: str = "ngp", kind: str = "fcn", max_log_halo: float | None = None
+) -> Path:
     torch.manual_seed(0)
     model = Dm2GalFCN(**FCN_TINY) if kind == "fcn" else Dm2Gal(channels=(2,) * 6, hidden=4, large_kernel=3,
                                                                   input_size=29)  # fmt: skip
@@ -28,7 +30,8 @@ def _model_file(tmp_path: Path, *, halo_assignment: str = "ngp", kind: str = "fc
         with torch.no_grad():  # stellar masses around 10^10 (an untrained head paints ~1 Msun/h)
             model.head.bias[1 + model.components : 1 + 2 * model.components] = 10.0
     return save_paint_model(tmp_path / f"{kind}.pt", model.eval(), voxel=VOXEL, threshold=1e8, step=1,
-                            card={"data": "toy"}, halo_assignment=halo_assignment)  # fmt: skip
+                            card={"data": "toy"}, halo_assignment=halo_assignment,
+                            max_log_halo=max_log_halo)  # fmt: skip
 
 
 def _fields(n: int = N, voxel: float = VOXEL, *, truth: bool = True, assignment: str = "ngp") -> Field:
@@ -41,10 +44,23 @@ def _fields(n: int = N, voxel: float = VOXEL, *, truth: bool = True, assignment:
                  units=(LOG_UNIT,) * len(channels), meta={"assignment_log_halo": assignment})  # fmt: skip
 
 
-def _run(model: Path, fields: Field, **params: object) -> dict:
-    stage = Dm2GalStage(Dm2GalParams(model=str(model), **params), RunContext(device=torch.device("cpu"), seed=5,
-                                                                              stage_id="painted"))  # fmt: skip
-    return stage.run(fields=fields)
+def _run(model: Path, fields: Field, reporter: SilentReporter | None = None, **params: object) -> dict:
+    ctx = RunContext(device=torch.device("cpu"), seed=5, stage_id="painted", reporter=reporter or SilentReporter())
+    return Dm2GalStage(Dm2GalParams(model=str(model), **params), ctx).run(fields=fields)
+
+
+def test_haloes_beyond_the_training_range_are_named(tmp_path: Path) -> None:
+    """The toy fields' haloes are 10^12.5: a model trained up to 10^12.0 says it extrapolates, naming both masses
+    and the number of voxels; one trained up to 10^13 (or whose file does not say) stays quiet."""
+    quiet, loud, unknown = SilentReporter(), SilentReporter(), SilentReporter()
+    fields = _fields()
+    _run(_model_file(tmp_path, max_log_halo=13.0), fields, quiet, tile=8)
+    _run(_model_file(tmp_path, max_log_halo=12.0), fields, loud, tile=8)
+    _run(_model_file(tmp_path), fields, unknown, tile=8)
+    count = int((fields.values[1] > 0).sum())
+    (warning,) = [m for m in loud.messages if "warning" in m]
+    assert f"{count} halo voxel(s) up to 10^12.50 Msun/h" in warning and "(10^12.00)" in warning
+    assert not [m for m in quiet.messages + unknown.messages if "warning" in m]
 
 
 def test_outputs_and_the_truth_comparison(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from cosmoseg.paint.evaluation import occupancy_scores, power_ratio_score, score
 from cosmoseg.paint.fields import from_log_mass, to_log_mass
 from cosmoseg.paint.models import check_voxel, load_paint_model, save_paint_model
 from cosmoseg.paint.network import Dm2Gal, Dm2GalFCN
-from cosmoseg.paint.suite import registry_truth, split_three
+from cosmoseg.paint.suite import load_split, registry_truth, split_three
 from cosmoseg.paint.tiling import predict_voxels
 from cosmoseg.paint.training import (
     TrainConfig,
@@ -223,6 +223,8 @@ def test_commands_train_and_evaluate(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     _, meta = load_paint_model(out)
     assert meta["voxel"] == pytest.approx(100.0 / 16) and "paint train" in meta["card"]["command"]
+    split = load_split(suite, registry_truth("galaxies.model", {}, seed=0), grid=0, n_validation=1, n_test=1, seed=0)
+    assert meta["max_log_halo"] == pytest.approx(max(float(b.inputs[1].max()) for b in split.train))
     figures = tmp_path / "figures"
     result = runner.invoke(
         app, ["paint", "evaluate", str(suite), "--model", str(out), "--output", str(tmp_path / "eval"),
