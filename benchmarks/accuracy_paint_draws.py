@@ -15,25 +15,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from cosmoseg.paint.evaluation import power_ratio_score
 from cosmoseg.paint.fields import from_log_mass
 from cosmoseg.paint.models import load_paint_model
-from cosmoseg.paint.network import Dm2GalFCN
 from cosmoseg.paint.suite import load_split, registry_truth
-from cosmoseg.paint.tiling import predict_tiled
-
-
-def draw_scores(model: Dm2GalFCN, inputs: torch.Tensor, truth: torch.Tensor, length: float, draws: int) -> list[float]:
-    """mean |ln P/P_t| of ``draws`` paintings of one box (inputs (2, n, n, n), truth M* (n, n, n) Msun/h)."""
-    out = predict_tiled(model, inputs, tile=64)
-    occupied = model.occupied(out[model.OCCUPANCY])
-    scores = []
-    for seed in range(draws):
-        painted = from_log_mass(model.paint(out, torch.Generator().manual_seed(seed), occupied=occupied))
-        scores.append(power_ratio_score(painted, truth, length)[0])
-    return scores
+from cosmoseg.paint.training import paint_draws_with_fcn
 
 
 def main() -> None:
@@ -58,7 +44,9 @@ def main() -> None:
         if meta.get("halo_assignment", "cic") != "ngp":
             raise SystemExit(f"{path}: trained on {meta.get('halo_assignment', 'cic')} halo fields, not ngp")
         for role, box in boxes:
-            scores = draw_scores(model, box.inputs, from_log_mass(box.target), box.length, args.draws)
+            truth = from_log_mass(box.target)
+            paintings = paint_draws_with_fcn(model, box, args.draws)
+            scores = [power_ratio_score(painted, truth, box.length)[0] for painted in paintings]
             print(f"| {path} | {role} {box.name} | {sum(scores[:4]) / len(scores[:4]):.4f} | "
                   f"{sum(scores) / len(scores):.4f} | {min(scores):.4f} | {max(scores):.4f} |")  # fmt: skip
 

@@ -31,6 +31,7 @@ from cosmoseg.paint.models import load_paint_model
 from cosmoseg.paint.network import Dm2GalFCN
 from cosmoseg.paint.suite import load_split, registry_truth
 from cosmoseg.paint.tiling import predict_tiled
+from cosmoseg.paint.training import paint_draws_with_fcn
 
 
 def neighbourhood_mask(pos: torch.Tensor, n: int, length: float, radius: int) -> torch.Tensor:
@@ -83,12 +84,7 @@ def main() -> None:
     box = split.test[0]
     train_max = max(float(b.halos["mass"].max()) for b in split.train)
     truth = from_log_mass(box.target).double()
-    out = predict_tiled(model, box.inputs, tile=64)
-    occupied = model.occupied(out[model.OCCUPANCY])
-    paintings = [
-        from_log_mass(model.paint(out, torch.Generator().manual_seed(s), occupied=occupied)).double()
-        for s in range(args.draws)
-    ]
+    paintings = [painted.double() for painted in paint_draws_with_fcn(model, box, args.draws)]
     mass, pos = box.halos["mass"].double(), box.halos["pos"]
     heaviest, side = math.log10(float(mass.max())), 2 * args.radius + 1
     print(f"test box {box.name}: heaviest halo 10^{heaviest:.2f}, heaviest training halo 10^{math.log10(train_max):.2f}"

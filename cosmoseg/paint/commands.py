@@ -149,7 +149,8 @@ def evaluate_command(
     try:
         truth = registry_truth(galaxy_stage, parse_key_values(galaxy_param or [], "--galaxy-param"), seed)
         models = [model, *([per_voxel] if per_voxel else [])]  # None: the shipped successor
-        assignments = {load_paint_model(m)[1].get("halo_assignment", "cic") for m in models}
+        metadata = [load_paint_model(m)[1] for m in models]
+        assignments = {meta.get("halo_assignment", "cic") for meta in metadata}
         if len(assignments) > 1:
             raise ValueError(f"--model and --per-voxel were trained on different halo fields ({sorted(assignments)})")
         split = load_split(suite_dir, truth, grid=0, n_validation=n_validation, n_test=n_test, seed=seed,
@@ -157,7 +158,7 @@ def evaluate_command(
         if not split.test:
             raise ValueError("--n-test must be >= 1 to evaluate")
         report = evaluate_suite(split, model=model, per_voxel=per_voxel, hod_stage=hod_stage, seed=seed)
-        note = extrapolation_note(split.test[0].inputs[1], load_paint_model(model)[1])
+        note = extrapolation_note(split.test[0].inputs[1], metadata[0])
         saved = save_artifact(output / "evaluation.h5", report.tables)
         if figures is not None:
             report.write_figures(figures)

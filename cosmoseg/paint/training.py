@@ -44,6 +44,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "calibrate_total_mass",
+    "paint_draws_with_fcn",
     "paint_with_fcn",
     "paint_with_oracle",
     "train_dm2gal",
@@ -143,6 +144,15 @@ def paint_with_fcn(
     (else each occupied voxel gets its conditional mean mass; see ``Dm2GalFCN.paint``)."""
     out = predict_tiled(model, box.inputs, tile=tile)
     return from_log_mass(model.paint(out, generator)), out
+
+
+def paint_draws_with_fcn(model: Dm2GalFCN, box: PaintBox, draws: int, *, tile: int = 64) -> list[torch.Tensor]:
+    """``draws`` paintings M* (n, n, n) Msun/h of ``box`` from one prediction: the same occupied voxels, masses drawn
+    with generators seeded 0, 1, ..., ``draws − 1`` (the one of seed s equals ``paint_with_fcn`` with that seed)."""
+    out = predict_tiled(model, box.inputs, tile=tile)
+    occupied = model.occupied(out[model.OCCUPANCY])
+    seeds = (torch.Generator().manual_seed(seed) for seed in range(draws))
+    return [from_log_mass(model.paint(out, seed, occupied=occupied)) for seed in seeds]
 
 
 def paint_with_oracle(net: Dm2Gal, box: PaintBox, threshold: float, *, tile: int = 32) -> torch.Tensor:
@@ -308,10 +318,7 @@ def train_fcn(
     def paint(box: PaintBox) -> list[torch.Tensor]:  # realisations, as shipped; the same draws at every validation
         if not config.select_on_draws:
             return [paint_with_fcn(model, box)[0]]
-        out = predict_tiled(model, box.inputs, tile=64)
-        occupied = model.occupied(out[model.OCCUPANCY])
-        draws = (torch.Generator().manual_seed(seed) for seed in range(config.selection_draws))
-        return [from_log_mass(model.paint(out, draw, occupied=occupied)) for draw in draws]
+        return paint_draws_with_fcn(model, box, config.selection_draws)
 
     result = _optimise(model, config, step_loss, paint, validation, progress)
     calibrate_total_mass(model, train)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -15,14 +14,8 @@ from cosmoseg.measure.bispectrum import bispectrum, shell_range
 from cosmoseg.mesh.fourier import rfft_k_magnitude
 from cosmoseg.sim import gaussian_random_field
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Grids of 12^3-64^3 transform fastest on one thread (and much faster on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# grids of 12^3-64^3 transform fastest on one thread
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def brute_force(
