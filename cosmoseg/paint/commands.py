@@ -47,7 +47,7 @@ def train_command(
         list[str] | None,
         typer.Option(
             help="Architecture key=value. fcn: local, local_layers, context, context_layers, pool, hidden, components, "
-            "linear (0 or 1); "
+            "linear (0 or 1), hinges (0 or 1); "
             "dm2gal: channels=[8,8,16,16,32,32], hidden, large_kernel."
         ),
     ] = None,

@@ -50,6 +50,9 @@ __all__ = [
 
 DEFAULT_CHANNELS: tuple[int, ...] = (8, 8, 16, 16, 32, 32)
 MAX_LOG_MSTAR = 13.0
+# knots (log10 Msun/h) of the successor's hinge features (``Dm2GalFCN(hinges=1)``): from a 20-particle halo of the
+# default suites (~10^11.9) to 10^14, above which a 100 Mpc/h box holds a few haloes (the fit goes on straight)
+HINGE_KNOTS = (11.5, 12.0, 12.5, 13.0, 13.5, 14.0)
 """Largest log10(1 + M*/(Msun/h)) the successor paints in one voxel (above the most massive galaxies)."""
 
 
@@ -294,6 +297,11 @@ class Dm2GalFCN(nn.Module):
     satellite numbers grow as power laws of the halo mass at the top of the mass function, where the ReLU layers
     level off. In the runs of docs/paint.md it did not move the fit of the heaviest haloes beyond the run-to-run
     spread, so it is an option (default 0).
+    With ``hinges=1`` the voxel's log masses and their 3³ sums (every channel) enter the heads also through hinge
+    features max(0, y − knot) at :data:`HINGE_KNOTS`, mapped linearly (zero at the start): a piecewise-linear
+    function of the log mass, whose weights see only the voxels above their knot — the few dozen haloes above
+    10^14 of a training suite — and which goes on straight past the heaviest training halo, where the ReLU layers,
+    fitted mostly to light haloes, level off.
 
     Tiles stitch exactly when their corners are multiples of ``pool`` (:func:`~cosmoseg.paint.tiling.predict_tiled`
     checks; ``halo`` is one): the coarse cells are then the same in every tile. Batch norm, not GroupNorm: in eval
@@ -313,6 +321,7 @@ class Dm2GalFCN(nn.Module):
         hidden: int = 32,
         components: int = 2,
         linear: int = 0,
+        hinges: int = 0,
     ) -> None:
         super().__init__()
         sizes = {
@@ -321,6 +330,8 @@ class Dm2GalFCN(nn.Module):
         }  # fmt: skip
         if int(linear) not in (0, 1):
             raise ValueError(f"Dm2GalFCN linear must be 0 or 1, got {linear}")
+        if int(hinges) not in (0, 1):
+            raise ValueError(f"Dm2GalFCN hinges must be 0 or 1, got {hinges}")
         bad = [f"{name}={value}" for name, value in sizes.items() if int(value) < 1]
         if bad:
             raise ValueError(f"Dm2GalFCN sizes must be positive integers, got {', '.join(bad)}")
@@ -347,6 +358,18 @@ class Dm2GalFCN(nn.Module):
             )
             nn.init.zeros_(self.skip[1].weight)
             nn.init.zeros_(self.skip[1].bias)
+        # hinge features max(0, y - knot) of the local log masses (voxel and 3³ sum, every channel) mapped linearly
+        # onto the heads, starting at zero: a piecewise-linear function of the log halo mass that bends where the
+        # stellar-to-halo mass relation bends, and goes on straight past the last knot (see the class docstring).
+        # Not standardised: a feature that is non-zero at a few dozen voxels would be scaled up by ~10³; in dex
+        # they are O(1) already. Its own weights, so Adam moves them at the learning rate however rare the voxels.
+        self.hinges = int(hinges)
+        self.hinge_map: nn.Conv3d | None = None
+        if self.hinges:
+            self.register_buffer("hinge_knots", torch.tensor(HINGE_KNOTS))
+            self.hinge_map = nn.Conv3d(2 * in_channels * len(HINGE_KNOTS), self.out_channels, 1)
+            nn.init.zeros_(self.hinge_map.weight)
+            nn.init.zeros_(self.hinge_map.bias)
         # ln(w) after training with positives weighted by w: logit − ln(w) is the calibrated log-odds (see
         # ``occupied``); stored with the weights so a model file paints as it was selected
         self.register_buffer("logit_threshold", torch.zeros(()))
@@ -358,7 +381,7 @@ class Dm2GalFCN(nn.Module):
         """The constructor arguments that rebuild this network."""
         names = (
             "in_channels", "local", "local_layers", "context", "context_layers", "pool", "hidden", "components",
-            "linear",
+            "linear", "hinges",
         )  # fmt: skip
         return {name: int(getattr(self, name)) for name in names}
 
@@ -466,7 +489,12 @@ class Dm2GalFCN(nn.Module):
         for dim in (2, 3, 4):
             coarse = coarse.repeat_interleave(pool, dim=dim)
         out = self.head(self.mix(torch.cat([local, coarse], dim=1)))
-        if self.skip is None:
-            return out
         c = self.local_layers  # the unpadded 3³ layers of the local path trim one voxel per side each
-        return out + self.skip(features[..., c:-c, c:-c, c:-c])
+        if self.skip is not None:
+            out = out + self.skip(features[..., c:-c, c:-c, c:-c])
+        if self.hinge_map is not None:
+            logs = features[:, : 2 * self.in_channels, c:-c, c:-c, c:-c]  # the voxel's log masses and its 3³ sums
+            knots = self.hinge_knots.to(logs.dtype).view(1, 1, -1, 1, 1, 1)
+            ramps = F.relu(logs.unsqueeze(2) - knots).flatten(1, 2)
+            out = out + self.hinge_map(ramps)
+        return out

@@ -10,6 +10,7 @@ from torch import nn
 
 from cosmoseg.paint.fields import from_log_mass
 from cosmoseg.paint.network import (
+    HINGE_KNOTS,
     Dm2Gal,
     Dm2GalDilated,
     Dm2GalFCN,
@@ -219,3 +220,26 @@ def test_linear_path_adds_the_voxels_own_log_features() -> None:
     torch.testing.assert_close(with_path(x)[0, 1 + k] - without(x)[0, 1 + k], own_log_halo, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="linear must be 0 or 1"):
         Dm2GalFCN(linear=2)
+
+
+def test_hinges_add_a_piecewise_linear_function_of_the_voxels_log_masses() -> None:
+    """The hinge path starts at zero and, when set, adds Σ_knots w max(0, y − knot) of the output voxel's own log
+    halo mass y to the first mixture mean: 0 below the first knot, straight past the last."""
+    torch.manual_seed(16)
+    with_hinges = Dm2GalFCN(**FCN_SMALL, hinges=1).eval()
+    without = Dm2GalFCN(**FCN_SMALL).eval()
+    without.load_state_dict({k: v for k, v in with_hinges.state_dict().items() if not k.startswith("hinge_")})
+    x = _fields(20, seed=17).abs()[None] * 6 + 9  # log masses 9 to ~25: below, between and past every knot
+    torch.testing.assert_close(with_hinges(x), without(x))
+    k, knots = with_hinges.components, list(HINGE_KNOTS)
+    halo_feature = 1  # features: log dm, log halo (the voxel), then their 3³ sums, each at every knot
+    with torch.no_grad():
+        with_hinges.hinge_map.weight[1 + k, halo_feature * len(knots) + 0] = 0.5  # first knot, slope 0.5
+        with_hinges.hinge_map.weight[1 + k, halo_feature * len(knots) + len(knots) - 1] = -0.2  # last: 0.3 past it
+    halo = with_hinges.halo
+    y = x[0, 1, halo:-halo, halo:-halo, halo:-halo]
+    expected = 0.5 * (y - knots[0]).clamp_min(0) - 0.2 * (y - knots[-1]).clamp_min(0)
+    torch.testing.assert_close(with_hinges(x)[0, 1 + k] - without(x)[0, 1 + k], expected, atol=1e-5, rtol=1e-5)
+    assert bool((y < knots[0]).any()) and bool((y > knots[-1]).any())
+    with pytest.raises(ValueError, match="hinges must be 0 or 1"):
+        Dm2GalFCN(hinges=2)

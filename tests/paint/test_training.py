@@ -163,10 +163,13 @@ def test_model_file_round_trip_and_voxel_check(tmp_path: Path) -> None:
     with_path = Dm2GalFCN(**FCN_TINY, linear=1).eval()
     path = save_paint_model(tmp_path / "linear.pt", with_path, voxel=2.0, threshold=1e8, step=3, card={})
     assert load_paint_model(path)[0].skip is not None
+    with_hinges = Dm2GalFCN(**FCN_TINY, hinges=1).eval()
+    path = save_paint_model(tmp_path / "hinges.pt", with_hinges, voxel=2.0, threshold=1e8, step=3, card={})
+    torch.testing.assert_close(load_paint_model(path)[0](x), with_hinges(x))
     old = Dm2GalFCN(**FCN_TINY).eval()
     path = save_paint_model(tmp_path / "old.pt", old, voxel=2.0, threshold=1e8, step=3, card={})
     checkpoint = torch.load(path, weights_only=True)
-    del checkpoint["metadata"]["arch"]["linear"]
+    del checkpoint["metadata"]["arch"]["linear"], checkpoint["metadata"]["arch"]["hinges"]
     torch.save(checkpoint, path)
     again, _ = load_paint_model(path)
     assert again.skip is None
