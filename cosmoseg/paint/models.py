@@ -123,8 +123,12 @@ def extrapolation_note(log_halo: torch.Tensor, metadata: Mapping[str, Any]) -> s
     if heaviest <= float(trained) + EXTRAPOLATION_DEX:
         return None
     count = int((log_halo > float(trained) + EXTRAPOLATION_DEX).sum())
+    how = (
+        "along the hinge features' last slope"
+        if int(metadata.get("arch", {}).get("hinges", 0))
+        else "the network levels off there"
+    )
     return (
         f"{count} halo voxel(s) up to 10^{heaviest:.2f} Msun/h, beyond the heaviest training halo "
-        f"(10^{float(trained):.2f}): the stellar mass painted around them is extrapolated (the network levels off "
-        "there; docs/paint.md)"
+        f"(10^{float(trained):.2f}): the stellar mass painted around them is extrapolated ({how}; docs/paint.md)"
     )

@@ -10,7 +10,7 @@ import torch
 from cosmoseg.data import Box, Field
 from cosmoseg.errors import ValidationError
 from cosmoseg.paint.fields import LOG_UNIT
-from cosmoseg.paint.models import save_paint_model
+from cosmoseg.paint.models import extrapolation_note, save_paint_model
 from cosmoseg.paint.network import Dm2Gal, Dm2GalFCN
 from cosmoseg.paint.stages import Dm2GalParams, Dm2GalStage
 from cosmoseg.pipeline.context import RunContext, SilentReporter
@@ -61,6 +61,9 @@ def test_haloes_beyond_the_training_range_are_named(tmp_path: Path) -> None:
     (warning,) = [m for m in loud.messages if "warning" in m]
     assert f"{count} halo voxel(s) up to 10^12.50 Msun/h" in warning and "(10^12.00)" in warning
     assert not [m for m in quiet.messages + unknown.messages if "warning" in m]
+    assert "levels off" in warning  # no hinge features: the ReLU layers' fit is flat past the training range
+    with_hinges = extrapolation_note(torch.tensor([11.0, 13.0]), {"max_log_halo": 12.0, "arch": {"hinges": 1}})
+    assert with_hinges is not None and "1 halo voxel(s) up to 10^13.00" in with_hinges and "hinge" in with_hinges
 
 
 def test_outputs_and_the_truth_comparison(tmp_path: Path) -> None:
