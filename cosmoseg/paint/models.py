@@ -40,6 +40,10 @@ EXTRAPOLATION_DEX = 0.05
 PaintModel = Dm2Gal | Dm2GalFCN
 
 
+# Dm2GalFCN constructor arguments added after model files were first written (absent there: 0)
+FCN_LATER_OPTIONS = ("linear", "hinges")
+
+
 def build_model(kind: str, **arch: Any) -> PaintModel:
     """A fresh ``kind`` network ("fcn" or "dm2gal") with constructor arguments ``arch``."""
     if kind not in KINDS:
@@ -96,7 +100,10 @@ def load_paint_model(path: str | os.PathLike[str] | None = None) -> tuple[PaintM
     if metadata.get("task") != "paint" or metadata.get("kind") not in KINDS:
         raise ArtifactError(f"{path}: not a dm2gal model file (metadata task/kind: {metadata.get('task')!r}, "
                             f"{metadata.get('kind')!r})")  # fmt: skip
-    model = build_model(metadata["kind"], **metadata["arch"])
+    arch = dict(metadata["arch"])
+    if metadata["kind"] == "fcn":  # files written before an optional path existed were trained without it
+        arch = {**dict.fromkeys(FCN_LATER_OPTIONS, 0), **arch}
+    model = build_model(metadata["kind"], **arch)
     load_checkpoint(path, model=model)
     model.eval()
     return model, metadata
