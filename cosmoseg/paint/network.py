@@ -297,7 +297,7 @@ class Dm2GalFCN(nn.Module):
     satellite numbers grow as power laws of the halo mass at the top of the mass function, where the ReLU layers
     level off. In the runs of docs/paint.md it did not move the fit of the heaviest haloes beyond the run-to-run
     spread, so it is an option (default 0).
-    With ``hinges=1`` the voxel's log masses and their 3³ sums (every channel) enter the heads also through hinge
+    With ``hinges=1`` (the default) the voxel's log masses and their 3³ sums (every channel) enter the heads also through hinge
     features max(0, y − knot) at :data:`HINGE_KNOTS`, mapped linearly (zero at the start): a piecewise-linear
     function of the log mass, whose weights see only the voxels above their knot — the few dozen haloes above
     10^14 of a training suite — and which goes on straight past the heaviest training halo, where the ReLU layers,
@@ -321,7 +321,7 @@ class Dm2GalFCN(nn.Module):
         hidden: int = 32,
         components: int = 2,
         linear: int = 0,
-        hinges: int = 0,
+        hinges: int = 1,
     ) -> None:
         super().__init__()
         sizes = {

@@ -226,8 +226,8 @@ def test_hinges_add_a_piecewise_linear_function_of_the_voxels_log_masses() -> No
     """The hinge path starts at zero and, when set, adds Σ_knots w max(0, y − knot) of the output voxel's own log
     halo mass y to the first mixture mean: 0 below the first knot, straight past the last."""
     torch.manual_seed(16)
-    with_hinges = Dm2GalFCN(**FCN_SMALL, hinges=1).eval()
-    without = Dm2GalFCN(**FCN_SMALL).eval()
+    with_hinges = Dm2GalFCN(**FCN_SMALL).eval()  # hinges=1, the default
+    without = Dm2GalFCN(**FCN_SMALL, hinges=0).eval()
     without.load_state_dict({k: v for k, v in with_hinges.state_dict().items() if not k.startswith("hinge_")})
     x = _fields(20, seed=17).abs()[None] * 6 + 9  # log masses 9 to ~25: below, between and past every knot
     torch.testing.assert_close(with_hinges(x), without(x))

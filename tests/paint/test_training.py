@@ -159,14 +159,14 @@ def test_model_file_round_trip_and_voxel_check(tmp_path: Path) -> None:
     check_voxel(2.0, meta, "test")
     with pytest.raises(ValidationError, match=r"voxels of 1 Mpc/h .* trained on voxels of 2 Mpc/h"):
         check_voxel(1.0, meta, "test")
-    # a file written before the linear path existed (no "linear" in its architecture) loads without it; with it
+    # a file written before the linear path and the hinges existed (neither in its architecture) loads without them
     with_path = Dm2GalFCN(**FCN_TINY, linear=1).eval()
     path = save_paint_model(tmp_path / "linear.pt", with_path, voxel=2.0, threshold=1e8, step=3, card={})
     assert load_paint_model(path)[0].skip is not None
-    with_hinges = Dm2GalFCN(**FCN_TINY, hinges=1).eval()
+    with_hinges = Dm2GalFCN(**FCN_TINY).eval()  # hinges=1, the default
     path = save_paint_model(tmp_path / "hinges.pt", with_hinges, voxel=2.0, threshold=1e8, step=3, card={})
     torch.testing.assert_close(load_paint_model(path)[0](x), with_hinges(x))
-    old = Dm2GalFCN(**FCN_TINY).eval()
+    old = Dm2GalFCN(**FCN_TINY, hinges=0).eval()
     path = save_paint_model(tmp_path / "old.pt", old, voxel=2.0, threshold=1e8, step=3, card={})
     checkpoint = torch.load(path, weights_only=True)
     del checkpoint["metadata"]["arch"]["linear"], checkpoint["metadata"]["arch"]["hinges"]
