@@ -297,11 +297,11 @@ class Dm2GalFCN(nn.Module):
     satellite numbers grow as power laws of the halo mass at the top of the mass function, where the ReLU layers
     level off. In the runs of docs/paint.md it did not move the fit of the heaviest haloes beyond the run-to-run
     spread, so it is an option (default 0).
-    With ``hinges=1`` (the default) the voxel's log masses and their 3³ sums (every channel) enter the heads also through hinge
-    features max(0, y − knot) at :data:`HINGE_KNOTS`, mapped linearly (zero at the start): a piecewise-linear
-    function of the log mass, whose weights see only the voxels above their knot — the few dozen haloes above
-    10^14 of a training suite — and which goes on straight past the heaviest training halo, where the ReLU layers,
-    fitted mostly to light haloes, level off.
+    With ``hinges=1`` (the default) the voxel's log masses and their 3³ sums (every channel) enter the heads also
+    through hinge features max(0, y − knot) at :data:`HINGE_KNOTS`, mapped linearly (zero at the start): a
+    piecewise-linear function of the log mass, whose weights see only the voxels above their knot — the few dozen
+    haloes above 10^14 of a training suite — and which goes on straight past the heaviest training halo, where the
+    ReLU layers, fitted mostly to light haloes, level off.
 
     Tiles stitch exactly when their corners are multiples of ``pool`` (:func:`~cosmoseg.paint.tiling.predict_tiled`
     checks; ``halo`` is one): the coarse cells are then the same in every tile. Batch norm, not GroupNorm: in eval
