@@ -50,10 +50,11 @@ __all__ = [
 
 DEFAULT_CHANNELS: tuple[int, ...] = (8, 8, 16, 16, 32, 32)
 MAX_LOG_MSTAR = 13.0
-# knots (log10 Msun/h) of the successor's hinge features (``Dm2GalFCN(hinges=1)``): from a 20-particle halo of the
-# default suites (~10^11.9) to 10^14, above which a 100 Mpc/h box holds a few haloes (the fit goes on straight)
-HINGE_KNOTS = (11.5, 12.0, 12.5, 13.0, 13.5, 14.0)
 """Largest log10(1 + M*/(Msun/h)) the successor paints in one voxel (above the most massive galaxies)."""
+HINGE_KNOTS = (11.5, 12.0, 12.5, 13.0, 13.5, 14.0)
+"""Knots (log10 Msun/h) of the successor's hinge features (``Dm2GalFCN(hinges=1)``): from below a 20-particle halo
+of the default suites (~10^11.9) to 10^14, above which a 100 Mpc/h box holds a few haloes (the fit goes on
+straight)."""
 
 
 def _block_kernel_stride(i: int, large_kernel: int) -> tuple[int, int]:
