@@ -40,6 +40,7 @@ from cosmoseg.paint.fields import from_log_mass, to_log_mass
 
 __all__ = [
     "DEFAULT_CHANNELS",
+    "HINGE_KNOTS",
     "Dm2Gal",
     "Dm2GalDilated",
     "Dm2GalFCN",
