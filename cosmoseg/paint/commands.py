@@ -139,11 +139,12 @@ def evaluate_command(
     figures: Annotated[Path | None, typer.Option(help="Folder for the P(k), B(k), PDF and slice figures.")] = None,
 ) -> None:
     """Score the successor, dm2gal and the baselines on the test box(es): P(k), B(k1, k2, θ), PDF, total mass,
-    occupancy precision / recall; writes evaluation.h5 and prints the summary."""
+    occupancy precision / recall; writes evaluation.h5 and prints the summary of each box (and, with several test
+    boxes, their mean)."""
     from cosmoseg.data import save_artifact
     from cosmoseg.errors import CosmosegError
     from cosmoseg.paint.models import extrapolation_note, load_paint_model
-    from cosmoseg.paint.report import evaluate_suite, summary_markdown
+    from cosmoseg.paint.report import evaluate_suite, mean_markdown, report_tables, summary_markdown
     from cosmoseg.paint.suite import load_split, registry_truth
 
     try:
@@ -157,14 +158,19 @@ def evaluate_command(
                            halo_assignment=assignments.pop())  # fmt: skip
         if not split.test:
             raise ValueError("--n-test must be >= 1 to evaluate")
-        report = evaluate_suite(split, model=model, per_voxel=per_voxel, hod_stage=hod_stage, seed=seed)
-        note = extrapolation_note(split.test[0].inputs[1], metadata[0])
-        saved = save_artifact(output / "evaluation.h5", report.tables)
+        reports = evaluate_suite(split, model=model, per_voxel=per_voxel, hod_stage=hod_stage, seed=seed)
+        notes = [(box.name, extrapolation_note(box.inputs[1], metadata[0])) for box in split.test]
+        saved = save_artifact(output / "evaluation.h5", report_tables(reports))
         if figures is not None:
-            report.write_figures(figures)
+            for report in reports:  # several test boxes: one sub-folder each
+                report.write_figures(figures if len(reports) == 1 else figures / Path(report.box).stem)
     except (CosmosegError, ValueError) as error:
         _fail(error)
-    print(summary_markdown(report))
-    if note is not None:
-        print(f"successor: {note}")
+    for report in reports:
+        print(summary_markdown(report))
+    if len(reports) > 1:
+        print(mean_markdown(reports))
+    for name, note in notes:
+        if note is not None:
+            print(f"successor on {name}: {note}")
     print(f"evaluation: {saved}")

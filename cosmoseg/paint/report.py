@@ -41,7 +41,17 @@ from cosmoseg.paint.network import Dm2Gal, Dm2GalFCN
 from cosmoseg.paint.suite import Split, registered_stage, run_stage
 from cosmoseg.paint.training import paint_with_fcn, paint_with_oracle
 
-__all__ = ["PaintReport", "evaluate_box", "evaluate_suite", "summary_markdown"]
+__all__ = [
+    "PaintReport",
+    "evaluate_box",
+    "evaluate_suite",
+    "mean_markdown",
+    "mean_rows",
+    "mean_table",
+    "report_tables",
+    "score_rows",
+    "summary_markdown",
+]
 
 
 @dataclasses.dataclass
@@ -151,53 +161,135 @@ def evaluate_suite(
     hod_stage: str,
     hod_params: Mapping[str, Any] | None = None,
     seed: int = 0,
-) -> PaintReport:
-    """Load the successor (default: shipped) and optionally dm2gal, check their voxel size, and evaluate the first
-    test box of ``split``."""
-    box = split.test[0]
+) -> list[PaintReport]:
+    """Load the successor (default: shipped) and optionally dm2gal, check their voxel size, and evaluate every test
+    box of ``split`` (one report each, in the split's order)."""
+    if not split.test:
+        raise ValidationError("the split has no test box (--n-test must be >= 1)", context="paint evaluate")
     successor, meta = load_paint_model(model)
     if not isinstance(successor, Dm2GalFCN):
         raise ValidationError(f"{model}: --model must be a successor (fcn) model file", context="paint evaluate")
-    check_voxel(box.voxel, meta, f"paint evaluate ({box.name})")
-    net = None
+    net, voxel_meta = None, None
     if per_voxel is not None:
         net, voxel_meta = load_paint_model(per_voxel)
         if not isinstance(net, Dm2Gal):
             raise ValidationError(f"{per_voxel}: --per-voxel must be a dm2gal model file", context="paint evaluate")
-        check_voxel(box.voxel, voxel_meta, f"paint evaluate ({box.name})")
-    return evaluate_box(
-        box,
-        split.train,
-        successor=successor,
-        per_voxel=net,
-        threshold=float(meta["threshold"]),
-        hod_stage=hod_stage,
-        hod_params=hod_params,
-        seed=seed,
-    )
+    reports = []
+    for box in split.test:
+        check_voxel(box.voxel, meta, f"paint evaluate ({box.name})")
+        if voxel_meta is not None:
+            check_voxel(box.voxel, voxel_meta, f"paint evaluate ({box.name})")
+        reports.append(
+            evaluate_box(
+                box,
+                split.train,
+                successor=successor,
+                per_voxel=net,
+                threshold=float(meta["threshold"]),
+                hod_stage=hod_stage,
+                hod_params=hod_params,
+                seed=seed,
+            )
+        )
+    return reports
 
 
-def summary_markdown(report: PaintReport) -> str:
-    """The summary table: per method, the P(k) score, the largest P(k) deviation for k ≤ k_Ny/4, the small-scale
-    score, the mean |B/B_truth − 1| of each triangle, the KS distance of the PDF of log M*, the total-mass ratio and
-    the occupancy precision / recall."""
+SCORE_COLUMNS = ("power_score", "max_power_deviation", "small_scale_score")
+OCCUPANCY_COLUMNS = ("total_mass_ratio", "precision", "recall")
+
+
+def _triangles(report: PaintReport) -> list[tuple[float, float]]:
     bis = report.tables["bispectrum"]
-    triangles = list(dict.fromkeys(zip(bis["k1"].tolist(), bis["k2"].tolist(), strict=True)))
+    return list(dict.fromkeys(zip(bis["k1"].tolist(), bis["k2"].tolist(), strict=True)))
+
+
+def score_rows(report: PaintReport) -> dict[str, dict[str, float]]:
+    """Per method, the summary numbers of one box: the P(k) scores, ``bispectrum_<i>`` (mean |B/B_truth − 1| of
+    triangle i), ``pdf_ks``, the total-mass ratio and the occupancy precision / recall (NaN where not applicable)."""
+    rows = {}
+    for name, s in report.scores.items():
+        row = {key: float(getattr(s, key)) for key in SCORE_COLUMNS}
+        deviations = bispectrum_deviations(report.tables["bispectrum"], name)
+        row |= {f"bispectrum_{i}": d for i, d in enumerate(deviations)}
+        row["pdf_ks"] = pdf_distance(report.tables["pdf"], name)
+        row |= {key: float(getattr(s, key)) for key in OCCUPANCY_COLUMNS}
+        rows[name] = row
+    return rows
+
+
+def mean_rows(reports: list[PaintReport]) -> dict[str, dict[str, float]]:
+    """Per method, the mean over the test boxes of each :func:`score_rows` number (the boxes must share a grid, a
+    side and the methods)."""
+    if not reports:
+        raise ValidationError("no report to average", context="paint evaluate")
+    first = reports[0]
+    for r in reports[1:]:
+        if (r.length, r.fields["truth"].shape, list(r.scores)) != (first.length, first.fields["truth"].shape,
+                                                                   list(first.scores)):  # fmt: skip
+            raise ValidationError(
+                f"test boxes {first.box} and {r.box} differ in side, grid or methods; their scores cannot be averaged",
+                context="paint evaluate",
+            )
+    per_box = [score_rows(r) for r in reports]
+    return {
+        name: {key: sum(rows[name][key] for rows in per_box) / len(per_box) for key in per_box[0][name]}
+        for name in per_box[0]
+    }
+
+
+def mean_table(reports: list[PaintReport]) -> Table:
+    """:func:`mean_rows` as a Table: one row per method (``method`` index; names in meta ``method_<i>``), one column
+    per number (-1 where not applicable), meta ``boxes`` (the test boxes averaged)."""
+    rows = mean_rows(reports)
+    keys = list(next(iter(rows.values())))
+    columns: dict[str, torch.Tensor] = {"method": torch.arange(len(rows))}
+    for key in keys:
+        values = torch.tensor([row[key] for row in rows.values()], dtype=torch.float64)
+        columns[key] = torch.where(torch.isfinite(values), values, torch.full_like(values, -1.0))
+    meta = {f"method_{i}": name for i, name in enumerate(rows)} | {"boxes": ",".join(r.box for r in reports)}
+    return Table(columns=columns, meta=meta)
+
+
+def _markdown(title: str, triangles: list[tuple[float, float]], rows: dict[str, dict[str, float]]) -> list[str]:
     bis_heads = " | ".join(f"mean abs(B/B_t - 1), k = {a:.2f}, {b:.2f}" for a, b in triangles)
     lines = [
-        f"test box {report.box} ({report.length:g} Mpc/h)",
+        title,
         "| method | mean abs ln(P/P_t), k <= k_Ny/4 | max abs(P/P_t - 1), k <= k_Ny/4 | mean abs ln(P/P_t), k > k_Ny/4 "
         f"| {bis_heads} | PDF KS | total M* / truth | precision | recall |",
         "|---|---|---|---|" + "---|" * len(triangles) + "---|---|---|---|",
     ]
-    for name, s in report.scores.items():
-        occupancy = ("n/a", "n/a") if math.isnan(s.precision) else (f"{s.precision:.3f}", f"{s.recall:.3f}")
-        bis_values = " | ".join(f"{d:.3f}" for d in bispectrum_deviations(bis, name))
+    for name, row in rows.items():
+        occupancy = "n/a | n/a" if math.isnan(row["precision"]) else f"{row['precision']:.3f} | {row['recall']:.3f}"
+        bis_values = " | ".join(f"{row[f'bispectrum_{i}']:.3f}" for i in range(len(triangles)))
         lines.append(
-            f"| {name} | {s.power_score:.4f} | {s.max_power_deviation:.4f} | {s.small_scale_score:.4f} | "
-            f"{bis_values} | {pdf_distance(report.tables['pdf'], name):.3f} | {s.total_mass_ratio:.4f} | "
-            f"{occupancy[0]} | {occupancy[1]} |"
+            f"| {name} | {row['power_score']:.4f} | {row['max_power_deviation']:.4f} | "
+            f"{row['small_scale_score']:.4f} | {bis_values} | {row['pdf_ks']:.3f} | {row['total_mass_ratio']:.4f} | "
+            f"{occupancy} |"
         )
-    for key, value in report.extra.items():
-        lines.append(f"{key}: {value:.4f}")
+    return lines
+
+
+def summary_markdown(report: PaintReport) -> str:
+    """The summary table of one box: per method, the P(k) score, the largest P(k) deviation for k ≤ k_Ny/4, the
+    small-scale score, the mean |B/B_truth − 1| of each triangle, the KS distance of the PDF of log M*, the
+    total-mass ratio and the occupancy precision / recall; then the extra numbers."""
+    title = f"test box {report.box} ({report.length:g} Mpc/h)"
+    lines = _markdown(title, _triangles(report), score_rows(report))
+    lines += [f"{key}: {value:.4f}" for key, value in report.extra.items()]
     return "\n".join(lines)
+
+
+def mean_markdown(reports: list[PaintReport]) -> str:
+    """The summary table's numbers averaged over the test boxes (:func:`mean_rows`)."""
+    title = f"mean over the {len(reports)} test boxes {', '.join(r.box for r in reports)}"
+    return "\n".join(_markdown(title, _triangles(reports[0]), mean_rows(reports)))
+
+
+def report_tables(reports: list[PaintReport]) -> dict[str, Table]:
+    """The tables of ``evaluation.h5``: one test box's ``summary``, ``power``, ``bispectrum``, ``pdf``; several
+    boxes' as ``<table>_<box>`` each (``summary_box_0002``), and ``summary_mean`` (:func:`mean_table`)."""
+    if len(reports) == 1:
+        return dict(reports[0].tables)
+    tables = {f"{name}_{Path(r.box).stem}": table for r in reports for name, table in r.tables.items()}
+    tables["summary_mean"] = mean_table(reports)
+    return tables

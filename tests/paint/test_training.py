@@ -241,6 +241,24 @@ def test_commands_train_and_evaluate(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["paint", "train", str(suite), "--kind", "nope", "--output", str(tmp_path / "x.pt")])
     assert bad.exit_code == 1 and "unknown dm2gal model kind" in bad.output
 
+    # two test boxes: each box's tables and figures, and the mean of their summaries
+    result = runner.invoke(
+        app, ["paint", "evaluate", str(suite), "--model", str(out), "--n-test", "2", "--hod-stage", "",
+              "--output", str(tmp_path / "eval2"), "--figures", str(figures)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "mean over the 2 test boxes" in result.output
+    tables = load_artifact(tmp_path / "eval2" / "evaluation.h5")
+    boxes = [Path(name).stem for name in load_split(suite, registry_truth("galaxies.model", {}, seed=0), grid=0,
+                                                    n_validation=1, n_test=2, seed=0).names("test")]  # fmt: skip
+    per_box = [tables[f"summary_{b}"] for b in boxes]
+    assert {f"{t}_{b}" for t in ("power", "bispectrum", "pdf") for b in boxes} <= set(tables)
+    for key in ("power_score", "small_scale_score", "total_mass_ratio", "precision"):
+        by_hand = (per_box[0][key] + per_box[1][key]) / 2
+        assert torch.allclose(tables["summary_mean"][key], by_hand, rtol=1e-6), key
+    assert tables["summary_mean"].meta["boxes"] == ",".join(f"{b}.h5" for b in boxes)
+    assert all((figures / b / "slices.png").is_file() for b in boxes)
+
 
 def test_evaluate_box_compares_successor_and_dm2gal_where_both_apply(tmp_path: Path) -> None:
     from cosmoseg.paint.report import evaluate_box
