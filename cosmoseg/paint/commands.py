@@ -116,6 +116,8 @@ def train_command(
             card=card,
             halo_assignment=halo_assignment,
             max_log_halo=max(float(b.inputs[1].max()) for b in split.train),
+            split={"n_validation": n_validation, "n_test": n_test, "seed": seed}
+            | {role: split.names(role) for role in ("train", "validation", "test")},
         )
     except (CosmosegError, ValueError) as error:
         _fail(error)
@@ -132,9 +134,9 @@ def evaluate_command(
     hod_stage: Annotated[str, typer.Option(help="Registered HOD stage for the Zheng07 baseline ('' = none).")] = (
         "galaxies.hod"
     ),
-    n_validation: Annotated[int, typer.Option(help="As in training.")] = 1,
-    n_test: Annotated[int, typer.Option(help="As in training.")] = 1,
-    seed: Annotated[int, typer.Option(help="As in training.")] = 0,
+    n_validation: Annotated[int | None, typer.Option(help="As in training (default: the model's, else 1).")] = None,
+    n_test: Annotated[int | None, typer.Option(help="As in training (default: the model's, else 1).")] = None,
+    seed: Annotated[int | None, typer.Option(help="As in training (default: the model's, else 0).")] = None,
     output: Annotated[Path, typer.Option(help="Folder for evaluation.h5.")] = Path("runs/paint/evaluation"),
     figures: Annotated[Path | None, typer.Option(help="Folder for the P(k), B(k), PDF and slice figures.")] = None,
 ) -> None:
@@ -143,14 +145,18 @@ def evaluate_command(
     boxes, their mean)."""
     from cosmoseg.data import save_artifact
     from cosmoseg.errors import CosmosegError
-    from cosmoseg.paint.models import extrapolation_note, load_paint_model
+    from cosmoseg.paint.models import extrapolation_note, load_paint_model, seen_box_note
     from cosmoseg.paint.report import evaluate_suite, mean_markdown, report_tables, summary_markdown
     from cosmoseg.paint.suite import load_split, registry_truth
 
     try:
-        truth = registry_truth(galaxy_stage, parse_key_values(galaxy_param or [], "--galaxy-param"), seed)
         models = [model, *([per_voxel] if per_voxel else [])]  # None: the shipped successor
         metadata = [load_paint_model(m)[1] for m in models]
+        trained_split = metadata[0].get("split", {})
+        n_validation = trained_split.get("n_validation", 1) if n_validation is None else n_validation
+        n_test = trained_split.get("n_test", 1) if n_test is None else n_test
+        seed = trained_split.get("seed", 0) if seed is None else seed
+        truth = registry_truth(galaxy_stage, parse_key_values(galaxy_param or [], "--galaxy-param"), seed)
         assignments = {meta.get("halo_assignment", "cic") for meta in metadata}
         if len(assignments) > 1:
             raise ValueError(f"--model and --per-voxel were trained on different halo fields ({sorted(assignments)})")
@@ -159,7 +165,10 @@ def evaluate_command(
         if not split.test:
             raise ValueError("--n-test must be >= 1 to evaluate")
         reports = evaluate_suite(split, model=model, per_voxel=per_voxel, hod_stage=hod_stage, seed=seed)
-        notes = [(box.name, extrapolation_note(box.inputs[1], metadata[0])) for box in split.test]
+        notes = [(f"{box.name}, successor", extrapolation_note(box.inputs[1], metadata[0])) for box in split.test]
+        notes += [
+            (f"{name}, {meta['kind']}", seen_box_note(name, meta)) for meta in metadata for name in split.names("test")
+        ]
         saved = save_artifact(output / "evaluation.h5", report_tables(reports))
         if figures is not None:
             for report in reports:  # several test boxes: one sub-folder each
@@ -172,5 +181,5 @@ def evaluate_command(
         print(mean_markdown(reports))
     for name, note in notes:
         if note is not None:
-            print(f"successor on {name}: {note}")
+            print(f"{name}: {note}")
     print(f"evaluation: {saved}")

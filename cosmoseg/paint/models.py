@@ -29,6 +29,7 @@ __all__ = [
     "extrapolation_note",
     "load_paint_model",
     "save_paint_model",
+    "seen_box_note",
 ]
 
 DEFAULT_MODEL = Path(__file__).parent / "default_models" / "fcn.pt"
@@ -74,9 +75,12 @@ def save_paint_model(
     card: Mapping[str, Any],
     halo_assignment: str = "ngp",
     max_log_halo: float | None = None,
+    split: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``model`` with its metadata (atomically). ``max_log_halo``: the largest log10(1 + M / (Msun/h)) of the
-    training boxes' halo channel (beyond it the network extrapolates; ``paint.dm2gal`` says so)."""
+    training boxes' halo channel (beyond it the network extrapolates; ``paint.dm2gal`` says so). ``split``: how the
+    suite was split (``n_validation``, ``n_test``, ``seed`` and the box names of ``train``, ``validation``,
+    ``test``), which ``cosmoseg paint evaluate`` reuses."""
     kind = "fcn" if isinstance(model, Dm2GalFCN) else "dm2gal"
     metadata = {
         "task": "paint",
@@ -90,6 +94,8 @@ def save_paint_model(
     }
     if max_log_halo is not None:
         metadata["max_log_halo"] = float(max_log_halo)
+    if split is not None:
+        metadata["split"] = dict(split)
     return save_checkpoint(path, model=model, step=step, metadata=metadata)
 
 
@@ -139,3 +145,18 @@ def extrapolation_note(log_halo: torch.Tensor, metadata: Mapping[str, Any]) -> s
         f"{count} halo voxel(s) up to 10^{heaviest:.2f} Msun/h, beyond the heaviest training halo "
         f"(10^{float(trained):.2f}): the stellar mass painted around them is extrapolated ({how}; docs/paint.md)"
     )
+
+
+def seen_box_note(box_name: str, metadata: Mapping[str, Any]) -> str | None:
+    """A sentence when the model file records ``box_name`` among its training or validation boxes (its score there
+    is not held out), else None. Boxes are matched by file name, so a box of another suite with the same name is
+    flagged too."""
+    split = metadata.get("split", {})
+    for role in ("train", "validation"):
+        if box_name in split.get(role, []):
+            return (
+                f"was a {role} box of this {metadata.get('kind', 'paint')} model (its split: --n-validation "
+                f"{split.get('n_validation')} --n-test {split.get('n_test')} --seed {split.get('seed')}); "
+                "its scores there are not held out"
+            )
+    return None

@@ -16,7 +16,7 @@ from cosmoseg.galaxies.sampler_stage import toy_halos
 from cosmoseg.paint.data import PaintBox, load_suite_box, periodic_crop, random_crop
 from cosmoseg.paint.evaluation import occupancy_scores, power_ratio_score, score_painting
 from cosmoseg.paint.fields import from_log_mass, to_log_mass
-from cosmoseg.paint.models import check_voxel, load_paint_model, save_paint_model
+from cosmoseg.paint.models import check_voxel, load_paint_model, save_paint_model, seen_box_note
 from cosmoseg.paint.network import Dm2Gal, Dm2GalFCN
 from cosmoseg.paint.suite import load_split, registry_truth, split_three
 from cosmoseg.paint.tiling import predict_voxels
@@ -241,23 +241,38 @@ def test_commands_train_and_evaluate(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["paint", "train", str(suite), "--kind", "nope", "--output", str(tmp_path / "x.pt")])
     assert bad.exit_code == 1 and "unknown dm2gal model kind" in bad.output
 
-    # two test boxes: each box's tables and figures, and the mean of their summaries
+    assert meta["split"] == {"n_validation": 1, "n_test": 1, "seed": 0, "train": ["box_0001.h5", "box_0003.h5"],
+                             "validation": ["box_0000.h5"], "test": ["box_0002.h5"]}  # fmt: skip
+    assert "not held out" not in result.output
+
+    # two test boxes: each box's tables and figures, the mean of their summaries, and a note on the box the model
+    # was selected on (box 0, its validation box)
     result = runner.invoke(
         app, ["paint", "evaluate", str(suite), "--model", str(out), "--n-test", "2", "--hod-stage", "",
               "--output", str(tmp_path / "eval2"), "--figures", str(figures)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "mean over the 2 test boxes" in result.output
+    assert "box_0000.h5, fcn: was a validation box of this fcn model" in result.output
     tables = load_artifact(tmp_path / "eval2" / "evaluation.h5")
-    boxes = [Path(name).stem for name in load_split(suite, registry_truth("galaxies.model", {}, seed=0), grid=0,
-                                                    n_validation=1, n_test=2, seed=0).names("test")]  # fmt: skip
+    boxes = ["box_0000", "box_0002"]  # split_three(4, 1, 2, seed=0)
     per_box = [tables[f"summary_{b}"] for b in boxes]
     assert {f"{t}_{b}" for t in ("power", "bispectrum", "pdf") for b in boxes} <= set(tables)
     for key in ("power_score", "small_scale_score", "total_mass_ratio", "precision"):
         by_hand = (per_box[0][key] + per_box[1][key]) / 2
         assert torch.allclose(tables["summary_mean"][key], by_hand, rtol=1e-6), key
-    assert tables["summary_mean"].meta["boxes"] == ",".join(f"{b}.h5" for b in boxes)
+    assert tables["summary_mean"].meta["boxes"] == "box_0000.h5,box_0002.h5"
     assert all((figures / b / "slices.png").is_file() for b in boxes)
+
+
+def test_seen_box_note_names_the_role() -> None:
+    meta = {"kind": "fcn", "split": {"n_validation": 1, "n_test": 1, "seed": 0, "train": ["a.h5"],
+                                     "validation": ["b.h5"], "test": ["c.h5"]}}  # fmt: skip
+    assert "was a train box" in seen_box_note("a.h5", meta)
+    assert "was a validation box" in seen_box_note("b.h5", meta) and "--n-test 1 --seed 0" in seen_box_note(
+        "b.h5", meta
+    )
+    assert seen_box_note("c.h5", meta) is None and seen_box_note("a.h5", {"kind": "fcn"}) is None
 
 
 def test_evaluate_box_compares_successor_and_dm2gal_where_both_apply(tmp_path: Path) -> None:
