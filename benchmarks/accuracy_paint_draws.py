@@ -1,9 +1,10 @@
 """The spread of the successor's P(k) score over draws of its masses, on the validation and the test box.
 
-    python benchmarks/accuracy_paint_draws.py suites/paint MODEL [MODEL ...] [--draws 8] [--n-validation 1]
-                                              [--n-test 1] [--seed 0]
+    python benchmarks/accuracy_paint_draws.py suites/paint MODEL [MODEL ...] [--draws 8] [--n-validation N]
+                                              [--n-test N] [--seed S]
 
-Loads the split as ``cosmoseg paint train`` / ``evaluate`` do (truth: ``galaxies.model``), predicts each box once
+Loads the split as ``cosmoseg paint train`` / ``evaluate`` do (truth: ``galaxies.model``; by default the split
+recorded in the first model file, else 1 validation and 1 test box with seed 0), predicts each box once
 per model and paints ``--draws`` fixed-seed draws of the masses (seeds 0, 1, ...; the galaxies stay in the same
 voxels), and prints per model and box the mean |ln P/P_t| (k ≤ k_Ny/4) of the first 4 draws (what training
 selects on by default), and the mean, smallest and largest over all draws. Model files written before the linear
@@ -27,10 +28,14 @@ def main() -> None:
     parser.add_argument("suite", type=Path)
     parser.add_argument("models", type=Path, nargs="+")
     parser.add_argument("--draws", type=int, default=8)
-    parser.add_argument("--n-validation", type=int, default=1)
-    parser.add_argument("--n-test", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-validation", type=int, default=None)
+    parser.add_argument("--n-test", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
+    recorded = load_paint_model(args.models[0])[1].get("split", {})
+    for key, default in (("n_validation", 1), ("n_test", 1), ("seed", 0)):
+        if getattr(args, key) is None:
+            setattr(args, key, recorded.get(key, default))
 
     truth_maker = registry_truth("galaxies.model", {}, args.seed)
     split = load_split(args.suite, truth_maker, grid=0, n_validation=args.n_validation, n_test=args.n_test,
