@@ -63,7 +63,7 @@ def train_command(
 
     from cosmoseg.errors import CosmosegError
     from cosmoseg.paint.models import build_model, save_paint_model
-    from cosmoseg.paint.suite import load_split, registry_truth
+    from cosmoseg.paint.suite import box_seeds, load_split, registry_truth
     from cosmoseg.paint.training import TrainConfig, train_dm2gal, train_fcn
 
     path = output or Path("runs") / "paint" / f"{kind}.pt"
@@ -117,7 +117,8 @@ def train_command(
             halo_assignment=halo_assignment,
             max_log_halo=max(float(b.inputs[1].max()) for b in split.train),
             split={"n_validation": n_validation, "n_test": n_test, "seed": seed}
-            | {role: split.names(role) for role in ("train", "validation", "test")},
+            | {role: split.names(role) for role in ("train", "validation", "test")}
+            | {"seeds": box_seeds(suite_dir, [n for r in ("train", "validation", "test") for n in split.names(r)])},
         )
     except (CosmosegError, ValueError) as error:
         _fail(error)
@@ -147,7 +148,7 @@ def evaluate_command(
     from cosmoseg.errors import CosmosegError
     from cosmoseg.paint.models import extrapolation_note, load_paint_model, seen_box_note
     from cosmoseg.paint.report import evaluate_suite, mean_markdown, report_tables, summary_markdown
-    from cosmoseg.paint.suite import load_split, registry_truth
+    from cosmoseg.paint.suite import box_seeds, load_split, registry_truth
 
     try:
         models = [model, *([per_voxel] if per_voxel else [])]  # None: the shipped successor
@@ -166,8 +167,11 @@ def evaluate_command(
             raise ValueError("--n-test must be >= 1 to evaluate")
         reports = evaluate_suite(split, model=model, per_voxel=per_voxel, hod_stage=hod_stage, seed=seed)
         notes = [(f"{box.name}, successor", extrapolation_note(box.inputs[1], metadata[0])) for box in split.test]
+        test_seeds = box_seeds(suite_dir, split.names("test"))
         notes += [
-            (f"{name}, {meta['kind']}", seen_box_note(name, meta)) for meta in metadata for name in split.names("test")
+            (f"{name}, {meta['kind']}", seen_box_note(name, meta, test_seeds.get(name)))
+            for meta in metadata
+            for name in split.names("test")
         ]
         saved = save_artifact(output / "evaluation.h5", report_tables(reports))
         if figures is not None:

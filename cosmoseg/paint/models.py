@@ -147,13 +147,19 @@ def extrapolation_note(log_halo: torch.Tensor, metadata: Mapping[str, Any]) -> s
     )
 
 
-def seen_box_note(box_name: str, metadata: Mapping[str, Any]) -> str | None:
-    """A sentence when the model file records ``box_name`` among its training or validation boxes (its score there
-    is not held out), else None. Boxes are matched by file name, so a box of another suite with the same name is
-    flagged too."""
+def seen_box_note(box_name: str, metadata: Mapping[str, Any], box_seed: int | None = None) -> str | None:
+    """A sentence when the model file records the box among its training or validation boxes (its score there is
+    not held out), else None. Boxes are matched by their simulation seed where both the model file (``split``
+    ``seeds``) and the caller (``box_seed``) know it, else by file name."""
     split = metadata.get("split", {})
+    seeds = split.get("seeds", {})
     for role in ("train", "validation"):
-        if box_name in split.get(role, []):
+        names = split.get(role, [])
+        if box_seed is not None and seeds:
+            seen = any(seeds.get(name) == box_seed for name in names)
+        else:
+            seen = box_name in names
+        if seen:
             return (
                 f"was a {role} box of this {metadata.get('kind', 'paint')} model (its split: --n-validation "
                 f"{split.get('n_validation')} --n-test {split.get('n_test')} --seed {split.get('seed')}); "

@@ -15,13 +15,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from cosmoseg.data import GalaxyCatalog, HaloCatalog
+from cosmoseg.data import GalaxyCatalog, HaloCatalog, open_artifact
 from cosmoseg.errors import ValidationError
 from cosmoseg.paint.data import PaintBox, TruthMaker, load_suite_box
 from cosmoseg.pipeline.stage import Stage
 from cosmoseg.sim.suites import find_boxes
 
-__all__ = ["Split", "load_split", "registered_stage", "registry_truth", "run_stage", "split_three"]
+__all__ = [
+    "Split",
+    "box_seeds",
+    "load_split",
+    "registered_stage",
+    "registry_truth",
+    "run_stage",
+    "split_three",
+]
 
 
 def registered_stage(stage_name: str, params: Mapping[str, Any], where: str) -> tuple[type[Stage], Any]:
@@ -103,3 +111,14 @@ def load_split(
         return [load_suite_box(paths[i], truth, grid, halo_assignment) for i in indices]
 
     return Split(load(train), load(validation), load(test))
+
+
+def box_seeds(suite_dir: Path, names: list[str]) -> dict[str, int]:
+    """The ``box_seed`` attribute of each named box file of ``suite_dir`` (``cosmoseg simulate`` writes it; files
+    without it are left out): the box's identity across suites, where file names repeat."""
+    seeds = {}
+    for name in names:
+        with open_artifact(Path(suite_dir) / name) as f:
+            if "box_seed" in f.attrs:
+                seeds[name] = int(f.attrs["box_seed"])
+    return seeds

@@ -242,7 +242,7 @@ def test_commands_train_and_evaluate(tmp_path: Path) -> None:
     assert bad.exit_code == 1 and "unknown dm2gal model kind" in bad.output
 
     assert meta["split"] == {"n_validation": 1, "n_test": 1, "seed": 0, "train": ["box_0001.h5", "box_0003.h5"],
-                             "validation": ["box_0000.h5"], "test": ["box_0002.h5"]}  # fmt: skip
+                             "validation": ["box_0000.h5"], "test": ["box_0002.h5"], "seeds": {}}  # fmt: skip
     assert "not held out" not in result.output
 
     # two test boxes: each box's tables and figures, the mean of their summaries, and a note on the box the model
@@ -273,6 +273,10 @@ def test_seen_box_note_names_the_role() -> None:
         "b.h5", meta
     )
     assert seen_box_note("c.h5", meta) is None and seen_box_note("a.h5", {"kind": "fcn"}) is None
+    # with simulation seeds, a box of another suite that shares a file name is not flagged, a renamed one is
+    meta["split"]["seeds"] = {"a.h5": 11, "b.h5": 12, "c.h5": 13}
+    assert seen_box_note("a.h5", meta, box_seed=99) is None
+    assert "was a validation box" in seen_box_note("x.h5", meta, box_seed=12)
 
 
 def test_evaluate_box_compares_successor_and_dm2gal_where_both_apply(tmp_path: Path) -> None:
@@ -330,3 +334,12 @@ def test_host_mass_weights_by_hand() -> None:
     torch.testing.assert_close(volume, expected)
     (capped,) = _weight_volumes([box], TrainConfig(mass_weighting="host_mass", max_weight=1.5))
     assert float(capped.max()) / float(capped[2, 2, 2]) == pytest.approx(1.5 / (2 / 3))
+
+
+def test_box_seeds_reads_the_simulation_seed(tmp_path: Path) -> None:
+    from cosmoseg.paint.suite import box_seeds
+
+    halos = toy_halos(torch.Generator().manual_seed(0), n=10)
+    save_artifact(tmp_path / "box_0000.h5", {"halos": halos}, attrs={"box_seed": 1234})
+    save_artifact(tmp_path / "box_0001.h5", {"halos": halos})
+    assert box_seeds(tmp_path, ["box_0000.h5", "box_0001.h5"]) == {"box_0000.h5": 1234}
