@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cosmoseg.paint.evaluation import power_ratio_score
 from cosmoseg.paint.fields import from_log_mass
-from cosmoseg.paint.models import load_paint_model
+from cosmoseg.paint.models import load_paint_model, recorded_split
 from cosmoseg.paint.suite import load_split, registry_truth
 from cosmoseg.paint.training import paint_draws_with_fcn
 
@@ -32,10 +32,8 @@ def main() -> None:
     parser.add_argument("--n-test", type=int, default=None)
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
-    recorded = load_paint_model(args.models[0])[1].get("split", {})
-    for key, default in (("n_validation", 1), ("n_test", 1), ("seed", 0)):
-        if getattr(args, key) is None:
-            setattr(args, key, recorded.get(key, default))
+    first_meta = load_paint_model(args.models[0])[1]
+    args.n_validation, args.n_test, args.seed = recorded_split(first_meta, args.n_validation, args.n_test, args.seed)
 
     truth_maker = registry_truth("galaxies.model", {}, args.seed)
     split = load_split(args.suite, truth_maker, grid=0, n_validation=args.n_validation, n_test=args.n_test,

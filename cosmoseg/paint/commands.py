@@ -146,26 +146,23 @@ def evaluate_command(
     boxes, their mean)."""
     from cosmoseg.data import save_artifact
     from cosmoseg.errors import CosmosegError
-    from cosmoseg.paint.models import extrapolation_note, load_paint_model, seen_box_note
+    from cosmoseg.paint.models import extrapolation_note, load_paint_model, recorded_split, seen_box_note
     from cosmoseg.paint.report import evaluate_suite, mean_markdown, report_tables, summary_markdown
     from cosmoseg.paint.suite import box_seeds, load_split, registry_truth
 
     try:
         models = [model, *([per_voxel] if per_voxel else [])]  # None: the shipped successor
-        metadata = [load_paint_model(m)[1] for m in models]
-        trained_split = metadata[0].get("split", {})
-        n_validation = trained_split.get("n_validation", 1) if n_validation is None else n_validation
-        n_test = trained_split.get("n_test", 1) if n_test is None else n_test
-        seed = trained_split.get("seed", 0) if seed is None else seed
+        loaded = [load_paint_model(m) for m in models]
+        metadata = [meta for _, meta in loaded]
+        n_validation, n_test, seed = recorded_split(metadata[0], n_validation, n_test, seed)
         truth = registry_truth(galaxy_stage, parse_key_values(galaxy_param or [], "--galaxy-param"), seed)
         assignments = {meta.get("halo_assignment", "cic") for meta in metadata}
         if len(assignments) > 1:
             raise ValueError(f"--model and --per-voxel were trained on different halo fields ({sorted(assignments)})")
         split = load_split(suite_dir, truth, grid=0, n_validation=n_validation, n_test=n_test, seed=seed,
                            halo_assignment=assignments.pop())  # fmt: skip
-        if not split.test:
-            raise ValueError("--n-test must be >= 1 to evaluate")
-        reports = evaluate_suite(split, model=model, per_voxel=per_voxel, hod_stage=hod_stage, seed=seed)
+        reports = evaluate_suite(split, successor=loaded[0], per_voxel=loaded[1] if per_voxel else None,
+                                 hod_stage=hod_stage, seed=seed)  # fmt: skip
         notes = [(f"{box.name}, successor", extrapolation_note(box.inputs[1], metadata[0])) for box in split.test]
         test_seeds = box_seeds(suite_dir, split.names("test"))
         notes += [

@@ -28,6 +28,7 @@ __all__ = [
     "check_voxel",
     "extrapolation_note",
     "load_paint_model",
+    "recorded_split",
     "save_paint_model",
     "seen_box_note",
 ]
@@ -145,6 +146,19 @@ def extrapolation_note(log_halo: torch.Tensor, metadata: Mapping[str, Any]) -> s
         f"{count} halo voxel(s) up to 10^{heaviest:.2f} Msun/h, beyond the heaviest training halo "
         f"(10^{float(trained):.2f}): the stellar mass painted around them is extrapolated ({how}; docs/paint.md)"
     )
+
+
+def recorded_split(
+    metadata: Mapping[str, Any], n_validation: int | None, n_test: int | None, seed: int | None
+) -> tuple[int, int, int]:
+    """(n_validation, n_test, seed): each value given, else the one the model file recorded (``split``), else 1, 1,
+    0 (the training command's defaults)."""
+    recorded = metadata.get("split", {})
+
+    def pick(value: int | None, key: str, default: int) -> int:
+        return int(recorded.get(key, default)) if value is None else int(value)
+
+    return pick(n_validation, "n_validation", 1), pick(n_test, "n_test", 1), pick(seed, "seed", 0)
 
 
 def seen_box_note(box_name: str, metadata: Mapping[str, Any], box_seed: int | None = None) -> str | None:

@@ -36,7 +36,7 @@ from cosmoseg.paint.evaluation import (
     score_painting,
 )
 from cosmoseg.paint.fields import from_log_mass, stellar_mass_field
-from cosmoseg.paint.models import check_voxel, load_paint_model
+from cosmoseg.paint.models import PaintModel, check_voxel
 from cosmoseg.paint.network import Dm2Gal, Dm2GalFCN
 from cosmoseg.paint.suite import Split, registered_stage, run_stage
 from cosmoseg.paint.training import paint_with_fcn, paint_with_oracle
@@ -156,24 +156,25 @@ def evaluate_box(
 def evaluate_suite(
     split: Split,
     *,
-    model: Path | None,
-    per_voxel: Path | None,
+    successor: tuple[PaintModel, Mapping[str, Any]],
+    per_voxel: tuple[PaintModel, Mapping[str, Any]] | None,
     hod_stage: str,
     hod_params: Mapping[str, Any] | None = None,
     seed: int = 0,
 ) -> list[PaintReport]:
-    """Load the successor (default: shipped) and optionally dm2gal, check their voxel size, and evaluate every test
-    box of ``split`` (one report each, in the split's order)."""
+    """Evaluate every test box of ``split`` (one report each, in the split's order) with the successor and
+    optionally dm2gal, each a (network, metadata) pair of :func:`~cosmoseg.paint.models.load_paint_model`, after
+    checking their kinds and voxel size."""
     if not split.test:
         raise ValidationError("the split has no test box (--n-test must be >= 1)", context="paint evaluate")
-    successor, meta = load_paint_model(model)
-    if not isinstance(successor, Dm2GalFCN):
-        raise ValidationError(f"{model}: --model must be a successor (fcn) model file", context="paint evaluate")
-    net, voxel_meta = None, None
-    if per_voxel is not None:
-        net, voxel_meta = load_paint_model(per_voxel)
-        if not isinstance(net, Dm2Gal):
-            raise ValidationError(f"{per_voxel}: --per-voxel must be a dm2gal model file", context="paint evaluate")
+    fcn, meta = successor
+    if not isinstance(fcn, Dm2GalFCN):
+        raise ValidationError(f"--model must be a successor (fcn) model file, not {meta.get('kind')!r}",
+                              context="paint evaluate")  # fmt: skip
+    net, voxel_meta = per_voxel if per_voxel is not None else (None, None)
+    if net is not None and not isinstance(net, Dm2Gal):
+        raise ValidationError(f"--per-voxel must be a dm2gal model file, not {voxel_meta.get('kind')!r}",
+                              context="paint evaluate")  # fmt: skip
     reports = []
     for box in split.test:
         check_voxel(box.voxel, meta, f"paint evaluate ({box.name})")
@@ -183,7 +184,7 @@ def evaluate_suite(
             evaluate_box(
                 box,
                 split.train,
-                successor=successor,
+                successor=fcn,
                 per_voxel=net,
                 threshold=float(meta["threshold"]),
                 hod_stage=hod_stage,

@@ -16,7 +16,7 @@ from cosmoseg.galaxies.sampler_stage import toy_halos
 from cosmoseg.paint.data import PaintBox, load_suite_box, periodic_crop, random_crop
 from cosmoseg.paint.evaluation import occupancy_scores, power_ratio_score, score_painting
 from cosmoseg.paint.fields import from_log_mass, to_log_mass
-from cosmoseg.paint.models import check_voxel, load_paint_model, save_paint_model, seen_box_note
+from cosmoseg.paint.models import check_voxel, load_paint_model, recorded_split, save_paint_model, seen_box_note
 from cosmoseg.paint.network import Dm2Gal, Dm2GalFCN
 from cosmoseg.paint.suite import load_split, registry_truth, split_three
 from cosmoseg.paint.tiling import predict_voxels
@@ -343,3 +343,10 @@ def test_box_seeds_reads_the_simulation_seed(tmp_path: Path) -> None:
     save_artifact(tmp_path / "box_0000.h5", {"halos": halos}, attrs={"box_seed": 1234})
     save_artifact(tmp_path / "box_0001.h5", {"halos": halos})
     assert box_seeds(tmp_path, ["box_0000.h5", "box_0001.h5"]) == {"box_0000.h5": 1234}
+
+
+def test_recorded_split_fills_what_is_not_given() -> None:
+    meta = {"split": {"n_validation": 2, "n_test": 3, "seed": 5}}
+    assert recorded_split(meta, None, None, None) == (2, 3, 5)
+    assert recorded_split(meta, 0, None, 7) == (0, 3, 7)
+    assert recorded_split({}, None, 2, None) == (1, 2, 0)
