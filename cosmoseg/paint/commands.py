@@ -135,34 +135,43 @@ def evaluate_command(
     hod_stage: Annotated[str, typer.Option(help="Registered HOD stage for the Zheng07 baseline ('' = none).")] = (
         "galaxies.hod"
     ),
+    redraw: Annotated[
+        bool,
+        typer.Option(
+            help="Add truth_redraw: the truth's galaxy stage rerun on the same haloes with another seed (the floor "
+            "set by the truth's own randomness)."
+        ),
+    ] = True,
     n_validation: Annotated[int | None, typer.Option(help="As in training (default: the model's, else 1).")] = None,
     n_test: Annotated[int | None, typer.Option(help="As in training (default: the model's, else 1).")] = None,
     seed: Annotated[int | None, typer.Option(help="As in training (default: the model's, else 0).")] = None,
     output: Annotated[Path, typer.Option(help="Folder for evaluation.h5.")] = Path("runs/paint/evaluation"),
     figures: Annotated[Path | None, typer.Option(help="Folder for the P(k), B(k), PDF and slice figures.")] = None,
 ) -> None:
-    """Score the successor, dm2gal and the baselines on the test box(es): P(k), B(k1, k2, θ), PDF, total mass,
-    occupancy precision / recall; writes evaluation.h5 and prints the summary of each box (and, with several test
-    boxes, their mean)."""
+    """Score the successor, dm2gal, the baselines and a redraw of the truth on the test box(es): P(k),
+    B(k1, k2, θ), PDF, total mass, occupancy precision / recall; writes evaluation.h5 and prints the summary of each
+    box (and, with several test boxes, their mean)."""
     from cosmoseg.data import save_artifact
     from cosmoseg.errors import CosmosegError
     from cosmoseg.paint.models import extrapolation_note, load_paint_model, recorded_split, seen_box_note
     from cosmoseg.paint.report import evaluate_suite, mean_markdown, report_tables, summary_markdown
-    from cosmoseg.paint.suite import box_seeds, load_split, registry_truth
+    from cosmoseg.paint.suite import box_seeds, load_split, redraw_truth, registry_truth
 
     try:
         models = [model, *([per_voxel] if per_voxel else [])]  # None: the shipped successor
         loaded = [load_paint_model(m) for m in models]
         metadata = [meta for _, meta in loaded]
         n_validation, n_test, seed = recorded_split(metadata[0], n_validation, n_test, seed)
-        truth = registry_truth(galaxy_stage, parse_key_values(galaxy_param or [], "--galaxy-param"), seed)
+        galaxy_params = parse_key_values(galaxy_param or [], "--galaxy-param")
+        truth = registry_truth(galaxy_stage, galaxy_params, seed)
         assignments = {meta.get("halo_assignment", "cic") for meta in metadata}
         if len(assignments) > 1:
             raise ValueError(f"--model and --per-voxel were trained on different halo fields ({sorted(assignments)})")
         split = load_split(suite_dir, truth, grid=0, n_validation=n_validation, n_test=n_test, seed=seed,
                            halo_assignment=assignments.pop())  # fmt: skip
+        redraws = redraw_truth(galaxy_stage, galaxy_params, seed) if redraw else None
         reports = evaluate_suite(split, successor=loaded[0], per_voxel=loaded[1] if per_voxel else None,
-                                 hod_stage=hod_stage, seed=seed)  # fmt: skip
+                                 hod_stage=hod_stage, seed=seed, redraw=redraws)  # fmt: skip
         notes = [(f"{box.name}, successor", extrapolation_note(box.inputs[1], metadata[0])) for box in split.test]
         test_seeds = box_seeds(suite_dir, split.names("test"))
         notes += [

@@ -9,7 +9,11 @@ Methods (all painted onto the test box's grid; M* per voxel in Msun/h):
 * ``hod_paper``: the paper's benchmark — the truth galaxies with stellar masses redrawn per host-mass bin and
   central/satellite from the training boxes (:func:`~cosmoseg.paint.baselines.paper_hod_baseline`);
 * ``zheng07``: a Zheng et al. (2007) HOD catalog from a registered stage (default ``galaxies.hod``, calibrated on
-  the truth galaxies of the first training box) with stellar masses drawn the same way.
+  the truth galaxies of the first training box) with stellar masses drawn the same way;
+* ``truth_redraw``: the truth's galaxy stage run again on the same haloes with another seed
+  (:func:`~cosmoseg.paint.suite.redraw_truth`), when given: the ideal painter, whose scores are the floor set by
+  the truth's own randomness (a painter of one realisation cannot be expected to match another realisation more
+  closely than a second draw of the same model does).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import torch
 from cosmoseg.data import GalaxyCatalog, HaloCatalog, Table
 from cosmoseg.errors import ValidationError
 from cosmoseg.paint.baselines import hod_catalog_baseline, paper_hod_baseline
-from cosmoseg.paint.data import PaintBox
+from cosmoseg.paint.data import PaintBox, TruthMaker, box_index
 from cosmoseg.paint.evaluation import (
     PaintScores,
     bispectrum_deviations,
@@ -96,8 +100,10 @@ def evaluate_box(
     hod_stage: str = "galaxies.hod",
     hod_params: Mapping[str, Any] | None = None,
     seed: int = 0,
+    redraw: GalaxyCatalog | None = None,
 ) -> PaintReport:
-    """Paint ``box`` with every method and measure them against its truth (see the module docstring)."""
+    """Paint ``box`` with every method and measure them against its truth (see the module docstring); ``redraw``:
+    another realisation of the truth's galaxies in ``box.halos`` (the ``truth_redraw`` row)."""
     truth = from_log_mass(box.target)
     fields: dict[str, torch.Tensor] = {"truth": truth}
     places: dict[str, bool] = {}
@@ -130,6 +136,9 @@ def evaluate_box(
         with_mass = hod_catalog_baseline(train_galaxies, train_halos, hod, box.halos, generator=generator)
         fields["zheng07"] = stellar_mass_field(with_mass, box.n)
         places["zheng07"] = True
+    if redraw is not None:
+        fields["truth_redraw"] = stellar_mass_field(redraw, box.n)
+        places["truth_redraw"] = True
     methods = {k: v for k, v in fields.items() if k != "truth"}
     scores = {
         name: score_painting(field, truth, box.length, threshold=threshold, places_galaxies=places[name])
@@ -161,10 +170,12 @@ def evaluate_suite(
     hod_stage: str,
     hod_params: Mapping[str, Any] | None = None,
     seed: int = 0,
+    redraw: TruthMaker | None = None,
 ) -> list[PaintReport]:
     """Evaluate every test box of ``split`` (one report each, in the split's order) with the successor and
     optionally dm2gal, each a (network, metadata) pair of :func:`~cosmoseg.paint.models.load_paint_model`, after
-    checking their kinds and voxel size."""
+    checking their kinds and voxel size; ``redraw`` (:func:`~cosmoseg.paint.suite.redraw_truth`) adds the
+    ``truth_redraw`` row."""
     if not split.test:
         raise ValidationError("the split has no test box (--n-test must be >= 1)", context="paint evaluate")
     fcn, meta = successor
@@ -190,6 +201,7 @@ def evaluate_suite(
                 hod_stage=hod_stage,
                 hod_params=hod_params,
                 seed=seed,
+                redraw=None if redraw is None else redraw(box.halos, box_index(Path(box.name))),
             )
         )
     return reports

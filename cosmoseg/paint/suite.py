@@ -22,9 +22,11 @@ from cosmoseg.pipeline.stage import Stage
 from cosmoseg.sim.suites import find_boxes
 
 __all__ = [
+    "REDRAW_SEED_OFFSET",
     "Split",
     "box_seeds",
     "load_split",
+    "redraw_truth",
     "registered_stage",
     "registry_truth",
     "run_stage",
@@ -66,6 +68,24 @@ def registry_truth(stage_name: str, params: Mapping[str, Any], seed: int) -> Tru
         return run_stage(cls, parsed, seed + index, "truth", halos=halos)["galaxies"]
 
     return make
+
+
+REDRAW_SEED_OFFSET = 1_000_003
+"""Seed step between the truth and its redraws (:func:`redraw_truth`): larger than any suite's box count, so a
+redraw of box i never takes the seed of another box's truth."""
+
+
+def redraw_truth(stage_name: str, params: Mapping[str, Any], seed: int, draw: int = 0) -> TruthMaker:
+    """Another realisation of the truth of :func:`registry_truth` (same stage and params, same haloes), with seed
+    ``seed + (draw + 1) * REDRAW_SEED_OFFSET`` + the box index.
+
+    It is the ideal painter: it knows the truth's exact conditional distribution of galaxies given the haloes, so
+    its scores against the truth are the floor that the truth's own randomness sets for any painter of one
+    realisation (the P(k) deviation, the total-mass ratio, the occupancy precision / recall of a box).
+    """
+    if draw < 0:
+        raise ValidationError(f"a redraw index must be >= 0, got {draw}", context="paint truth")
+    return registry_truth(stage_name, params, seed + (draw + 1) * REDRAW_SEED_OFFSET)
 
 
 def split_three(n: int, n_validation: int, n_test: int, seed: int) -> tuple[list[int], list[int], list[int]]:

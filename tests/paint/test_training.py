@@ -18,7 +18,7 @@ from cosmoseg.paint.evaluation import occupancy_scores, power_ratio_score, score
 from cosmoseg.paint.fields import from_log_mass, to_log_mass
 from cosmoseg.paint.models import check_voxel, load_paint_model, recorded_split, save_paint_model, seen_box_note
 from cosmoseg.paint.network import Dm2Gal, Dm2GalFCN
-from cosmoseg.paint.suite import load_split, registry_truth, split_three
+from cosmoseg.paint.suite import load_split, redraw_truth, registry_truth, split_three
 from cosmoseg.paint.tiling import predict_voxels
 from cosmoseg.paint.training import (
     TrainConfig,
@@ -235,6 +235,7 @@ def test_commands_train_and_evaluate(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "successor" in result.output and "hod_paper" in result.output and "zheng07" in result.output
+    assert "truth_redraw" in result.output
     tables = load_artifact(tmp_path / "eval" / "evaluation.h5")
     assert {"summary", "power", "bispectrum", "pdf"} <= set(tables)
     assert (figures / "slices.png").is_file() and (figures / "power.png").is_file()
@@ -294,6 +295,32 @@ def test_evaluate_box_compares_successor_and_dm2gal_where_both_apply(tmp_path: P
     rms = float(((expected - box.target[occupied]) ** 2).mean().sqrt())
     assert report.extra["rms_log_mstar_successor"] == pytest.approx(rms, rel=1e-5)
     assert report.extra["rms_log_mstar_dm2gal"] > 0
+    assert "truth_redraw" not in report.fields
+
+    # the truth's own galaxies as the "redraw": it paints the truth (up to the float32 log target), so every score
+    # is at its ideal
+    same = evaluate_box(box, [train], successor=None, per_voxel=None, threshold=1e8, hod_stage="",
+                        redraw=box.galaxies)  # fmt: skip
+    assert torch.allclose(same.fields["truth_redraw"], same.fields["truth"].double(), rtol=1e-5)
+    ideal = same.scores["truth_redraw"]
+    assert ideal.power_score == pytest.approx(0.0, abs=1e-5) and ideal.total_mass_ratio == pytest.approx(1.0)
+    assert (ideal.precision, ideal.recall) == (1.0, 1.0)
+
+
+def test_truth_redraws_are_other_realisations_of_the_same_haloes(tmp_path: Path) -> None:
+    halos = toy_halos(torch.Generator().manual_seed(3), n=150)
+    truth = registry_truth("galaxies.model", {}, seed=0)(halos, 1)
+    first, again = (redraw_truth("galaxies.model", {}, seed=0)(halos, 1) for _ in range(2))
+    second = redraw_truth("galaxies.model", {}, seed=0, draw=1)(halos, 1)
+    assert torch.equal(first["log_mstar"], again["log_mstar"])  # a redraw is reproducible
+    for other in (truth, second):
+        assert not torch.equal(first["pos"], other["pos"]) or not torch.equal(first["log_mstar"], other["log_mstar"])
+    # no redraw of a box takes the seed of another box's truth
+    for index in range(4):
+        other_truth = registry_truth("galaxies.model", {}, seed=0)(halos, index)
+        assert not torch.equal(first["log_mstar"], other_truth["log_mstar"])
+    with pytest.raises(ValidationError, match="redraw index"):
+        redraw_truth("galaxies.model", {}, seed=0, draw=-1)
 
 
 def predict_tiled_log_mass(model: Dm2GalFCN, box: PaintBox) -> torch.Tensor:
