@@ -63,7 +63,7 @@ def train_command(
 
     from cosmoseg.errors import CosmosegError
     from cosmoseg.paint.models import build_model, save_paint_model
-    from cosmoseg.paint.suite import box_seeds, load_split, registry_truth
+    from cosmoseg.paint.suite import load_split, registry_truth
     from cosmoseg.paint.training import TrainConfig, train_dm2gal, train_fcn
 
     path = output or Path("runs") / "paint" / f"{kind}.pt"
@@ -118,7 +118,7 @@ def train_command(
             max_log_halo=max(float(b.inputs[1].max()) for b in split.train),
             split={"n_validation": n_validation, "n_test": n_test, "seed": seed}
             | {role: split.names(role) for role in ("train", "validation", "test")}
-            | {"seeds": box_seeds(suite_dir, [n for r in ("train", "validation", "test") for n in split.names(r)])},
+            | {"seeds": split.seeds()},
         )
     except (CosmosegError, ValueError) as error:
         _fail(error)
@@ -155,7 +155,7 @@ def evaluate_command(
     from cosmoseg.errors import CosmosegError
     from cosmoseg.paint.models import extrapolation_note, load_paint_model, recorded_split, seen_box_note
     from cosmoseg.paint.report import evaluate_suite, mean_markdown, report_tables, summary_markdown
-    from cosmoseg.paint.suite import box_seeds, load_split, redraw_truth, registry_truth
+    from cosmoseg.paint.suite import load_split, redraw_truth, registry_truth
 
     try:
         models = [model, *([per_voxel] if per_voxel else [])]  # None: the shipped successor
@@ -173,7 +173,7 @@ def evaluate_command(
         reports = evaluate_suite(split, successor=loaded[0], per_voxel=loaded[1] if per_voxel else None,
                                  hod_stage=hod_stage, seed=seed, redraw=redraws)  # fmt: skip
         notes = [(f"{box.name}, successor", extrapolation_note(box.inputs[1], metadata[0])) for box in split.test]
-        test_seeds = box_seeds(suite_dir, split.names("test"))
+        test_seeds = split.seeds("test")
         notes += [
             (f"{name}, {meta['kind']}", seen_box_note(name, meta, test_seeds.get(name)))
             for meta in metadata

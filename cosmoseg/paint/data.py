@@ -14,12 +14,12 @@ from pathlib import Path
 
 import torch
 
-from cosmoseg.data import Field, GalaxyCatalog, HaloCatalog, Particles, load_artifact
+from cosmoseg.data import Field, GalaxyCatalog, HaloCatalog, Particles, load_artifact, open_artifact
 from cosmoseg.errors import ValidationError
 from cosmoseg.mesh.symmetry import apply_symmetry, cube_symmetries
 from cosmoseg.paint.fields import default_grid, paint_fields
 
-__all__ = ["PaintBox", "TruthMaker", "box_index", "load_suite_box", "periodic_crop", "random_crop"]
+__all__ = ["PaintBox", "TruthMaker", "box_index", "load_suite_box", "periodic_crop", "random_crop", "read_box_seed"]
 
 TruthMaker = Callable[[HaloCatalog, int], GalaxyCatalog]
 """truth(halos, box_index) -> the galaxies painted onto those haloes (seeded by the box index)."""
@@ -32,7 +32,9 @@ TARGET_CHANNEL = "log_mstar"
 class PaintBox:
     """One periodic box: inputs (2, n, n, n) and target (n, n, n), both log10(1 + M / (Msun/h)).
 
-    name: the box file's name; length: its side, Mpc/h; galaxies, halos: the catalogs the fields came from.
+    name: the box file's name; length: its side, Mpc/h; galaxies, halos: the catalogs the fields came from; seed:
+    the simulation seed of the box (:func:`read_box_seed`; its identity across suites, where file names repeat), None
+    when the file does not record it.
     """
 
     name: str
@@ -41,6 +43,7 @@ class PaintBox:
     target: torch.Tensor
     halos: HaloCatalog
     galaxies: GalaxyCatalog
+    seed: int | None = None
 
     @property
     def n(self) -> int:
@@ -58,6 +61,12 @@ def box_index(path: Path) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
+def read_box_seed(path: Path) -> int | None:
+    """The ``box_seed`` attribute of a box file (``cosmoseg simulate`` writes it), None when it has none."""
+    with open_artifact(path) as f:
+        return int(f.attrs["box_seed"]) if "box_seed" in f.attrs else None
+
+
 def load_suite_box(path: Path, truth: TruthMaker, n: int, halo_assignment: str = "ngp") -> PaintBox:
     """The fields of a suite box file on an ``n``³ grid (0: the particles' Lagrangian grid; haloes by
     ``halo_assignment``, "ngp" or "cic"), with the galaxies ``truth`` paints onto its haloes."""
@@ -72,10 +81,12 @@ def load_suite_box(path: Path, truth: TruthMaker, n: int, halo_assignment: str =
     n = n or default_grid(particles)
     galaxies = truth(halos, box_index(path))
     fields = paint_fields(particles, halos, galaxies, n=n, halo_assignment=halo_assignment)
-    return box_from_field(path.name, fields, halos, galaxies)
+    return box_from_field(path.name, fields, halos, galaxies, seed=read_box_seed(path))
 
 
-def box_from_field(name: str, fields: Field, halos: HaloCatalog, galaxies: GalaxyCatalog) -> PaintBox:
+def box_from_field(
+    name: str, fields: Field, halos: HaloCatalog, galaxies: GalaxyCatalog, *, seed: int | None = None
+) -> PaintBox:
     """A ``PaintBox`` from a ``paint.fields`` Field (channels log_dm, log_halo, log_mstar)."""
     missing = [c for c in (*INPUT_CHANNELS, TARGET_CHANNEL) if c not in fields.channels]
     if missing:
@@ -83,7 +94,7 @@ def box_from_field(name: str, fields: Field, halos: HaloCatalog, galaxies: Galax
     index = {c: i for i, c in enumerate(fields.channels)}
     inputs = fields.values[[index[c] for c in INPUT_CHANNELS]].float()
     target = fields.values[index[TARGET_CHANNEL]].float()
-    return PaintBox(name, fields.box.length, inputs, target, halos, galaxies)
+    return PaintBox(name, fields.box.length, inputs, target, halos, galaxies, seed)
 
 
 def periodic_crop(volume: torch.Tensor, start: Sequence[int], size: int) -> torch.Tensor:

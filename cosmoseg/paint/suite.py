@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cosmoseg.data import GalaxyCatalog, HaloCatalog, open_artifact
+from cosmoseg.data import GalaxyCatalog, HaloCatalog
 from cosmoseg.errors import ValidationError
 from cosmoseg.paint.data import PaintBox, TruthMaker, load_suite_box
 from cosmoseg.pipeline.stage import Stage
@@ -24,7 +24,6 @@ from cosmoseg.sim.suites import find_boxes
 __all__ = [
     "REDRAW_SEED_OFFSET",
     "Split",
-    "box_seeds",
     "load_split",
     "redraw_truth",
     "registered_stage",
@@ -111,6 +110,11 @@ class Split:
     def names(self, role: str) -> list[str]:
         return [b.name for b in getattr(self, role)]
 
+    def seeds(self, *roles: str) -> dict[str, int]:
+        """Box name -> simulation seed of the boxes of ``roles`` (all three when none is given) that record one."""
+        boxes = [b for role in roles or ("train", "validation", "test") for b in getattr(self, role)]
+        return {b.name: b.seed for b in boxes if b.seed is not None}
+
 
 def load_split(
     suite_dir: Path,
@@ -131,14 +135,3 @@ def load_split(
         return [load_suite_box(paths[i], truth, grid, halo_assignment) for i in indices]
 
     return Split(load(train), load(validation), load(test))
-
-
-def box_seeds(suite_dir: Path, names: list[str]) -> dict[str, int]:
-    """The ``box_seed`` attribute of each named box file of ``suite_dir`` (``cosmoseg simulate`` writes it; files
-    without it are left out): the box's identity across suites, where file names repeat."""
-    seeds = {}
-    for name in names:
-        with open_artifact(Path(suite_dir) / name) as f:
-            if "box_seed" in f.attrs:
-                seeds[name] = int(f.attrs["box_seed"])
-    return seeds

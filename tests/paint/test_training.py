@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -363,13 +364,17 @@ def test_host_mass_weights_by_hand() -> None:
     assert float(capped.max()) / float(capped[2, 2, 2]) == pytest.approx(1.5 / (2 / 3))
 
 
-def test_box_seeds_reads_the_simulation_seed(tmp_path: Path) -> None:
-    from cosmoseg.paint.suite import box_seeds
+def test_box_seed_is_read_and_carried_by_the_split(tmp_path: Path) -> None:
+    from cosmoseg.paint.data import read_box_seed
+    from cosmoseg.paint.suite import Split
 
     halos = toy_halos(torch.Generator().manual_seed(0), n=10)
     save_artifact(tmp_path / "box_0000.h5", {"halos": halos}, attrs={"box_seed": 1234})
     save_artifact(tmp_path / "box_0001.h5", {"halos": halos})
-    assert box_seeds(tmp_path, ["box_0000.h5", "box_0001.h5"]) == {"box_0000.h5": 1234}
+    assert read_box_seed(tmp_path / "box_0000.h5") == 1234 and read_box_seed(tmp_path / "box_0001.h5") is None
+    a, b, c = (dataclasses.replace(synthetic_box(i), seed=seed) for i, seed in enumerate((7, None, 9)))
+    split = Split(train=[a], validation=[b], test=[c])
+    assert split.seeds() == {a.name: 7, c.name: 9} and split.seeds("test") == {c.name: 9}
 
 
 def test_recorded_split_fills_what_is_not_given() -> None:
