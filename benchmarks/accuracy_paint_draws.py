@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cosmoseg.paint.data import PaintBox, box_index
+from cosmoseg.paint.data import PaintBox
 from cosmoseg.paint.evaluation import PaintScores, score_painting
 from cosmoseg.paint.fields import from_log_mass, stellar_mass_field
 from cosmoseg.paint.models import load_paint_model, recorded_split
@@ -90,7 +90,7 @@ def main() -> None:
             truth = from_log_mass(box.target)
             scores = []
             for make in makers:
-                painted = stellar_mass_field(make(box.halos, box_index(Path(box.name))), box.n)
+                painted = stellar_mass_field(make(box.halos, box.index), box.n)
                 scores.append(score_painting(painted, truth, box.length, threshold=threshold))
             print(row("truth redraw", role, box, scores), flush=True)
 

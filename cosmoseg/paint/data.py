@@ -50,6 +50,11 @@ class PaintBox:
         return int(self.target.shape[-1])
 
     @property
+    def index(self) -> int:
+        """The box's index in its suite (:func:`box_index` of its name): the truth is seeded by it."""
+        return box_index(Path(self.name))
+
+    @property
     def voxel(self) -> float:
         """Voxel side, Mpc/h."""
         return self.length / self.n

@@ -29,7 +29,7 @@ import torch
 from cosmoseg.data import GalaxyCatalog, HaloCatalog, Table
 from cosmoseg.errors import ValidationError
 from cosmoseg.paint.baselines import hod_catalog_baseline, paper_hod_baseline
-from cosmoseg.paint.data import PaintBox, TruthMaker, box_index
+from cosmoseg.paint.data import PaintBox, TruthMaker
 from cosmoseg.paint.evaluation import (
     PaintScores,
     bispectrum_deviations,
@@ -201,7 +201,7 @@ def evaluate_suite(
                 hod_stage=hod_stage,
                 hod_params=hod_params,
                 seed=seed,
-                redraw=None if redraw is None else redraw(box.halos, box_index(Path(box.name))),
+                redraw=None if redraw is None else redraw(box.halos, box.index),
             )
         )
     return reports

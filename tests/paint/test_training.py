@@ -203,6 +203,7 @@ def test_suite_split_truth_and_boxes(tmp_path: Path) -> None:
     suite = _toy_suite(tmp_path)
     box = load_suite_box(suite / "box_0001.h5", truth, 0)
     assert box.n == 16 and box.voxel == pytest.approx(100.0 / 16) and isinstance(box.galaxies, GalaxyCatalog)
+    assert box.index == 1  # the truth's seed offset, from the file name
     assert float(from_log_mass(box.target).sum()) == pytest.approx(
         float((10.0 ** box.galaxies["log_mstar"].double()).sum()), rel=1e-4
     )
