@@ -2,7 +2,7 @@
 
 from cosmoseg.data._base import DATA_TYPES, SCHEMA_VERSION, DataObject
 from cosmoseg.data.box import Box
-from cosmoseg.data.cosmology import Cosmology
+from cosmoseg.data.cosmology import Cosmology, cosmology_problems
 from cosmoseg.data.estimate import ParameterEstimate
 from cosmoseg.data.field import Field
 from cosmoseg.data.hdf5 import atomic_write, load_artifact, open_artifact, read_object, save_artifact
@@ -25,6 +25,7 @@ __all__ = [
     "Segmentation",
     "Table",
     "atomic_write",
+    "cosmology_problems",
     "load_artifact",
     "open_artifact",
     "read_object",

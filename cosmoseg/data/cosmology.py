@@ -336,6 +336,19 @@ class Cosmology:
 # small helpers
 
 
+def cosmology_problems(changes: dict[str, Any], param: str = "cosmology") -> list[str]:
+    """Problems of a ``cosmology = { ... }`` stage param (changes to Planck 2018): unknown keys, then the
+    Cosmology's own checks; ``param`` names the param in the messages."""
+    unknown = set(changes) - {f.name for f in dataclasses.fields(Cosmology)}
+    if unknown:
+        return [f"param {param!r} has unknown key(s) {sorted(unknown)}"]
+    try:
+        Cosmology(**changes)
+    except (ValidationError, TypeError) as err:
+        return [f"param {param!r}: {p}" for p in getattr(err, "problems", [str(err)])]
+    return []
+
+
 def _coerce_real(value: Any) -> float | None:
     """``float(value)`` for a real scalar (Python/numpy number, 0-d array/tensor); None for anything else."""
     if isinstance(value, (bool, np.bool_, str, bytes)) or getattr(value, "ndim", 0) != 0:

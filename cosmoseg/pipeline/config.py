@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import re
 import tomllib
 from collections.abc import Iterable
@@ -11,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from cosmoseg.errors import ConfigError
+from cosmoseg.pipeline.files import FILE_NAME
 
 STAGE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
-RUN_KEYS = {"seed", "device", "output", "plugins", "block_plugins", "name"}
+RUN_KEYS = {"seed", "device", "output", "plugins", "block_plugins", "name", "files"}
 STAGE_KEYS = {"id", "uses", "params", "inputs"}
 
 
@@ -37,6 +39,9 @@ class RunConfig:
     output: folder of the artifacts and the manifest (relative to the working directory).
     plugins: local plugin files (relative to the config file) or module paths to load.
     block_plugins: plugin names not to load.
+    files: the pipeline's input files by name (``snapshot = "data/snap_099"``); a stage's path param ``"$snapshot"``
+        refers to one. Relative paths are relative to the config file; ``--set run.files.<name>=PATH`` on the
+        command line is relative to the working directory.
     """
 
     seed: int = 0
@@ -45,6 +50,7 @@ class RunConfig:
     plugins: tuple[str, ...] = ()
     block_plugins: tuple[str, ...] = ()
     name: str = ""
+    files: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +93,15 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str], source: str) 
             continue
         value = parse_value(text.strip())
         head, rest = parts[0], parts[1:]
-        if head == "run":
+        if head == "run" and rest[0] == "files" and len(rest) == 2:
+            # a path typed on the command line is relative to where the user is, not to the pipeline file
+            path = str(value)
+            files = raw.setdefault("run", {}).setdefault("files", {})
+            if isinstance(files, dict):
+                files[rest[1]] = os.path.abspath(os.path.expanduser(path)) if path else ""
+            else:
+                problems.append(f"--set {item!r}: [run] files must be a table, got {files!r}")
+        elif head == "run":
             raw.setdefault("run", {})[".".join(rest)] = value
         elif head in stages:
             stage = stages[head]
@@ -127,6 +141,13 @@ def parse_config(raw: dict[str, Any], *, source: str = "<config>", base_dir: Pat
         value = run_raw.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             problems.append(f"[run]: {key} must be a list of strings, got {value!r}")
+    files = run_raw.get("files", {})
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        problems.append(f'[run]: files must be a table of name = "path" strings, got {files!r}')
+        files = {}
+    for key in files:
+        if not FILE_NAME.match(key):
+            problems.append(f"[run]: files: {key!r} is not a name of letters, digits, '_' or '-'")
     default_output = f"runs/{Path(source).stem}" if source != "<config>" else "runs/pipeline"
 
     stages_raw = raw.get("stage", [])
@@ -171,6 +192,7 @@ def parse_config(raw: dict[str, Any], *, source: str = "<config>", base_dir: Pat
         plugins=tuple(run_raw.get("plugins", [])),
         block_plugins=tuple(run_raw.get("block_plugins", [])),
         name=run_raw.get("name", Path(source).stem),
+        files=dict(files),
     )
     return PipelineConfig(run=run, stages=tuple(stages), raw=raw, source=source, base_dir=base_dir)
 

@@ -9,7 +9,8 @@ import networkx as nx
 
 from cosmoseg.errors import ConfigError, did_you_mean
 from cosmoseg.pipeline.config import PipelineConfig
-from cosmoseg.pipeline.params import parse_params
+from cosmoseg.pipeline.files import resolve_input_path
+from cosmoseg.pipeline.params import InputPath, input_path_fields, parse_params
 from cosmoseg.pipeline.stage import Stage
 
 if TYPE_CHECKING:
@@ -38,6 +39,18 @@ class Plan:
         return list(self.graph.successors(stage_id))
 
 
+def _resolve_paths(params: Any, config: PipelineConfig, where: str, problems: list[str]) -> Any:
+    """``params`` with every input-path field made absolute (see :mod:`cosmoseg.pipeline.files`)."""
+    changes = {}
+    for name in input_path_fields(type(params)):
+        resolved, found = resolve_input_path(
+            getattr(params, name), base_dir=config.base_dir, files=config.run.files, where=f"{where}: param {name!r}"
+        )
+        problems.extend(found)
+        changes[name] = InputPath(resolved)
+    return dataclasses.replace(params, **changes) if changes else params
+
+
 def plan_pipeline(config: PipelineConfig, registry: Registry) -> Plan:
     """Resolve every stage and input, or raise one ConfigError listing every problem.
 
@@ -63,8 +76,11 @@ def plan_pipeline(config: PipelineConfig, registry: Registry) -> Plan:
         cls = classes.get(stage.id)
         if cls is None:
             continue
-        params, param_problems = parse_params(cls.Params, stage.params, f"stage {stage.id!r} ({cls.name})")
+        where = f"stage {stage.id!r} ({cls.name})"
+        params, param_problems = parse_params(cls.Params, stage.params, where)
         problems.extend(param_problems)
+        if params is not None:
+            params = _resolve_paths(params, config, where, problems)
         inputs: dict[str, tuple[str, str]] = {}
         for name in sorted(set(stage.inputs) - set(cls.inputs)):
             declared = ", ".join(cls.inputs) or "none"

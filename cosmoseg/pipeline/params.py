@@ -7,7 +7,15 @@ import json
 import math
 import types
 import typing
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, NewType, Union, get_args, get_origin
+
+InputPath = NewType("InputPath", str)
+"""The type of a param that names a file or folder the stage reads (a snapshot, a catalog, a model).
+
+The runner resolves it before the stage sees it: ``""`` stays empty (no file), ``"$name"`` is the path named
+``name`` in ``[run] files``, a relative path is relative to the pipeline file's folder; the stage gets an absolute
+path that exists (or an empty string), and ``--resume`` re-runs the stage when the files behind it change.
+"""
 
 
 def _describe(tp: Any) -> str:
@@ -19,6 +27,10 @@ def _coerce(value: Any, tp: Any, where: str) -> tuple[Any, str | None]:
     origin, args = get_origin(tp), get_args(tp)
     if tp is Any:
         return value, None
+    if tp is InputPath:
+        if isinstance(value, str):
+            return InputPath(value), None
+        return value, f"{where} must be a path (a string), got {value!r}"
     if origin in (Union, types.UnionType):
         for option in args:
             if option is type(None):
@@ -100,6 +112,12 @@ def parse_params(params_cls: type, raw: dict[str, Any], where: str) -> tuple[Any
     if callable(check):
         problems.extend(f"{where}: {p}" for p in check())
     return (None if problems else instance), problems
+
+
+def input_path_fields(params_cls: type) -> list[str]:
+    """The names of the fields of a params dataclass that are input paths (type :data:`InputPath`)."""
+    hints = typing.get_type_hints(params_cls)
+    return [f.name for f in dataclasses.fields(params_cls) if hints.get(f.name) is InputPath]
 
 
 def params_to_dict(params: Any) -> dict[str, Any]:

@@ -18,9 +18,10 @@ from cosmoseg.errors import CosmosegError, PluginError, StageError
 from cosmoseg.pipeline.config import PipelineConfig
 from cosmoseg.pipeline.context import ProgressReporter, RunContext, SilentReporter, derive_seed
 from cosmoseg.pipeline.device import resolve_device
+from cosmoseg.pipeline.files import files_signature
 from cosmoseg.pipeline.graph import Plan, PlannedStage, plan_pipeline
 from cosmoseg.pipeline.manifest import file_sha256, package_versions, read_manifest, write_manifest
-from cosmoseg.pipeline.params import json_friendly, params_to_dict
+from cosmoseg.pipeline.params import input_path_fields, json_friendly, params_to_dict
 from cosmoseg.pipeline.stage import Stage
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ class StageRecord:
     sha256: str
     seconds: float
     plugin: str
+    input_files: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    """Input-path param -> {"path": absolute path, "signature": files_signature of it} (empty for most stages)."""
 
 
 @dataclasses.dataclass
@@ -64,8 +67,20 @@ class RunResult:
         return next(r for r in self.records if r.id == stage_id)
 
 
-def stage_fingerprint(stage: PlannedStage, seed: int, upstream: dict[str, str]) -> str:
-    """A hash of everything a stage's outputs depend on: its code version, params, seed and inputs."""
+def input_files(stage: PlannedStage) -> dict[str, dict[str, str]]:
+    """The files behind the stage's input-path params: param -> {"path", "signature"} (see ``files_signature``)."""
+    out = {}
+    for name in input_path_fields(stage.cls.Params):
+        path = str(getattr(stage.params, name))
+        out[name] = {"path": path, "signature": files_signature(path)}
+    return out
+
+
+def stage_fingerprint(
+    stage: PlannedStage, seed: int, upstream: dict[str, str], files: dict[str, dict[str, str]] | None = None
+) -> str:
+    """A hash of everything a stage's outputs depend on: its code version, params, seed, inputs and the files its
+    input-path params name (``files``, from :func:`input_files`)."""
     payload = {
         "uses": stage.uses,
         "version": stage.cls.version,
@@ -74,6 +89,8 @@ def stage_fingerprint(stage: PlannedStage, seed: int, upstream: dict[str, str]) 
         "schema": SCHEMA_VERSION,
         "inputs": {name: f"{upstream[src]}:{out}" for name, (src, out) in sorted(stage.inputs.items())},
     }
+    if files:
+        payload["files"] = {name: entry["signature"] for name, entry in sorted(files.items())}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -171,7 +188,8 @@ def run_pipeline(
     records: list[StageRecord] = []
     for stage in plan.stages:
         seed = derive_seed(config.run.seed, stage.id)
-        fingerprint = stage_fingerprint(stage, seed, fingerprints)
+        files = input_files(stage)
+        fingerprint = stage_fingerprint(stage, seed, fingerprints, files)
         fingerprints[stage.id] = fingerprint
         path = out / f"{stage.id}.h5"
         ctx = RunContext(device=torch_device, seed=seed, stage_id=stage.id, work_dir=out, reporter=reporter)
@@ -215,6 +233,7 @@ def run_pipeline(
                 sha256=file_sha256(path),
                 seconds=round(seconds, 4),
                 plugin=registry.stages[stage.uses].plugin.label,
+                input_files=files,
             )
             cache.put(stage.id, outputs)
             reporter.log(f"[{stage.id}] done in {seconds:.2f} s -> {path}")

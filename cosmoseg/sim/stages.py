@@ -7,25 +7,12 @@ from typing import Any, Literal
 
 import torch
 
-from cosmoseg.data import Box, Cosmology, Field, HaloCatalog, Particles, Segmentation
-from cosmoseg.errors import ValidationError
+from cosmoseg.data import Box, Cosmology, Field, HaloCatalog, Particles, Segmentation, cosmology_problems
 from cosmoseg.hookspecs import hookimpl
 from cosmoseg.pipeline.stage import Stage
 from cosmoseg.sim.fof import find_halos, lagrangian_segmentation
 from cosmoseg.sim.grf import gaussian_random_field
 from cosmoseg.sim.ics import initial_conditions, sub_resolution_twins
-
-
-def cosmology_problems(changes: dict[str, Any]) -> list[str]:
-    """Problems of a ``cosmology = { ... }`` param: unknown keys, then the Cosmology's own checks."""
-    unknown = set(changes) - {f.name for f in dataclasses.fields(Cosmology)}
-    if unknown:
-        return [f"param 'cosmology' has unknown key(s) {sorted(unknown)}"]
-    try:
-        Cosmology(**changes)
-    except (ValidationError, TypeError) as err:
-        return [f"param 'cosmology': {p}" for p in getattr(err, "problems", [str(err)])]
-    return []
 
 
 def grid_problems(n: int, box: float) -> list[str]:
