@@ -120,5 +120,5 @@ def test_files_behind_a_path_cover_chunks_stems_and_folders(tmp_path: Path) -> N
 
 def test_resolve_input_path_leaves_an_empty_value_alone(tmp_path: Path) -> None:
     assert resolve_input_path("", base_dir=tmp_path, files={}, where="x") == ("", [])
-    resolved, problems = resolve_input_path("~nobody-here/x", base_dir=tmp_path, files={}, where="p")
+    _, problems = resolve_input_path("~nobody-here/x", base_dir=tmp_path, files={}, where="p")
     assert problems and "no such file or folder" in problems[0]
