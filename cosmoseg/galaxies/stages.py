@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -11,9 +11,14 @@ from cosmoseg.data import GalaxyCatalog, HaloCatalog
 from cosmoseg.errors import ValidationError
 from cosmoseg.galaxies.hod import HODParams, populate, prepare_hod
 from cosmoseg.galaxies.model import VARIANTS, paint_galaxies
-from cosmoseg.galaxies.sampler_stage import SamplerStage, toy_halos
+from cosmoseg.galaxies.population import DEFAULT_POPULATION_CONDITIONS
+from cosmoseg.galaxies.sampler_stage import DEFAULT_MODELS_DIR, SamplerStage, toy_halos
 from cosmoseg.hookspecs import hookimpl
+from cosmoseg.pipeline.params import InputPath
 from cosmoseg.pipeline.stage import Stage
+
+SHIPPED_POPULATION = DEFAULT_MODELS_DIR / "population.pt"
+"""The shipped population model (centrals and satellites), with its card in MODEL_CARD.md."""
 
 
 def _seed(stage: Stage, seed: int) -> int:
@@ -188,6 +193,123 @@ class RegressionStage(SamplerStage):
     example_hyper = {"epochs": 2, "hidden": 16}
 
 
+@dataclasses.dataclass(frozen=True)
+class PopulationStageParams:
+    """model: a population model file from `cosmoseg galaxies train --satellites` ("" = fit one on the
+    train_halos / train_galaxies inputs, or without them the shipped default). min_mass: haloes lighter than this
+    (Msun/h) get no galaxies. conditions, method, hyper: of a model fitted here (halo properties; sampler method and
+    its hyper-parameters)."""
+
+    model: InputPath = ""  # type: ignore[assignment]
+    min_mass: float = 0.0
+    conditions: tuple[str, ...] = DEFAULT_POPULATION_CONDITIONS
+    method: Literal["flow", "hival", "gauss", "regression"] = "flow"
+    hyper: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.min_mass < 0:
+            out.append(f"param 'min_mass' must be >= 0 Msun/h, got {self.min_mass}")
+        if not self.conditions:
+            out.append("param 'conditions' needs at least one halo property")
+        return out
+
+
+class PopulationStage(Stage):
+    """Centrals and satellites for every halo from a galaxy population model: occupations, positions and
+    velocities from an HOD and profile fitted to a training catalog, properties from its learned samplers."""
+
+    name = "galaxies.population"
+    Params = PopulationStageParams
+    inputs = {"halos": HaloCatalog, "train_halos": HaloCatalog, "train_galaxies": GalaxyCatalog}
+    optional_inputs = frozenset({"train_halos", "train_galaxies"})
+    outputs = {"galaxies": GalaxyCatalog}
+
+    def _model(self, train_halos: HaloCatalog | None, train_galaxies: GalaxyCatalog | None) -> tuple[Any, str]:
+        from cosmoseg.galaxies.population import fit_population, load_population
+
+        p: PopulationStageParams = self.params
+        if p.model:
+            return load_population(p.model), p.model
+        if train_halos is None and train_galaxies is None:
+            self.ctx.log(f"using the shipped population model ({SHIPPED_POPULATION.name}, see its model card)")
+            return load_population(SHIPPED_POPULATION), f"the shipped {SHIPPED_POPULATION.name}"
+        if train_halos is None or train_galaxies is None:
+            raise ValidationError("give both inputs train_halos and train_galaxies to fit a population model here")
+        model = fit_population(
+            train_halos, train_galaxies, conditions=p.conditions, method=p.method, hyper=p.hyper, seed=self.ctx.seed
+        )
+        self.ctx.log(f"fitted a population model on {len(train_galaxies)} galaxies")
+        return model, "the model fitted in this run"
+
+    def run(
+        self,
+        halos: HaloCatalog,
+        train_halos: HaloCatalog | None = None,
+        train_galaxies: GalaxyCatalog | None = None,
+    ) -> dict[str, GalaxyCatalog]:
+        from cosmoseg.galaxies.population import populate_galaxies
+
+        p: PopulationStageParams = self.params
+        model, where = self._model(train_halos, train_galaxies)
+        galaxies = populate_galaxies(
+            model,
+            halos,
+            seed=self.ctx.seed % (2**62),
+            generator=self.ctx.make_generator("cpu", offset=1),
+            min_mass=p.min_mass,
+            where=where,
+        )
+        n_cen = int(galaxies["is_central"].sum())
+        self.ctx.log(f"{len(galaxies)} galaxies: {n_cen} centrals, {len(galaxies) - n_cen} satellites")
+        return {"galaxies": galaxies}
+
+    @classmethod
+    def example_params(cls) -> dict[str, Any]:
+        return {"hyper": {"epochs": 2, "hidden_features": 8, "layers": 1}}
+
+    @classmethod
+    def example_inputs(cls, generator: torch.Generator) -> dict[str, Any]:
+        from cosmoseg.galaxies.model import paint_galaxies
+
+        halos = toy_halos(generator)
+        return {"halos": halos, "train_halos": halos, "train_galaxies": paint_galaxies(halos, seed=3)}
+
+
+@dataclasses.dataclass(frozen=True)
+class CatalogStageParams:
+    """rsd_axis: the line of sight of the redshift-space positions pos_rsd: 0, 1, 2 (x, y, z), or -1 for none."""
+
+    rsd_axis: Literal[-1, 0, 1, 2] = 2
+
+
+class CatalogStage(Stage):
+    """The mock galaxy catalog: galaxies with their host's row and mass and redshift-space positions, in the
+    documented layout of docs/mock.md whatever made the galaxies (population model, galaxy model or HOD)."""
+
+    name = "galaxies.catalog"
+    Params = CatalogStageParams
+    inputs = {"galaxies": GalaxyCatalog, "halos": HaloCatalog}
+    outputs = {"catalog": GalaxyCatalog}
+
+    def run(self, galaxies: GalaxyCatalog, halos: HaloCatalog) -> dict[str, GalaxyCatalog]:
+        from cosmoseg.galaxies.mock import mock_catalog
+
+        catalog = mock_catalog(galaxies, halos, rsd_axis=self.params.rsd_axis)
+        self.ctx.log(
+            f"{catalog.meta['n_galaxies']} galaxies ({catalog.meta['n_satellites']} satellites), "
+            f"n = {catalog.meta['number_density']:.3g} (h/Mpc)^3"
+        )
+        return {"catalog": catalog}
+
+    @classmethod
+    def example_inputs(cls, generator: torch.Generator) -> dict[str, Any]:
+        from cosmoseg.galaxies.model import paint_galaxies
+
+        halos = toy_halos(generator)
+        return {"galaxies": paint_galaxies(halos, seed=3), "halos": halos}
+
+
 @hookimpl
 def cosmoseg_register_commands(app: Any) -> None:
     """``cosmoseg galaxies train|evaluate``: fit and compare the samplers on a suite."""
@@ -198,5 +320,14 @@ def cosmoseg_register_commands(app: Any) -> None:
 
 @hookimpl
 def cosmoseg_register_stages(register: Any) -> None:
-    for stage in (GalaxyModelStage, HODStage, FlowStage, HiValStage, GaussStage, RegressionStage):
+    for stage in (
+        GalaxyModelStage,
+        HODStage,
+        FlowStage,
+        HiValStage,
+        GaussStage,
+        RegressionStage,
+        PopulationStage,
+        CatalogStage,
+    ):
         register(stage)

@@ -258,6 +258,10 @@ class HalosStage(Stage):
     def example_params(cls) -> dict[str, Any]:
         return {"path": str(_examples() / "groups_005")}
 
+    @classmethod
+    def example_inputs(cls, generator: torch.Generator) -> dict[str, Particles]:
+        return {}  # the optional snapshot left out
+
 
 # ---- io.galaxies -------------------------------------------------------------------------------------------
 

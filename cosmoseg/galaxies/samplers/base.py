@@ -42,6 +42,7 @@ __all__ = [
     "load_sampler",
     "register_sampler",
     "sampler_class",
+    "sampler_from_payload",
 ]
 
 SAMPLER_FORMAT = "cosmoseg.sampler"
@@ -186,10 +187,11 @@ class JointSampler(abc.ABC):
         lp = self._log_prob(self.x_scaler.forward(x.float()), self.y_scaler.forward(y.float()))  # type: ignore[union-attr]
         return lp + self.y_scaler.log_det()  # type: ignore[union-attr]
 
-    def save(self, path: str | os.PathLike[str], *, card: Mapping[str, Any] | None = None) -> Path:
-        """Write the fitted sampler atomically (see the module docstring); ``card``: data, command, metrics."""
+    def payload(self, *, card: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The fitted sampler as plain types and tensors (what :meth:`save` writes; :func:`sampler_from_payload`
+        reads it back), so that other model files can embed samplers."""
         self._require_fitted()
-        payload = {
+        return {
             "format": SAMPLER_FORMAT,
             "version": SAMPLER_VERSION,
             "method": self.method,
@@ -201,6 +203,10 @@ class JointSampler(abc.ABC):
             "state": self.state_dict(),
             "card": _plain(dict(card if card is not None else self.card)),
         }
+
+    def save(self, path: str | os.PathLike[str], *, card: Mapping[str, Any] | None = None) -> Path:
+        """Write the fitted sampler atomically (see the module docstring); ``card``: data, command, metrics."""
+        payload = self.payload(card=card)
         return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
     # ---- for subclasses ---------------------------------------------------------------------------------
@@ -259,20 +265,32 @@ def load_sampler(
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign files
         raise ArtifactError(f"{path}: not a readable sampler file ({type(exc).__name__})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != SAMPLER_FORMAT:
-        raise ArtifactError(f"{path}: not a cosmoseg sampler file")
-    if payload.get("version") != SAMPLER_VERSION:
-        raise ArtifactError(f"{path}: sampler file version {payload.get('version')!r}, expected {SAMPLER_VERSION}")
+    _check_format(payload, str(path))
     problems = []
     for role, want in (("condition_names", condition_names), ("target_names", target_names)):
         if want is not None and list(want) != list(payload[role]):
             problems.append(f"{path}: fitted on {role} {payload[role]}, but {list(want)} were given")
     if problems:
         raise ArtifactError(problems)
+    return sampler_from_payload(payload, str(path))
+
+
+def _check_format(payload: Any, where: str) -> None:
+    if not isinstance(payload, dict) or payload.get("format") != SAMPLER_FORMAT:
+        what = payload.get("format") if isinstance(payload, dict) else None
+        hint = f" (it is a {what!r} file)" if isinstance(what, str) else ""
+        raise ArtifactError(f"{where}: not a cosmoseg sampler file{hint}")
+    if payload.get("version") != SAMPLER_VERSION:
+        raise ArtifactError(f"{where}: sampler file version {payload.get('version')!r}, expected {SAMPLER_VERSION}")
+
+
+def sampler_from_payload(payload: Any, where: str) -> JointSampler:
+    """A fitted sampler from what :meth:`JointSampler.payload` returned; ``where`` names its file in errors."""
+    _check_format(payload, where)
     try:
         cls = sampler_class(payload["method"])
     except ValidationError as err:
-        raise ArtifactError(f"{path}: {err}") from None
+        raise ArtifactError(f"{where}: {err}") from None
     sampler = cls(payload["condition_names"], payload["target_names"], **payload["hyper"])
     sampler.x_scaler = Standardizer(**payload["x_scaler"])
     sampler.y_scaler = Standardizer(**payload["y_scaler"])
