@@ -360,7 +360,13 @@ def read_code_units(
 @dataclasses.dataclass(frozen=True)
 class Convention:
     """How a field is stored when its dataset carries no unit attributes:
-    q_cgs = x · a^a · h^h · UL^length · UM^mass · UV^velocity."""
+    q_cgs = x · a^a · h^h · UL^length · UM^mass · UV^velocity.
+
+    It also says which unit attributes make sense on the field's dataset: ``h_scaling`` must equal ``h``
+    (the h exponent follows from the field's dimensions in code units, which carry 1/h for lengths and
+    masses), and ``a_scaling`` must be one of ``a_allowed`` (default: ``a`` alone), the few physical
+    conventions the field can be written in (a velocity may be stored as a · v_pec, v_pec or v_pec / √a).
+    """
 
     a: float = 0.0
     h: float = 0.0
@@ -370,6 +376,13 @@ class Convention:
     description: str = ""
     fixed_cgs: float | None = None
     """For fields written in fixed physical units whatever the code units (SFR in Msun/yr): their cgs value."""
+    a_allowed: tuple[float, ...] = ()
+    """The ``a_scaling`` values that make physical sense for the field (empty: ``a`` alone)."""
+
+    @property
+    def a_values(self) -> tuple[float, ...]:
+        """The ``a_scaling`` values a dataset of this field may carry."""
+        return self.a_allowed or (self.a,)
 
     def to_cgs(self, units: CodeUnits) -> float:
         if self.fixed_cgs is not None:
@@ -413,6 +426,9 @@ def snap_power_of_ten(ratio: float) -> float:
     return ratio
 
 
+SCALING_ATOL = 1e-6
+"""``a_scaling`` / ``h_scaling`` attributes within this of an allowed value count as that value."""
+
 _SCALING_ATTRS = ("a_scaling", "h_scaling", "to_cgs")
 _DIMENSION_ATTRS = (("length_scaling", "length"), ("mass_scaling", "mass"), ("velocity_scaling", "velocity"))
 
@@ -430,8 +446,12 @@ def conversion(
     """The factor from the stored values of ``dataset`` to ``target`` units.
 
     With the AREPO/Gadget-4 unit attributes (``a_scaling``, ``h_scaling``, ``to_cgs``) on the dataset, those
-    rule; their dimension exponents must match the field's ``convention`` and their ``to_cgs`` must agree with
-    the file's code units when the file states them. Without them, ``convention`` and ``units`` give the factor.
+    rule, within what the field allows: ``h_scaling`` must equal the convention's h, ``a_scaling`` must be one
+    of ``convention.a_values``, the dimension exponents must match the convention's, and ``to_cgs`` must agree
+    with the file's code units when the file states them. Without them, ``convention`` and ``units`` give the
+    factor.
+
+    Raises ArtifactError naming the file, the dataset, the attribute, its value and what the field needs.
     """
     where = f"{path}: dataset {dataset.name.lstrip('/')}"
     present = [name for name in _SCALING_ATTRS if name in dataset.attrs]
@@ -449,6 +469,18 @@ def conversion(
     to_cgs = as_float(plain(dataset.attrs["to_cgs"]), f"{where} attribute to_cgs", problems)
     problems.raise_if_any(ArtifactError)
     assert a_scaling is not None and h_scaling is not None and to_cgs is not None
+    field = convention.description or "this field"
+    problems.check(
+        abs(h_scaling - convention.h) <= SCALING_ATOL,
+        f"{where} has attribute h_scaling = {h_scaling:g}, but {field} need h_scaling = {convention.h:g} (fixed by "
+        "the field's dimensions in /h code units): the attribute is wrong",
+    )
+    allowed_a = ", ".join(f"{v:g}" for v in convention.a_values)
+    problems.check(
+        any(abs(a_scaling - allowed) <= SCALING_ATOL for allowed in convention.a_values),
+        f"{where} has attribute a_scaling = {a_scaling:g}, but {field} need a_scaling in {{{allowed_a}}}: no "
+        f"physical convention stores them with a^{a_scaling:g}",
+    )
     exponents: dict[str, float] = {}
     for attr, key in _DIMENSION_ATTRS:
         if attr in dataset.attrs and convention.fixed_cgs is None:
@@ -486,6 +518,62 @@ def conversion(
 # ---- cosmology -----------------------------------------------------------------------------------------
 
 
+COSMOLOGY_ATTRIBUTES: tuple[str, ...] = (
+    "Omega0",
+    "OmegaLambda",
+    "OmegaBaryon",
+    "HubbleParam",
+    "Sigma8",
+    "PrimordialIndex",
+    "PowerSpectrumType",
+    "ReNormalizeInputSpectrum",
+)
+"""The header attributes that describe the cosmology (``Header``, else ``Parameters``); the readers look them
+all up and hand them to ``header_cosmology``. ``Sigma8``, ``PrimordialIndex``, ``PowerSpectrumType`` and
+``ReNormalizeInputSpectrum`` are Gadget-4 parameters of runs that make their own ICs (NGENIC)."""
+
+COSMOLOGY_RTOL = 1e-3
+"""A ``cosmology`` argument that differs from the file's Ω_m, h, σ_8 or n_s by more than this (relative) is an
+error."""
+
+TABULATED_SPECTRUM = 2
+"""Gadget-4's ``PowerSpectrumType`` of a tabulated input spectrum (a CAMB / CLASS table)."""
+
+
+def _file_spectrum(lookup: Callable[[str], float | None]) -> tuple[dict[str, tuple[str, float]], list[str]]:
+    """σ_8 and n_s as the file states them (name -> (attribute, value)), and the stored values that are not
+    σ_8 or n_s, with the reason.
+
+    Gadget-4's NGENIC multiplies every input spectrum by k^(PrimordialIndex - 1): for its analytic spectra
+    (Eisenstein-Hu, Efstathiou; P ∝ k T², i.e. n = 1) PrimordialIndex is n_s, but a tabulated spectrum
+    (``PowerSpectrumType = 2``) already holds its own tilt, which the file does not state, and PrimordialIndex
+    (usually 1) only tilts it further. ``Sigma8`` normalises the spectrum, except a tabulated one read with
+    ``ReNormalizeInputSpectrum = 0``.
+    """
+    found: dict[str, tuple[str, float]] = {}
+    ignored: list[str] = []
+    tabulated = lookup("PowerSpectrumType") == TABULATED_SPECTRUM
+    sigma_8 = lookup("Sigma8")
+    if sigma_8 is not None:
+        if tabulated and lookup("ReNormalizeInputSpectrum") == 0:
+            ignored.append(
+                f"Sigma8 = {sigma_8:g} (PowerSpectrumType = 2 with ReNormalizeInputSpectrum = 0: the tabulated "
+                "spectrum was used as it is, Sigma8 did not normalise it)"
+            )
+        else:
+            found["sigma_8"] = ("Sigma8", sigma_8)
+    n_s = lookup("PrimordialIndex")
+    if n_s is not None:
+        if tabulated:
+            ignored.append(
+                f"PrimordialIndex = {n_s:g} (it tilts the tabulated input spectrum of PowerSpectrumType = 2, "
+                "whose own n_s the file does not state)"
+            )
+        else:
+            found["n_s"] = ("PrimordialIndex", n_s)
+    return found, ignored
+
+
 def header_cosmology(
     lookup: Callable[[str], float | None],
     cosmology: Cosmology | None,
@@ -493,14 +581,21 @@ def header_cosmology(
 ) -> tuple[Cosmology, dict[str, str]]:
     """The cosmology of a simulation file and the provenance of its values, for ``meta``.
 
-    lookup: a header quantity by its attribute name (``Omega0``, ``OmegaBaryon``, ``OmegaLambda``,
-        ``HubbleParam``), or None when the file lacks it.
-    cosmology: the caller's cosmology. It gives what snapshots do not store (σ_8, n_s, w0, wa, T_cmb, the power
-        backend) and Ω_b; Ω_m and h come from the file and must agree with it (0.1%) when both are given.
+    lookup: a header quantity by its attribute name (those of ``COSMOLOGY_ATTRIBUTES``: ``Omega0``,
+        ``OmegaBaryon``, ``OmegaLambda``, ``HubbleParam``, ``Sigma8``, ``PrimordialIndex``, ...), or None when
+        the file lacks it.
+    cosmology: the caller's cosmology. It gives what the file does not store (σ_8 and n_s of most runs, w0,
+        wa, T_cmb, the power backend) and Ω_b; Ω_m, h, and σ_8 and n_s where the file states them (Gadget-4
+        runs that make their own ICs, see ``_file_spectrum``) come from the file and must agree with it
+        (``COSMOLOGY_RTOL``) when both are given.
 
     Ω_b: the ``cosmology`` argument, else the file's ``OmegaBaryon`` when positive (gravity-only runs often
     write 0), else ``DEFAULT_OMEGA_B``. Missing values of the rest: Planck 2018 (``Cosmology()``). A file whose
     Omega0 + OmegaLambda differs from 1 by more than 1e-3 is rejected: cosmoseg's cosmology is flat.
+
+    Returns the cosmology and ``meta`` entries: ``cosmology_from_file``, ``cosmology_from_argument``,
+    ``cosmology_defaults`` (comma-separated names or ``name=value`` pairs), and ``cosmology_ignored`` (only
+    when the file stores Sigma8 / PrimordialIndex that are not the run's σ_8 / n_s, with the reason).
     """
     problems = ProblemCollector()
     base = cosmology if cosmology is not None else Cosmology()
@@ -508,6 +603,17 @@ def header_cosmology(
     from_argument: list[str] = []
     defaulted: list[str] = []
     values: dict[str, float] = {}
+
+    def from_the_file(attr: str, name: str, value: float) -> None:
+        values[name] = value
+        from_file.append(name)
+        given = getattr(cosmology, name, None) if cosmology is not None else None
+        if given is not None and not math.isclose(given, value, rel_tol=COSMOLOGY_RTOL):
+            problems.add(
+                f"{where}: {attr} = {value:g} in the file, but the cosmology argument has {name} = {given:g}; "
+                "pass a cosmology that matches the simulation, or none"
+            )
+
     for attr, name in (("Omega0", "omega_m"), ("HubbleParam", "h")):
         value = lookup(attr)
         if value is None:
@@ -516,14 +622,7 @@ def header_cosmology(
             else:
                 from_argument.append(name)
             continue
-        values[name] = value
-        from_file.append(name)
-        given = getattr(cosmology, name, None) if cosmology is not None else None
-        if given is not None and not math.isclose(given, value, rel_tol=1e-3):
-            problems.add(
-                f"{where}: {attr} = {value:g} in the file, but the cosmology argument has {name} = {given:g}; "
-                "pass a cosmology that matches the simulation, or none"
-            )
+        from_the_file(attr, name, value)
     omega_lambda = lookup("OmegaLambda")
     if omega_lambda is not None and "omega_m" in values and abs(values["omega_m"] + omega_lambda - 1.0) > 1e-3:
         problems.add(
@@ -540,13 +639,18 @@ def header_cosmology(
         else:
             values["omega_b"] = DEFAULT_OMEGA_B
             defaulted.append(f"omega_b={DEFAULT_OMEGA_B} (TNG, Planck 2015)")
+    spectrum, ignored = _file_spectrum(lookup)
+    planck: list[str] = []
     for name in ("n_s", "sigma_8", "w0", "wa"):
-        if cosmology is not None:
+        if name in spectrum:
+            attr, value = spectrum[name]
+            from_the_file(attr, name, value)
+        elif cosmology is not None:
             from_argument.append(name)
         else:
-            defaulted.append(f"{name}={getattr(base, name):g}")
-    if cosmology is None:
-        defaulted[-4:] = [", ".join(defaulted[-4:]) + " (Planck 2018)"]
+            planck.append(f"{name}={getattr(base, name):g}")
+    if planck:
+        defaulted.append(", ".join(planck) + " (Planck 2018)")
     problems.raise_if_any(ArtifactError)
     try:
         result = base.clone(**values)
@@ -557,6 +661,8 @@ def header_cosmology(
         "cosmology_from_argument": ",".join(from_argument),
         "cosmology_defaults": "; ".join(defaulted),
     }
+    if ignored:
+        provenance["cosmology_ignored"] = "; ".join(ignored)
     return result, provenance
 
 

@@ -39,6 +39,7 @@ from cosmoseg.errors import ArtifactError, ProblemCollector
 from cosmoseg.io._hdf5 import (
     COMOVING_KPC_H,
     COMOVING_MPC_H,
+    COSMOLOGY_ATTRIBUTES,
     KM_S,
     KPC_H_KM_S,
     MPC_CM,
@@ -96,19 +97,31 @@ PHOTOMETRY_BAND = {"U": 0, "B": 1, "V": 2, "K": 3, "g": 4, "r": 5, "i": 6, "z": 
 """Column of each band in ``SubhaloStellarPhotometrics``."""
 STELLAR_TYPE = 4
 """Particle type of stars (and wind particles) in ``*MassType`` and ``*RadType`` arrays."""
+MAX_TYPES = 6
+"""The most particle types a ``*Type`` array can have (Gadget's NTYPES is 6 by default; Gadget-4 runs are
+often compiled with fewer, e.g. NTYPES = 2 for DM + gas, and their ``*Type`` arrays have that many columns)."""
 
+_VELOCITY_A = (-1.0, 0.0, 0.5)  # a · v_pec (the code's momentum variable), v_pec, v_pec / sqrt(a)
 _POSITION = Convention(a=1.0, h=-1.0, length=1.0, description="comoving positions")
 _RADIUS = Convention(a=1.0, h=-1.0, length=1.0, description="comoving radii")
-_GROUP_VELOCITY = Convention(a=-1.0, velocity=1.0, description="group velocities in (km/s)/a, v_pec = GroupVel / a")
-_VELOCITY = Convention(velocity=1.0, description="peculiar velocities")
+_GROUP_VELOCITY = Convention(
+    a=-1.0, velocity=1.0, description="group velocities in (km/s)/a, v_pec = GroupVel / a", a_allowed=_VELOCITY_A
+)
+_VELOCITY = Convention(velocity=1.0, description="peculiar velocities", a_allowed=_VELOCITY_A)
 _MASS = Convention(h=-1.0, mass=1.0, description="masses")
-_SPIN = Convention(h=-1.0, length=1.0, velocity=1.0, description="specific angular momenta")
+_SPIN = Convention(
+    h=-1.0, length=1.0, velocity=1.0, description="specific angular momenta", a_allowed=(0.0, 1.0)
+)  # physical, or with a comoving length
 _SFR = Convention(description="star formation rates in Msun/yr", fixed_cgs=MSUN_G / YEAR_S)
 
 
 @dataclasses.dataclass(frozen=True)
 class _Field:
-    """A catalog dataset: its column name, its trailing shape, and its conversion (None: taken as stored)."""
+    """A catalog dataset: its column name, its trailing shape, and its conversion (None: taken as stored).
+
+    per_type: a ``*Type`` array of shape (N, NTYPES), one column per particle type, 1 <= NTYPES <= MAX_TYPES
+        (Gadget-4 writes (N,) when NTYPES is 1); ``trailing`` is then unused.
+    """
 
     column: str
     trailing: tuple[int, ...] = ()
@@ -116,14 +129,16 @@ class _Field:
     target: Target | None = None
     integer: bool = False
     required: bool = False
+    per_type: bool = False
 
 
 GROUP_FIELDS: dict[str, _Field] = {
     "GroupPos": _Field("pos", (3,), _POSITION, COMOVING_MPC_H, required=True),
     "GroupVel": _Field("vel", (3,), _GROUP_VELOCITY, KM_S),
     "GroupMass": _Field("mass", (), _MASS, MSUN_H, required=True),
-    "GroupMassType": _Field("mass_type", (6,), _MASS, MSUN_H),
+    "GroupMassType": _Field("mass_type", (), _MASS, MSUN_H, per_type=True),
     "GroupLen": _Field("n_part", (), integer=True),
+    "GroupLenType": _Field("n_part_type", (), integer=True, per_type=True),
     "Group_M_Crit200": _Field("m200c", (), _MASS, MSUN_H),
     "Group_R_Crit200": _Field("r200c", (), _RADIUS, COMOVING_MPC_H),
     "Group_M_Mean200": _Field("m200m", (), _MASS, MSUN_H),
@@ -141,9 +156,10 @@ SUBHALO_FIELDS: dict[str, _Field] = {
     "SubhaloPos": _Field("pos", (3,), _POSITION, COMOVING_MPC_H, required=True),
     "SubhaloVel": _Field("vel", (3,), _VELOCITY, KM_S),
     "SubhaloMass": _Field("mass", (), _MASS, MSUN_H, required=True),
-    "SubhaloMassType": _Field("mass_type", (6,), _MASS, MSUN_H),
-    "SubhaloMassInRadType": _Field("mass_in_rad_type", (6,), _MASS, MSUN_H),
+    "SubhaloMassType": _Field("mass_type", (), _MASS, MSUN_H, per_type=True),
+    "SubhaloMassInRadType": _Field("mass_in_rad_type", (), _MASS, MSUN_H, per_type=True),
     "SubhaloLen": _Field("n_part", (), integer=True),
+    "SubhaloLenType": _Field("n_part_type", (), integer=True, per_type=True),
     "SubhaloGrNr": _Field("host", (), integer=True),
     "SubhaloGroupNr": _Field("host", (), integer=True),
     "SubhaloRankInGr": _Field("rank_in_group", (), integer=True),
@@ -151,7 +167,7 @@ SUBHALO_FIELDS: dict[str, _Field] = {
     "SubhaloVelDisp": _Field("vel_disp", (), _VELOCITY, KM_S),
     "SubhaloSpin": _Field("spin_vec", (3,), _SPIN, KPC_H_KM_S),
     "SubhaloHalfmassRad": _Field("r_half", (), _RADIUS, COMOVING_MPC_H),
-    "SubhaloHalfmassRadType": _Field("r_half_type", (6,), _RADIUS, COMOVING_KPC_H),
+    "SubhaloHalfmassRadType": _Field("r_half_type", (), _RADIUS, COMOVING_KPC_H, per_type=True),
     "SubhaloVmaxRad": _Field("r_vmax", (), _RADIUS, COMOVING_MPC_H),
     "SubhaloSFR": _Field("sfr", (), _SFR, MSUN_YR),
     "SubhaloStarMetallicity": _Field("star_metallicity", ()),
@@ -232,10 +248,7 @@ def _read_header(
         problems.add(f"{path}: Header/BoxSize must be positive, got {box_size:g}")
     redshift, _ = header_redshift(handle, path, problems)
     units = read_code_units(handle, path, problems, code_units)
-    cosmology = {
-        name: header_float(handle, path, name, problems, required=False)[0]
-        for name in ("Omega0", "OmegaLambda", "OmegaBaryon", "HubbleParam")
-    }
+    cosmology = {name: header_float(handle, path, name, problems, required=False)[0] for name in COSMOLOGY_ATTRIBUTES}
     if len(problems.problems) > start:
         return None
     assert n_groups is not None and n_groups_total is not None and box_size is not None and redshift is not None
@@ -275,6 +288,8 @@ class _Raw:
     files: list[Path]
     box: Box
     provenance: dict[str, str]
+    n_types: int | None = None
+    """The number of particle types (columns) of the catalog's ``*Type`` arrays; None without any."""
 
 
 def _read_section(
@@ -287,16 +302,19 @@ def _read_section(
     h: float,
     problems: ProblemCollector,
     only: tuple[str, ...] | None = None,
-) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, Conversion]]:
+) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, Conversion], int | None]:
     """Read the datasets of ``section`` ("Group" or "Subhalo") from every file that has rows, converted.
 
     count: the header attribute of the row count ("n_groups" or "n_subhalos" of ``_Header``).
     only: read just these datasets (when present).
-    Returns columns by name, the dataset each came from, and the conversion of each converted dataset.
+    Returns columns by name, the dataset each came from, the conversion of each converted dataset, and the
+    number of particle types of the ``*Type`` arrays (None without any). A ``*Type`` array whose width differs
+    between files, or from another ``*Type`` array, is a problem.
     """
     pieces: dict[str, list[np.ndarray]] = {}
     present_in: dict[Path, set[str]] = {}
     conversions: dict[str, tuple[Path, Conversion]] = {}
+    widths: dict[str, tuple[Path, int]] = {}
     for header in headers:
         n = getattr(header, count)
         if n == 0:
@@ -315,6 +333,15 @@ def _read_section(
                 values = _read_dataset(group[name], header.path, n, field, problems)
                 if values is None:
                     continue
+                if field.per_type:
+                    first_width = widths.setdefault(name, (header.path, values.shape[1]))
+                    if first_width[1] != values.shape[1]:
+                        problems.add(
+                            f"dataset {section}/{name} has {first_width[1]} particle types (columns) in "
+                            f"{first_width[0]} but {values.shape[1]} in {header.path}: the chunks of one catalog "
+                            "come from one run (one NTYPES)"
+                        )
+                        continue
                 if field.convention is not None and field.target is not None:
                     conv = conversion(group[name], header.path, field.convention, field.target, header.units, a=a, h=h)
                     first = conversions.setdefault(name, (header.path, conv))
@@ -323,7 +350,16 @@ def _read_section(
                             f"unit attributes of {section}/{name} disagree between files: {first[0]} "
                             f"({first[1].source}) and {header.path} ({conv.source})"
                         )
-                    values = values * conv.factor
+                    with np.errstate(over="ignore"):
+                        values = values * conv.factor
+                    bad = ~np.isfinite(values)
+                    if bad.any():
+                        problems.add(
+                            f"{header.path}: dataset {section}/{name} has {int(bad.sum())} value(s) that overflow "
+                            f"float64 once converted to {field.target.name} (x {conv.factor:g}), the first in row "
+                            f"{int(np.argwhere(bad)[0][0])}"
+                        )
+                        continue
                 pieces.setdefault(name, []).append(values)
     if present_in:
         everywhere = set.intersection(*present_in.values())
@@ -350,7 +386,19 @@ def _read_section(
             field = fields[name]
             columns[field.column] = np.zeros((0, *field.trailing), dtype=np.int64 if field.integer else np.float64)
             datasets[field.column] = f"{section}/{name}"
-    return columns, datasets, {fields[name].column: conv for name, (_, conv) in conversions.items()}
+    n_types = None
+    if widths:
+        by_width: dict[int, list[str]] = {}
+        for name, (path, width) in widths.items():
+            by_width.setdefault(width, []).append(f"{section}/{name} ({path})")
+        if len(by_width) > 1:
+            listing = "; ".join(f"{width} in {', '.join(names)}" for width, names in sorted(by_width.items()))
+            problems.add(
+                f"the *Type arrays have different numbers of particle types (columns): {listing}; one run writes "
+                "them all with NTYPES columns"
+            )
+        n_types = max(by_width)
+    return columns, datasets, {fields[name].column: conv for name, (_, conv) in conversions.items()}, n_types
 
 
 def _read_dataset(dataset: Any, path: Path, n: int, field: _Field, problems: ProblemCollector) -> np.ndarray | None:
@@ -358,11 +406,23 @@ def _read_dataset(dataset: Any, path: Path, n: int, field: _Field, problems: Pro
     if not isinstance(dataset, h5py.Dataset):
         problems.add(f"{where} is not a dataset")
         return None
-    if dataset.shape[:1] != (n,) or dataset.shape[1:] != field.trailing:
+    if field.per_type:
+        if dataset.shape[:1] != (n,):
+            problems.add(f"{where} has shape {dataset.shape}, but the header's row count implies ({n}, NTYPES)")
+            return None
+        if not (dataset.ndim == 1 or (dataset.ndim == 2 and 1 <= dataset.shape[1] <= MAX_TYPES)):
+            problems.add(
+                f"{where} has shape {dataset.shape}, but a per-type array has shape ({n}, NTYPES) with 1 <= NTYPES "
+                f"<= {MAX_TYPES} particle types"
+            )
+            return None
+    elif dataset.shape[:1] != (n,) or dataset.shape[1:] != field.trailing:
         want = (n, *field.trailing)
         problems.add(f"{where} has shape {dataset.shape}, but the header's row count implies {want}")
         return None
     values = np.asarray(dataset[()])
+    if field.per_type and values.ndim == 1:  # Gadget-4 writes a one-column block as (N,)
+        values = values.reshape(n, 1)
     if field.integer:
         if not np.issubdtype(values.dtype, np.integer):
             problems.add(f"{where} holds {values.dtype}, not integers")
@@ -406,9 +466,11 @@ def _read(
     h = first.cosmology["HubbleParam"] or cosmo.h
     fields = GROUP_FIELDS if section == "Group" else SUBHALO_FIELDS
     count = "n_groups" if section == "Group" else "n_subhalos"
-    columns, datasets, conversions = _read_section(headers, section, fields, count, a=a, h=h, problems=problems)
+    columns, datasets, conversions, n_types = _read_section(
+        headers, section, fields, count, a=a, h=h, problems=problems
+    )
     if section == "Subhalo":
-        group_columns, _, _ = _read_section(
+        group_columns, _, _, _ = _read_section(
             headers,
             "Group",
             GROUP_FIELDS,
@@ -432,7 +494,7 @@ def _read(
             "need positive masses",
             context=_CONTEXT,
         )
-    return _Raw(columns, datasets, conversions, headers, files, box, provenance)
+    return _Raw(columns, datasets, conversions, headers, files, box, provenance, n_types)
 
 
 def _locate(headers: list[_Header], count: str, row: int) -> tuple[Path, int]:
@@ -454,11 +516,46 @@ def _meta(raw: _Raw, source: str) -> dict[str, str | int | float | bool]:
         "units_from": first.units.source,
         **raw.provenance,
     }
+    if raw.n_types is not None:
+        meta["n_types"] = raw.n_types
     for column in ("pos", "vel", "mass"):
         if column in raw.conversions:
             target = {"pos": COMOVING_MPC_H, "vel": KM_S, "mass": MSUN_H}[column]
             meta[f"{column}_conversion"] = f"{raw.datasets[column]}: " + describe(raw.conversions[column], target)
     return meta
+
+
+_DERIVED_FROM = {"spin": "Subhalo/SubhaloSpin", "host_m200c": "Group/Group_M_Crit200"}
+"""The dataset each derived floating-point column is computed from (for messages)."""
+
+
+def _check_castable(columns: Mapping[str, np.ndarray], raw: _Raw, count: str, dtype: torch.dtype) -> None:
+    """An ArtifactError naming the file, dataset and row when a floating-point column is not finite once cast to
+    ``dtype`` (a float32 holds at most 3.4e38: a mass of 1e30 in units of 1e10 Msun/h overflows it)."""
+    problems = ProblemCollector()
+    for name, values in columns.items():
+        if not np.issubdtype(values.dtype, np.floating):
+            continue
+        if not values.size:
+            continue
+        bad_rows = (~torch.isfinite(torch.from_numpy(np.ascontiguousarray(values)).to(dtype))).numpy()
+        if bad_rows.ndim > 1:
+            bad_rows = bad_rows.reshape(bad_rows.shape[0], -1).any(axis=1)
+        if not bad_rows.any():
+            continue
+        row = int(np.argmax(bad_rows))
+        if name in raw.datasets:
+            path, local = _locate(raw.headers, count, row)
+            problems.add(
+                f"{path}: dataset {raw.datasets[name]} has {int(bad_rows.sum())} row(s) that are not finite as {dtype} "
+                f"(column {name!r}, the first in row {local}): the values overflow it once converted"
+            )
+        else:
+            problems.add(
+                f"{raw.headers[0].path}: column {name!r} (from {_DERIVED_FROM.get(name, 'the catalog')}) has "
+                f"{int(bad_rows.sum())} row(s) that are not finite as {dtype}, the first in row {row} of the catalog"
+            )
+    problems.raise_if_any(ArtifactError, context=_CONTEXT)
 
 
 def _tensors(
@@ -525,6 +622,12 @@ def _galaxy_columns(
     column = SUBHALO_FIELDS[mstar_field].column
     if column not in raw.columns:
         return {}, {"galaxy_columns": f"none: the catalog has no Subhalo/{mstar_field}"}
+    n_types = raw.columns[column].shape[1]
+    if n_types <= STELLAR_TYPE:
+        return {}, {
+            "galaxy_columns": f"none: Subhalo/{mstar_field} has {n_types} particle type(s) (NTYPES = {n_types}), so "
+            f"no stellar type {STELLAR_TYPE}: no stars, as in a gravity-only catalog"
+        }
     mstar = raw.columns[column][:, STELLAR_TYPE]
     stars = mstar > 0
     if not stars.any():
@@ -550,7 +653,7 @@ def _galaxy_columns(
         valid = stars & (np.abs(g) < 100) & (np.abs(i) < 100)
         out["color_gi"] = np.where(valid, g - i, NO_STARS_COLOR_GI)
         meta["n_color_missing"] = int((stars & ~valid).sum())
-    if "r_half_type" in raw.columns:
+    if "r_half_type" in raw.columns and raw.columns["r_half_type"].shape[1] > STELLAR_TYPE:
         radius = raw.columns["r_half_type"][:, STELLAR_TYPE]
         good = stars & (radius > 0)
         log_radius = np.where(good, np.log10(np.where(good, radius, 1.0)), LOG_RADIUS_FLOOR)
@@ -629,10 +732,11 @@ def read_group_catalog(
         columns.update(galaxy)
         meta.update(extra)
         meta.update(galaxy_meta)
-        if galaxy and no_stars == "drop":
-            keep = galaxy["has_stars"]
-            meta["n_dropped_without_stars"] = int((~keep).sum())
-            columns = {name: values[keep] for name, values in columns.items()}
+    _check_castable(columns, raw, "n_groups" if kind == "groups" else "n_subhalos", dtype)
+    if kind == "subhalos" and "has_stars" in columns and no_stars == "drop":
+        keep = columns["has_stars"]
+        meta["n_dropped_without_stars"] = int((~keep).sum())
+        columns = {name: values[keep] for name, values in columns.items()}
     units = {name: unit for name, unit in COLUMN_UNITS.items() if name in columns}
     return HaloCatalog(columns=_tensors(columns, dtype, device), units=units, box=raw.box, meta=meta)
 
@@ -705,6 +809,7 @@ def read_tng_galaxies(
     selected["subhalo_mass"] = columns["mass"]
     selected.update({name: values for name, values in galaxy.items() if name != "has_stars"})
     meta["n_galaxies"] = int(keep.sum())
+    _check_castable(selected, raw, "n_subhalos", dtype)
     units = {name: unit for name, unit in COLUMN_UNITS.items() if name in selected}
     return GalaxyCatalog(
         columns=_tensors({name: values[keep] for name, values in selected.items()}, dtype, device),

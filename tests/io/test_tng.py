@@ -459,6 +459,38 @@ BAD_CATALOGS = {
         lambda f: f.__delitem__("Group"),
         r"the header counts 3 Group rows, but the file has no Group",
     ),
+    "a *Type array whose width differs between chunks": (
+        0,
+        _replace("Group/GroupMassType", np.ones((2, 2))),
+        r"Group/GroupMassType has 2 particle types \(columns\) in .*fof_subhalo_tab_033\.0\.hdf5 but 6 in",
+    ),
+    "a *Type array with more than 6 types": (
+        2,
+        _replace("Group/GroupMassType", np.ones((3, 7))),
+        r"GroupMassType has shape \(3, 7\), but a per-type array has shape \(3, NTYPES\) with 1 <= NTYPES <= 6",
+    ),
+    "h_scaling that contradicts the field (positions)": (
+        0,
+        lambda f: f["Group/GroupPos"].attrs.update({"a_scaling": 1.0, "h_scaling": 5.0, "to_cgs": KPC}),
+        r"dataset Group/GroupPos has attribute h_scaling = 5, but comoving positions need h_scaling = -1",
+    ),
+    "h_scaling that contradicts the field (masses)": (
+        0,
+        lambda f: f["Group/GroupMass"].attrs.update({"a_scaling": 0.0, "h_scaling": 0.0, "to_cgs": 1.989e43}),
+        r"dataset Group/GroupMass has attribute h_scaling = 0, but masses need h_scaling = -1",
+    ),
+    "a_scaling that no convention has": (
+        2,
+        lambda f: f["Group/GroupVel"].attrs.update({"a_scaling": 2.0, "h_scaling": 0.0, "to_cgs": 1e5}),
+        r"dataset Group/GroupVel has attribute a_scaling = 2, but group velocities .* need a_scaling in "
+        r"\{-1, 0, 0\.5\}",
+    ),
+    "masses that overflow float32 once converted": (
+        2,
+        _replace("Group/GroupMass", np.array([1.0, 1e30, 2.0])),
+        r"dataset Group/GroupMass has 1 row\(s\) that are not finite as torch.float32 \(column 'mass', the first "
+        r"in row 1\)",
+    ),
     "to_cgs contradicts the code units": (
         0,
         lambda f: (
@@ -481,6 +513,35 @@ def test_bad_catalogs_give_an_artifact_error_naming_file_and_problem(case: str, 
     with pytest.raises(ArtifactError, match=problem) as err:
         read_group_catalog(files[0])
     assert str(files[index]) in str(err.value)
+
+
+def test_a_comoving_radius_attribute_is_refused_on_an_a_scaling_of_0(tmp_path: Path, truth: Truth) -> None:
+    """Radii are comoving (a_scaling 1): a dataset that claims physical radii is refused, not silently applied."""
+    files = write_catalog(tmp_path, truth)
+    attrs = {"a_scaling": 0.0, "h_scaling": -1.0, "length_scaling": 1.0, "to_cgs": KPC}
+    _edit(files, 0, lambda f: f["Group/Group_R_Crit200"].attrs.update(attrs))
+    problem = r"Group_R_Crit200 has attribute a_scaling = 0, but comoving radii need a_scaling in \{1\}"
+    with pytest.raises(ArtifactError, match=names_file_and(problem, files[0])):
+        read_group_catalog(files)
+
+
+def test_velocities_may_be_stored_in_any_physical_convention(tmp_path: Path, truth: Truth) -> None:
+    """SubhaloVel with a_scaling 0.5 (u = v_pec / sqrt(a), like snapshot velocities) is converted by the attribute."""
+    files = write_catalog(tmp_path, truth, attrs=True)
+    for file in files:
+        with h5py.File(file, "a") as f:
+            if "SubhaloVel" in f["Subhalo"]:
+                f["Subhalo/SubhaloVel"].attrs["a_scaling"] = 0.5
+    subs = read_group_catalog(files, kind="subhalos", dtype=torch.float64)
+    np.testing.assert_allclose(col(subs, "vel"), truth.subhalo["SubhaloVel"] * math.sqrt(A), rtol=1e-12)
+
+
+def test_derived_columns_that_overflow_name_their_source(tmp_path: Path, truth: Truth) -> None:
+    truth.subhalo["SubhaloSpin"][3] = [3e38, 3e38, 0.0]  # each finite in float32, |j| is not
+    files = write_catalog(tmp_path, truth)
+    with pytest.raises(ArtifactError, match=r"column 'spin' \(from Subhalo/SubhaloSpin\) has 1 row\(s\)"):
+        read_group_catalog(files, kind="subhalos")
+    assert bool(torch.isfinite(read_group_catalog(files, kind="subhalos", dtype=torch.float64)["spin"]).all())
 
 
 def test_a_host_outside_the_groups(tmp_path: Path, truth: Truth) -> None:
