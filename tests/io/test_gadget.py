@@ -1,5 +1,8 @@
 """Gadget-4 / AREPO / TNG HDF5 snapshots: small files written here in those layouts, read back and checked
-against hand-computed unit conversions; every bad input gives an ArtifactError naming the file and problem."""
+against hand-computed unit conversions; every bad input gives an ArtifactError naming the file and problem.
+
+The fixtures are physically consistent: unless a test says otherwise, the particles of a box weigh
+Ω_m ρ_crit L³ (``consistent_mass_table``), as a real gravity-only run's do, so the total-mass check passes."""
 
 from __future__ import annotations
 
@@ -17,12 +20,23 @@ import torch
 
 from cosmoseg.data import Cosmology, Particles
 from cosmoseg.errors import ArtifactError
-from cosmoseg.io import lagrangian_grid_ids, read_gadget_snapshot
+from cosmoseg.io import IDS_TO_GRID_MODES, lagrangian_grid_ids, read_gadget_snapshot
 from cosmoseg.plugins import build_registry
 
 KPC = 3.085678e21
 MPC = 3.085678e24
 MSUN = 1.989e33
+RHO_CRIT = 2.77536627e11
+"""(Msun/h) / (Mpc/h)^3."""
+
+
+def consistent_mass_table(
+    box: float, n_total: int, *, omega_m: float = 0.3, length_cm: float = KPC, mass_g: float = 1e10 * MSUN
+) -> float:
+    """The MassTable entry (code mass units) of ``n_total`` equal particles that hold Ω_m ρ_crit L³ of a periodic
+    box of side ``box`` (code length units), as the particles of a gravity-only run do."""
+    length = box * length_cm / MPC  # Mpc/h
+    return omega_m * RHO_CRIT * length**3 / n_total * MSUN / mass_g
 
 
 def lattice(n: int, box: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -44,7 +58,7 @@ def write_snapshot(
     box: float = 50_000.0,
     redshift: float | None = 1.0,
     time: float | None = 0.5,
-    mass_table: float = 0.8,
+    mass_table: float | None = None,
     masses: np.ndarray | None = None,
     n_total: int | None = None,
     num_files: int = 1,
@@ -56,8 +70,21 @@ def write_snapshot(
     part_type: int = 1,
     header_extra: dict[str, Any] | None = None,
 ) -> Path:
-    """A snapshot file (or chunk) holding ``len(pos)`` particles of type ``part_type``."""
+    """A snapshot file (or chunk) holding ``len(pos)`` particles of type ``part_type``.
+
+    mass_table: MassTable[part_type] in code units; None: ``consistent_mass_table`` of the box, the total particle
+        count, the file's Omega0 (0.3 without one) and the code units in ``units`` (Gadget's defaults without).
+    """
     n = len(pos)
+    if mass_table is None:
+        cosmo_values = {"Omega0": 0.3} if cosmology is None else cosmology
+        mass_table = consistent_mass_table(
+            box,
+            max(n if n_total is None else n_total, 1),
+            omega_m=cosmo_values.get("Omega0", 0.3),
+            length_cm=(units or {}).get("UnitLength_in_cm", KPC),
+            mass_g=(units or {}).get("UnitMass_in_g", 1e10 * MSUN),
+        )
     with h5py.File(path, "w") as f:
         header = f.create_group("Header")
         counts = np.zeros(6, dtype=np.uint32)
@@ -122,6 +149,34 @@ def write_chunks(
     ]
 
 
+def add_type(
+    path: Path,
+    part_type: int,
+    n: int,
+    rng: np.random.Generator,
+    *,
+    mass_table: float = 0.0,
+    masses: np.ndarray | None = None,
+    first_id: int = 10_000,
+) -> None:
+    """Add ``n`` particles of another type to a one-file snapshot (counts, MassTable, a PartTypeK group)."""
+    with h5py.File(path, "a") as f:
+        header = f["Header"]
+        for name in ("NumPart_ThisFile", "NumPart_Total"):
+            counts = header.attrs[name].copy()
+            counts[part_type] = n
+            header.attrs[name] = counts
+        table = header.attrs["MassTable"].copy()
+        table[part_type] = mass_table
+        header.attrs["MassTable"] = table
+        group = f.create_group(f"PartType{part_type}")
+        group["Coordinates"] = rng.uniform(0.0, float(header.attrs["BoxSize"]), (n, 3))
+        group["Velocities"] = rng.normal(0.0, 100.0, (n, 3))
+        group["ParticleIDs"] = np.arange(first_id, first_id + n, dtype=np.uint64)
+        if masses is not None:
+            group["Masses"] = masses
+
+
 def names_file_and(problem: str, path: Path) -> str:
     """A regex that an error message must match: it names the file and the problem."""
     return rf"(?s){re.escape(str(path))}.*{problem}"
@@ -137,7 +192,7 @@ def rng() -> np.random.Generator:
 
 def test_a_gadget_snapshot_with_default_units_reads_back_in_cosmoseg_units(tmp_path: Path, rng) -> None:
     pos, vel, ids = lattice(4, 50_000.0, rng)
-    path = write_snapshot(tmp_path / "snap_005.hdf5", pos, vel, ids, redshift=1.0, time=0.5, mass_table=0.8)
+    path = write_snapshot(tmp_path / "snap_005.hdf5", pos, vel, ids, redshift=1.0, time=0.5)
     particles = read_gadget_snapshot(path, dtype=torch.float64)
     assert isinstance(particles, Particles) and len(particles) == 64
     assert particles.box.length == pytest.approx(50.0)  # 50 000 kpc/h
@@ -146,7 +201,8 @@ def test_a_gadget_snapshot_with_default_units_reads_back_in_cosmoseg_units(tmp_p
     assert particles.n_grid == 4
     np.testing.assert_allclose(particles.pos.numpy(), pos / 1000.0, rtol=1e-12)
     np.testing.assert_allclose(particles.vel.numpy(), vel * math.sqrt(0.5), rtol=1e-12)  # v_pec = u sqrt(a)
-    assert particles.mass == pytest.approx(0.8e10)  # 1e10 Msun/h units
+    assert particles.mass == pytest.approx(0.3 * RHO_CRIT * 50.0**3 / 64)  # Ω_m ρ_crit L³ / N, Msun/h
+    assert particles.meta["mass_check"].startswith("N·m = ") and "Ω_m ρ_crit L³" in particles.meta["mass_check"]
     cosmo = particles.box.cosmology
     assert (cosmo.omega_m, cosmo.h, cosmo.omega_b) == (0.3, 0.7, 0.0486)
     assert cosmo.sigma_8 == Cosmology().sigma_8 and cosmo.n_s == Cosmology().n_s
@@ -175,7 +231,6 @@ def test_gadget4_parameters_group_with_units_in_mpc(tmp_path: Path, rng) -> None
         box=200.0,
         redshift=0.0,
         time=1.0,
-        mass_table=2.5,
         cosmology_in="Parameters",
         cosmology={"Omega0": 0.31, "OmegaLambda": 0.69, "OmegaBaryon": 0.049, "HubbleParam": 0.68},
         units={"UnitLength_in_cm": MPC, "UnitMass_in_g": 1.989e43, "UnitVelocity_in_cm_per_s": 1e5},
@@ -189,7 +244,7 @@ def test_gadget4_parameters_group_with_units_in_mpc(tmp_path: Path, rng) -> None
     assert particles.box.length == pytest.approx(200.0)
     np.testing.assert_allclose(particles.pos.numpy(), np.mod(pos, 200.0), rtol=1e-12)
     np.testing.assert_allclose(particles.vel.numpy(), vel, rtol=1e-12)  # a = 1
-    assert particles.mass == pytest.approx(2.5e10)
+    assert particles.mass == pytest.approx(0.31 * RHO_CRIT * 200.0**3 / 27)
     assert particles.ids.tolist() == (ids.astype(np.int64) - 1).tolist() and particles.n_grid == 3  # zero-based
     cosmo = particles.box.cosmology
     assert (cosmo.omega_m, cosmo.omega_b, cosmo.h) == (0.31, 0.049, 0.68)
@@ -210,11 +265,10 @@ def test_arepo_dataset_unit_attributes_rule(tmp_path: Path, rng) -> None:
         tmp_path / "snap_033.hdf5",
         pos,
         vel,
-        ids + 1000,
+        ids * 2 + 1000,
         box=75_000.0,
         redshift=1 / a - 1,
         time=a,
-        mass_table=0.0047,
         units={"UnitLength_in_cm": KPC, "UnitMass_in_g": 1.989e43, "UnitVelocity_in_cm_per_s": 1e5},
         dataset_attrs=attrs,
         cosmology={"Omega0": 0.3089, "OmegaLambda": 0.6911, "OmegaBaryon": 0.0486, "HubbleParam": 0.6774},
@@ -223,18 +277,26 @@ def test_arepo_dataset_unit_attributes_rule(tmp_path: Path, rng) -> None:
     np.testing.assert_allclose(particles.pos.numpy(), pos / 1000.0, rtol=1e-12)
     np.testing.assert_allclose(particles.vel.numpy(), vel * 0.5, rtol=1e-12)  # sqrt(0.25)
     assert particles.box.length == pytest.approx(75.0) and particles.box.redshift == pytest.approx(3.0)
-    assert particles.mass == pytest.approx(4.7e7)
-    # ids 1001..1027 are not a grid's: kept, n_grid = 0
-    assert particles.n_grid == 0 and particles.ids.tolist() == (ids.astype(np.int64) + 1000).tolist()
+    assert particles.mass == pytest.approx(0.3089 * RHO_CRIT * 75.0**3 / 27)
+    # ids 1002, 1004, ..., 1054 are not a grid's (not consecutive): kept, n_grid = 0
+    assert particles.n_grid == 0 and particles.ids.tolist() == (ids.astype(np.int64) * 2 + 1000).tolist()
     assert "not a grid's" in particles.meta["ids"]
     assert "a_scaling=1" in particles.meta["positions"]
+
+
+def test_velocities_that_say_they_are_peculiar_are_not_scaled(tmp_path: Path, rng) -> None:
+    pos, vel, ids = lattice(2, 50_000.0, rng)
+    attrs = {"Velocities": {"a_scaling": 0.0, "h_scaling": 0.0, "velocity_scaling": 1.0, "to_cgs": 1e5}}
+    path = write_snapshot(tmp_path / "s.hdf5", pos, vel, ids, dataset_attrs=attrs)
+    np.testing.assert_allclose(read_gadget_snapshot(path, dtype=torch.float64).vel.numpy(), vel, rtol=1e-12)
 
 
 def test_dataset_attributes_alone_set_the_length_unit(tmp_path: Path, rng) -> None:
     """No Header units, but Coordinates say Mpc: positions and BoxSize are read in Mpc/h."""
     pos, vel, ids = lattice(3, 100.0, rng)
     attrs = {"Coordinates": {"a_scaling": 1.0, "h_scaling": -1.0, "to_cgs": MPC}}
-    path = write_snapshot(tmp_path / "s.hdf5", pos, vel, ids, box=100.0, dataset_attrs=attrs)
+    mass_table = consistent_mass_table(100.0, 27, length_cm=MPC)
+    path = write_snapshot(tmp_path / "s.hdf5", pos, vel, ids, box=100.0, dataset_attrs=attrs, mass_table=mass_table)
     particles = read_gadget_snapshot(path, dtype=torch.float64)
     assert particles.box.length == pytest.approx(100.0)
     np.testing.assert_allclose(particles.pos.numpy(), pos, rtol=1e-12)
@@ -242,7 +304,8 @@ def test_dataset_attributes_alone_set_the_length_unit(tmp_path: Path, rng) -> No
 
 def test_code_units_argument_for_files_without_unit_attributes(tmp_path: Path, rng) -> None:
     pos, vel, ids = lattice(3, 100.0, rng)
-    path = write_snapshot(tmp_path / "s.hdf5", pos, vel, ids, box=100.0)
+    mass_table = consistent_mass_table(100.0, 27, length_cm=MPC)
+    path = write_snapshot(tmp_path / "s.hdf5", pos, vel, ids, box=100.0, mass_table=mass_table)
     particles = read_gadget_snapshot(path, code_units={"UnitLength_in_cm": MPC}, dtype=torch.float64)
     assert particles.box.length == pytest.approx(100.0)
     assert particles.meta["units_from"] == "code_units argument + Gadget defaults"
@@ -261,9 +324,9 @@ def test_redshift_from_time_alone(tmp_path: Path, rng) -> None:
 
 def test_equal_per_particle_masses_when_the_mass_table_is_zero(tmp_path: Path, rng) -> None:
     pos, vel, ids = lattice(2, 50_000.0, rng)
-    masses = np.full(8, 0.25, dtype=np.float32)
+    masses = np.full(8, consistent_mass_table(50_000.0, 8), dtype=np.float32)
     path = write_snapshot(tmp_path / "s.hdf5", pos, vel, ids, mass_table=0.0, masses=masses)
-    assert read_gadget_snapshot(path).mass == pytest.approx(0.25e10, rel=1e-6)
+    assert read_gadget_snapshot(path).mass == pytest.approx(0.3 * RHO_CRIT * 50.0**3 / 8, rel=1e-6)
 
 
 def test_velocities_can_be_skipped(tmp_path: Path, rng) -> None:
@@ -384,6 +447,41 @@ def test_grid_id_mapping_modes() -> None:
         lagrangian_grid_ids(zero, "two-based")
 
 
+def test_grid_ids_numbered_from_any_first_id() -> None:
+    """A gas + DM run numbers its dark matter after the gas: ids N+1..2N are the lattice offset by N + 1."""
+    zero = np.random.default_rng(1).permutation(27).astype(np.int64)
+    mapped, n_grid, note = lagrangian_grid_ids(zero + 28, "auto")
+    assert n_grid == 3 and mapped.tolist() == zero.tolist()
+    assert note == "grid ids of a 3^3 lattice offset by 28 (ids after 27 ids of another type, as in a gas + DM run)"
+    mapped, n_grid, _ = lagrangian_grid_ids(zero + 28, "offset", id_offset=28)
+    assert n_grid == 3 and mapped.tolist() == zero.tolist()
+    assert lagrangian_grid_ids(zero + 1, "offset", id_offset=1)[2] == lagrangian_grid_ids(zero + 1, "one-based")[2]
+    assert "offset" in IDS_TO_GRID_MODES
+    _, n_grid, note = lagrangian_grid_ids(zero * 2 + 28, "auto")
+    assert n_grid == 0 and "not 27 consecutive ids" in note
+    with pytest.raises(ValueError, match=r"ids_to_grid='offset' does not fit: the ids span \[28, 54\], not \[1, 27\]"):
+        lagrangian_grid_ids(zero + 28, "offset", id_offset=1)
+    with pytest.raises(ValueError, match=r"ids_to_grid='offset' needs id_offset"):
+        lagrangian_grid_ids(zero + 28, "offset")
+    with pytest.raises(ValueError, match=r"needs id_offset.*got -1"):
+        lagrangian_grid_ids(zero + 28, "offset", id_offset=-1)
+    with pytest.raises(ValueError, match=r"id_offset is only used with ids_to_grid='offset'"):
+        lagrangian_grid_ids(zero + 28, "auto", id_offset=28)
+
+
+def test_the_reader_maps_ids_numbered_after_another_type(tmp_path: Path, rng) -> None:
+    pos, vel, ids = lattice(3, 50_000.0, rng)
+    path = write_snapshot(tmp_path / "s.hdf5", pos, vel, ids + 27)  # ids 28..54
+    particles = read_gadget_snapshot(path)
+    assert particles.n_grid == 3 and particles.ids.tolist() == (ids.astype(np.int64) - 1).tolist()
+    assert "offset by 28" in particles.meta["ids"]
+    assert read_gadget_snapshot(path, ids_to_grid="offset", id_offset=28).n_grid == 3
+    with pytest.raises(ValueError, match="needs id_offset"):
+        read_gadget_snapshot(path, ids_to_grid="offset")
+    with pytest.raises(ValueError, match="only used with"):
+        read_gadget_snapshot(path, id_offset=28)
+
+
 def test_grid_ids_match_the_particles_lagrangian_cells(tmp_path: Path, rng) -> None:
     """N-GenIC ids (i n + j) n + k + 1 become cosmoseg ids of the cell the particle started in."""
     n, box = 4, 50_000.0
@@ -421,11 +519,30 @@ def test_the_cosmology_argument_fills_what_the_file_lacks(tmp_path: Path, rng) -
 
 def test_omega_m_may_come_from_the_argument_when_the_file_lacks_it(tmp_path: Path, rng) -> None:
     pos, vel, ids = lattice(2, 50_000.0, rng)
-    path = write_snapshot(tmp_path / "s.hdf5", pos, vel, ids, cosmology={})
+    path = write_snapshot(
+        tmp_path / "s.hdf5", pos, vel, ids, cosmology={}, mass_table=consistent_mass_table(50_000.0, 8, omega_m=0.28)
+    )
     with pytest.raises(ArtifactError, match=names_file_and("the file gives no Omega0; pass cosmology=", path)):
         read_gadget_snapshot(path)
     particles = read_gadget_snapshot(path, cosmology=Cosmology(omega_m=0.28, h=0.72))
     assert particles.box.cosmology.omega_m == 0.28 and particles.meta["cosmology_from_file"] == ""
+
+
+def test_sigma8_and_primordial_index_in_parameters_are_read(tmp_path: Path, rng) -> None:
+    """A Gadget-4 run that made its own ICs stores Sigma8 and PrimordialIndex in Parameters."""
+    pos, vel, ids = lattice(2, 50_000.0, rng)
+    cosmology = {"Omega0": 0.3, "OmegaLambda": 0.7, "HubbleParam": 0.7, "Sigma8": 0.83, "PrimordialIndex": 0.96}
+    path = write_snapshot(tmp_path / "s.hdf5", pos, vel, ids, cosmology=cosmology, cosmology_in="Parameters")
+    particles = read_gadget_snapshot(path)
+    assert (particles.box.cosmology.sigma_8, particles.box.cosmology.n_s) == (0.83, 0.96)
+    assert particles.meta["cosmology_from_file"] == "omega_m,h,n_s,sigma_8"
+    assert particles.meta["cosmology_defaults"] == "omega_b=0.0486 (TNG, Planck 2015); w0=-1, wa=0 (Planck 2018)"
+    given = Cosmology(omega_m=0.3, h=0.7, sigma_8=0.83, n_s=0.96, omega_b=0.04)
+    assert read_gadget_snapshot(path, cosmology=given).box.cosmology == given
+    problem = r"Sigma8 = 0.83 in the file, but the cosmology argument has sigma_8 = 0.8102"
+    with pytest.raises(ArtifactError, match=names_file_and(problem, path)):
+        read_gadget_snapshot(path, cosmology=Cosmology(omega_m=0.3, h=0.7, n_s=0.96))
+    assert read_gadget_snapshot(path, cosmology=given.clone(sigma_8=0.8305)).box.cosmology.sigma_8 == 0.83  # 0.06%
 
 
 def test_a_non_flat_cosmology_is_rejected(tmp_path: Path, rng) -> None:
@@ -435,6 +552,81 @@ def test_a_non_flat_cosmology_is_rejected(tmp_path: Path, rng) -> None:
     )
     with pytest.raises(ArtifactError, match=names_file_and("Omega0 \\+ OmegaLambda = 0.9, not 1", path)):
         read_gadget_snapshot(path)
+
+
+# ---- the total mass ---------------------------------------------------------------------------------------
+
+
+def test_a_wrong_code_mass_unit_is_an_error_naming_both_masses(tmp_path: Path, rng) -> None:
+    """Masses in 1e10 Msun/h, but the header says UnitMass_in_g = 1 Msun: N·m is 1e-10 of what the box holds."""
+    pos, vel, ids = lattice(2, 50_000.0, rng)
+    units = {"UnitLength_in_cm": KPC, "UnitMass_in_g": MSUN, "UnitVelocity_in_cm_per_s": 1e5}
+    path = write_snapshot(
+        tmp_path / "s.hdf5", pos, vel, ids, units=units, mass_table=consistent_mass_table(50_000.0, 8)
+    )
+    expected = 0.3 * RHO_CRIT * 50.0**3
+    held = re.escape(f"{expected:.6g}")
+    problem = (
+        rf"PartType1 holds N = 8 particles of 130095 Msun/h, N·m = 1.04076e\+06 Msun/h, but a full periodic "
+        rf"box of 50 Mpc/h holds {held} Msun/h of dark matter, Ω_m ρ_crit L³ with Ω_m = 0.3 .*: ratio 1e-10, "
+        r"beyond the tolerance of 3%; the likely cause is the code mass unit \(UnitMass_in_g = 1.989e\+33 g, Header\) "
+        r"or h \(a power of ten points to UnitMass_in_g\); pass check_mass=False for a zoom run or a sub-volume"
+    )
+    with pytest.raises(ArtifactError, match=names_file_and(problem, path)):
+        read_gadget_snapshot(path)
+    particles = read_gadget_snapshot(path, check_mass=False)
+    assert particles.mass == pytest.approx(expected * 1e-10 / 8) and "check_mass=False" in particles.meta["mass_check"]
+
+
+def test_masses_in_msun_instead_of_msun_per_h_point_to_h(tmp_path: Path, rng) -> None:
+    pos, vel, ids = lattice(2, 50_000.0, rng)
+    in_msun = consistent_mass_table(50_000.0, 8) / 0.7  # M / (Msun/h) = M / Msun · h: the file forgot the h
+    path = write_snapshot(tmp_path / "s.hdf5", pos, vel, ids, mass_table=in_msun)
+    with pytest.raises(ArtifactError, match=r"ratio 1.429, .*a ratio of 1/h = 1.429 points to masses in Msun"):
+        read_gadget_snapshot(path)
+
+
+def test_the_dark_matter_of_a_run_with_gas_holds_omega_m_minus_omega_b(tmp_path: Path, rng) -> None:
+    pos, vel, ids = lattice(2, 50_000.0, rng)
+    omega_b = 0.05
+    cosmology = {"Omega0": 0.3, "OmegaLambda": 0.7, "HubbleParam": 0.7, "OmegaBaryon": omega_b}
+    dm = consistent_mass_table(50_000.0, 8, omega_m=0.3 - omega_b)
+    path = write_snapshot(tmp_path / "s.hdf5", pos, vel, ids, cosmology=cosmology, mass_table=dm)
+    add_type(path, 0, 8, rng, masses=np.full(8, consistent_mass_table(50_000.0, 8, omega_m=omega_b)))
+    particles = read_gadget_snapshot(path)
+    assert "(Ω_m - Ω_b) ρ_crit L³ with Ω_m = 0.3, Ω_b = 0.05 (the file's OmegaBaryon" in particles.meta["mass_check"]
+    # the same dark matter mass in a gravity-only file is 17% short of Ω_m ρ_crit L³
+    gravity_only = write_snapshot(tmp_path / "g.hdf5", pos, vel, ids, cosmology=cosmology, mass_table=dm)
+    with pytest.raises(ArtifactError, match=r"Ω_m ρ_crit L³ with Ω_m = 0.3 \(no other particle type has mass"):
+        read_gadget_snapshot(gravity_only)
+
+
+def test_an_unknown_omega_b_accepts_the_range_between_the_two(tmp_path: Path, rng) -> None:
+    """Gas and stars, but neither OmegaBaryon in the file nor a cosmology argument."""
+    pos, vel, ids = lattice(2, 50_000.0, rng)
+    for name, omega_dm, fits in (("a", 0.3, True), ("b", 0.25, True), ("c", 0.2, False)):
+        path = write_snapshot(
+            tmp_path / f"{name}.hdf5", pos, vel, ids, mass_table=consistent_mass_table(50_000.0, 8, omega_m=omega_dm)
+        )
+        add_type(path, 4, 3, rng, masses=np.full(3, 1e-3))
+        if fits:
+            assert "between (1 - 0.2) Ω_m and Ω_m" in read_gadget_snapshot(path).meta["mass_check"]
+        else:
+            with pytest.raises(ArtifactError, match=r"between \(1 - 0.2\) Ω_m and Ω_m .*PartType4 hold the baryons"):
+                read_gadget_snapshot(path)
+    with_argument = read_gadget_snapshot(tmp_path / "b.hdf5", cosmology=Cosmology(omega_m=0.3, h=0.7, omega_b=0.05))
+    assert "Ω_b = 0.05 (the cosmology argument" in with_argument.meta["mass_check"]
+
+
+def test_types_without_mass_do_not_count_and_low_resolution_types_skip_the_check(tmp_path: Path, rng) -> None:
+    pos, vel, ids = lattice(2, 50_000.0, rng)
+    tracers = write_snapshot(tmp_path / "tracers.hdf5", pos, vel, ids)
+    add_type(tracers, 3, 20, rng)  # TNG's tracer particles: MassTable 0 and no Masses
+    assert read_gadget_snapshot(tracers).meta["mass_check"].startswith("N·m = ")
+    zoom = write_snapshot(tmp_path / "zoom.hdf5", pos, vel, ids, mass_table=1.0)  # high-resolution region only
+    add_type(zoom, 2, 5, rng, mass_table=64.0)
+    note = read_gadget_snapshot(zoom).meta["mass_check"]
+    assert note.startswith("not checked: PartType2 (5 particles) also hold mass (a zoom run's low-resolution")
 
 
 # ---- bad inputs: one ArtifactError naming the file, the dataset and what is wrong ----------------------------
@@ -564,6 +756,51 @@ def _not_hdf5(path: Path, rng) -> None:
     path.write_text("not hdf5")
 
 
+def _coordinates_h_scaling(path: Path, rng) -> None:
+    pos, vel, ids = lattice(2, 50_000.0, rng)
+    attrs = {"Coordinates": {"a_scaling": 1.0, "h_scaling": 5.0, "length_scaling": 1.0, "to_cgs": KPC}}
+    write_snapshot(path, pos, vel, ids, dataset_attrs=attrs)
+
+
+def _masses_h_scaling(path: Path, rng) -> None:
+    pos, vel, ids = lattice(2, 50_000.0, rng)
+    masses = np.full(8, consistent_mass_table(50_000.0, 8))
+    attrs = {"Masses": {"a_scaling": 0.0, "h_scaling": 0.0, "mass_scaling": 1.0, "to_cgs": 1e10 * MSUN}}
+    write_snapshot(path, pos, vel, ids, mass_table=0.0, masses=masses, dataset_attrs=attrs)
+
+
+def _velocities_a_scaling(path: Path, rng) -> None:
+    pos, vel, ids = lattice(2, 50_000.0, rng)
+    attrs = {"Velocities": {"a_scaling": 1.0, "h_scaling": 0.0, "velocity_scaling": 1.0, "to_cgs": 1e5}}
+    write_snapshot(path, pos, vel, ids, dataset_attrs=attrs)
+
+
+def _nan_coordinates(path: Path, rng) -> None:
+    pos, vel, ids = lattice(2, 50_000.0, rng)
+    pos[3, 1] = np.nan
+    write_snapshot(path, pos, vel, ids)
+
+
+def _inf_velocities(path: Path, rng) -> None:
+    pos, vel, ids = lattice(2, 50_000.0, rng)
+    vel[5, 0] = np.inf
+    vel[6, 2] = -np.inf
+    write_snapshot(path, pos, vel, ids)
+
+
+def _nan_masses(path: Path, rng) -> None:
+    pos, vel, ids = lattice(2, 50_000.0, rng)
+    masses = np.full(8, consistent_mass_table(50_000.0, 8))
+    masses[2] = np.nan
+    write_snapshot(path, pos, vel, ids, mass_table=0.0, masses=masses)
+
+
+def _velocities_overflow(path: Path, rng) -> None:
+    pos, vel, ids = lattice(2, 50_000.0, rng)
+    vel[1, 1] = 1e39  # finite in the file (float64), not in float32
+    write_snapshot(path, pos, vel, ids)
+
+
 BAD_SNAPSHOTS = {
     "box size <= 0": (_bad_box, r"Header/BoxSize must be positive, got 0"),
     "Coordinates missing": (_no_coordinates, r"dataset PartType1/Coordinates is missing"),
@@ -587,6 +824,32 @@ BAD_SNAPSHOTS = {
     "not a cosmological run": (_not_comoving, r"ComovingIntegrationOn = 0: not a cosmological run"),
     "float ids": (_float_ids, r"ParticleIDs holds float64, not integers"),
     "not an HDF5 file": (_not_hdf5, r"not a readable HDF5 file"),
+    "h_scaling that contradicts positions": (
+        _coordinates_h_scaling,
+        r"dataset PartType1/Coordinates has attribute h_scaling = 5, but comoving positions need h_scaling = -1",
+    ),
+    "h_scaling that contradicts masses": (
+        _masses_h_scaling,
+        r"dataset PartType1/Masses has attribute h_scaling = 0, but particle masses need h_scaling = -1",
+    ),
+    "a_scaling that no velocity convention has": (
+        _velocities_a_scaling,
+        r"dataset PartType1/Velocities has attribute a_scaling = 1, but velocities .* need a_scaling in "
+        r"\{-1, 0, 0.5\}",
+    ),
+    "NaN in Coordinates": (
+        _nan_coordinates,
+        r"dataset PartType1/Coordinates has 1 non-finite value\(s\) \(NaN or inf\), the first in row 3",
+    ),
+    "inf in Velocities": (
+        _inf_velocities,
+        r"dataset PartType1/Velocities has 2 non-finite value\(s\) \(NaN or inf\), the first in row 5",
+    ),
+    "NaN in Masses": (_nan_masses, r"dataset PartType1/Masses has 1 non-finite value\(s\) .* the first in row 2"),
+    "velocities that overflow float32": (
+        _velocities_overflow,
+        r"dataset PartType1/Velocities has 1 value\(s\) that overflow float32 once converted to km/s .* row 1",
+    ),
 }
 
 
@@ -601,7 +864,8 @@ def test_bad_snapshots_give_an_artifact_error_naming_file_and_problem(case: str,
 
 def test_all_problems_of_a_file_come_in_one_error(tmp_path: Path, rng) -> None:
     pos, vel, ids = lattice(2, 50_000.0, rng)
-    path = write_snapshot(tmp_path / "s.hdf5", pos, vel, ids, box=-1.0, redshift=1.0, time=0.9)
+    mass_table = consistent_mass_table(50_000.0, 8)
+    path = write_snapshot(tmp_path / "s.hdf5", pos, vel, ids, box=-1.0, redshift=1.0, time=0.9, mass_table=mass_table)
     with pytest.raises(ArtifactError) as err:
         read_gadget_snapshot(path)
     assert len(err.value.problems) == 2
