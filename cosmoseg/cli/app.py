@@ -212,7 +212,9 @@ def build_app(*, with_plugins: bool = True) -> typer.Typer:
         no_args_is_help=True,
         pretty_exceptions_enable=False,
     )
-    for command in (run, validate, plugins, inspect):
+    from cosmoseg.cli.mock import mock
+
+    for command in (run, validate, plugins, inspect, mock):
         app.command()(command)
     stages_app = typer.Typer(help="The stages the installed plugins provide.", no_args_is_help=True)
     stages_app.command("list")(stages_list)

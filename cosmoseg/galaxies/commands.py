@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from cosmoseg.galaxies.population import DEFAULT_POPULATION_CONDITIONS
 from cosmoseg.pipeline.params import parse_key_values
 
 app = typer.Typer(help="Halo -> galaxy samplers (Abramo et al.): train and evaluate on a suite.", no_args_is_help=True)
@@ -37,10 +39,28 @@ def _markdown(table: Any, names: list[str], targets: list[str]) -> str:
 
 @app.command("train")
 def train_command(
-    suite_dir: Annotated[Path, typer.Argument(help="Suite folder of `cosmoseg simulate` (box_*.h5 with halos).")],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="Suite folder of `cosmoseg simulate` (box_*.h5 with halos; the truth: galaxies.model), or a hydro "
+            "run's group catalog (TNG / AREPO / Gadget-4 fof_subhalo_tab: file, first chunk, stem or folder)."
+        ),
+    ],
     method: Annotated[str, typer.Option(help="flow, hival, gauss or regression.")] = "flow",
+    satellites: Annotated[
+        bool,
+        typer.Option(
+            "--satellites",
+            help="Train a population model (centrals and satellites: occupation, profile, velocities and both "
+            "samplers) for galaxies.population and `cosmoseg mock --galaxies`.",
+        ),
+    ] = False,
     conditions: Annotated[
-        str | None, typer.Option(help=f"Halo properties, comma-separated (default {DEFAULT_CONDITIONS}).")
+        str | None,
+        typer.Option(
+            help=f"Halo properties, comma-separated (default {DEFAULT_CONDITIONS} for a suite's centrals, "
+            f"{','.join(DEFAULT_POPULATION_CONDITIONS)} for a catalog or --satellites)."
+        ),
     ] = None,
     targets: Annotated[
         str | None, typer.Option(help=f"Galaxy properties, comma-separated (default {DEFAULT_TARGETS}).")
@@ -54,55 +74,183 @@ def train_command(
         ),
     ] = False,
     hyper: Annotated[list[str] | None, typer.Option(help="Hyper-parameter key=value (repeatable).")] = None,
-    variant: Annotated[str, typer.Option(help="Galaxy-model variant that paints the truth.")] = "fiducial",
-    n_validation: Annotated[int, typer.Option(help="Whole boxes held out for the metrics.")] = 2,
+    variant: Annotated[str, typer.Option(help="Galaxy-model variant that paints a suite's truth.")] = "fiducial",
+    n_validation: Annotated[int, typer.Option(help="Whole boxes of a suite held out for the metrics.")] = 2,
+    validation_fraction: Annotated[
+        float, typer.Option(help="Share of a catalog's haloes (with their galaxies) held out for the metrics.")
+    ] = 0.2,
+    min_log_mstar: Annotated[
+        float, typer.Option(help="A catalog's galaxies: subhaloes with log10 M* / (Msun/h) at least this.")
+    ] = 9.0,
     seed: Annotated[int, typer.Option(help="Seed of the split, the truth and the fit.")] = 0,
-    output: Annotated[Path | None, typer.Option(help="Sampler file (default runs/galaxies/<method>.pt).")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Model file (default runs/galaxies/<method>.pt, population.pt with --satellites)."),
+    ] = None,
 ) -> None:
-    """Fit a sampler on the training boxes, score it on the held-out ones, and save it with a model card."""
+    """Fit a sampler (or, with --satellites, a population model) on a suite or a hydro run's catalog, score it on
+    held-out boxes or haloes, and save it with a model card."""
     from cosmoseg.errors import CosmosegError
-    from cosmoseg.galaxies.training import evaluate_samplers, find_boxes, split_boxes, suite_rows, train_sampler
+    from cosmoseg.galaxies.training import is_suite
 
-    path = output or Path("runs") / "galaxies" / f"{method}{'-reverse' if reverse else ''}.pt"
+    name = "population" if satellites else f"{method}{'-reverse' if reverse else ''}"
+    path = output or Path("runs") / "galaxies" / f"{name}.pt"
     try:
-        reversed_defaults = (DEFAULT_TARGETS, DEFAULT_REVERSE_TARGETS)
-        default_cond, default_targ = reversed_defaults if reverse else (DEFAULT_CONDITIONS, DEFAULT_TARGETS)
-        cond, targ = _names(conditions or default_cond), _names(targets or default_targ)
-        train_paths, val_paths = split_boxes(find_boxes(suite_dir), n_validation, seed)
-        sampler = train_sampler(
-            method,
-            train_paths,
-            cond,
-            targ,
+        if reverse and (satellites or not is_suite(source)):
+            raise ValueError("--reverse trains on a suite's centrals only (not with --satellites or a catalog)")
+        command = [
+            *("cosmoseg", "galaxies", "train", str(source), "--method", method),
+            *(("--satellites",) if satellites else ()),
+            *(("--reverse",) if reverse else ()),
+            *(item for h in (hyper or []) for item in ("--hyper", h)),
+        ]
+        options = _TrainOptions(
+            method=method,
             hyper=parse_key_values(hyper or [], "--hyper"),
             variant=variant,
+            n_validation=n_validation,
+            validation_fraction=validation_fraction,
+            min_log_mstar=min_log_mstar,
             seed=seed,
-            reverse=reverse,
         )
-        card: dict[str, Any] = {
-            "data": f"{suite_dir}: train {[p.name for p in train_paths]}, validate {[p.name for p in val_paths]}; "
-            f"truth: galaxies.model variant {variant!r}, centrals" + ("; reverse: p(halo | galaxy)" if reverse else ""),
-            "command": " ".join(
-                shlex.quote(a)
-                for a in [
-                    *("cosmoseg", "galaxies", "train", str(suite_dir), "--method", method),
-                    *("--conditions", ",".join(cond), "--targets", ",".join(targ), "--variant", variant),
-                    *(("--reverse",) if reverse else ()),
-                    *(item for h in (hyper or []) for item in ("--hyper", h)),
-                    *("--n-validation", str(n_validation), "--seed", str(seed), "--output", str(path)),
-                ]
-            ),
-        }
-        if val_paths:
-            x, y = suite_rows(val_paths, cond, targ, variant, seed, reverse=reverse)
-            table = evaluate_samplers({method: sampler}, x, y, seed=seed)
-            card["metrics"] = {k: float(v[0]) for k, v in table.columns.items() if k != "method"}
-            print(_markdown(table, [method], targ))
-        saved = sampler.save(path, card=card)
+        if satellites:
+            saved = _train_population(source, options, conditions, targets, command, path)
+        else:
+            saved = _train_sampler(source, options, conditions, targets, reverse, command, path)
     except (CosmosegError, ValueError) as error:
         typer.echo(f"error: {' '.join(str(error).split())}", err=True)
         raise typer.Exit(1) from None
-    print(f"sampler: {saved}")
+    print(f"{'population model' if satellites else 'sampler'}: {saved}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _TrainOptions:
+    method: str
+    hyper: dict[str, Any]
+    variant: str
+    n_validation: int
+    validation_fraction: float
+    min_log_mstar: float
+    seed: int
+
+
+def _source_pairs(source: Path, options: _TrainOptions, *, satellites: bool) -> tuple[Any, Any, str]:
+    """(training (halos, galaxies), validation (halos, galaxies) or None, data description) of a suite or catalog."""
+    from cosmoseg.galaxies.population import concatenate_boxes, split_by_halo
+    from cosmoseg.galaxies.training import box_pairs, catalog_pairs, find_boxes, is_suite, split_boxes
+
+    if is_suite(source):
+        train_paths, val_paths = split_boxes(find_boxes(source), options.n_validation, options.seed)
+        train = concatenate_boxes(
+            [box_pairs(p, options.variant, options.seed, satellites=satellites) for p in train_paths]
+        )
+        val = (
+            concatenate_boxes([box_pairs(p, options.variant, options.seed, satellites=satellites) for p in val_paths])
+            if val_paths
+            else None
+        )
+        what = "centrals and satellites" if satellites else "centrals"
+        data = (
+            f"{source}: train {[p.name for p in train_paths]}, validate {[p.name for p in val_paths]}; "
+            f"truth: galaxies.model variant {options.variant!r}, {what}"
+        )
+        return train, val, data
+    halos, galaxies = catalog_pairs(source, min_log_mstar=options.min_log_mstar)
+    train, val = split_by_halo(halos, galaxies, options.validation_fraction, options.seed)
+    data = (
+        f"{source}: hydro run's FoF groups ({len(halos)}) and galaxies with log10 M* >= {options.min_log_mstar} "
+        f"({len(galaxies)}, {int(galaxies['is_central'].sum())} centrals); {options.validation_fraction:g} of the "
+        f"haloes held out (seed {options.seed})"
+    )
+    return train, (val if len(val[0]) else None), data
+
+
+def _train_population(
+    source: Path,
+    options: _TrainOptions,
+    conditions: str | None,
+    targets: str | None,
+    command: list[str],
+    path: Path,
+) -> Path:
+    from cosmoseg.galaxies.population import evaluate_population, fit_population
+
+    cond = _names(conditions or ",".join(DEFAULT_POPULATION_CONDITIONS))
+    targ = _names(targets or DEFAULT_TARGETS)
+    train, val, data = _source_pairs(source, options, satellites=True)
+    model = fit_population(
+        *train, conditions=cond, targets=targ, method=options.method, hyper=options.hyper, seed=options.seed
+    )
+    card: dict[str, Any] = {"data": data, "command": _command(command, cond, targ, options, path)}
+    if val is not None:
+        metrics = evaluate_population(model, *val, seed=options.seed)
+        card["metrics"] = metrics
+        print("| metric | value |\n|---|---|")
+        for key, value in metrics.items():
+            print(f"| {key} | {value:.4g} |")
+    return model.save(path, card=card)
+
+
+def _train_sampler(
+    source: Path,
+    options: _TrainOptions,
+    conditions: str | None,
+    targets: str | None,
+    reverse: bool,
+    command: list[str],
+    path: Path,
+) -> Path:
+    from cosmoseg.galaxies.features import central_pairs, property_matrix
+    from cosmoseg.galaxies.training import evaluate_samplers, is_suite, suite_rows, train_rows
+
+    suite = is_suite(source)
+    reversed_defaults = (DEFAULT_TARGETS, DEFAULT_REVERSE_TARGETS)
+    default_cond = DEFAULT_CONDITIONS if suite else ",".join(DEFAULT_POPULATION_CONDITIONS)
+    default_cond, default_targ = reversed_defaults if reverse else (default_cond, DEFAULT_TARGETS)
+    cond, targ = _names(conditions or default_cond), _names(targets or default_targ)
+    if suite:
+        from cosmoseg.galaxies.training import find_boxes, split_boxes
+
+        train_paths, val_paths = split_boxes(find_boxes(source), options.n_validation, options.seed)
+        x, y = suite_rows(train_paths, cond, targ, options.variant, options.seed, reverse=reverse)
+        data = (
+            f"{source}: train {[p.name for p in train_paths]}, validate {[p.name for p in val_paths]}; "
+            f"truth: galaxies.model variant {options.variant!r}, centrals"
+            + ("; reverse: p(halo | galaxy)" if reverse else "")
+        )
+        val_rows = (
+            suite_rows(val_paths, cond, targ, options.variant, options.seed, reverse=reverse) if val_paths else None
+        )
+    else:
+        train, val, data = _source_pairs(source, options, satellites=False)
+
+        def rows(halos: Any, galaxies: Any) -> tuple[Any, Any]:
+            halo_rows, galaxy_rows = central_pairs(halos, galaxies)
+            return (
+                property_matrix(halos, cond, role=f"halo catalog of {source}")[halo_rows],
+                property_matrix(galaxies, targ, role=f"galaxy catalog of {source}")[galaxy_rows],
+            )
+
+        x, y = rows(*train)
+        val_rows = rows(*val) if val is not None else None
+    sampler = train_rows(options.method, x, y, cond, targ, hyper=options.hyper, seed=options.seed)
+    card: dict[str, Any] = {"data": data, "command": _command(command, cond, targ, options, path)}
+    if val_rows is not None:
+        table = evaluate_samplers({options.method: sampler}, *val_rows, seed=options.seed)
+        card["metrics"] = {k: float(v[0]) for k, v in table.columns.items() if k != "method"}
+        print(_markdown(table, [options.method], targ))
+    return sampler.save(path, card=card)
+
+
+def _command(command: list[str], cond: list[str], targ: list[str], options: _TrainOptions, path: Path) -> str:
+    """The command line that reproduces a training run, every default spelled out."""
+    full = [
+        *command,
+        *("--conditions", ",".join(cond), "--targets", ",".join(targ), "--variant", options.variant),
+        *("--n-validation", str(options.n_validation), "--validation-fraction", f"{options.validation_fraction:g}"),
+        *("--min-log-mstar", f"{options.min_log_mstar:g}", "--seed", str(options.seed), "--output", str(path)),
+    ]
+    return " ".join(shlex.quote(a) for a in full)
 
 
 @app.command("evaluate")

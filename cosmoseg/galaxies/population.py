@@ -4,9 +4,10 @@ A :class:`PopulationModel` is what a mock needs to put galaxies into the haloes 
 
 * **occupation**: the Zheng et al. (2007) HOD fitted to the training catalog's central fraction and mean
   satellite count per halo mass (:func:`cosmoseg.galaxies.hod_fit.fit_zheng07`);
-* **satellite positions**: an NFW profile of concentration ``concentration_factor`` × c(M) (Duffy et al. 2008),
-  truncated at ``truncation`` × r200m, both fitted by maximum likelihood to the training satellites' distances
-  r / r200m from their host's centre (r200m: 200 times the mean matter density, from the host mass);
+* **satellite positions**: isotropic around the host's centre, at distances r / r200m drawn from the training
+  satellites' own distribution of r / r200m (its quantiles in bins of host mass; r200m: the radius enclosing 200
+  times the mean matter density, from the host mass). No profile shape is imposed: whatever the training run's
+  satellites follow (an NFW of some concentration, a truncation at r200c or at the FoF boundary) is reproduced;
 * **velocities**: host velocity plus ``alpha_c`` (centrals) / ``alpha_s`` (satellites) times the host's isothermal
   1-D dispersion sqrt(G M / (2 a r200m)) per axis, both fitted to the training galaxies' velocities;
 * **properties**: a central sampler p(galaxy | halo) and a satellite sampler p(galaxy | host halo, r / r200m)
@@ -40,7 +41,7 @@ from cosmoseg.data import GalaxyCatalog, HaloCatalog
 from cosmoseg.data.hdf5 import atomic_write
 from cosmoseg.errors import ArtifactError, ValidationError
 from cosmoseg.galaxies.features import DEFAULT_GALAXY_PROPERTIES, central_pairs, property_matrix
-from cosmoseg.galaxies.hod import HODParams, concentration_duffy08, populate, prepare_hod, r200_from_mass
+from cosmoseg.galaxies.hod import HODParams, populate, prepare_hod, r200_from_mass
 from cosmoseg.galaxies.hod_fit import fit_zheng07
 from cosmoseg.galaxies.samplers.base import JointSampler, sampler_class, sampler_from_payload
 
@@ -49,10 +50,13 @@ __all__ = [
     "POPULATION_FORMAT",
     "SATELLITE_RADIUS",
     "PopulationModel",
+    "concatenate_boxes",
+    "evaluate_population",
     "fit_population",
     "load_population",
     "populate_galaxies",
     "satellite_radii",
+    "split_by_halo",
 ]
 
 POPULATION_FORMAT = "cosmoseg.population"
@@ -63,7 +67,11 @@ SATELLITE_RADIUS = "r_over_r200m"
 """The extra condition of the satellite sampler: the satellite's distance from its host's centre over r200m."""
 MIN_SATELLITES = 20
 """Fewest training satellites for a satellite sampler and profile."""
-_FACTOR_GRID = np.geomspace(0.05, 20.0, 241)
+RADIAL_LEVELS = 65
+"""Quantiles of r / r200m kept per host-mass bin (at levels 0, 1/64, ..., 1)."""
+RADIAL_BIN_SATELLITES = 500
+"""Training satellites per host-mass bin of the radial distribution (at most ``MAX_RADIAL_BINS`` bins)."""
+MAX_RADIAL_BINS = 6
 
 
 @dataclasses.dataclass
@@ -71,16 +79,16 @@ class PopulationModel:
     """A fitted galaxy population model (see the module docstring).
 
     occupation: the Zheng07 parameters, with ``alpha_c`` and ``alpha_s`` the fitted velocity biases.
-    concentration_factor: satellites' NFW concentration over Duffy et al.'s c(M).
-    truncation: the profile's outer radius over r200m.
+    radial_edges: (B - 1,) log10 host masses (Msun/h) between the B host-mass bins of the radial distribution.
+    radial_quantiles: (B, RADIAL_LEVELS) quantiles of r / r200m of the training satellites of each bin.
     central, satellite: the property samplers; ``satellite.condition_names`` are the central's plus
         :data:`SATELLITE_RADIUS`.
     card: data, command, metrics.
     """
 
     occupation: HODParams
-    concentration_factor: float
-    truncation: float
+    radial_edges: list[float]
+    radial_quantiles: list[list[float]]
     central: JointSampler
     satellite: JointSampler
     card: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -100,8 +108,8 @@ class PopulationModel:
             "format": POPULATION_FORMAT,
             "version": POPULATION_VERSION,
             "occupation": dataclasses.asdict(self.occupation),
-            "concentration_factor": float(self.concentration_factor),
-            "truncation": float(self.truncation),
+            "radial_edges": torch.tensor(self.radial_edges, dtype=torch.float64),
+            "radial_quantiles": torch.tensor(self.radial_quantiles, dtype=torch.float64),
             "central": self.central.payload(),
             "satellite": self.satellite.payload(),
             "card": dict(card if card is not None else self.card),
@@ -130,8 +138,8 @@ def load_population(path: str | os.PathLike[str]) -> PopulationModel:
         raise ArtifactError(f"{path}: population model version {payload.get('version')!r}, expected 1")
     return PopulationModel(
         occupation=HODParams(**payload["occupation"]),
-        concentration_factor=float(payload["concentration_factor"]),
-        truncation=float(payload["truncation"]),
+        radial_edges=[float(v) for v in payload["radial_edges"]],
+        radial_quantiles=[[float(v) for v in row] for row in payload["radial_quantiles"]],
         central=sampler_from_payload(payload["central"], f"{path} (central sampler)"),
         satellite=sampler_from_payload(payload["satellite"], f"{path} (satellite sampler)"),
         card=dict(payload.get("card") or {}),
@@ -151,39 +159,32 @@ def satellite_radii(halos: HaloCatalog, galaxies: GalaxyCatalog, rows: torch.Ten
     return np.linalg.norm(delta, axis=1) / r200
 
 
-def _nfw_m(y: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    return np.log1p(y) - y / (1.0 + y)
-
-
-def _profile_log_likelihood(x: npt.NDArray[np.float64], c: npt.NDArray[np.float64], truncation: float) -> float:
-    """Σ log p(x | c) of an NFW profile of concentration c (r200m units) truncated at ``truncation`` r200m.
-
-    p(x) dx ∝ x² / (c x (1 + c x)²) dx on [0, X], normalised by m(c X) / c³.
-    """
-    return float(np.sum(np.log(x) - 2.0 * np.log1p(c * x) + 2.0 * np.log(c) - np.log(_nfw_m(c * truncation))))
-
-
-def fit_satellite_profile(x: npt.ArrayLike, mass: npt.ArrayLike, redshift: float) -> tuple[float, float]:
-    """(concentration_factor, truncation) of the satellites' distances ``x`` = r / r200m from hosts of ``mass``.
-
-    truncation: the largest x rounded up to 0.05 (at least 0.1); the factor maximises the truncated NFW likelihood
-    with c = factor × c_Duffy(M) over a log grid of 0.05–20, refined by a parabola through the best three points.
-    """
-    x = np.asarray(x, np.float64)
+def fit_radial_distribution(x: npt.ArrayLike, host_log_mass: npt.ArrayLike) -> tuple[list[float], list[list[float]]]:
+    """(edges, quantiles): the distribution of satellites' r / r200m ``x`` in bins of equal numbers of satellites
+    in host log10 mass (``RADIAL_BIN_SATELLITES`` each, 1 to ``MAX_RADIAL_BINS`` bins), as ``RADIAL_LEVELS``
+    quantiles per bin; ``edges`` are the B - 1 log-mass boundaries."""
+    x, lm = np.asarray(x, np.float64), np.asarray(host_log_mass, np.float64)
     if x.size < MIN_SATELLITES:
         raise ValidationError(f"{x.size} satellites: at least {MIN_SATELLITES} are needed to fit their profile")
-    x = np.maximum(x, 1e-4)
-    truncation = max(math.ceil(float(x.max()) * 20.0) / 20.0, 0.1)
-    c_duffy = concentration_duffy08(np.asarray(mass, np.float64), redshift)
-    scores = np.array([_profile_log_likelihood(x, f * c_duffy, truncation) for f in _FACTOR_GRID])
-    best = int(np.argmax(scores))
-    if 0 < best < len(_FACTOR_GRID) - 1:
-        lo, mid, hi = scores[best - 1 : best + 2]
-        step = np.log(_FACTOR_GRID[1] / _FACTOR_GRID[0])
-        curvature = lo - 2 * mid + hi
-        shift = 0.5 * (lo - hi) / curvature if curvature < 0 else 0.0
-        return float(_FACTOR_GRID[best] * math.exp(shift * step)), truncation
-    return float(_FACTOR_GRID[best]), truncation
+    n_bins = int(min(MAX_RADIAL_BINS, max(1, x.size // RADIAL_BIN_SATELLITES)))
+    edges = np.quantile(lm, np.linspace(0.0, 1.0, n_bins + 1)[1:-1]) if n_bins > 1 else np.zeros(0)
+    which = np.searchsorted(edges, lm, side="right")
+    levels = np.linspace(0.0, 1.0, RADIAL_LEVELS)
+    quantiles = [np.quantile(x[which == b], levels).tolist() for b in range(n_bins)]
+    return edges.tolist(), quantiles
+
+
+def _radial_draw(
+    model: PopulationModel, u: npt.NDArray[np.float64], host_log_mass: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """r / r200m of satellites at uniforms ``u`` (inverse CDF of their host-mass bin, linear between quantiles)."""
+    which = np.searchsorted(np.asarray(model.radial_edges), host_log_mass, side="right")
+    levels = np.linspace(0.0, 1.0, RADIAL_LEVELS)
+    out = np.empty_like(u)
+    for b, row in enumerate(model.radial_quantiles):
+        rows = which == b
+        out[rows] = np.interp(u[rows], levels, row)
+    return out
 
 
 def _velocity_bias(halos: HaloCatalog, galaxies: GalaxyCatalog, rows: torch.Tensor) -> float:
@@ -259,7 +260,7 @@ def fit_population(
         )
     host_mass = halos["mass"].double().cpu().numpy()[galaxies["host"][sat_rows].long().cpu().numpy()]
     radii = satellite_radii(halos, galaxies, sat_rows)
-    factor, truncation = fit_satellite_profile(radii, host_mass, halos.box.redshift)
+    radial_edges, radial_quantiles = fit_radial_distribution(radii, np.log10(host_mass))
     alpha_c, alpha_s = 0.0, 1.0
     if "vel" in halos and "vel" in galaxies:
         alpha_c = _velocity_bias(halos, galaxies, cen_rows)
@@ -285,14 +286,34 @@ def fit_population(
     )
     return PopulationModel(
         occupation=occupation,
-        concentration_factor=factor,
-        truncation=truncation,
+        radial_edges=radial_edges,
+        radial_quantiles=radial_quantiles,
         central=central_sampler,
         satellite=satellite_sampler,
     )
 
 
 # ---- use ---------------------------------------------------------------------------------------------------
+
+
+def _place_satellites(model: PopulationModel, drawn: GalaxyCatalog, prepared: Any) -> GalaxyCatalog:
+    """``drawn`` with each satellite moved along its direction from the host to the fitted r / r200m."""
+    satellite = ~drawn["is_central"].bool().cpu().numpy()
+    if not satellite.any():
+        return drawn
+    host = drawn["host"].long().cpu().numpy()[satellite]
+    length = prepared.box.length
+    pos = drawn["pos"].double().cpu().numpy()
+    delta = pos[satellite] - prepared.pos[host]
+    delta -= length * np.round(delta / length)
+    r = np.linalg.norm(delta, axis=1)
+    s = np.clip(r / prepared.r200[host], 0.0, 1.0)
+    u = (np.log1p(s) - s / (1.0 + s)) / (math.log(2.0) - 0.5)  # NFW (c = 1) enclosed fraction at s
+    x = _radial_draw(model, np.clip(u, 0.0, 1.0), prepared.log_mass[host])
+    direction = delta / np.maximum(r, 1e-300)[:, None]
+    pos[satellite] = prepared.pos[host] + direction * (x * prepared.r200[host])[:, None]
+    new_pos = torch.from_numpy(np.mod(pos, length)).to(drawn["pos"])
+    return dataclasses.replace(drawn, columns={**drawn.columns, "pos": new_pos})
 
 
 def _condition_problems(model: PopulationModel, halos: HaloCatalog, where: str) -> list[str]:
@@ -335,9 +356,11 @@ def populate_galaxies(
     chosen = halos.select(keep)
     velocities = "vel" in chosen
     prepared = prepare_hod(_bare_halos(chosen, velocities=velocities), velocities=velocities)
-    c = concentration_duffy08(prepared.mass, halos.box.redshift) * model.concentration_factor
-    prepared = dataclasses.replace(prepared, r200=prepared.r200 * model.truncation, concentration=c * model.truncation)
+    # the HOD places satellites on an NFW of concentration 1 inside r200m; its CDF turns each radius back into the
+    # uniform it was drawn from, which the fitted distribution maps to the satellite's r / r200m
+    prepared = dataclasses.replace(prepared, concentration=np.ones_like(prepared.concentration))
     drawn = populate(prepared, model.occupation, seed)
+    drawn = _place_satellites(model, drawn, prepared)
     host = drawn["host"].long().cpu()
     central = drawn["is_central"].bool().cpu()
     x = property_matrix(chosen, model.condition_names, role="halo catalog").cpu()
@@ -364,10 +387,90 @@ def populate_galaxies(
         "model": "population",
         "seed": int(seed),
         "min_mass": float(min_mass),
-        "concentration_factor": model.concentration_factor,
-        "truncation": model.truncation,
+        "radial_bins": len(model.radial_quantiles),
     }
     meta |= {
         f"hod_{k}": float(v) for k, v in dataclasses.asdict(model.occupation).items() if k != "modulate_satellites"
     }
     return GalaxyCatalog(columns=columns, box=halos.box, meta=meta)
+
+
+# ---- training sources and evaluation -----------------------------------------------------------------------
+
+
+def concatenate_boxes(pairs: Sequence[tuple[HaloCatalog, GalaxyCatalog]]) -> tuple[HaloCatalog, GalaxyCatalog]:
+    """Several boxes' (haloes, galaxies) as one pair: rows stacked, galaxy hosts shifted to the stacked rows.
+
+    The boxes must have the same side and redshift (positions are only used relative to the host, so boxes may
+    overlap); columns are those every box has.
+    """
+    if not pairs:
+        raise ValidationError("no boxes to train on")
+    box = pairs[0][0].box
+    for halos, _ in pairs:
+        if abs(halos.box.length - box.length) > 1e-6 * box.length or abs(halos.box.redshift - box.redshift) > 1e-6:
+            raise ValidationError(
+                f"boxes of different sides or redshifts cannot be stacked: {box.length:g} Mpc/h at z = "
+                f"{box.redshift:g} and {halos.box.length:g} Mpc/h at z = {halos.box.redshift:g}"
+            )
+    halo_names = set.intersection(*(set(h.columns) for h, _ in pairs))
+    galaxy_names = set.intersection(*(set(g.columns) for _, g in pairs))
+    offsets = np.cumsum([0] + [len(h) for h, _ in pairs[:-1]])
+    halo_columns = {n: torch.cat([h[n] for h, _ in pairs]) for n in pairs[0][0].columns if n in halo_names}
+    galaxy_columns = {}
+    for name in (n for n in pairs[0][1].columns if n in galaxy_names):
+        parts = [g[name] + int(off) if name == "host" else g[name] for (_, g), off in zip(pairs, offsets, strict=True)]
+        galaxy_columns[name] = torch.cat(parts)
+    halos = HaloCatalog(columns=halo_columns, box=box, units=dict(pairs[0][0].units))
+    return halos, GalaxyCatalog(columns=galaxy_columns, box=box)
+
+
+def split_by_halo(
+    halos: HaloCatalog, galaxies: GalaxyCatalog, fraction: float, seed: int
+) -> tuple[tuple[HaloCatalog, GalaxyCatalog], tuple[HaloCatalog, GalaxyCatalog]]:
+    """Training and validation (haloes, galaxies) of one catalog: ``fraction`` of the haloes (drawn with ``seed``)
+    held out with all their galaxies; hosts renumbered within each part."""
+    if not 0 <= fraction < 1:
+        raise ValidationError(f"the validation fraction must lie in [0, 1), got {fraction}")
+    order = torch.from_numpy(np.random.default_rng(seed).permutation(len(halos)))
+    n_val = round(fraction * len(halos))
+    parts = []
+    for rows in (order[n_val:].sort().values, order[:n_val].sort().values):
+        new_row = torch.full((len(halos),), -1, dtype=torch.long)
+        new_row[rows] = torch.arange(len(rows))
+        mapped = new_row[galaxies["host"].long().cpu()]
+        keep = mapped >= 0
+        chosen = galaxies.select(keep.to(galaxies["host"].device))
+        chosen = chosen.with_columns(host=mapped[keep].to(chosen["host"].device))
+        parts.append((halos.select(rows.to(halos["mass"].device)), chosen))
+    return parts[0], parts[1]
+
+
+def evaluate_population(
+    model: PopulationModel, halos: HaloCatalog, galaxies: GalaxyCatalog, *, seed: int = 0
+) -> dict[str, float]:
+    """How a population drawn for ``halos`` compares with their true ``galaxies``.
+
+    Returns: n_ratio (drawn / true galaxies), satellite_fraction and satellite_fraction_true, ks_<property>_centrals
+    and ks_<property>_satellites (two-sample KS statistics of each drawn property against the truth), and
+    ks_r_over_r200m (satellites' distances from their host).
+    """
+    from cosmoseg.measure.twosample import ks_2samp
+
+    drawn = populate_galaxies(model, halos, seed=seed, generator=torch.Generator().manual_seed(seed))
+    out: dict[str, float] = {"n_galaxies": float(len(drawn)), "n_galaxies_true": float(len(galaxies))}
+    out["n_ratio"] = len(drawn) / max(len(galaxies), 1)
+    for name, catalog in (("", drawn), ("_true", galaxies)):
+        out[f"satellite_fraction{name}"] = float((~catalog["is_central"].bool()).float().mean())
+    for role, flag in (("centrals", True), ("satellites", False)):
+        ours = drawn.select(drawn["is_central"].bool() == flag)
+        truth = galaxies.select(galaxies["is_central"].bool() == flag)
+        for prop in model.target_names:
+            if len(ours) and len(truth) and prop in truth:
+                out[f"ks_{prop}_{role}"] = float(ks_2samp(ours[prop].double(), truth[prop].double()).statistic)
+    true_sat = torch.nonzero(~galaxies["is_central"].bool()).reshape(-1)
+    ours_sat = drawn[SATELLITE_RADIUS][~drawn["is_central"].bool()].double()
+    if len(true_sat) and len(ours_sat):
+        truth_r = torch.from_numpy(satellite_radii(halos, galaxies, true_sat))
+        out["ks_r_over_r200m"] = float(ks_2samp(ours_sat, truth_r).statistic)
+    return out

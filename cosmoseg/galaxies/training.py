@@ -28,7 +28,17 @@ from cosmoseg.measure.calibration import coverage, pit_values
 from cosmoseg.measure.twosample import c2st, ks_2samp, wasserstein_1d
 from cosmoseg.sim.suites import find_boxes
 
-__all__ = ["box_pairs", "evaluate_samplers", "find_boxes", "split_boxes", "suite_rows", "train_sampler"]
+__all__ = [
+    "box_pairs",
+    "catalog_pairs",
+    "evaluate_samplers",
+    "find_boxes",
+    "is_suite",
+    "split_boxes",
+    "suite_rows",
+    "train_rows",
+    "train_sampler",
+]
 
 
 def split_boxes(paths: Sequence[Path], n_validation: int, seed: int) -> tuple[list[Path], list[Path]]:
@@ -42,14 +52,30 @@ def split_boxes(paths: Sequence[Path], n_validation: int, seed: int) -> tuple[li
     return [p for i, p in enumerate(paths) if i not in val], [paths[i] for i in val]
 
 
-def box_pairs(path: Path, variant: str, seed: int) -> tuple[HaloCatalog, GalaxyCatalog]:
-    """The FoF haloes of a box file and the centrals the galaxy model paints on them (seed + box index)."""
+def box_pairs(path: Path, variant: str, seed: int, *, satellites: bool = False) -> tuple[HaloCatalog, GalaxyCatalog]:
+    """The FoF haloes of a box file and the galaxies the galaxy model paints on them (seed + box index): centrals
+    only, or with ``satellites`` centrals and satellites."""
     objects = load_artifact(path)
     halos = objects.get("halos")
     if not isinstance(halos, HaloCatalog):
         raise ValidationError(f"{path}: a suite box needs 'halos' (HaloCatalog), it has {sorted(objects)}")
     index = int(path.stem.split("_")[-1]) if path.stem.split("_")[-1].isdigit() else 0
-    return halos, paint_galaxies(halos, variant=variant, seed=seed + index, satellites=False)
+    return halos, paint_galaxies(halos, variant=variant, seed=seed + index, satellites=satellites)
+
+
+def is_suite(source: Path) -> bool:
+    """Whether ``source`` is a suite folder of `cosmoseg simulate` (box_*.h5), rather than a group catalog."""
+    return source.is_dir() and any(source.glob("box_*.h5"))
+
+
+def catalog_pairs(source: Path, *, min_log_mstar: float) -> tuple[HaloCatalog, GalaxyCatalog]:
+    """The FoF groups and the galaxies (subhaloes with stars, ``log_mstar`` >= ``min_log_mstar``) of a hydro run's
+    group catalog (TNG / AREPO / Gadget-4 layout), hosts pointing at the groups' rows."""
+    from cosmoseg.io import read_group_catalog, read_tng_galaxies
+
+    halos = read_group_catalog(source, kind="groups", dtype=torch.float64)
+    galaxies = read_tng_galaxies(source, min_log_mstar=min_log_mstar, dtype=torch.float64)
+    return halos, galaxies
 
 
 def suite_rows(
@@ -92,6 +118,21 @@ def train_sampler(
     """Fit a ``method`` sampler on the centrals of ``train_paths`` (galaxy model ``variant``); ``reverse``: p(halo |
     galaxy), ``conditions`` galaxy and ``targets`` halo properties."""
     x, y = suite_rows(train_paths, conditions, targets, variant, seed, reverse=reverse)
+    return train_rows(method, x, y, conditions, targets, hyper=hyper, seed=seed)
+
+
+def train_rows(
+    method: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    conditions: Sequence[str],
+    targets: Sequence[str],
+    *,
+    hyper: Mapping[str, object] | None = None,
+    seed: int = 0,
+) -> JointSampler:
+    """Fit a ``method`` sampler of p(targets | conditions) on paired rows ``x (N, C)``, ``y (N, D)`` (one torch
+    thread; seeded)."""
     sampler = sampler_class(method)(list(conditions), list(targets), **dict(hyper or {}))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small networks: one thread avoids oversubscription on shared cores

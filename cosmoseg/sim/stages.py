@@ -205,7 +205,11 @@ class FriendsOfFriendsParams:
 
 
 class FriendsOfFriends(Stage):
-    """Friends-of-friends haloes with their properties, and the Lagrangian label grid of the haloes."""
+    """Friends-of-friends haloes with their properties, and the Lagrangian label grid of the haloes.
+
+    Particles whose ids are not an n^3 lattice (``n_grid = 0``: a snapshot from glass initial conditions, say)
+    get their haloes and an empty (0, 0, 0) segmentation whose meta says why.
+    """
 
     name = "sim.fof"
     Params = FriendsOfFriendsParams
@@ -221,8 +225,17 @@ class FriendsOfFriends(Stage):
             env_scales=p.env_scales,
             concentration_min_particles=p.concentration_min_particles,
         )
-        segmentation = lagrangian_segmentation(labels, particles, min_particles=p.segmentation_min_particles)
-        self.ctx.log(f"{len(halos)} haloes of >= {p.min_particles} particles, {segmentation.n_instances} in the labels")
+        if particles.n_grid:
+            segmentation = lagrangian_segmentation(labels, particles, min_particles=p.segmentation_min_particles)
+            labelled = f"{segmentation.n_instances} in the labels"
+        else:  # a snapshot whose ids are not an n^3 lattice (glass ICs, ...): haloes, but no Lagrangian labels
+            segmentation = Segmentation(
+                labels=torch.zeros((0, 0, 0), dtype=torch.int64, device=particles.pos.device),
+                box=particles.box,
+                meta={"empty": "the particles' ids are not an n^3 lattice (n_grid = 0): no Lagrangian labels"},
+            )
+            labelled = "no Lagrangian labels (the ids are not a lattice)"
+        self.ctx.log(f"{len(halos)} haloes of >= {p.min_particles} particles, {labelled}")
         return {"halos": halos, "segmentation": segmentation}
 
     @classmethod
