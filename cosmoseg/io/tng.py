@@ -4,12 +4,15 @@ The layout: a ``Header`` (``BoxSize``, ``Redshift``, ``Time``, ``HubbleParam``, 
 Gadget-4 keeps the cosmology and the code units in ``Parameters``), the counts ``Ngroups_ThisFile``,
 ``Ngroups_Total``, ``Nsubgroups_ThisFile`` / ``Nsubhalos_ThisFile``, ``Nsubgroups_Total`` /
 ``Nsubhalos_Total``, ``NumFiles``; the FoF groups in ``Group/Group*`` and the Subfind subhaloes in
-``Subhalo/Subhalo*``. A chunk without groups (or subhaloes) has an empty ``Group`` (``Subhalo``) group.
+``Subhalo/Subhalo*``. A TNG chunk without groups (or subhaloes) has an empty ``Group`` (``Subhalo``) group,
+a Gadget-4 chunk none; a Gadget-4 FoF run without Subfind writes ``fof_tab_XXX.N.hdf5`` without ``Subhalo``.
 Chunks are concatenated in chunk order, so a subhalo's index is its row in the whole catalog, as
-``GroupFirstSub`` and ``SubhaloGrNr`` count.
+``GroupFirstSub`` and ``SubhaloGrNr`` count. The ``*Type`` arrays have one column per particle type: NTYPES,
+6 in TNG, a compile-time option of Gadget-4 (often 2 for DM + gas).
 
 Unit conventions of the TNG documentation, used for datasets without the ``a_scaling`` / ``h_scaling`` /
-``to_cgs`` attributes (which rule where present):
+``to_cgs`` attributes (which rule where present, within the values each field allows; Gadget-4 writes no
+attributes on catalog datasets):
 
 - positions (``GroupPos``, ``SubhaloPos``) and radii (``Group_R_*``, ``SubhaloHalfmassRad*``,
   ``SubhaloVmaxRad``): ckpc/h → comoving Mpc/h (÷ 1000; radii of galaxies stay in comoving kpc/h).
@@ -699,17 +702,26 @@ def read_group_catalog(
 
     - groups: ``pos`` (N, 3) Mpc/h, ``vel`` (N, 3) km/s, ``mass`` Msun/h (GroupMass), ``n_part``, ``m200c``
       Msun/h, ``r200c`` Mpc/h, ``m200m``, ``r200m``, ``m500c``, ``r500c``, ``mvir``, ``rvir`` (Bryan & Norman
-      top-hat), ``mass_type`` (N, 6) Msun/h, ``n_subs``, ``first_sub``.
+      top-hat), ``mass_type`` (N, NTYPES) Msun/h, ``n_part_type`` (N, NTYPES), ``n_subs``, ``first_sub``.
     - subhalos: ``pos``, ``vel``, ``mass`` (SubhaloMass), ``n_part``, ``host`` (SubhaloGrNr), ``is_central``,
       ``host_m200c``, ``subhalo_id`` (row in the full catalog), ``vmax`` and ``vel_disp`` km/s, ``spin``
       (|specific angular momentum|, (kpc/h)(km/s)) and ``spin_vec`` (N, 3), ``r_half`` and ``r_vmax``
-      Mpc/h, ``mass_type``, ``mass_in_rad_type`` (N, 6) Msun/h; with stars also ``has_stars``, ``log_mstar``,
-      ``log_ssfr``, ``ssfr_at_floor``, ``color_gi``, ``log_radius``, ``log_z`` (see ``read_tng_galaxies``).
+      Mpc/h, ``mass_type``, ``mass_in_rad_type`` (N, NTYPES) Msun/h, ``n_part_type`` (N, NTYPES); with stars
+      (NTYPES > 4 and some M* > 0) also ``has_stars``, ``log_mstar``, ``log_ssfr``, ``ssfr_at_floor``,
+      ``color_gi``, ``log_radius``, ``log_z`` (see ``read_tng_galaxies``).
+
+    The ``*Type`` arrays keep the file's number of particle types NTYPES (1..6, the same in every chunk and
+    array; 6 in TNG, often 2 in Gadget-4 DM + gas runs), recorded in ``meta["n_types"]``. A Gadget-4 FoF-only
+    catalog (``fof_tab_XXX.N.hdf5``, no Subhalo group) reads as groups, and as an empty subhalo catalog.
+    σ_8 and n_s come from Gadget-4's ``Parameters/Sigma8`` and ``PrimordialIndex`` where it stores them (see
+    ``cosmoseg.io._hdf5.header_cosmology``).
 
     Raises ArtifactError naming the file and dataset: missing Header, counts or required datasets (GroupPos /
     GroupMass, SubhaloPos / SubhaloMass), shapes that contradict the header counts, counts that do not add up,
-    missing chunks, headers or units that disagree between files, non-finite values, non-positive masses,
-    SubhaloGrNr outside the groups.
+    missing chunks, headers or units that disagree between files, unit attributes that contradict the field
+    (h_scaling, a_scaling), *Type arrays of more than 6 types or of widths that differ between chunks or arrays,
+    non-finite values (also after conversion to ``dtype``, naming the row), non-positive masses, SubhaloGrNr
+    outside the groups.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
