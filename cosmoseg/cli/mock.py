@@ -99,7 +99,11 @@ def mock_config(
 
 def _staging(output: Path) -> Path:
     output.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{output.name}.staging-", dir=output.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.staging-", dir=output.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the output folder is an ordinary one
+    return staging
 
 
 def _publish(staging: Path, output: Path, overwrite: bool) -> None:

@@ -244,7 +244,8 @@ def write_tng_catalog(
 ) -> list[Path]:
     """Write haloes and their galaxies as an IllustrisTNG group catalog ``directory/fof_subhalo_tab_XXX.N.hdf5``.
 
-    halos: the FoF groups (``pos``, ``vel``, ``mass``, ``n_part``); row i is group i.
+    halos: the FoF groups (``pos``, ``vel``, ``mass``, ``n_part``; ``m200`` and ``r200`` about the critical
+        density, when present, become ``Group_M_Crit200`` and ``Group_R_Crit200``); row i is group i.
     galaxies: one subhalo each, with ``host`` (group row), ``is_central``, ``pos``, ``vel``, ``log_mstar``
         (log10 Msun/h), ``log_ssfr`` (log10 1/yr), ``color_gi`` (mag), ``log_radius`` (log10 ckpc/h), ``log_z``
         (log10 Z/Z_sun). Subhaloes are written grouped by host, centrals first (``GroupFirstSub``).
@@ -315,6 +316,11 @@ def write_tng_catalog(
                 groups.create_dataset("GroupMassType", data=group_mass_type[gp].astype(np.float32))
                 groups.create_dataset("GroupLen", data=halos["n_part"].cpu().numpy()[gp].astype(np.int32))
                 groups.create_dataset("GroupNsubs", data=counts[gp].astype(np.int32))
+                if "m200" in halos and "r200" in halos:  # Subfind's spherical-overdensity mass around the centre
+                    m200 = halos["m200"].cpu().double().numpy()[gp] / 1e10
+                    groups.create_dataset("Group_M_Crit200", data=m200.astype(np.float32))
+                    r200 = halos["r200"].cpu().double().numpy()[gp] * 1000.0
+                    groups.create_dataset("Group_R_Crit200", data=r200.astype(np.float32))
                 groups.create_dataset("GroupFirstSub", data=first[gp].astype(np.int32))
             subs = f.create_group("Subhalo")
             if sp.stop > sp.start:

@@ -56,12 +56,14 @@ def mock_summary(catalog: GalaxyCatalog, halos: HaloCatalog, *, n_mesh: int = 12
             columns[f"dndlogm{suffix}_err"] = tables[suffix]["dndlogm_err"]
         smf = Table(columns=columns, units=dict(tables[""].units), meta=dict(tables[""].meta))
     length = catalog.box.length
-    real = catalog_power_spectrum(catalog["pos"], length, n_mesh=n_mesh)
+    # bins of two fundamental frequencies up to half the mesh's Nyquist frequency: smooth enough to read by eye
+    binning = {"dk": 4.0 * math.pi / length, "k_max": 0.5 * math.pi * n_mesh / length}
+    real = catalog_power_spectrum(catalog["pos"], length, n_mesh=n_mesh, **binning)
     columns = {"k": real.k, "power": real.power, "n_modes": real.n_modes}
     meta: dict[str, str | int | float | bool] = {"n_mesh": n_mesh, "shot_noise": real.shot_noise}
     if "pos_rsd" in catalog:
         axis = int(catalog.meta.get("rsd_axis", 2))
-        rsd = catalog_power_spectrum(catalog["pos_rsd"], length, n_mesh=n_mesh, ells=(0, 2), los_axis=axis)
+        rsd = catalog_power_spectrum(catalog["pos_rsd"], length, n_mesh=n_mesh, ells=(0, 2), los_axis=axis, **binning)
         columns |= {"power_0": rsd.multipoles[0], "power_2": rsd.multipoles[2]}
         meta["rsd_axis"] = axis
     units = {name: "(Mpc/h)^3" for name in columns if name.startswith("power")}
