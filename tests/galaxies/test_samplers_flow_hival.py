@@ -18,7 +18,7 @@ from cosmoseg.galaxies.samplers.flow import FlowSampler, build_nflows_transform
 from cosmoseg.galaxies.samplers.hival import HiValSampler, hival_partition, min_class_size
 
 SD1, SD2, CORR = 0.2, math.sqrt(0.02), -1 / math.sqrt(2)
-FLOW_HYPER = {"layers": 2, "hidden_features": 32, "bins": 8, "epochs": 40, "batch_size": 256, "lr": 3e-3}
+FLOW_HYPER = {"layers": 2, "hidden_features": 32, "bins": 8, "epochs": 60, "batch_size": 256, "lr": 3e-3}
 HIVAL_HYPER = {"n_classes": 60, "epochs": 40, "batch_size": 256, "lr": 3e-3, "hidden_features": 32}
 
 
