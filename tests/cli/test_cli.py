@@ -128,8 +128,9 @@ def test_shipped_pipelines_are_valid(config: Path, tmp_path: Path) -> None:
 
     # a pipeline of the user's files (configs/mock.toml) leaves them empty: any existing file passes the check
     files = tomllib.loads(config.read_text()).get("run", {}).get("files", {})
-    (tmp_path / "input.hdf5").write_bytes(b"")
-    sets = [item for name, path in files.items() if not path for item in ("--set", f"run.files.{name}={tmp_path / 'input.hdf5'}")]
+    stand_in = tmp_path / "input.hdf5"
+    stand_in.write_bytes(b"")
+    sets = [item for name, path in files.items() if not path for item in ("--set", f"run.files.{name}={stand_in}")]
     result = invoke("validate", config, *sets)
     assert result.exit_code == 0, result.output
 
