@@ -11,6 +11,7 @@ nothing behind and never touches an existing output.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 import tomllib
@@ -98,21 +99,18 @@ def mock_config(
 
 
 def _staging(output: Path) -> Path:
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.staging-", dir=output.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the output folder is an ordinary one
-    return staging
+    """A fresh name beside ``output`` for the run to write into (the runner makes the folder once the pipeline has
+    checked out, so a mock refused before it runs leaves no folder)."""
+    return output.parent / f".{output.name}.staging-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def _publish(staging: Path, output: Path, overwrite: bool) -> None:
     """Move the finished staging folder onto ``output`` (an old output is removed only after the new one is there)."""
-    if not output.exists():
-        os.replace(staging, output)
+    if not output.exists() or (output.is_dir() and not any(output.iterdir())):
+        os.replace(staging, output)  # onto nothing, or onto an empty folder (POSIX rename allows that)
         return
     if not overwrite:  # checked before running; another process made it meanwhile
-        raise ConfigError(f"{output} appeared while the mock ran; the finished mock is kept in {staging}")
+        raise ConfigError(f"{output} was made by someone else while the mock ran; it is left as it is")
     old = Path(tempfile.mkdtemp(prefix=f".{output.name}.old-", dir=output.parent))
     os.replace(output, old / output.name)
     os.replace(staging, output)
@@ -149,24 +147,23 @@ def mock(
     catalog (OUTPUT/catalog.h5) and a summary figure (OUTPUT/summary/summary.png)."""
     from cosmoseg.cli.app import err, fail, out
     from cosmoseg.data import load_artifact
-    from cosmoseg.pipeline import SilentReporter, parse_config, plan_pipeline, run_pipeline
+    from cosmoseg.pipeline import SilentReporter, parse_config, run_pipeline
     from cosmoseg.pipeline.progress import RichReporter
     from cosmoseg.plugins import build_registry
 
     staging: Path | None = None
     try:
-        if output.exists() and any(output.iterdir()) and not overwrite:
-            raise ConfigError(f"{output} exists and is not empty; pass --overwrite or another --output")
         if output.exists() and not output.is_dir():
             raise ConfigError(f"{output} exists and is not a folder")
+        if output.exists() and any(output.iterdir()) and not overwrite:
+            raise ConfigError(f"{output} exists and is not empty; pass --overwrite or another --output")
         choice = galaxies if galaxies in GALAXY_CHOICES else str(Path(galaxies))
         raw = mock_config(str(snapshot), halos=str(halos or ""), galaxies=choice, rsd_axis=rsd_axis, seed=seed)
         config = parse_config(raw, source="cosmoseg mock", base_dir=Path.cwd())
         registry = build_registry()
-        plan_pipeline(config, registry)  # every problem of the input files, before a folder is made
         staging = _staging(output)
         reporter = SilentReporter() if quiet else RichReporter(err)
-        result = run_pipeline(config, registry=registry, device=device, reporter=reporter, output_dir=staging)
+        run_pipeline(config, registry=registry, device=device, reporter=reporter, output_dir=staging)
         _publish(staging, output, overwrite)
         staging = None
     except CosmosegError as error:
@@ -174,7 +171,6 @@ def mock(
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
-    del result  # its folder was the staging one, now moved to the output
     meta = load_artifact(output / "catalog.h5")["catalog"].meta
     out.print(
         f"mock: {meta['n_galaxies']} galaxies ({meta['n_centrals']} centrals, {meta['n_satellites']} satellites), "

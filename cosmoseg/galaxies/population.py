@@ -200,8 +200,10 @@ def _velocity_bias(halos: HaloCatalog, galaxies: GalaxyCatalog, rows: torch.Tens
 
 
 def _bare_halos(halos: HaloCatalog, *, velocities: bool) -> HaloCatalog:
-    """The haloes with pos, mass (and vel), so that r200, c and σ all follow from the mass."""
+    """The haloes with pos, mass (and vel, and their ``id`` that keys the random numbers), so that r200, c and σ all
+    follow from the mass."""
     names = ("pos", "mass", "vel") if velocities else ("pos", "mass")
+    names += ("id",) if "id" in halos else ()
     return HaloCatalog(columns={n: halos[n] for n in names}, box=halos.box)
 
 

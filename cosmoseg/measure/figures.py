@@ -80,6 +80,7 @@ __all__ = [
     "plot_violin",
     "save_figure",
     "table_kind",
+    "write_stage_figure",
 ]
 
 ArrayLike = Any
@@ -113,6 +114,17 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 100) ->
     )
     target.chmod(0o644)  # the temporary file was private; a figure is for reading
     return target
+
+
+def write_stage_figure(fig: Figure, work_dir: Path | None, relative: str, *, dpi: int = 100) -> Path | None:
+    """A stage's figure: written to ``work_dir / relative`` (the run folder), or, without a run folder (the contract
+    checker), rendered in memory so that drawing errors still show; returns the path written, or None."""
+    if work_dir is not None:
+        return save_figure(fig, work_dir / relative, dpi=dpi)
+    import io
+
+    fig.savefig(io.BytesIO(), format="png", dpi=dpi, metadata={"Software": None})
+    return None
 
 
 def _finish(fig: Figure, path: str | os.PathLike[str] | None) -> Figure:

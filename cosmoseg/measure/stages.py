@@ -687,19 +687,14 @@ class Report(Stage):
         return {"table": Table(columns={"k": k, "power": noisy, "power_linear": power})}
 
     def run(self, table: Table, reference: Table | None = None) -> dict[str, Table]:
-        import io
-
-        from cosmoseg.measure.figures import figure_for_table, save_figure
+        from cosmoseg.measure.figures import figure_for_table, write_stage_figure
 
         p: ReportParams = self.params
         kind, fig = figure_for_table(
             table.to("cpu"), reference.to("cpu") if reference is not None else None, title=p.title
         )
         relative = f"{self.ctx.stage_id}/{p.name or kind}.png"
-        if self.ctx.work_dir is not None:
-            save_figure(fig, self.ctx.work_dir / relative, dpi=p.dpi)
-        else:  # no run folder (the contract checker): render, write nothing
-            fig.savefig(io.BytesIO(), format="png", dpi=p.dpi, metadata={"Software": None})
+        write_stage_figure(fig, self.ctx.work_dir, relative, dpi=p.dpi)
         meta = {"file_0": relative, "kind_0": kind, "written": self.ctx.work_dir is not None}
         return {"files": Table(columns={"figure": torch.arange(1)}, meta=meta)}
 
@@ -737,19 +732,15 @@ class MockSummaryStage(Stage):
     outputs = {"hmf": Table, "smf": Table, "power": Table}
 
     def run(self, catalog: GalaxyCatalog, halos: HaloCatalog) -> dict[str, Table]:
-        import io
-
-        from cosmoseg.measure.figures import save_figure
+        from cosmoseg.measure.figures import write_stage_figure
         from cosmoseg.measure.summary import mock_summary, plot_mock_summary
 
         p: MockSummaryParams = self.params
         summary = mock_summary(catalog, halos, n_mesh=p.n_mesh, n_bins=p.n_bins)
         fig = plot_mock_summary(summary, catalog.to("cpu"), slab_fraction=p.slab)
-        if self.ctx.work_dir is not None:
-            path = save_figure(fig, self.ctx.work_dir / self.ctx.stage_id / "summary.png", dpi=p.dpi)
+        path = write_stage_figure(fig, self.ctx.work_dir, f"{self.ctx.stage_id}/summary.png", dpi=p.dpi)
+        if path is not None:
             self.ctx.log(f"figure: {path}")
-        else:  # no run folder (the contract checker): render, write nothing
-            fig.savefig(io.BytesIO(), format="png", dpi=p.dpi, metadata={"Software": None})
         return {"hmf": summary.hmf, "smf": summary.smf, "power": summary.power}
 
     @classmethod

@@ -225,3 +225,14 @@ def test_the_config_runs_with_run_files_set_on_the_command_line(run: Run, tmp_pa
     assert (tmp_path / "r" / "summary" / "summary.png").is_file()
     result = invoke("validate", ROOT / "configs" / "mock.toml")
     assert result.exit_code == 1 and "files.snapshot is empty" in one_line(result.output)
+
+
+def test_an_output_that_is_a_file_is_refused_and_an_empty_folder_is_used(run: Run, tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("mine")
+    result = invoke("mock", run.snapshot, "--output", tmp_path / "afile", "-q", "--galaxies", "hod")
+    assert result.exit_code == 1 and "exists and is not a folder" in one_line(result.output)
+    assert (tmp_path / "afile").read_text() == "mine"
+    (tmp_path / "empty").mkdir()
+    result = invoke("mock", run.snapshot, "--output", tmp_path / "empty", "-q", "--galaxies", "hod")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "empty" / "catalog.h5").is_file()
