@@ -51,7 +51,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     halos, _ = find_halos(final, min_particles=20)
     write_gadget4_snapshot(final, folder / "dmo" / "snapdir_005", n_files=2, n_types=2)
     write_gadget4_groups(halos, folder / "dmo" / "groups_005", n_files=2, n_types=2)
-    write_gadget4_snapshot(final, folder / "hydro" / "snapdir_005", n_files=2, n_types=6, gas=True)
+    write_gadget4_snapshot(final, folder / "hydro" / "snapdir_005", n_files=2, n_types=2, gas=True)
     galaxies = paint_galaxies(halos, seed=1)
     write_tng_catalog(halos, galaxies, folder / "hydro" / "groups_099", n_files=2)
     return Run(
@@ -119,6 +119,9 @@ def test_a_mock_on_the_runs_own_group_catalog_with_two_type_columns(run: Run, tm
 def test_a_hydro_runs_dark_matter_maps_back_to_its_lattice(run: Run, tmp_path: Path) -> None:
     result = invoke("mock", run.hydro_snapshot, "--galaxies", "model", "--output", tmp_path / "m", "-q")
     assert result.exit_code == 0, result.output
+    with h5py.File(run.hydro_snapshot / "snap_005.0.hdf5", "r") as f:  # gas and dark matter, NTYPES = 2
+        assert list(f["Header"].attrs["NumPart_Total"]) == [32**3, 32**3]
+        assert int(f["PartType1/ParticleIDs"][()].min()) > 32**3
     particles = load_artifact(tmp_path / "m" / "snapshot.h5")["particles"]
     assert particles.n_grid == 32
     torch.testing.assert_close(torch.sort(particles.ids).values, torch.arange(32**3))
