@@ -369,9 +369,8 @@ def populate_galaxies(
     radii = torch.zeros(len(drawn), dtype=torch.float32)
     sat = torch.nonzero(~central).reshape(-1)
     cen = torch.nonzero(central).reshape(-1)
-    shifted = dataclasses.replace(drawn, columns={**drawn.columns, "host": host})
     if len(sat):
-        radii[sat] = torch.from_numpy(satellite_radii(chosen, shifted, sat)).float()
+        radii[sat] = torch.from_numpy(satellite_radii(chosen, drawn, sat)).float()
     n_targets = len(model.target_names)
     props = torch.zeros(len(drawn), n_targets, dtype=torch.float32)
     if len(cen):

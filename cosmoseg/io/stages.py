@@ -21,12 +21,13 @@ from cosmoseg.data import Cosmology, Field, GalaxyCatalog, HaloCatalog, Particle
 from cosmoseg.errors import ProblemCollector, ValidationError
 from cosmoseg.hookspecs import hookimpl
 from cosmoseg.io.cubes import read_hdf5_cube, read_npy_cube
-from cosmoseg.io.gadget import IDS_TO_GRID_MODES, read_gadget_snapshot
+from cosmoseg.io.gadget import read_gadget_snapshot
 from cosmoseg.io.tng import read_group_catalog, read_tng_galaxies, read_tng_groups, read_tng_subhalos
 from cosmoseg.pipeline.params import InputPath
 from cosmoseg.pipeline.stage import Stage
 
 IdsToGrid = Literal["auto", "none", "one-based", "zero-based", "offset"]
+"""The modes of ``cosmoseg.io.gadget.IDS_TO_GRID_MODES`` as a param type."""
 BOX_RTOL = 1e-5
 """Relative tolerance on the box side when a catalog is checked against its snapshot."""
 REDSHIFT_ATOL = 1e-3
@@ -151,7 +152,6 @@ class SnapshotStage(Stage):
 
     def run(self) -> dict[str, Particles]:
         p: SnapshotParams = self.params
-        assert p.ids_to_grid in IDS_TO_GRID_MODES
         particles = read_gadget_snapshot(
             p.path,
             part_type=p.part_type,
