@@ -14,8 +14,8 @@ A :class:`PopulationModel` is what a mock needs to put galaxies into the haloes 
   (any :mod:`cosmoseg.galaxies.samplers` method, the conditional normalizing flow by default), fitted on the
   centrals and the satellites of the training catalog.
 
-Every halo quantity the model uses is derived from the halo mass the same way in training and in use (r200m,
-c(M), σ), so a model trained on one halo finder's catalog applies to another's haloes of the same mass
+Every halo quantity the model uses is derived from the halo mass the same way in training and in use (r200m, σ),
+so a model trained on one halo finder's catalog applies to another's haloes of the same mass
 definition (FoF masses of a hydro run's groups and of a gravity-only run, for instance). Halo properties the
 samplers condition on beyond the mass must be columns of the catalog the model is used on; a catalog without
 them is refused by name (:func:`populate_galaxies`), never filled in.
@@ -53,6 +53,7 @@ __all__ = [
     "concatenate_boxes",
     "evaluate_population",
     "fit_population",
+    "fit_radial_distribution",
     "load_population",
     "populate_galaxies",
     "satellite_radii",
