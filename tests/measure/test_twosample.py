@@ -143,3 +143,103 @@ def test_ranks_are_a_permutation_without_ties() -> None:
     ranks = average_ranks(x)
     assert sorted(ranks.tolist()) == [float(i) for i in range(1, 51)]
     assert torch.equal(torch.argsort(ranks), torch.argsort(x))
+
+
+def _one_conditional_twice(seed: int, n: int = 1000, sigma: float = 0.3) -> tuple[torch.Tensor, ...]:
+    """Contexts c (n, 3) ~ N(0, 1) and y drawn twice from one known conditional: y = m(c) + sigma * N(0, 1)."""
+    g = gen(seed)
+    c = torch.randn((n, 3), generator=g)
+    mean = torch.stack([c[:, 0] + 0.5 * c[:, 1], torch.tanh(c[:, 2]) - c[:, 0]], 1)
+    return c, mean + sigma * torch.randn((n, 2), generator=g), mean + sigma * torch.randn((n, 2), generator=g)
+
+
+@pytest.mark.parametrize(("classifier", "seeds"), [("knn", range(6)), ("mlp", range(3))])
+def test_c2st_of_a_conditional_against_its_own_redraw_is_chance_when_split_by_halo(classifier: str, seeds) -> None:
+    """The same haloes, y drawn twice from one conditional: the AUC interval covers 0.5 for every seed (the split
+    keeps a halo's two rows on one side, by default when the contexts are equal row by row); the old independent
+    splits (paired=False) put a halo's context in training under one label and in the test under the other,
+    and score well below 0.5."""
+    fixed, old = [], []
+    for seed in seeds:
+        c, ya, yb = _one_conditional_twice(100 + seed)
+        result = c2st(ya, yb, context_a=c, context_b=c, classifier=classifier, generator=gen(seed))
+        assert abs(result.auc - 0.5) < 3 * result.auc_err, (seed, result)
+        assert result.n_test == 1000 and result.n_train == 1000
+        fixed.append(result.auc)
+        old.append(c2st(ya, yb, context_a=c, context_b=c, paired=False, classifier=classifier, generator=gen(seed)))
+    mean_err = result.auc_err / math.sqrt(len(fixed))
+    assert abs(sum(fixed) / len(fixed) - 0.5) < 3 * mean_err
+    assert all(r.auc < 0.5 - 2 * r.auc_err for r in old) and sum(r.auc for r in old) / len(old) < 0.46
+
+
+def test_c2st_paired_is_the_default_for_equal_contexts_only() -> None:
+    c, ya, yb = _one_conditional_twice(7, n=300)
+    default = c2st(ya, yb, context_a=c, context_b=c, epochs=2, generator=gen(1))
+    assert default == c2st(ya, yb, context_a=c, context_b=c, paired=True, epochs=2, generator=gen(1))
+    assert default != c2st(ya, yb, context_a=c, context_b=c, paired=False, epochs=2, generator=gen(1))
+    groups = torch.arange(300)
+    by_group = c2st(ya, yb, context_a=c, context_b=c, groups_a=groups, groups_b=groups, epochs=2, generator=gen(1))
+    assert abs(by_group.auc - 0.5) < 3 * by_group.auc_err and by_group.n_test == 300
+    other = c + 0.01  # different contexts: independent splits, as before
+    unpaired = c2st(ya, yb, context_a=c, context_b=other, epochs=2, generator=gen(1))
+    assert unpaired == c2st(ya, yb, context_a=c, context_b=other, paired=False, epochs=2, generator=gen(1))
+
+
+def test_c2st_group_split_with_several_rows_per_halo_in_any_order() -> None:
+    """Haloes with 1-3 galaxies each, sample b in another order: groups keep a halo's rows together."""
+    g = gen(9)
+    halo_c = torch.randn((800, 3), generator=g)
+    mult = torch.randint(1, 4, (800,), generator=g)
+    host = torch.repeat_interleave(torch.arange(800), mult)
+    c = halo_c[host]
+    mean = torch.stack([c[:, 0] + 0.5 * c[:, 1], torch.tanh(c[:, 2]) - c[:, 0]], 1)
+    ya = mean + 0.3 * torch.randn(mean.shape, generator=g)
+    order = torch.randperm(len(host), generator=g)
+    yb = (mean + 0.3 * torch.randn(mean.shape, generator=g))[order]
+    grouped = c2st(ya, yb, context_a=c, context_b=c[order], groups_a=host, groups_b=host[order], classifier="knn")
+    assert abs(grouped.auc - 0.5) < 3 * grouped.auc_err
+    rows = c2st(ya, yb, context_a=c, context_b=c[order], classifier="knn", generator=gen(0))  # unequal: independent
+    assert rows.auc < 0.5 - 3 * rows.auc_err
+
+
+def test_clustered_auc_error_equals_the_scatter_of_paired_scores() -> None:
+    """Pairs (positive, negative) share a random offset u_i: the AUC scatters far less than independent rows
+    would; the clustered DeLong error follows the scatter over 300 repeats, the plain one overstates it."""
+    aucs, clustered, plain = [], [], []
+    g = gen(12)
+    n = 200
+    for _ in range(300):
+        u = 2.0 * torch.randn(n, generator=g, dtype=torch.float64)
+        scores = torch.cat([u + torch.randn(n, generator=g, dtype=torch.float64) + 0.2, u])
+        labels = torch.cat([torch.ones(n), torch.zeros(n)]).bool()
+        pairs = torch.cat([torch.arange(n), torch.arange(n)])
+        with_groups = auc_score(scores, labels, groups=pairs)
+        aucs.append(with_groups.auc)
+        clustered.append(with_groups.auc_err)
+        plain.append(auc_score(scores, labels).auc_err)
+    scatter = float(torch.tensor(aucs).std())
+    assert sum(clustered) / len(clustered) == pytest.approx(scatter, rel=0.12)
+    assert sum(plain) / len(plain) > 1.8 * scatter
+    # one row per group: the clustered error is the plain DeLong error (up to I/(I-1) vs (n-1) factors)
+    scores = torch.randn(300, generator=g, dtype=torch.float64)
+    labels = torch.arange(300) % 3 == 0
+    single = auc_score(scores, labels, groups=torch.arange(300))
+    assert single.auc_err == pytest.approx(auc_score(scores, labels).auc_err, rel=0.01)
+
+
+def test_c2st_groups_and_paired_bad_inputs() -> None:
+    a, b, c = torch.randn(20), torch.randn(20), torch.randn(20)
+    with pytest.raises(ValueError, match="both groups"):
+        c2st(a, b, groups_a=torch.arange(20))
+    with pytest.raises(ValueError, match="not both"):
+        c2st(a, b, groups_a=torch.arange(20), groups_b=torch.arange(20), paired=True)
+    with pytest.raises(ValueError, match="one label per row"):
+        c2st(a, b, groups_a=torch.arange(19), groups_b=torch.arange(20))
+    with pytest.raises(ValueError, match="integer"):
+        c2st(a, b, groups_a=c, groups_b=c)
+    with pytest.raises(ValueError, match="as many rows"):
+        c2st(a, b[:10], paired=True)
+    with pytest.raises(ValueError, match="at least 2 groups"):
+        c2st(a, b, groups_a=torch.zeros(20, dtype=torch.long), groups_b=torch.zeros(20, dtype=torch.long))
+    with pytest.raises(ValueError, match="DeLong"):
+        auc_score(a, a > 0, error="hanley-mcneil", groups=torch.arange(20))
