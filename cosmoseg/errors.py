@@ -45,6 +45,10 @@ class StageError(CosmosegError, RuntimeError):
     """A stage failed while running or returned outputs that break its declared contract."""
 
 
+class RunLockedError(CosmosegError, RuntimeError):
+    """The output folder is in use by another cosmoseg run."""
+
+
 class ProblemCollector:
     """Gathers problems so that all of them are reported in one error.
 

@@ -117,14 +117,16 @@ def _load_local(spec: str, base_dir: Path) -> tuple[ModuleType, PluginInfo]:
         sys.modules[module_name] = module
         try:
             module_spec.loader.exec_module(module)
-        except Exception as err:
+        except (Exception, SystemExit) as err:
             del sys.modules[module_name]
-            raise PluginError(f"local plugin file {path} failed to import: {err!r}") from err
+            raise PluginError(f"local plugin file {path} failed to import: {_describe(err)}") from err
         return module, PluginInfo(path.stem, "local", "", "", str(path))
     try:
         module = importlib.import_module(spec)
     except ImportError as err:
         raise PluginError(f"local plugin module {spec!r} cannot be imported: {err}") from err
+    except (Exception, SystemExit) as err:
+        raise PluginError(f"local plugin module {spec!r} failed to import: {_describe(err)}") from err
     return module, PluginInfo(spec, "local", "", "", spec)
 
 
@@ -135,9 +137,9 @@ def _entry_point_plugins(blocked: set[str]) -> Iterable[tuple[Any, PluginInfo]]:
             continue
         try:
             plugin = ep.load()
-        except Exception as err:
+        except (Exception, SystemExit) as err:
             raise PluginError(
-                f"entry point {ep.name!r} of {dist or 'an unknown package'} failed to load: {err!r}"
+                f"entry point {ep.name!r} of {dist or 'an unknown package'} failed to load: {_describe(err)}"
             ) from err
         yield plugin, PluginInfo(ep.name, "entry point", dist, _distribution_version(dist) if dist else "", ep.value)
 
@@ -223,5 +225,17 @@ def _collect(
                 )
             found[key] = Registered(obj, _info)
 
-        impl.function(**{arg: register for arg in impl.argnames})
+        try:
+            impl.function(**{arg: register for arg in impl.argnames})
+        except PluginError:
+            raise
+        except (Exception, SystemExit) as err:
+            raise PluginError(f"plugin {info.name!r} ({info.label}) failed in {hook_name}: {_describe(err)}") from err
     return dict(sorted(found.items()))
+
+
+def _describe(err: BaseException) -> str:
+    """An exception in one phrase; ``sys.exit(n)`` is named as such (a plugin must raise, not exit)."""
+    if isinstance(err, SystemExit):
+        return f"it called sys.exit({err.code!r}); a plugin must raise an exception, not exit"
+    return repr(err)

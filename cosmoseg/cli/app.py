@@ -11,9 +11,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from cosmoseg.errors import CosmosegError
+from cosmoseg.errors import ArtifactError, CosmosegError
 
 if typing.TYPE_CHECKING:
+    from cosmoseg.pipeline import RunResult
     from cosmoseg.plugins import Registry
 
 out = Console(highlight=False, soft_wrap=True)
@@ -49,6 +50,13 @@ def print_rows(rows: list[tuple[str, ...]]) -> None:
         print("  ".join([*cells, row[-1]]).rstrip())
 
 
+def os_error(error: OSError) -> ArtifactError:
+    """An operating-system error (a folder that is a file, no permission, a name too long) as one line naming the
+    path: what the CLI prints instead of a traceback."""
+    where = f"{error.filename}: " if error.filename else ""
+    return ArtifactError(f"{where}{error.strerror or error}")
+
+
 def fail(error: CosmosegError) -> typing.NoReturn:
     """Print a cosmoseg error, one problem per line, and exit with status 1."""
     err.print("[bold red]error:[/]", markup=True, highlight=False, end=" ")
@@ -69,6 +77,9 @@ def run(
     output: Annotated[Path | None, typer.Option(help="Output folder (overrides \\[run] output).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback when a stage fails.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Run even when a stage's memory estimate exceeds the machine's memory.")
+    ] = False,
 ) -> None:
     """Run a pipeline: each stage's outputs go to <output>/<id>.h5, with a manifest.json."""
     from cosmoseg.pipeline import SilentReporter, load_config, plan_pipeline, resolve_device, run_pipeline
@@ -79,7 +90,7 @@ def run(
         cfg = load_config(config, set_ or [])
         registry = build_registry(cfg.run.plugins, blocked=cfg.run.block_plugins, base_dir=cfg.base_dir)
         if dry_run:
-            plan = plan_pipeline(cfg, registry)
+            plan = plan_pipeline(cfg, registry, force=force)
             target = resolve_device(device or cfg.run.device)
             out.print(f"{config}: {len(plan.stages)} stage(s) on {target}, output {output or cfg.run.output}")
             for stage in plan.stages:
@@ -88,31 +99,53 @@ def run(
             return
         reporter = SilentReporter() if quiet else RichReporter(err)
         result = run_pipeline(
-            cfg, registry=registry, device=device, resume=resume, reporter=reporter, output_dir=output
+            cfg, registry=registry, device=device, resume=resume, reporter=reporter, output_dir=output, force=force
         )
     except CosmosegError as error:
         if debug:
             raise
         fail(error)
+    except OSError as error:
+        if debug:
+            raise
+        fail(os_error(error))
     ran = sum(r.status == "ran" for r in result.records)
     out.print(
         f"ran {ran} stage(s), skipped {len(result.records) - ran} on {result.device}; "
         f"outputs in {result.output_dir} (manifest: {result.manifest_path})"
     )
+    if not quiet:
+        print_outputs(result)
+
+
+def print_outputs(result: RunResult) -> None:
+    """What the run produced and where: every artifact with its objects, and the figures."""
+    from cosmoseg.pipeline.folder import work_files
+
+    rows = [("file", "stage", "holds")]
+    for record in result.records:
+        holds = ", ".join(f"{name}: {record.sizes.get(name, kind)}" for name, kind in record.outputs.items())
+        rows.append((record.file, f"{record.id} ({record.uses})", holds))
+        for figure in work_files(result.output_dir, record.id):
+            rows.append((figure, "", "figure"))
+    print_rows(rows)
 
 
 def validate(
     config: Annotated[Path, typer.Argument(help="Pipeline TOML file.")],
     set_: SetOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Accept stages whose memory estimate exceeds the machine's memory.")
+    ] = False,
 ) -> None:
-    """Check a pipeline (stage names, params, inputs and their types, cycles) without running it."""
+    """Check a pipeline (stage names, params, inputs and their types, cycles, memory) without running it."""
     from cosmoseg.pipeline import load_config, plan_pipeline
     from cosmoseg.plugins import build_registry
 
     try:
         cfg = load_config(config, set_ or [])
         registry = build_registry(cfg.run.plugins, blocked=cfg.run.block_plugins, base_dir=cfg.base_dir)
-        plan = plan_pipeline(cfg, registry)
+        plan = plan_pipeline(cfg, registry, force=force)
     except CosmosegError as error:
         fail(error)
     out.print(f"{config}: valid, {len(plan.stages)} stage(s): {' -> '.join(s.id for s in plan.stages)}")
@@ -186,6 +219,7 @@ def inspect(file: Annotated[Path, typer.Argument(help="An artifact file written 
     """Print a readable summary of an artifact file: every object, its sizes, units, ranges and box."""
     from cosmoseg.cli.describe import describe
     from cosmoseg.data import open_artifact, read_object
+    from cosmoseg.pipeline.folder import artifact_status
 
     try:
         with open_artifact(file) as f:
@@ -195,13 +229,22 @@ def inspect(file: Annotated[Path, typer.Argument(help="An artifact file written 
             for key in ("stage_id", "uses"):
                 if key in attrs:
                     out.print(f"  {key}: {attrs[key]}")
+            status = artifact_status(file)
+            if status:
+                out.print(f"  [bold red]{status}[/]", markup=True)
             for name in f:
-                lines = describe(read_object(f[name]))
+                try:
+                    obj = read_object(f[name])
+                except ArtifactError as error:
+                    raise ArtifactError([f"{file}: {p}" for p in error.problems]) from error
+                lines = describe(obj)
                 out.print(f"[bold]{name}[/]: " + lines[0], markup=True)
                 for line in lines[1:]:
                     out.print(line, markup=False)
     except CosmosegError as error:
         fail(error)
+    except OSError as error:
+        fail(os_error(error))
 
 
 def build_app(*, with_plugins: bool = True) -> typer.Typer:
@@ -228,7 +271,10 @@ def build_app(*, with_plugins: bool = True) -> typer.Typer:
         except CosmosegError as error:
             err.print(f"warning: plugins could not be loaded, plugin commands are missing: {error}", markup=False)
             return app
-        registry.manager.hook.cosmoseg_register_commands(app=app)
+        try:
+            registry.manager.hook.cosmoseg_register_commands(app=app)
+        except (Exception, SystemExit) as error:  # one plugin's broken commands must not take the CLI down
+            err.print(f"warning: a plugin failed to add its commands ({error!r}); they are missing", markup=False)
     return app
 
 

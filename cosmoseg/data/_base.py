@@ -205,13 +205,19 @@ def read_tensor(group: Any, name: str, device: torch.device) -> torch.Tensor:
     """A dataset of ``group`` as a tensor on ``device``; a missing one raises KeyError with its path."""
     if name not in group:
         raise KeyError(f"dataset {group.name.rstrip('/')}/{name}")
-    return torch.from_numpy(np.asarray(group[name][()])).to(device)
+    dataset = group[name]
+    if not hasattr(dataset, "dtype") or dataset.dtype.kind not in "biuf":
+        kind = getattr(dataset, "dtype", "a group")
+        raise ArtifactError(f"dataset {group.name.rstrip('/')}/{name} holds {kind}, not numbers or booleans")
+    return torch.from_numpy(np.asarray(dataset[()])).to(device)
 
 
 def write_meta(group: Any, meta: Meta) -> None:
+    """Metadata as attributes of a ``meta`` sub-group, in sorted key order: HDF5 lists attributes by name, so an
+    object read back and written again gives the same bytes as the first write (checksums compare runs)."""
     sub = group.create_group("meta")
-    for key, value in meta.items():
-        sub.attrs[key] = value
+    for key in sorted(meta):
+        sub.attrs[key] = meta[key]
 
 
 def read_meta(group: Any) -> dict[str, MetaValue]:

@@ -359,6 +359,11 @@ class SegmentationScores(Stage):
             "ARI": adjusted_rand_index(table),
             "VI": variation_of_information(table),
         }
+        self.ctx.log(
+            f"semantic F1 {scores['F1']:.3f} (precision {scores['PPV']:.3f}, recall {scores['TPR']:.3f}); "
+            f"instances at IoU >= {p.iou_threshold:g}: precision "
+            f"{match.precision:.3f}, recall {match.recall:.3f} ({match.n_pred} predicted, {match.n_true} true haloes)"
+        )
         scores_table = Table(
             columns=_finite_columns({k: torch.tensor([v], dtype=torch.float64) for k, v in scores.items()}),
             units={"VI": "nats"},

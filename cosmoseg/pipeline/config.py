@@ -15,6 +15,8 @@ from cosmoseg.errors import ConfigError
 from cosmoseg.pipeline.files import FILE_NAME
 
 STAGE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+MAX_STAGE_ID = 100
+"""Longest stage id: it names files (``<id>.h5``, ``<id>/``), and file systems cap names at 255 bytes."""
 RUN_KEYS = {"seed", "device", "output", "plugins", "block_plugins", "name", "files"}
 STAGE_KEYS = {"id", "uses", "params", "inputs"}
 
@@ -166,6 +168,11 @@ def parse_config(raw: dict[str, Any], *, source: str = "<config>", base_dir: Pat
             problems.append(f"{where}: unknown key {key!r} (known: {', '.join(sorted(STAGE_KEYS))})")
         if not isinstance(sid, str) or not STAGE_ID.match(sid):
             problems.append(f"{where}: id must be a name of letters, digits, '_' or '-', got {sid!r}")
+            continue
+        if len(sid) > MAX_STAGE_ID:
+            problems.append(
+                f"stage {sid[:20]}...: the id has {len(sid)} characters; at most {MAX_STAGE_ID} (it names files)"
+            )
             continue
         if sid in seen:
             problems.append(f"{where}: the id {sid!r} is used twice")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
@@ -51,12 +54,39 @@ def _resolve_paths(params: Any, config: PipelineConfig, where: str, problems: li
     return dataclasses.replace(params, **changes) if changes else params
 
 
-def plan_pipeline(config: PipelineConfig, registry: Registry) -> Plan:
+def machine_memory() -> int:
+    """Bytes of memory this process may use: the physical memory, or a smaller cgroup limit (containers)."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
+
+
+def memory_problems(stages: Iterable[PlannedStage], available: int) -> list[str]:
+    """A line for every stage whose memory estimate exceeds ``available`` bytes."""
+    problems = []
+    for stage in stages:
+        need = stage.cls.memory_estimate(stage.params)
+        if need is not None and need > available:
+            problems.append(
+                f"stage {stage.id!r} ({stage.uses}) needs about {need / 2**30:,.1f} GiB of memory with these params, "
+                f"more than the {available / 2**30:,.1f} GiB this machine has; use smaller grids, or pass --force to "
+                "try anyway"
+            )
+    return problems
+
+
+def plan_pipeline(config: PipelineConfig, registry: Registry, *, force: bool = False) -> Plan:
     """Resolve every stage and input, or raise one ConfigError listing every problem.
 
     Checked: every ``uses`` is registered, params are valid, every declared input is given (unless
     optional), every input names ``<stage id>.<output>`` of an existing stage with a matching type,
-    no undeclared inputs, and no cycles.
+    no undeclared inputs, no cycles, and (unless ``force``) no stage needs more memory than the machine has.
     """
     problems: list[str] = []
     by_id = {s.id: s for s in config.stages}
@@ -135,6 +165,8 @@ def plan_pipeline(config: PipelineConfig, registry: Registry) -> Plan:
     if cycle:
         path = " -> ".join([edge[0] for edge in cycle] + [cycle[0][0]])
         problems.append(f"the stages form a cycle: {path}")
+    if not problems and not force:
+        problems.extend(memory_problems(planned.values(), machine_memory()))
     if problems:
         raise ConfigError(problems, context=config.source)
     order = nx.lexicographical_topological_sort(graph, key=lambda node: graph.nodes[node]["order"])

@@ -35,11 +35,25 @@ def package_versions() -> dict[str, str]:
 
 def read_manifest(output_dir: Path) -> dict[str, Any]:
     """The manifest of a previous run in ``output_dir`` ({} when there is none or it is unreadable)."""
+    return check_manifest(output_dir)[0]
+
+
+def check_manifest(output_dir: Path) -> tuple[dict[str, Any], str]:
+    """(manifest, problem): the previous run's manifest, or {} and a sentence saying why it cannot be used (empty
+    when there is simply none). A manifest must be a JSON object whose ``stages`` is an object of objects."""
     path = output_dir / MANIFEST_NAME
+    if not path.exists():
+        return {}, ""
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        return {}, f"{path} cannot be read as JSON ({err})"
+    if not isinstance(value, dict):
+        return {}, f"{path} is a JSON {type(value).__name__}, not a cosmoseg manifest (an object)"
+    stages = value.get("stages", {})
+    if not isinstance(stages, dict) or not all(isinstance(v, dict) for v in stages.values()):
+        return {}, f"{path}: 'stages' must be an object of stage records"
+    return value, ""
 
 
 def write_manifest(output_dir: Path, manifest: dict[str, Any]) -> Path:

@@ -7,20 +7,30 @@ import hashlib
 import json
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from cosmoseg.data import SCHEMA_VERSION, DataObject, load_artifact, save_artifact
-from cosmoseg.errors import CosmosegError, PluginError, StageError
+from cosmoseg.data import (
+    SCHEMA_VERSION,
+    DataObject,
+    Field,
+    Particles,
+    Segmentation,
+    Table,
+    load_artifact,
+    save_artifact,
+)
+from cosmoseg.errors import ArtifactError, CosmosegError, PluginError, StageError
 from cosmoseg.pipeline.config import PipelineConfig
 from cosmoseg.pipeline.context import ProgressReporter, RunContext, SilentReporter, derive_seed
 from cosmoseg.pipeline.device import resolve_device
 from cosmoseg.pipeline.files import files_signature
+from cosmoseg.pipeline.folder import folder_files, move_aside_stale, now, work_files
 from cosmoseg.pipeline.graph import Plan, PlannedStage, plan_pipeline
-from cosmoseg.pipeline.manifest import file_sha256, package_versions, read_manifest, write_manifest
+from cosmoseg.pipeline.lock import hold_run_folder, remove_leftovers
+from cosmoseg.pipeline.manifest import check_manifest, file_sha256, package_versions, write_manifest
 from cosmoseg.pipeline.params import input_path_fields, json_friendly, params_to_dict
 from cosmoseg.pipeline.stage import Stage
 
@@ -46,6 +56,8 @@ class StageRecord:
     plugin: str
     input_files: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
     """Input-path param -> {"path": absolute path, "signature": files_signature of it} (empty for most stages)."""
+    sizes: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Output name -> its type and size ("GalaxyCatalog, 6194 rows"), for the run's summary."""
 
 
 @dataclasses.dataclass
@@ -112,7 +124,8 @@ def check_outputs(cls: type[Stage], outputs: Any, where: str) -> None:
 
 
 class _OutputCache:
-    """Outputs kept in memory while a later stage still needs them, else read back from disk."""
+    """Outputs kept in memory while a later stage still needs them, else read back from disk (and checked against
+    the type the consuming stage declares)."""
 
     def __init__(self, plan: Plan, output_dir: Path, device: torch.device) -> None:
         self.output_dir, self.device = output_dir, device
@@ -123,10 +136,20 @@ class _OutputCache:
         if outputs is not None and self.pending[stage_id]:
             self.memory[stage_id] = outputs
 
-    def get(self, stage_id: str, name: str) -> DataObject:
+    def get(self, stage_id: str, name: str, expected: type[DataObject], where: str) -> DataObject:
+        path = self.output_dir / f"{stage_id}.h5"
         if stage_id not in self.memory:
-            self.memory[stage_id] = load_artifact(self.output_dir / f"{stage_id}.h5", device=self.device)
-        return self.memory[stage_id][name].to(self.device)
+            self.memory[stage_id] = load_artifact(path, device=self.device)
+        objects = self.memory[stage_id]
+        if name not in objects:
+            raise ArtifactError(f"{path} has no object {name!r} (it holds {sorted(objects)})", context=where)
+        obj = objects[name]
+        if not isinstance(obj, expected):
+            raise ArtifactError(
+                f"{path}: {name!r} is a {type(obj).__name__}, but the stage declares a {expected.__name__}",
+                context=where,
+            )
+        return obj.to(self.device)
 
     def consumed(self, stage: PlannedStage) -> None:
         for src in {src for src, _ in stage.inputs.values()}:
@@ -135,11 +158,29 @@ class _OutputCache:
                 self.memory.pop(src, None)
 
 
+def describe_size(obj: DataObject) -> str:
+    """``"<type>, <size>"`` of a data-model object: rows of a table, particles, or the shape of a grid."""
+    size = ""
+    if isinstance(obj, Table | Particles):
+        size = f", {len(obj)} {'rows' if isinstance(obj, Table) else 'particles'}"
+    elif isinstance(obj, Field):
+        size = f", {tuple(obj.values.shape)}"
+    elif isinstance(obj, Segmentation):
+        size = f", {tuple(obj.labels.shape)}"
+    return f"{obj.type_name}{size}"
+
+
+def _record_fields(old: dict[str, Any]) -> dict[str, Any]:
+    """The StageRecord fields of a previous manifest's stage entry (newer keys such as work_files dropped)."""
+    names = {f.name for f in dataclasses.fields(StageRecord)}
+    return {k: v for k, v in old.items() if k in names}
+
+
 def _notify(registry: Registry, hook: str, **kwargs: Any) -> None:
     """Call an observer hook; a failing observer is reported as a PluginError naming the hook and stage."""
     try:
         getattr(registry.manager.hook, hook)(**kwargs)
-    except Exception as err:
+    except (Exception, SystemExit) as err:
         raise PluginError(
             f"a {hook} hook failed for stage {kwargs['stage_id']!r}: {type(err).__name__}: {err}"
         ) from err
@@ -154,6 +195,7 @@ def run_pipeline(
     reporter: ProgressReporter | None = None,
     output_dir: str | Path | None = None,
     only: Iterable[str] | None = None,
+    force: bool = False,
 ) -> RunResult:
     """Check the pipeline, then run its stages in order, writing ``<output>/<id>.h5`` and the manifest.
 
@@ -166,80 +208,145 @@ def run_pipeline(
         from cosmoseg.plugins import build_registry
 
         registry = build_registry(config.run.plugins, blocked=config.run.block_plugins, base_dir=config.base_dir)
-    plan = plan_pipeline(config, registry)
+    plan = plan_pipeline(config, registry, force=force)
     torch_device = resolve_device(device or config.run.device)
     out = Path(output_dir or config.run.output)
-    out.mkdir(parents=True, exist_ok=True)
+    with hold_run_folder(out) as taken_over:
+        if taken_over:
+            reporter.log(f"took over the lock of {out} from pid {taken_over.get('pid')}, which is no longer running")
+        for path in remove_leftovers(out):
+            reporter.log(f"removed {path.relative_to(out)}, left by a write that was interrupted")
+        return _run_locked(config, registry, plan, torch_device, out, resume, reporter)
 
-    previous = read_manifest(out).get("stages", {}) if resume else {}
+
+def _run_locked(
+    config: PipelineConfig,
+    registry: Registry,
+    plan: Plan,
+    torch_device: torch.device,
+    out: Path,
+    resume: bool,
+    reporter: ProgressReporter,
+) -> RunResult:
+    """The run itself, with the folder's lock held (see :func:`run_pipeline`)."""
+    started = now()
+    previous_manifest, problem = check_manifest(out)
+    if problem:
+        reporter.log(f"{problem}: ignored, so no stage is reused")
+    previous = previous_manifest.get("stages", {}) if resume else {}
+    seeds = {stage.id: derive_seed(config.run.seed, stage.id) for stage in plan.stages}
+    files = {stage.id: input_files(stage) for stage in plan.stages}
+    fingerprints: dict[str, str] = {}
+    for stage in plan.stages:
+        fingerprints[stage.id] = stage_fingerprint(stage, seeds[stage.id], fingerprints, files[stage.id])
+    reused = {
+        stage.id
+        for stage in plan.stages
+        if (old := previous.get(stage.id, {})).get("fingerprint") == fingerprints[stage.id]
+        and (out / f"{stage.id}.h5").is_file()
+        and file_sha256(out / f"{stage.id}.h5") == old.get("sha256")
+    }
+    known = {stage.id for stage in plan.stages} | set(previous_manifest.get("stages", {}))
+    stale = move_aside_stale(out, reused, known, previous_manifest, started)
+    if stale["files"]:
+        reporter.log(f"moved {len(stale['files'])} file(s) of an earlier run to {stale['folder']}")
     manifest: dict[str, Any] = {
         "cosmoseg_version": package_versions()["cosmoseg"],
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created": started,
+        "status": "running",
         "config_source": config.source,
         "config": json_friendly(config.raw),
         "device": str(torch_device),
         "run_seed": config.run.seed,
         "packages": package_versions(),
         "plugins": [dataclasses.asdict(p) | {"label": p.label} for p in registry.plugins.values()],
+        "planned": [stage.id for stage in plan.stages],
         "stages": {},
+        "stale": stale,
+        "other_files": [],
     }
+
+    def save_manifest(status: str, error: str = "") -> None:
+        manifest["status"] = status
+        if error:
+            manifest["error"] = error
+        described = [r["file"] for r in manifest["stages"].values()]
+        described += [f for r in manifest["stages"].values() for f in r.get("work_files", [])]
+        manifest["other_files"] = folder_files(out, described)
+        write_manifest(out, manifest)
+
+    save_manifest("running")
     cache = _OutputCache(plan, out, torch_device)
-    fingerprints: dict[str, str] = {}
-    records: list[StageRecord] = []
-    for stage in plan.stages:
-        seed = derive_seed(config.run.seed, stage.id)
-        files = input_files(stage)
-        fingerprint = stage_fingerprint(stage, seed, fingerprints, files)
-        fingerprints[stage.id] = fingerprint
+
+    def run_stage(stage: PlannedStage) -> StageRecord:
+        seed, fingerprint = seeds[stage.id], fingerprints[stage.id]
         path = out / f"{stage.id}.h5"
+        where = f"stage {stage.id!r} ({stage.uses})"
         ctx = RunContext(device=torch_device, seed=seed, stage_id=stage.id, work_dir=out, reporter=reporter)
-        old = previous.get(stage.id, {})
-        reusable = old.get("fingerprint") == fingerprint and path.is_file() and file_sha256(path) == old.get("sha256")
-        if reusable:
-            record = StageRecord(**{**old, "status": "skipped", "seconds": 0.0})
+        if stage.id in reused:
             reporter.log(f"[{stage.id}] unchanged, skipped (--resume)")
             cache.put(stage.id, None)
             _notify(registry, "cosmoseg_stage_finished", ctx=ctx, stage_id=stage.id, outputs={}, seconds=0.0)
-        else:
-            inputs = {name: cache.get(src, out_name) for name, (src, out_name) in stage.inputs.items()}
-            inputs.update({name: None for name in stage.cls.optional_inputs if name not in inputs})
-            _notify(registry, "cosmoseg_stage_started", ctx=ctx, stage_id=stage.id)
-            start = time.perf_counter()
-            try:
-                outputs = stage.cls(stage.params, ctx).run(**inputs)
-            except CosmosegError as err:
-                raise type(err)(err.problems, context=f"stage {stage.id!r} ({stage.uses})") from err
-            except Exception as err:
-                raise StageError(
-                    f"{type(err).__name__}: {err}", context=f"stage {stage.id!r} ({stage.uses}) failed"
-                ) from err
-            check_outputs(stage.cls, outputs, f"stage {stage.id!r} ({stage.uses})")
-            seconds = time.perf_counter() - start
+            return StageRecord(**{**_record_fields(previous[stage.id]), "status": "skipped", "seconds": 0.0})
+        inputs: dict[str, DataObject | None] = {
+            name: cache.get(src, out_name, stage.cls.inputs[name], where)
+            for name, (src, out_name) in stage.inputs.items()
+        }
+        inputs.update({name: None for name in stage.cls.optional_inputs if name not in inputs})
+        _notify(registry, "cosmoseg_stage_started", ctx=ctx, stage_id=stage.id)
+        plugin = registry.stages[stage.uses].plugin.label
+        start = time.perf_counter()
+        try:
+            outputs = stage.cls(stage.params, ctx).run(**inputs)
+        except CosmosegError as err:
+            raise type(err)(err.problems, context=where) from err
+        except SystemExit as err:
+            raise StageError(
+                f"the stage (plugin {plugin}) called sys.exit({err.code!r}); a stage must return or raise",
+                context=f"{where} stopped the run",
+            ) from err
+        except Exception as err:
+            raise StageError(f"{type(err).__name__}: {err}", context=f"{where} failed") from err
+        check_outputs(stage.cls, outputs, where)
+        seconds = time.perf_counter() - start
+        try:
             save_artifact(
                 path,
                 {name: obj.to("cpu") for name, obj in outputs.items()},
                 attrs={"stage_id": stage.id, "uses": stage.uses, "fingerprint": fingerprint},
             )
-            record = StageRecord(
-                id=stage.id,
-                uses=stage.uses,
-                status="ran",
-                seed=seed,
-                fingerprint=fingerprint,
-                params=params_to_dict(stage.params),
-                inputs={name: f"{src}.{o}" for name, (src, o) in stage.inputs.items()},
-                outputs={name: type(obj).type_name for name, obj in outputs.items()},
-                file=path.name,
-                sha256=file_sha256(path),
-                seconds=round(seconds, 4),
-                plugin=registry.stages[stage.uses].plugin.label,
-                input_files=files,
-            )
-            cache.put(stage.id, outputs)
-            reporter.log(f"[{stage.id}] done in {seconds:.2f} s -> {path}")
-            _notify(registry, "cosmoseg_stage_finished", ctx=ctx, stage_id=stage.id, outputs=outputs, seconds=seconds)
-        cache.consumed(stage)
-        records.append(record)
-        manifest["stages"][stage.id] = dataclasses.asdict(record)
-        write_manifest(out, manifest)
+        except OSError as err:
+            raise ArtifactError(f"{path}: cannot write the artifact: {err.strerror or err}", context=where) from err
+        cache.put(stage.id, outputs)
+        reporter.log(f"[{stage.id}] done in {seconds:.2f} s -> {path}")
+        _notify(registry, "cosmoseg_stage_finished", ctx=ctx, stage_id=stage.id, outputs=outputs, seconds=seconds)
+        return StageRecord(
+            id=stage.id,
+            uses=stage.uses,
+            status="ran",
+            seed=seed,
+            fingerprint=fingerprint,
+            params=params_to_dict(stage.params),
+            inputs={name: f"{src}.{o}" for name, (src, o) in stage.inputs.items()},
+            outputs={name: type(obj).type_name for name, obj in outputs.items()},
+            file=path.name,
+            sha256=file_sha256(path),
+            seconds=round(seconds, 4),
+            plugin=plugin,
+            input_files=files[stage.id],
+            sizes={name: describe_size(obj) for name, obj in outputs.items()},
+        )
+
+    records: list[StageRecord] = []
+    try:
+        for stage in plan.stages:
+            record = run_stage(stage)
+            cache.consumed(stage)
+            records.append(record)
+            manifest["stages"][stage.id] = dataclasses.asdict(record) | {"work_files": work_files(out, stage.id)}
+            save_manifest("running")
+    except BaseException as err:
+        save_manifest("failed", f"{type(err).__name__}: {err}")
+        raise
+    save_manifest("complete")
     return RunResult(output_dir=out, device=torch_device, records=records, plan=plan)

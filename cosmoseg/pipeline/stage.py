@@ -65,6 +65,13 @@ class Stage:
         return None
 
     @classmethod
+    def memory_estimate(cls, params: Any) -> int | None:
+        """Bytes of memory the stage's ``run`` needs at its peak, judged from its params alone (grids it allocates);
+        None when the params do not tell. The graph check refuses a pipeline whose estimate exceeds the machine's
+        memory (``--force`` goes on)."""
+        return None
+
+    @classmethod
     def summary(cls) -> str:
         """The first line of the class docstring."""
         doc = (cls.__doc__ or "").strip()

@@ -92,16 +92,20 @@ def test_resume_reruns_a_stage_whose_artifact_was_damaged(tmp_path: Path) -> Non
     load_artifact(tmp_path / "a" / "scaled.h5")
 
 
-def test_a_failing_stage_names_itself_and_keeps_earlier_outputs(tmp_path: Path) -> None:
-    good = run(tmp_path, "a")
+def test_a_failing_stage_names_itself_and_keeps_earlier_outputs_aside(tmp_path: Path) -> None:
+    run(tmp_path, "a")
     before = (tmp_path / "a" / "scaled.h5").read_bytes()
     with pytest.raises(
         StageError, match=r"stage 'scaled' \(toy\.scale\) failed: RuntimeError: toy\.scale was told to fail"
     ):
         run(tmp_path, "a", overrides=["scaled.fail=true"])
-    assert (tmp_path / "a" / "scaled.h5").read_bytes() == before
-    assert not [p for p in (tmp_path / "a").iterdir() if p.name.endswith(".tmp")]
-    assert good.load("scaled")
+    # the earlier run's outputs are kept, moved aside: the folder holds only what the failed run wrote
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "told to fail" in manifest["error"]
+    stale = tmp_path / "a" / manifest["stale"]["folder"]
+    assert (stale / "scaled.h5").read_bytes() == before
+    assert not (tmp_path / "a" / "scaled.h5").exists() and not (tmp_path / "a" / "mean.h5").exists()
+    assert not [p for p in (tmp_path / "a").rglob("*") if p.name.endswith(".tmp")]
 
 
 def test_a_stage_that_breaks_its_output_contract(tmp_path: Path) -> None:
