@@ -27,9 +27,13 @@ on the held-out boxes of a suite:
   the training boxes (:func:`fit_central_occupation`; A = 1 is the textbook form, ``fit_amplitude=False``), then
   drawn as Bernoulli centrals in the held-out haloes. It predicts no galaxy properties (its KS / C2ST are n/a).
 
-Per box, every sampler draws one set of properties per halo (generator seeded with ``seed`` + the box's position);
-results are averaged over the held-out boxes, the P(k)-ratio errors are the box-to-box scatter of the mean
-(0 with one box) and the bias errors the per-mode errors combined over boxes.
+Per box, every sampler draws ``n_draws`` sets of properties per halo (generators seeded with ``seed`` + the box's
+position + draw x :data:`DRAW_SEED_STRIDE`); results are averaged over the held-out boxes and the draws. The
+P(k)-ratio errors are the box-to-box scatter of the mean (the draw-to-draw scatter with one box), the bias errors
+the per-mode errors of one draw combined over boxes, and the ``_spread`` columns the scatter of the box-averaged
+bias between draws. A :class:`~cosmoseg.galaxies.training.TruthRedraw` among the samplers (the galaxy model painted
+again on the same haloes) gives the floor: the truth is one draw too, so even a perfect sampler has Δb ≠ 0 against
+it.
 """
 
 from __future__ import annotations
@@ -49,7 +53,8 @@ from cosmoseg.errors import ValidationError
 from cosmoseg.galaxies.features import central_pairs, property_matrix
 from cosmoseg.galaxies.hod import HODParams, mean_occupation
 from cosmoseg.galaxies.samplers.base import JointSampler
-from cosmoseg.galaxies.training import box_pairs
+from cosmoseg.galaxies.training import TRUTH_REDRAWN as TRUTH_REDRAWN_NAME
+from cosmoseg.galaxies.training import TruthRedraw, box_pairs
 from cosmoseg.measure.power import catalog_density_modes, catalog_power_spectrum
 from cosmoseg.mesh.fourier import rfft_k_magnitude, rfft_mode_weights
 
@@ -315,14 +320,27 @@ def has_linear_field(path: Path) -> bool:
     return isinstance(field, Field) and "delta" in field.channels
 
 
+DRAW_SEED_STRIDE = 104_729
+"""Seed offset between draws: draw k of box i uses seed + i + k * DRAW_SEED_STRIDE (k = 0: seed + i, as before)."""
+
+
+def _draw_seed(seed: int, box: int, draw: int) -> int:
+    return seed + box + draw * DRAW_SEED_STRIDE
+
+
 def draw_centrals(
-    samplers: Mapping[str, JointSampler], boxes: Sequence[ClusteringBox], *, seed: int = 0
+    samplers: Mapping[str, JointSampler | TruthRedraw],
+    boxes: Sequence[ClusteringBox],
+    *,
+    seed: int = 0,
+    draw: int = 0,
 ) -> dict[str, list[torch.Tensor]]:
-    """One draw of central properties per halo: name -> per box (M, D), generator seeded with seed + box position."""
+    """One draw of central properties per halo: name -> per box (M, D), generator seeded with seed + box position
+    (+ ``draw`` x :data:`DRAW_SEED_STRIDE` for the draw-th of several)."""
     out: dict[str, list[torch.Tensor]] = {}
     for name, sampler in samplers.items():
         out[name] = [
-            sampler.sample(box.x, 1, generator=torch.Generator().manual_seed(seed + i))[0]
+            sampler.sample(box.x, 1, generator=torch.Generator().manual_seed(_draw_seed(seed, i, draw)))[0]
             for i, box in enumerate(boxes)
         ]
     return out
@@ -331,7 +349,8 @@ def draw_centrals(
 @dataclasses.dataclass(frozen=True)
 class ClusteringResult:
     """The comparison: ``summary`` (one row per method and sub-population), ``curves`` (one row per method,
-    sub-population and k bin), the HOD fits per sub-population, and the samplers' draws (name -> per box (M, D))."""
+    sub-population and k bin), the HOD fits per sub-population, and the samplers' first draws (name -> per box
+    (M, D))."""
 
     summary: Table
     curves: Table
@@ -347,8 +366,14 @@ def _mean_err(values: Sequence[float]) -> tuple[float, float]:
     return float(arr.mean()), err
 
 
+def _spread(values: Sequence[float]) -> float:
+    """Sample standard deviation (ddof 1); 0 for a single value."""
+    arr = np.asarray(values, np.float64)
+    return float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
 def clustering_comparison(
-    samplers: Mapping[str, JointSampler],
+    samplers: Mapping[str, JointSampler | TruthRedraw],
     boxes: Sequence[ClusteringBox],
     *,
     targets: Sequence[str],
@@ -359,31 +384,41 @@ def clustering_comparison(
     n_mesh: int = 64,
     seed: int = 0,
     draws: Mapping[str, Sequence[torch.Tensor]] | None = None,
+    n_draws: int = 1,
 ) -> ClusteringResult:
     """P(k) ratio to the truth and large-scale bias of each sub-population, for every sampler and the HOD.
 
-    samplers: name -> sampler predicting ``targets`` (the columns of every box's ``truth``). boxes: held-out boxes
-    with their linear field. training_boxes: where the HOD is fitted (none: no HOD rows). k_max [h/Mpc]: modes of
-    the bias. k_max_power [h/Mpc]: the P(k) curves and their mean |ratio - 1| stop there. n_mesh: mesh of the P(k).
-    draws: precomputed :func:`draw_centrals` (else drawn here with ``seed``).
+    samplers: name -> sampler predicting ``targets`` (the columns of every box's ``truth``); a
+    :class:`~cosmoseg.galaxies.training.TruthRedraw` of the boxes gives the floor (the truth against its own
+    redraws). boxes: held-out boxes with their linear field. training_boxes: where the HOD is fitted (none: no HOD
+    rows). k_max [h/Mpc]: modes of the bias. k_max_power [h/Mpc]: the P(k) curves and their mean |ratio - 1| stop
+    there. n_mesh: mesh of the P(k). n_draws: independent draws per halo (and HOD draws) that every number is
+    averaged over: one draw of a sampler moves Δb of the colour samples by about ±0.04, so one draw says little.
+    draws: a precomputed first draw (:func:`draw_centrals`; else drawn here with ``seed``).
 
     Summary columns (R rows, R = methods x sub-populations): method, population (indices into meta
-    ``method_i`` / ``population_j``); n_truth, n_method [h^3/Mpc^3]; bias_truth, bias_method (+ ``_err``),
-    bias_diff = b_method - b_truth (+ ``_err``); power_ratio_mad = mean over k bins < k_max_power of
-    |<P_method / P_truth> - 1|. Curves columns: method, population, k [h/Mpc], power_truth, power_method
-    [(Mpc/h)^3, box means], ratio (box mean of P_method / P_truth) and ratio_err.
+    ``method_i`` / ``population_j``); n_truth, n_method [h^3/Mpc^3] (n_method: mean over draws); bias_truth,
+    bias_method, bias_diff = b_method - b_truth: means over draws of the box means, each with ``_err`` (the
+    per-mode error of one draw, combined over boxes: for the truth, and for the difference field, free of cosmic
+    variance) and, for bias_method and bias_diff, ``_spread`` (the standard deviation over the n_draws draws,
+    0 for one draw); power_ratio_mad = mean over k bins < k_max_power of |<P_method / P_truth> - 1|, <> over boxes
+    and draws. Curves columns: method, population, k [h/Mpc], power_truth, power_method [(Mpc/h)^3, means over
+    boxes (and draws)], ratio (mean over boxes and draws of P_method / P_truth) and ratio_err (the box-to-box
+    scatter of the per-box ratios / sqrt(boxes); with one box, the draw-to-draw scatter / sqrt(n_draws)).
     """
     if not boxes:
         raise ValidationError("no held-out box to measure the clustering in")
     if any(b.delta_lin is None for b in boxes):
         raise ValidationError("every held-out box needs its linear field for the bias")
+    if n_draws < 1:
+        raise ValidationError(f"n_draws must be >= 1, got {n_draws}")
     targets = list(targets)
     for name, sampler in samplers.items():
         if list(sampler.target_names) != targets:
             raise ValidationError(f"sampler {name!r} predicts {sampler.target_names}, not {targets}")
     selections = tuple(selections or default_selections())
-    if draws is None:
-        draws = draw_centrals(samplers, boxes, seed=seed)
+    first = dict(draws) if draws is not None else draw_centrals(samplers, boxes, seed=seed)
+    every_draw = [first] + [draw_centrals(samplers, boxes, seed=seed, draw=k) for k in range(1, n_draws)]
     hod_fits: dict[str, CentralOccupationFit] = {}
     if training_boxes:
         log_mass = torch.cat([torch.log10(b.mass) for b in training_boxes]).numpy()
@@ -392,14 +427,15 @@ def clustering_comparison(
             hod_fits[sel.name] = fit_central_occupation(log_mass, chosen)
     methods = [*samplers, *([HOD_METHOD] if hod_fits else [])]
 
-    # per box: selected halo rows of every (method, selection)
-    def rows_of(method: str, i: int, j: int) -> torch.Tensor:
+    # per box: selected halo rows of every (method, selection, draw)
+    def rows_of(method: str, i: int, j: int, k: int) -> torch.Tensor:
         box, sel = boxes[i], selections[j]
         if method == HOD_METHOD:
-            gen = torch.Generator().manual_seed(seed + 7919 * (j + 1) + i)
+            gen = torch.Generator().manual_seed(seed + 7919 * (j + 1) + i + k * DRAW_SEED_STRIDE)
             return hod_fits[sel.name].draw(box.mass, gen)
-        return sel.mask(draws[method][i], targets)
+        return sel.mask(every_draw[k][method][i], targets)
 
+    n_boxes = len(boxes)
     summary: dict[str, list[float]] = {}
     curves: dict[str, list[float]] = {}
     for j, sel in enumerate(selections):
@@ -412,44 +448,63 @@ def clustering_comparison(
             truth_modes.append((modes.delta_k, lin))
             truth_bias.append(bias_from_modes(modes.delta_k, lin, box.length, k_max))
             truth_n.append(len(pos) / box.length**3)
+        k = truth_spec[0].k.numpy()
         for m, method in enumerate(methods):
-            ratios, powers, biases, diffs, dens = [], [], [], [], []
-            for i, box in enumerate(boxes):
-                pos = box.pos[rows_of(method, i, j)]
-                spec = catalog_power_spectrum(pos, box.length, n_mesh=n_mesh, k_max=k_max_power)
-                powers.append(spec.power.numpy())
-                ratios.append((spec.power / truth_spec[i].power).numpy())
-                g_truth, lin = truth_modes[i]
-                g = catalog_density_modes(pos, box.length, n_mesh=lin.shape[0]).delta_k
-                biases.append(bias_from_modes(g, lin, box.length, k_max))
-                diffs.append(bias_from_modes(g - g_truth, lin, box.length, k_max))
-                dens.append(len(pos) / box.length**3)
-            ratio = np.mean(ratios, axis=0)
-            ratio_err = np.std(ratios, axis=0, ddof=1) / math.sqrt(len(boxes)) if len(boxes) > 1 else 0 * ratio
-            k = truth_spec[0].k.numpy()
+            # [draw][box]
+            ratios = np.zeros((n_draws, n_boxes, k.size))
+            powers = np.zeros((n_draws, n_boxes, k.size))
+            bias, bias_err = np.zeros((n_draws, n_boxes)), np.zeros((n_draws, n_boxes))
+            diff, diff_err = np.zeros((n_draws, n_boxes)), np.zeros((n_draws, n_boxes))
+            dens = np.zeros((n_draws, n_boxes))
+            for d in range(n_draws):
+                for i, box in enumerate(boxes):
+                    pos = box.pos[rows_of(method, i, j, d)]
+                    spec = catalog_power_spectrum(pos, box.length, n_mesh=n_mesh, k_max=k_max_power)
+                    powers[d, i] = spec.power.numpy()
+                    ratios[d, i] = (spec.power / truth_spec[i].power).numpy()
+                    g_truth, lin = truth_modes[i]
+                    g = catalog_density_modes(pos, box.length, n_mesh=lin.shape[0]).delta_k
+                    est, dif = (
+                        bias_from_modes(g, lin, box.length, k_max),
+                        bias_from_modes(g - g_truth, lin, box.length, k_max),
+                    )
+                    bias[d, i], bias_err[d, i] = est.bias, est.error
+                    diff[d, i], diff_err[d, i] = dif.bias, dif.error
+                    dens[d, i] = len(pos) / box.length**3
+            ratio = ratios.mean(axis=(0, 1))
+            if n_boxes > 1:
+                ratio_err = ratios.mean(axis=0).std(axis=0, ddof=1) / math.sqrt(n_boxes)
+            elif n_draws > 1:
+                ratio_err = ratios[:, 0].std(axis=0, ddof=1) / math.sqrt(n_draws)
+            else:
+                ratio_err = 0 * ratio
+            per_draw_bias, per_draw_diff = bias.mean(axis=1), diff.mean(axis=1)  # box means, one per draw
             row = {
                 "method": m,
                 "population": j,
                 "n_truth": float(np.mean(truth_n)),
-                "n_method": float(np.mean(dens)),
+                "n_method": float(dens.mean()),
                 "bias_truth": float(np.mean([b.bias for b in truth_bias])),
-                "bias_truth_err": math.sqrt(sum(b.error**2 for b in truth_bias)) / len(boxes),
-                "bias_method": float(np.mean([b.bias for b in biases])),
-                "bias_method_err": math.sqrt(sum(b.error**2 for b in biases)) / len(boxes),
-                "bias_diff": float(np.mean([b.bias for b in diffs])),
-                "bias_diff_err": math.sqrt(sum(b.error**2 for b in diffs)) / len(boxes),
+                "bias_truth_err": math.sqrt(sum(b.error**2 for b in truth_bias)) / n_boxes,
+                "bias_method": float(per_draw_bias.mean()),
+                "bias_method_err": float(np.sqrt((bias_err**2).sum(axis=1)).mean()) / n_boxes,
+                "bias_method_spread": _spread(per_draw_bias),
+                "bias_diff": float(per_draw_diff.mean()),
+                "bias_diff_err": float(np.sqrt((diff_err**2).sum(axis=1)).mean()) / n_boxes,
+                "bias_diff_spread": _spread(per_draw_diff),
                 "power_ratio_mad": float(np.mean(np.abs(ratio - 1.0))),
             }
             for key, value in row.items():
                 summary.setdefault(key, []).append(value)
             truth_power = np.mean([s.power.numpy() for s in truth_spec], axis=0)
+            power_method = powers.mean(axis=(0, 1))
             for b in range(k.size):
                 point = {
                     "method": m,
                     "population": j,
                     "k": k[b],
                     "power_truth": truth_power[b],
-                    "power_method": np.mean(powers, axis=0)[b],
+                    "power_method": power_method[b],
                     "ratio": ratio[b],
                     "ratio_err": ratio_err[b],
                 }
@@ -458,8 +513,8 @@ def clustering_comparison(
     meta: dict[str, str | int | float | bool] = {f"method_{i}": name for i, name in enumerate(methods)}
     meta |= {f"population_{j}": s.name for j, s in enumerate(selections)}
     meta |= {f"selection_{j}": f"{s.low:g} <= {s.column} < {s.high:g}" for j, s in enumerate(selections)}
-    meta |= {"k_max": k_max, "k_max_power": k_max_power, "n_mesh": n_mesh, "n_boxes": len(boxes), "seed": seed}
-    meta["boxes"] = ",".join(b.name for b in boxes)
+    meta |= {"k_max": k_max, "k_max_power": k_max_power, "n_mesh": n_mesh, "n_boxes": n_boxes, "seed": seed}
+    meta |= {"n_draws": n_draws, "boxes": ",".join(b.name for b in boxes)}
     for name, fit in hod_fits.items():
         meta |= {f"hod[{name}].{key}": value for key, value in dataclasses.asdict(fit).items()}
     ints = {"method", "population"}
@@ -475,7 +530,7 @@ def clustering_comparison(
         summary=table(summary, units),
         curves=table(curves, curve_units),
         hod_fits=hod_fits,
-        draws=dict(draws),
+        draws=first,
         boxes=tuple(boxes),
         targets=tuple(targets),
     )
@@ -483,24 +538,26 @@ def clustering_comparison(
 
 def run_clustering(
     suite_dir: Path,
-    samplers: Mapping[str, JointSampler],
+    samplers: Mapping[str, JointSampler | TruthRedraw],
     *,
     n_validation: int = 2,
     variant: str = "fiducial",
     seed: int = 0,
     hod: bool = True,
+    n_draws: int = 1,
     **options: float | int,
 ) -> ClusteringResult:
     """:func:`clustering_comparison` on a suite folder: the held-out boxes of ``split_boxes(find_boxes(suite_dir),
-    n_validation, seed)`` (as in training), the HOD fitted on the others (``hod``). ``options``: k_max,
-    k_max_power, n_mesh of :func:`clustering_comparison`."""
+    n_validation, seed, allow_all=True)`` (as in training; every box when ``n_validation`` is their number), the
+    HOD fitted on the others (``hod``; no HOD when no box is left to fit it on). ``n_draws``: draws per halo.
+    ``options``: k_max, k_max_power, n_mesh of :func:`clustering_comparison`."""
     from cosmoseg.galaxies.training import find_boxes, split_boxes
 
     if not samplers:
         raise ValidationError("no sampler to compare")
     first = next(iter(samplers.values()))
     conditions, targets = first.condition_names, first.target_names
-    train_paths, val_paths = split_boxes(find_boxes(suite_dir), n_validation, seed)
+    train_paths, val_paths = split_boxes(find_boxes(suite_dir), n_validation, seed, allow_all=True)
     if not val_paths:
         raise ValidationError("the clustering needs at least one held-out box")
     boxes = [load_clustering_box(p, conditions, targets, variant=variant, seed=seed) for p in val_paths]
@@ -515,6 +572,7 @@ def run_clustering(
         targets=targets,
         training_boxes=training,
         seed=seed,
+        n_draws=n_draws,
         **options,  # type: ignore[arg-type]
     )
 
@@ -618,69 +676,98 @@ def _meta_names(table: Table, prefix: str) -> list[str]:
 def plot_power_ratios(
     curves: Table, population: int, *, path: str | Path | None = None, dpi: int = 90, k_max: float | None = None
 ) -> Figure:
-    """P(k) of one sub-population (index into meta ``population_j``) for every method, with the truth as the
-    reference and the ratio panel P_method / P_truth (``cosmoseg.measure.figures.plot_power_spectrum``)."""
-    from cosmoseg.measure.figures import plot_power_spectrum, save_figure
+    """P(k) of one sub-population (index into meta ``population_j``) for every method, the truth dashed, and below
+    the stored ratio ``ratio`` (mean over boxes and draws of P_method / P_truth) with its stored ``ratio_err`` as a
+    band; ``k_max`` shades k < k_max (the bias)."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
+
+    from cosmoseg.measure.figures import save_figure
 
     methods, pops = _meta_names(curves, "method"), _meta_names(curves, "population")
     rows = curves["population"] == population
-    k = None
-    power: dict[str, torch.Tensor] = {}
-    reference = None
+    if not bool(rows.any()):
+        raise ValidationError(f"no curve for population {population}")
+    fig = Figure(figsize=(6.0, 5.2), layout="constrained")
+    ax, rax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    truth_drawn = False
     for m, name in enumerate(methods):
         pick = rows & (curves["method"] == m)
         if not bool(pick.any()):
             continue
-        k = curves["k"][pick]
-        reference = curves["power_truth"][pick]
-        power[name] = curves["power_method"][pick]
-    if k is None:
-        raise ValidationError(f"no curve for population {population}")
-    fig = plot_power_spectrum(
-        k, power, reference=reference, label="", reference_label="truth", title=f"centrals {pops[population]}"
-    )
+        k = curves["k"][pick].numpy()
+        if not truth_drawn:
+            ax.plot(k, curves["power_truth"][pick].numpy(), "k--", lw=1.2, label="truth")
+            truth_drawn = True
+        colour = "0.45" if name == TRUTH_REDRAWN_NAME else f"C{m}"
+        ax.plot(k, curves["power_method"][pick].numpy(), "-", lw=1.4, color=colour, label=name)
+        ratio, err = curves["ratio"][pick].numpy(), curves["ratio_err"][pick].numpy()
+        rax.plot(k, ratio, "-", lw=1.4, color=colour)
+        rax.fill_between(k, ratio - err, ratio + err, color=colour, alpha=0.18, lw=0)
+    n_draws = int(curves.meta.get("n_draws", 1))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylabel(r"$P(k)$ [(Mpc/$h$)$^3$]")
+    ax.legend(fontsize=7)
+    title = f"centrals {pops[population]}" + (f" ({n_draws} draws per halo)" if n_draws > 1 else "")
+    ax.set_title(title, fontsize=10)
+    rax.axhline(1.0, color="k", ls="--", lw=1.0)
+    rax.set_ylabel(r"$\langle P/P_{\rm truth}\rangle$")
+    rax.set_xlabel(r"$k$ [$h$/Mpc]")
+    rax.xaxis.set_minor_formatter(NullFormatter())
     if k_max is not None:
-        for ax in fig.axes:
-            ax.axvspan(float(k.min()) * 0.9, k_max, color="0.9", zorder=-1)
+        k_low = float(curves["k"][rows].min())
+        for axis in (ax, rax):
+            axis.axvspan(k_low * 0.9, k_max, color="0.9", zorder=-1)
     if path is not None:
         save_figure(fig, path, dpi=dpi)
     return fig
 
 
 def comparison_markdown(summary: Table, scores: Table | None = None, score_targets: Sequence[str] = ()) -> str:
-    """Two markdown tables: one row per method (C2ST AUC and mean KS from ``scores`` — n/a for the HOD — then
-    per sub-population b_method - b_truth and mean |P/P_truth - 1|), and the full per-population table."""
+    """A first line saying what the ± of Δb is, then two markdown tables: one row per method (C2ST AUC ± its error
+    and mean KS from ``scores`` — n/a for the HOD — then per sub-population b_method - b_truth and mean
+    |P/P_truth - 1|), and the full per-population table.
+
+    With several draws per halo (meta ``n_draws`` > 1) Δb and b_method are shown as mean ± standard deviation over
+    the draws; with one, ± the per-mode error."""
     methods, pops = _meta_names(summary, "method"), _meta_names(summary, "population")
     score_names = _meta_names(scores, "method") if scores is not None else []
+    n_draws = int(summary.meta.get("n_draws", 1))
+    spread = n_draws > 1 and "bias_diff_spread" in summary
 
-    def cell(name: str, m: int, j: int, key: str) -> float:
+    def cell(m: int, j: int, key: str) -> float:
         pick = (summary["method"] == m) & (summary["population"] == j)
         return float(summary[key][pick][0])
 
+    def pm(m: int, j: int, key: str, sign: str = "") -> str:
+        width = cell(m, j, f"{key}_spread" if spread else f"{key}_err")
+        return f"{cell(m, j, key):{sign}.3f} ± {width:.3f}"
+
+    lines = [
+        f"Δb and b_method: mean ± standard deviation over {n_draws} draws per halo"
+        if spread
+        else "Δb and b_method: one draw per halo, ± the per-mode error",
+        "",
+    ]
     head = "| method | C2ST AUC | mean KS | " + " | ".join(f"Δb {p} | ΔP/P {p}" for p in pops) + " |"
-    lines = [head, "|" + "---|" * (3 + 2 * len(pops))]
+    lines += [head, "|" + "---|" * (3 + 2 * len(pops))]
     for m, name in enumerate(methods):
         auc = ks = "n/a"
         if scores is not None and name in score_names:
             i = score_names.index(name)
-            auc = f"{float(scores['c2st_auc'][i]):.3f}"
+            auc = f"{float(scores['c2st_auc'][i]):.3f} ± {float(scores['c2st_auc_err'][i]):.3f}"
             if score_targets:
                 ks = f"{sum(float(scores[f'ks_{t}'][i]) for t in score_targets) / len(score_targets):.3f}"
-        parts = [
-            f"{cell(name, m, j, 'bias_diff'):+.3f} ± {cell(name, m, j, 'bias_diff_err'):.3f} | "
-            f"{cell(name, m, j, 'power_ratio_mad'):.3f}"
-            for j in range(len(pops))
-        ]
+        parts = [f"{pm(m, j, 'bias_diff', '+')} | {cell(m, j, 'power_ratio_mad'):.3f}" for j in range(len(pops))]
         lines.append(f"| {name} | {auc} | {ks} | " + " | ".join(parts) + " |")
     lines += ["", "| population | method | n_truth | n_method | b_truth | b_method | Δb | mean abs(P/P_t - 1) |"]
     lines.append("|" + "---|" * 8)
     for j, pop in enumerate(pops):
         for m, name in enumerate(methods):
             lines.append(
-                f"| {pop} | {name} | {cell(name, m, j, 'n_truth'):.2e} | {cell(name, m, j, 'n_method'):.2e} | "
-                f"{cell(name, m, j, 'bias_truth'):.3f} ± {cell(name, m, j, 'bias_truth_err'):.3f} | "
-                f"{cell(name, m, j, 'bias_method'):.3f} ± {cell(name, m, j, 'bias_method_err'):.3f} | "
-                f"{cell(name, m, j, 'bias_diff'):+.3f} ± {cell(name, m, j, 'bias_diff_err'):.3f} | "
-                f"{cell(name, m, j, 'power_ratio_mad'):.3f} |"
+                f"| {pop} | {name} | {cell(m, j, 'n_truth'):.2e} | {cell(m, j, 'n_method'):.2e} | "
+                f"{cell(m, j, 'bias_truth'):.3f} ± {cell(m, j, 'bias_truth_err'):.3f} | "
+                f"{pm(m, j, 'bias_method')} | {pm(m, j, 'bias_diff', '+')} | {cell(m, j, 'power_ratio_mad'):.3f} |"
             )
     return "\n".join(lines)

@@ -209,9 +209,10 @@ def _train_sampler(
     default_cond, default_targ = reversed_defaults if reverse else (default_cond, DEFAULT_TARGETS)
     cond, targ = _names(conditions or default_cond), _names(targets or default_targ)
     if suite:
-        from cosmoseg.galaxies.training import find_boxes, split_boxes
+        from cosmoseg.galaxies.training import find_boxes, split_boxes, split_card
 
         train_paths, val_paths = split_boxes(find_boxes(source), options.n_validation, options.seed)
+        split = split_card(source, train_paths, val_paths)
         x, y = suite_rows(train_paths, cond, targ, options.variant, options.seed, reverse=reverse)
         data = (
             f"{source}: train {[p.name for p in train_paths]}, validate {[p.name for p in val_paths]}; "
@@ -222,6 +223,7 @@ def _train_sampler(
             suite_rows(val_paths, cond, targ, options.variant, options.seed, reverse=reverse) if val_paths else None
         )
     else:
+        split = {}
         train, val, data = _source_pairs(source, options, satellites=False)
 
         def rows(halos: Any, galaxies: Any) -> tuple[Any, Any]:
@@ -234,7 +236,7 @@ def _train_sampler(
         x, y = rows(*train)
         val_rows = rows(*val) if val is not None else None
     sampler = train_rows(options.method, x, y, cond, targ, hyper=options.hyper, seed=options.seed)
-    card: dict[str, Any] = {"data": data, "command": _command(command, cond, targ, options, path)}
+    card: dict[str, Any] = {"data": data, "command": _command(command, cond, targ, options, path), **split}
     if val_rows is not None:
         table = evaluate_samplers({options.method: sampler}, *val_rows, seed=options.seed)
         card["metrics"] = {k: float(v[0]) for k, v in table.columns.items() if k != "method"}
@@ -258,9 +260,34 @@ def evaluate_command(
     suite_dir: Annotated[Path, typer.Argument(help="Suite folder of `cosmoseg simulate`.")],
     model: Annotated[list[Path], typer.Option("--model", help="A fitted sampler file (repeatable).")],
     variant: Annotated[str, typer.Option(help="Galaxy-model variant that paints the truth.")] = "fiducial",
-    n_validation: Annotated[int, typer.Option(help="Held-out boxes (the same split as training).")] = 2,
-    seed: Annotated[int, typer.Option(help="Seed of the split (as in training) and of the draws.")] = 0,
+    n_validation: Annotated[
+        int,
+        typer.Option(
+            help="Held-out boxes (the same split as training); the number of boxes scores every box (a new suite)."
+        ),
+    ] = 2,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Seed of the split (as in training), the truth and the draws. A split onto boxes a model card lists "
+            "as training boxes is reported."
+        ),
+    ] = 0,
     n_draws: Annotated[int, typer.Option(help="Draws per halo for the interval coverage.")] = 100,
+    clustering_draws: Annotated[
+        int,
+        typer.Option(
+            help="Draws per halo that the clustering is averaged over (Δb shown as mean ± sd over the draws)."
+        ),
+    ] = 8,
+    truth_redrawn: Annotated[
+        bool,
+        typer.Option(
+            "--truth-redrawn/--no-truth-redrawn",
+            help="Add the floor: the galaxy model rerun on the same held-out haloes with other seeds, scored like a "
+            "sampler (not with --reverse).",
+        ),
+    ] = True,
     output: Annotated[Path, typer.Option(help="Folder for evaluation.h5.")] = Path("runs/galaxies/evaluation"),
     clustering: Annotated[
         bool | None,
@@ -279,28 +306,43 @@ def evaluate_command(
 ) -> None:
     """Compare fitted samplers on the held-out boxes: KS, W1, conditional C2ST, coverage; writes evaluation.h5.
 
-    With the clustering, evaluation.h5 also holds ``clustering`` (per method and sub-population: number density,
-    bias against the linear field, mean |P/P_truth - 1|) and ``clustering_curves`` (P(k) ratio per k bin).
+    A row "truth redrawn" (the galaxy model painted again on the same haloes) gives the floor of every metric. With
+    the clustering, evaluation.h5 also holds ``clustering`` (per method and sub-population: number density, bias
+    against the linear field and its spread over draws, mean |P/P_truth - 1|) and ``clustering_curves`` (P(k) ratio
+    per k bin).
     """
     from cosmoseg.data import save_artifact
     from cosmoseg.errors import CosmosegError
     from cosmoseg.galaxies.clustering import comparison_markdown, has_linear_field, run_clustering, write_figures
-    from cosmoseg.galaxies.samplers.base import load_sampler
-    from cosmoseg.galaxies.training import evaluate_samplers, find_boxes, split_boxes, suite_rows
+    from cosmoseg.galaxies.training import (
+        TRUTH_REDRAWN,
+        TruthRedraw,
+        evaluate_samplers,
+        find_boxes,
+        load_samplers,
+        split_boxes,
+        suite_rows,
+        training_box_notes,
+    )
 
+    notes: list[str] = []
     try:
-        samplers = {}
-        for path in model:
-            sampler = load_sampler(path)
-            samplers[f"{sampler.method} ({path.name})"] = sampler
+        if clustering_draws < 1:
+            raise ValueError(f"--clustering-draws must be >= 1, got {clustering_draws}")
+        samplers: dict[str, Any] = dict(load_samplers(model))
         first = next(iter(samplers.values()))
-        _, val_paths = split_boxes(find_boxes(suite_dir), n_validation, seed)
+        train_paths, val_paths = split_boxes(find_boxes(suite_dir), n_validation, seed, allow_all=True)
         if not val_paths:
             raise ValueError("--n-validation must be >= 1 to evaluate")
-        x, y = suite_rows(val_paths, first.condition_names, first.target_names, variant, seed, reverse=reverse)
         for name, sampler in samplers.items():
             if sampler.condition_names != first.condition_names:
                 raise ValueError(f"{name} is conditioned on {sampler.condition_names}, not {first.condition_names}")
+        notes.append(f"scored boxes: {[p.name for p in val_paths]} of {suite_dir} (seed {seed})")
+        notes += training_box_notes(samplers, suite_dir, val_paths)
+        x, y = suite_rows(val_paths, first.condition_names, first.target_names, variant, seed, reverse=reverse)
+        if truth_redrawn and not reverse:
+            floor = TruthRedraw(val_paths, first.condition_names, first.target_names, variant=variant, seed=seed)
+            samplers = {TRUTH_REDRAWN: floor} | samplers
         table = evaluate_samplers(samplers, x, y, n_draws=n_draws, seed=seed)
         objects = {"scores": table}
         report = ""
@@ -309,7 +351,17 @@ def evaluate_command(
         if clustering is None:
             clustering = not reverse and has_linear_field(val_paths[0])
         if clustering:
-            result = run_clustering(suite_dir, samplers, n_validation=n_validation, variant=variant, seed=seed, hod=hod)
+            if hod and not train_paths:
+                notes.append("no box is left to fit the HOD on (every box is scored): the clustering has no HOD row")
+            result = run_clustering(
+                suite_dir,
+                samplers,
+                n_validation=n_validation,
+                variant=variant,
+                seed=seed,
+                hod=hod,
+                n_draws=clustering_draws,
+            )
             objects |= {"clustering": result.summary, "clustering_curves": result.curves}
             report = comparison_markdown(result.summary, table, first.target_names)
             if figures is not None:
@@ -320,6 +372,8 @@ def evaluate_command(
     except (CosmosegError, ValueError) as error:
         typer.echo(f"error: {' '.join(str(error).split())}", err=True)
         raise typer.Exit(1) from None
+    for note in notes:
+        print(note)
     print(_markdown(table, list(samplers), first.target_names))
     if report:
         print(report)

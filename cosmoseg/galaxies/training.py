@@ -9,44 +9,66 @@ evaluation draws galaxies for the validation haloes with each sampler and compar
   and from the truth; 0.5 = indistinguishable (Lopez-Paz & Oquab 2017);
 * calibration: the coverage of the central 68% and 95% intervals of ``n_draws`` draws per halo, per property
   (:mod:`cosmoseg.measure.calibration`, mid-rank PIT).
+
+The floor of every metric is :class:`TruthRedraw`: the galaxy model painted again on the same held-out haloes with
+other seeds, scored like a sampler (a perfect sampler of p(galaxy | halo) lands there, not at KS = 0 or AUC = 0.5
+exactly). :func:`load_samplers` names the rows of several sampler files uniquely; :func:`training_box_notes` says
+when a scored box is one that a sampler's model card lists as a training box.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from cosmoseg.data import GalaxyCatalog, HaloCatalog, Table, load_artifact
-from cosmoseg.errors import ValidationError
+from cosmoseg.data import GalaxyCatalog, HaloCatalog, Table, load_artifact, open_artifact
+from cosmoseg.errors import CosmosegError, ValidationError
 from cosmoseg.galaxies.features import central_pairs, property_matrix
 from cosmoseg.galaxies.model import paint_galaxies
-from cosmoseg.galaxies.samplers.base import JointSampler, sampler_class
+from cosmoseg.galaxies.samplers.base import JointSampler, load_sampler, sampler_class
 from cosmoseg.measure.calibration import coverage, pit_values
 from cosmoseg.measure.twosample import c2st, ks_2samp, wasserstein_1d
 from cosmoseg.sim.suites import find_boxes
 
 __all__ = [
+    "TRUTH_REDRAWN",
+    "TruthRedraw",
     "box_pairs",
+    "card_split",
     "catalog_pairs",
     "evaluate_samplers",
     "find_boxes",
     "is_suite",
+    "load_samplers",
     "split_boxes",
+    "split_card",
+    "suite_fingerprint",
     "suite_rows",
     "train_rows",
     "train_sampler",
+    "training_box_notes",
 ]
 
+TRUTH_REDRAWN = "truth redrawn"
+"""The row name of :class:`TruthRedraw` in evaluation tables."""
 
-def split_boxes(paths: Sequence[Path], n_validation: int, seed: int) -> tuple[list[Path], list[Path]]:
-    """Whole boxes for training and validation: ``n_validation`` boxes drawn with ``seed``."""
-    if not 0 <= n_validation < len(paths):
-        raise ValidationError(
-            f"n_validation must be in [0, {len(paths) - 1}] for {len(paths)} boxes, got {n_validation}"
-        )
+
+def split_boxes(
+    paths: Sequence[Path], n_validation: int, seed: int, *, allow_all: bool = False
+) -> tuple[list[Path], list[Path]]:
+    """Whole boxes for training and validation: ``n_validation`` boxes drawn with ``seed``.
+
+    ``allow_all``: ``n_validation`` may be the number of boxes (every box scored, none to train on: evaluating a
+    fitted model on a new suite); training needs at least one box, so it is refused otherwise.
+    """
+    top = len(paths) if allow_all else len(paths) - 1
+    if not 0 <= n_validation <= top:
+        raise ValidationError(f"n_validation must be in [0, {top}] for {len(paths)} boxes, got {n_validation}")
     order = np.random.default_rng(seed).permutation(len(paths))
     val = sorted(int(i) for i in order[:n_validation])
     return [p for i, p in enumerate(paths) if i not in val], [paths[i] for i in val]
@@ -143,8 +165,171 @@ def train_rows(
     return sampler
 
 
+def suite_fingerprint(path: Path) -> str | None:
+    """The ``suite_fingerprint`` attribute `cosmoseg simulate` writes into a box file (None when absent)."""
+    try:
+        with open_artifact(path) as f:
+            value = f.attrs.get("suite_fingerprint")
+    except CosmosegError:
+        return None
+    return None if value is None else str(value)
+
+
+def split_card(source: Path, train_paths: Sequence[Path], val_paths: Sequence[Path]) -> dict[str, Any]:
+    """What a model card records of a suite split: the suite folder, its fingerprint, the training and the
+    validation boxes (file names), so that `evaluate` can tell when it scores a training box."""
+    paths = [*train_paths, *val_paths]
+    return {
+        "suite": str(source),
+        "suite_fingerprint": (suite_fingerprint(paths[0]) if paths else None) or "",
+        "train_boxes": [p.name for p in train_paths],
+        "validation_boxes": [p.name for p in val_paths],
+    }
+
+
+_DATA_SPLIT = re.compile(r"^(?P<suite>.*?): train \[(?P<train>[^\]]*)\], validate \[(?P<val>[^\]]*)\]")
+
+
+def card_split(card: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The suite split a model card records (:func:`split_card`), or for older cards what its ``data`` line says
+    (``"<suite>: train [...], validate [...]; ..."``, no fingerprint); None for a card without a suite split."""
+    if "train_boxes" in card:
+        return {
+            "suite": str(card.get("suite", "")),
+            "suite_fingerprint": str(card.get("suite_fingerprint") or ""),
+            "train_boxes": [str(n) for n in card["train_boxes"]],
+            "validation_boxes": [str(n) for n in card.get("validation_boxes", [])],
+        }
+    match = _DATA_SPLIT.match(str(card.get("data", "")))
+    if match is None:
+        return None
+
+    def names(text: str) -> list[str]:
+        return [n.strip().strip("'\"") for n in text.split(",") if n.strip()]
+
+    return {
+        "suite": match["suite"],
+        "suite_fingerprint": "",
+        "train_boxes": names(match["train"]),
+        "validation_boxes": names(match["val"]),
+    }
+
+
+def _same_suite(split: Mapping[str, Any], suite_dir: Path, box: Path) -> bool:
+    """Whether the card's suite is the scored one: by fingerprint when both have one, else by folder."""
+    fingerprint = split["suite_fingerprint"]
+    if fingerprint:
+        return suite_fingerprint(box) == fingerprint
+    recorded = Path(split["suite"])
+    try:
+        return recorded.resolve() == suite_dir.resolve()
+    except OSError:
+        return recorded == suite_dir
+
+
+def training_box_notes(samplers: Mapping[str, Any], suite_dir: Path, scored: Sequence[Path]) -> list[str]:
+    """One line per sampler whose model card lists a scored box as a training box (the same suite: by the suite
+    fingerprint the card records, or for older cards by the suite folder). Its held-out metrics are then not
+    held out."""
+    notes = []
+    for name, sampler in samplers.items():
+        split = card_split(getattr(sampler, "card", None) or {})
+        if split is None:
+            continue
+        trained = [p.name for p in scored if p.name in split["train_boxes"] and _same_suite(split, suite_dir, p)]
+        if trained:
+            notes.append(
+                f"note: {', '.join(trained)} scored here {'is a' if len(trained) == 1 else 'are'} training "
+                f"box{'' if len(trained) == 1 else 'es'} of {name} (its model card: train {split['train_boxes']}, "
+                f"validate {split['validation_boxes']} of {split['suite']}); its scores there are not held out"
+            )
+    return notes
+
+
+def load_samplers(paths: Sequence[Path]) -> dict[str, JointSampler]:
+    """Fitted sampler files -> {row name: sampler}, one row per file given: ``"<method> (<file name>)"``, or with
+    the path as given where file names repeat, then ``#2``, ``#3`` ... for a path given more than once."""
+    loaded = [(Path(p), load_sampler(p)) for p in paths]
+    short = [f"{s.method} ({p.name})" for p, s in loaded]
+    names = [f"{s.method} ({p})" if short.count(short[i]) > 1 else short[i] for i, (p, s) in enumerate(loaded)]
+    out: dict[str, JointSampler] = {}
+    for name, (_, sampler) in zip(names, loaded, strict=True):
+        unique, k = name, 1
+        while unique in out:
+            k += 1
+            unique = f"{name} #{k}"
+        out[unique] = sampler
+    return out
+
+
+class TruthRedraw:
+    """The floor of the metrics: the galaxy model painted again onto the same haloes with other seeds.
+
+    Behaves as a sampler of the centrals of ``paths`` (``sample(x, n, generator) -> (n, M, D)``): ``x`` must be the
+    condition matrix of one of these boxes or of all of them stacked in order (as :func:`suite_rows` and the
+    clustering make them); each draw paints every box with :func:`~cosmoseg.galaxies.model.paint_galaxies`
+    (centrals, ``variant``) and a seed drawn from ``generator`` (never the truth's seed + box index, but with
+    probability 2^-62). The truth itself is the draw with seed ``seed`` + box index: scoring this against it gives
+    what a perfect sampler of p(galaxy | halo) would score.
+    """
+
+    method = TRUTH_REDRAWN
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        conditions: Sequence[str],
+        targets: Sequence[str],
+        *,
+        variant: str = "fiducial",
+        seed: int = 0,
+    ) -> None:
+        self.condition_names, self.target_names = list(conditions), list(targets)
+        self.variant = variant
+        self.card: dict[str, Any] = {}
+        self._boxes: list[tuple[HaloCatalog, torch.Tensor, torch.Tensor]] = []
+        for path in paths:
+            halos, galaxies = box_pairs(Path(path), variant, seed)
+            halo_rows, _ = central_pairs(halos, galaxies)
+            x = property_matrix(halos, self.condition_names, role=f"halo catalog of {Path(path).name}")[halo_rows]
+            self._boxes.append((halos, halo_rows, x))
+        if not self._boxes:
+            raise ValidationError("TruthRedraw needs at least one box")
+
+    def _which(self, x: torch.Tensor) -> list[int]:
+        x = torch.as_tensor(x)
+        every = torch.cat([b[2] for b in self._boxes])
+        if x.shape == every.shape and torch.equal(x.to(every.dtype), every):
+            return list(range(len(self._boxes)))
+        for i, (_, _, box_x) in enumerate(self._boxes):
+            if x.shape == box_x.shape and torch.equal(x.to(box_x.dtype), box_x):
+                return [i]
+        raise ValidationError(
+            f"{TRUTH_REDRAWN!r} draws only for the haloes it was made on: x {tuple(x.shape)} is not one of its boxes "
+            f"({[tuple(b[2].shape) for b in self._boxes]}) nor all of them stacked"
+        )
+
+    def sample(self, x: torch.Tensor, n: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``(n, M, D)`` galaxy properties of the centrals of the haloes ``x`` (M, C), painted ``n`` times."""
+        which = self._which(x)
+        gen = generator if generator is not None else torch.Generator().manual_seed(0)
+        draws = []
+        for _ in range(n):
+            base = int(torch.randint(0, 2**62, (1,), generator=gen))
+            parts = []
+            for i in which:
+                halos, halo_rows, _ = self._boxes[i]
+                galaxies = paint_galaxies(halos, variant=self.variant, seed=base + i, satellites=False)
+                rows, galaxy_rows = central_pairs(halos, galaxies)
+                if not torch.equal(rows, halo_rows):
+                    raise ValidationError("the galaxy model's centrals moved between draws")
+                parts.append(property_matrix(galaxies, self.target_names, role="redrawn truth")[galaxy_rows])
+            draws.append(torch.cat(parts))
+        return torch.stack(draws)
+
+
 def evaluate_samplers(
-    samplers: Mapping[str, JointSampler],
+    samplers: Mapping[str, JointSampler | TruthRedraw],
     x: torch.Tensor,
     y: torch.Tensor,
     *,
@@ -155,7 +340,9 @@ def evaluate_samplers(
     """One row per sampler: KS and W1 per property, conditional C2ST AUC, 68%/95% coverage per property.
 
     x: ``(N, C)`` halo properties and y: ``(N, D)`` true galaxy properties of the validation centrals, in the
-    samplers' column order (every sampler must share ``target_names``).
+    samplers' column order (every sampler must share ``target_names``). A :class:`TruthRedraw` of the same haloes
+    among ``samplers`` gives the floor. The C2ST sees (drawn, x) against (y, x) with one halo-level split
+    (``paired``): a halo's context is never learnt under one label and tested under the other.
     """
     if not samplers:
         raise ValidationError("no sampler to evaluate")
@@ -173,7 +360,16 @@ def evaluate_samplers(
         for j, prop in enumerate(targets):
             row[f"ks_{prop}"] = float(ks_2samp(one[:, j], y[:, j]).statistic)
             row[f"w1_{prop}"] = float(wasserstein_1d(one[:, j], y[:, j]))
-        test = c2st(one, y, context_a=x, context_b=x, epochs=c2st_epochs, generator=torch.Generator().manual_seed(seed))
+        # one split for both samples: a halo's two rows (drawn, true) are both in training or both in the test
+        test = c2st(
+            one,
+            y,
+            context_a=x,
+            context_b=x,
+            paired=True,
+            epochs=c2st_epochs,
+            generator=torch.Generator().manual_seed(seed),
+        )
         row["c2st_auc"], row["c2st_auc_err"] = float(test.auc), float(test.auc_err)
         pit = pit_values(y, samples=draws.movedim(0, 1))
         cov = coverage(pit, levels=(0.68, 0.95)).coverage  # (2, D)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from cosmoseg.data import Box, Field, load_artifact, save_artifact
+from cosmoseg.data import Box, Field, Table, load_artifact, save_artifact
 from cosmoseg.galaxies.clustering import (
     COLOUR_CUT,
     CentralOccupationFit,
@@ -19,9 +19,11 @@ from cosmoseg.galaxies.clustering import (
     colour_mass_plane,
     comparison_markdown,
     default_selections,
+    draw_centrals,
     fit_central_occupation,
     linear_bias,
     plot_colour_mass,
+    plot_power_ratios,
 )
 from cosmoseg.galaxies.commands import app as galaxies_app
 from cosmoseg.galaxies.sampler_stage import toy_halos
@@ -179,6 +181,88 @@ def test_cli_evaluate_writes_the_clustering(tmp_path: Path) -> None:
     result = CliRunner().invoke(galaxies_app, args)
     assert result.exit_code == 0, result.output
     saved = load_artifact(tmp_path / "eval" / "evaluation.h5")
-    assert set(saved) == {"scores", "clustering", "clustering_curves"} and len(saved["clustering"]) == 2 * 4
+    assert set(saved) == {"scores", "clustering", "clustering_curves"} and len(saved["clustering"]) == 3 * 4
+    methods = [saved["clustering"].meta[f"method_{i}"] for i in range(3)]
+    assert methods == ["truth redrawn", "gauss (gauss.pt)", "hod"]  # the floor, the model, the HOD
     assert "| hod | n/a | n/a |" in result.output and "C2ST AUC" in result.output
     assert (tmp_path / "fig" / "colour_mass.png").exists() and (tmp_path / "fig" / "power_ratio_red.png").exists()
+
+
+class _Noisy(_Oracle):
+    """The truth's properties with N(0, 0.15) added to the colour: every draw moves the red/blue split."""
+
+    def sample(self, x: torch.Tensor, n: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+        out = x.unsqueeze(0).expand(n, *x.shape).clone()
+        out[..., 1] += 0.15 * torch.randn(out[..., 1].shape, generator=generator)
+        return out
+
+
+def test_clustering_averages_every_number_over_draws() -> None:
+    """n_draws = 3 gives the mean over the three single-draw comparisons (draw k seeded seed + box + k * stride), and
+    the spread of their Δb; the P(k) ratio is the mean over draws and boxes."""
+    boxes = [_box(10), _box(11)]
+    samplers = {"noisy": _Noisy()}
+    options = {"targets": TARGETS, "k_max": 0.3, "n_mesh": 32, "seed": 5}
+    three = clustering_comparison(samplers, boxes, n_draws=3, **options)  # type: ignore[arg-type]
+    singles = [
+        clustering_comparison(samplers, boxes, draws=draw_centrals(samplers, boxes, seed=5, draw=k), **options)
+        for k in range(3)
+    ]
+    s = three.summary
+    assert s.meta["n_draws"] == 3 and singles[0].summary.meta["n_draws"] == 1
+    diffs = torch.stack([one.summary["bias_diff"] for one in singles])  # (3 draws, 4 populations)
+    assert torch.allclose(s["bias_diff"], diffs.mean(0), atol=1e-12)
+    assert torch.allclose(s["bias_diff_spread"], diffs.std(0), atol=1e-12)
+    assert float(s["bias_diff_spread"].max()) > 0 and float(singles[0].summary["bias_diff_spread"].max()) == 0
+    ratios = torch.stack([one.curves["ratio"] for one in singles])
+    assert torch.allclose(three.curves["ratio"], ratios.mean(0), atol=1e-12)
+    methods = torch.stack([one.summary["bias_method"] for one in singles])
+    assert torch.allclose(s["bias_method"], methods.mean(0), atol=1e-12)
+    assert "mean ± standard deviation over 3 draws per halo" in comparison_markdown(s)
+    assert "one draw per halo" in comparison_markdown(singles[0].summary)
+
+
+def test_power_ratio_panel_plots_the_stored_ratio_and_errors() -> None:
+    """The ratio panel draws the table's ratio (a mean of per-box ratios, not the ratio of mean powers) and
+    its ratio_err band."""
+    k = torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64)
+    curves = Table(
+        columns={
+            "method": torch.zeros(3, dtype=torch.int64),
+            "population": torch.zeros(3, dtype=torch.int64),
+            "k": k,
+            "power_truth": torch.tensor([100.0, 50.0, 20.0], dtype=torch.float64),
+            "power_method": torch.tensor([110.0, 50.0, 18.0], dtype=torch.float64),
+            "ratio": torch.tensor([1.05, 0.97, 0.93], dtype=torch.float64),
+            "ratio_err": torch.tensor([0.02, 0.03, 0.04], dtype=torch.float64),
+        },
+        meta={"method_0": "m", "population_0": "red"},
+    )
+    fig = plot_power_ratios(curves, 0)
+    ratio_axis = fig.axes[1]
+    plotted = [line.get_ydata() for line in ratio_axis.get_lines() if len(line.get_xdata()) == 3]
+    assert any(np.allclose(y, [1.05, 0.97, 0.93]) for y in plotted)
+    band = ratio_axis.collections[0].get_paths()[0].vertices[:, 1]
+    assert np.isclose(band.min(), 0.93 - 0.04) and np.isclose(band.max(), 1.05 + 0.02)
+
+
+def test_cli_evaluate_clustering_with_draws_and_the_floor(tmp_path: Path) -> None:
+    suite = tmp_path / "suite"
+    for i in range(2):
+        gen = torch.Generator().manual_seed(30 + i)
+        fields = Field(
+            values=torch.stack([_linear_field(gen, n=16), torch.zeros(16, 16, 16, dtype=torch.float64)]).float(),
+            box=Box(length=100.0),
+            channels=("delta", "phi"),
+        )
+        save_artifact(suite / f"box_{i:04d}.h5", {"halos": toy_halos(gen, n=400), "fields": fields})
+    sampler = train_sampler("gauss", find_boxes(suite)[:1], ["log_mass", "concentration"], TARGETS, hyper={"epochs": 2})
+    model = sampler.save(tmp_path / "gauss.pt")
+    args = ["evaluate", str(suite), "--model", str(model), "--n-validation", "2", "--n-draws", "10"]
+    args += ["--clustering-draws", "2", "--output", str(tmp_path / "eval")]
+    result = CliRunner().invoke(galaxies_app, args)
+    assert result.exit_code == 0, result.output
+    clustering = load_artifact(tmp_path / "eval" / "evaluation.h5")["clustering"]
+    assert clustering.meta["method_0"] == "truth redrawn" and clustering.meta["n_draws"] == 2
+    assert "hod" not in [clustering.meta[f"method_{i}"] for i in range(2)] and len(clustering) == 2 * 4
+    assert "no box is left to fit the HOD on" in result.output and "| truth redrawn |" in result.output

@@ -13,7 +13,17 @@ from cosmoseg.data import load_artifact, save_artifact
 from cosmoseg.errors import ValidationError
 from cosmoseg.galaxies.sampler_stage import toy_halos
 from cosmoseg.galaxies.samplers.base import load_sampler
-from cosmoseg.galaxies.training import evaluate_samplers, find_boxes, split_boxes, suite_rows, train_sampler
+from cosmoseg.galaxies.training import (
+    TRUTH_REDRAWN,
+    TruthRedraw,
+    card_split,
+    evaluate_samplers,
+    find_boxes,
+    split_boxes,
+    suite_rows,
+    train_sampler,
+    training_box_notes,
+)
 
 CONDITIONS = ["log_mass", "concentration"]
 TARGETS = ["log_mstar", "color_gi"]
@@ -80,7 +90,9 @@ def test_cli_train_and_evaluate(suite: Path, tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "C2ST AUC" in result.output and len(load_artifact(tmp_path / "eval" / "evaluation.h5")["scores"]) == 1
+    scores = load_artifact(tmp_path / "eval" / "evaluation.h5")["scores"]
+    assert "C2ST AUC" in result.output and len(scores) == 2  # the model and the floor (the truth redrawn)
+    assert [scores.meta["method_0"], scores.meta["method_1"]] == ["truth redrawn", "gauss (gauss.pt)"]
     bad = runner.invoke(app, ["galaxies", "train", str(suite), "--method", "nope", "--output", str(tmp_path / "x.pt")])
     assert bad.exit_code == 1 and "unknown sampler method 'nope'" in bad.output
 
@@ -103,3 +115,86 @@ def test_cli_reverse_direction_learns_halo_given_galaxy(suite: Path, tmp_path: P
     assert f"KS {CONDITIONS[0]}" in result.output
     result = runner.invoke(app, [*evaluate, "--clustering", "--output", str(tmp_path / "eval2")])
     assert result.exit_code == 1 and "does not apply to --reverse" in result.output
+
+
+def _evaluate(suite: Path, models: list[Path], out: Path, *extra: str):
+    args = ["galaxies", "evaluate", str(suite), *(item for m in models for item in ("--model", str(m)))]
+    args += ["--output", str(out), "--n-draws", "10", "--no-clustering", *extra]
+    return CliRunner().invoke(build_app(), args)
+
+
+@pytest.fixture(scope="module")
+def gauss_model(suite: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A gauss sampler trained with `galaxies train` (n-validation 1, seed 0: boxes 0000 and 0001 train)."""
+    out = tmp_path_factory.mktemp("model") / "gauss.pt"
+    args = ["galaxies", "train", str(suite), "--method", "gauss", "--conditions", ",".join(CONDITIONS)]
+    args += ["--targets", ",".join(TARGETS), "--hyper", "epochs=5", "--n-validation", "1", "--output", str(out)]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_every_box_can_be_scored_but_not_trained_on(suite: Path, gauss_model: Path, tmp_path: Path) -> None:
+    paths = find_boxes(suite)
+    train, val = split_boxes(paths, 3, seed=0, allow_all=True)
+    assert train == [] and val == paths
+    result = _evaluate(suite, [gauss_model], tmp_path / "eval", "--n-validation", "3")
+    assert result.exit_code == 0, result.output
+    assert "scored boxes: ['box_0000.h5', 'box_0001.h5', 'box_0002.h5']" in result.output
+    assert load_artifact(tmp_path / "eval" / "evaluation.h5")["scores"].meta["n_rows"] == 3 * 400
+    args = ["galaxies", "train", str(suite), "--method", "gauss", "--conditions", ",".join(CONDITIONS)]
+    args += ["--targets", ",".join(TARGETS), "--n-validation", "3", "--output", str(tmp_path / "x.pt")]
+    refused = CliRunner().invoke(build_app(), args)
+    assert refused.exit_code == 1 and "n_validation must be in [0, 2]" in refused.output
+
+
+def test_models_with_the_same_file_name_are_separate_rows(suite: Path, gauss_model: Path, tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere" / gauss_model.name
+    other.parent.mkdir()
+    other.write_bytes(gauss_model.read_bytes())
+    result = _evaluate(suite, [gauss_model, other, other], tmp_path / "eval", "--no-truth-redrawn")
+    assert result.exit_code == 0, result.output
+    scores = load_artifact(tmp_path / "eval" / "evaluation.h5")["scores"]
+    names = [scores.meta[f"method_{i}"] for i in range(len(scores))]
+    assert names == [f"gauss ({gauss_model})", f"gauss ({other})", f"gauss ({other}) #2"]
+
+
+def test_scoring_a_training_box_is_reported(suite: Path, gauss_model: Path, tmp_path: Path) -> None:
+    card = load_sampler(gauss_model).card
+    assert card["train_boxes"] == ["box_0000.h5", "box_0001.h5"] and card["validation_boxes"] == ["box_0002.h5"]
+    held_out = _evaluate(suite, [gauss_model], tmp_path / "a", "--n-validation", "1", "--seed", "0")
+    assert held_out.exit_code == 0 and "training box" not in held_out.output
+    moved = _evaluate(suite, [gauss_model], tmp_path / "b", "--n-validation", "1", "--seed", "1")
+    assert moved.exit_code == 0, moved.output
+    assert "scored boxes: ['box_0000.h5']" in moved.output
+    assert "note: box_0000.h5 scored here is a training box of gauss (gauss.pt)" in moved.output
+    # an older card (the shipped flow's) records the split only in its data line: the suite folder decides
+    old_card = {"data": f"{suite}: train ['box_0000.h5', 'box_0002.h5'], validate ['box_0001.h5']; truth: ..."}
+    assert card_split(old_card) == {
+        "suite": str(suite),
+        "suite_fingerprint": "",
+        "train_boxes": ["box_0000.h5", "box_0002.h5"],
+        "validation_boxes": ["box_0001.h5"],
+    }
+
+    class Old:
+        card = old_card
+
+    boxes = find_boxes(suite)
+    assert len(training_box_notes({"old": Old()}, suite, boxes)) == 1
+    assert training_box_notes({"old": Old()}, tmp_path / "another_suite", boxes) == []
+
+
+def test_truth_redrawn_is_the_floor(suite: Path) -> None:
+    _, val = split_boxes(find_boxes(suite), 1, seed=0)
+    x, y = suite_rows(val, CONDITIONS, TARGETS, "fiducial", 0)
+    floor = TruthRedraw(val, CONDITIONS, TARGETS, seed=0)
+    draws = floor.sample(x, 3, generator=torch.Generator().manual_seed(4))
+    assert draws.shape == (3, 400, 2) and not torch.equal(draws[0], y) and not torch.equal(draws[0], draws[1])
+    # the truth is the draw with seed 0 + box index: the same model, so the same conditional
+    table = evaluate_samplers({TRUTH_REDRAWN: floor}, x, y, n_draws=60)
+    auc, err = float(table["c2st_auc"][0]), float(table["c2st_auc_err"][0])
+    assert abs(auc - 0.5) < 3 * err
+    assert 0.6 < float(table["cov68_log_mstar"][0]) < 0.76 and float(table["cov95_color_gi"][0]) > 0.9
+    with pytest.raises(ValidationError, match="only for the haloes"):
+        floor.sample(x[:10], 1)
