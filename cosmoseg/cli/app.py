@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import textwrap
 import typing
 from pathlib import Path
 from typing import Annotated
@@ -124,7 +125,7 @@ def print_outputs(result: RunResult) -> None:
 
     rows = [("file", "stage", "holds")]
     for record in result.records:
-        holds = ", ".join(f"{name}: {record.sizes.get(name, kind)}" for name, kind in record.outputs.items())
+        holds = "; ".join(f"{name}: {record.sizes.get(name, kind)}" for name, kind in record.outputs.items())
         rows.append((record.file, f"{record.id} ({record.uses})", holds))
         for figure in work_files(result.output_dir, record.id):
             rows.append((figure, "", "figure"))
@@ -188,7 +189,7 @@ def stages_show(
     out.print("params:" + ("" if fields else " none"))
     params_doc = (cls.Params.__doc__ or "").strip()
     if fields and params_doc and not params_doc.startswith(cls.Params.__name__ + "("):
-        out.print("  " + " ".join(params_doc.split()))
+        out.print(textwrap.fill(" ".join(params_doc.split()), width=100, initial_indent="  ", subsequent_indent="  "))
     for field in fields:
         if field.default is not dataclasses.MISSING:
             default = repr(field.default)

@@ -175,3 +175,18 @@ def test_cosmology_values_are_checked_before_running(config: Path) -> None:
     result = invoke("validate", config)
     assert result.exit_code == 1
     assert "param 'cosmology': omega_m" in result.output
+
+
+def test_stages_show_wraps_the_params_docstring() -> None:
+    result = invoke("stages", "show", "sim.ics")
+    assert result.exit_code == 0
+    assert max(len(line) for line in result.output.splitlines()) <= 110
+    assert "precision" in result.output
+
+
+def test_run_ends_with_what_it_produced(config: Path, tmp_path: Path) -> None:
+    result = invoke("run", config, "--output", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any(line.startswith("field.h5") and "field: Field, (1, 8, 8, 8)" in line for line in lines)
+    assert any(line.startswith("power.h5") and "spectrum: Table" in line for line in lines)
