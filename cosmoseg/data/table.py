@@ -45,6 +45,19 @@ STANDARD_UNITS: dict[str, str] = {
 VECTOR_COLUMNS = frozenset({"pos", "vel", "lagr_pos"})
 """Columns of shape (N, 3)."""
 
+MISSING_FILL = 0.0
+"""What a column holds where it has no value (an unresolved halo property, a statistic of an empty bin, a ratio
+0/0). Tables hold finite numbers only, so "missing" is never NaN: it is this fill value plus a column beside it that
+says which rows are missing, a boolean ``<name>_resolved`` (per-object catalogs) or a count (binned tables: the
+number of objects behind the value, 0 in an empty bin). See docs/data-model.md, "Missing values"."""
+
+RESOLVED_SUFFIX = "_resolved"
+
+
+def resolved_column(name: str) -> str:
+    """The name of the mask column of ``name``: ``"concentration"`` -> ``"concentration_resolved"``."""
+    return f"{name}{RESOLVED_SUFFIX}"
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Table(DataObject):
@@ -85,6 +98,7 @@ class Table(DataObject):
             shape = (None, 3) if name in VECTOR_COLUMNS else None
             check_tensor(problems, f"column {name!r}", tensor, kind="any", shape=shape)
         check_one_device(problems, columns)
+        _check_masks(problems, columns)
         check_meta(problems, self.meta)
         self._validate_more(problems)
         problems.raise_if_any(context=type(self).__name__)
@@ -102,6 +116,17 @@ class Table(DataObject):
 
     def __contains__(self, name: object) -> bool:
         return name in self.columns
+
+    def resolved(self, name: str) -> torch.Tensor:
+        """(N,) bool: True where column ``name`` holds a value, False where it is missing (holds ``MISSING_FILL``).
+
+        The mask is the column ``<name>_resolved`` when the table has one; without it every row counts as resolved.
+        """
+        values = self[name]
+        mask = self.columns.get(resolved_column(name))
+        if mask is None:
+            return torch.ones(values.shape[0], dtype=torch.bool, device=values.device)
+        return mask
 
     def select(self, index: torch.Tensor) -> Self:
         """The rows picked by a boolean mask or an index tensor."""
@@ -132,6 +157,34 @@ class Table(DataObject):
     def _read(cls, group: Any, device: torch.device) -> Self:
         columns, units = cls._read_columns(group, device)
         return cls(columns=columns, units=units, meta=read_meta(group))
+
+
+def _check_masks(problems: ProblemCollector, columns: Mapping[str, torch.Tensor]) -> None:
+    """A ``<name>_resolved`` column beside a column ``<name>`` is its missing-value mask: (N,) bool, and ``<name>``
+    holds ``MISSING_FILL`` wherever the mask is False."""
+    for mask_name, mask in columns.items():
+        name = mask_name.removesuffix(RESOLVED_SUFFIX)
+        if name == mask_name or name not in columns or mask.ndim == 0:
+            continue
+        values = columns[name]
+        if mask.dtype != torch.bool or mask.ndim != 1:
+            problems.add(
+                f"column {mask_name!r} (the missing-value mask of {name!r}) must be (N,) bool, got {mask.dtype} of "
+                f"shape {tuple(mask.shape)}"
+            )
+            continue
+        if values.ndim == 0 or values.shape[0] != mask.shape[0] or values.device != mask.device:
+            continue  # reported by the length and device checks
+        missing = values[~mask]
+        equal = missing == MISSING_FILL
+        filled = equal.flatten(1).all(dim=1) if equal.ndim > 1 else equal
+        n_bad = int((~filled).sum())
+        if n_bad:
+            first = int(torch.nonzero(~mask).reshape(-1)[torch.nonzero(~filled).reshape(-1)[0]])
+            problems.add(
+                f"column {name!r} holds {n_bad} value(s) other than the fill value {MISSING_FILL:g} where "
+                f"{mask_name!r} is False (missing), the first at row {first}"
+            )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

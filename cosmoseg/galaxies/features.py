@@ -1,8 +1,12 @@
 """Halo and galaxy properties as matrices for the samplers, and central galaxies paired with their host haloes.
 
 Property names are catalog columns, or ``log_<column>``: log10 of a positive column (``log_mass`` = log10 of
-``mass`` in Msun/h, ``log_vmax``, ``log_concentration``, ...), so samplers can be conditioned on logarithms without
-new catalog columns.
+``mass`` in Msun/h, ``log_vmax``, ...), so samplers can be conditioned on logarithms without new catalog columns.
+
+Missing values (docs/data-model.md): a column that can lack a value has a boolean ``<column>_resolved`` mask beside
+it and holds 0 where the mask is False. A property named by the column itself is used as stored, 0 where missing
+(the shipped ``flow.pt`` was trained that way on ``concentration``); ``log_<column>`` of a column with missing rows has
+no value there and is refused, naming the column, the number of missing rows and the ways out.
 """
 
 from __future__ import annotations
@@ -12,13 +16,16 @@ from collections.abc import Sequence
 import torch
 
 from cosmoseg.data import Catalog, GalaxyCatalog, HaloCatalog
+from cosmoseg.data.table import MISSING_FILL, resolved_column
 from cosmoseg.errors import ValidationError
 
 __all__ = ["DEFAULT_GALAXY_PROPERTIES", "DEFAULT_HALO_PROPERTIES", "central_pairs", "property_matrix"]
 
-DEFAULT_HALO_PROPERTIES = ("log_mass", "log_vmax", "log_concentration", "spin", "log_env_density_r2")
+DEFAULT_HALO_PROPERTIES = ("log_mass", "log_vmax", "concentration", "spin", "log_env_density_r2")
 """Halo properties the samplers condition on by default (Abramo et al. use mass, V_max, concentration, spin and
-environment-like quantities)."""
+environment-like quantities): those of the shipped ``flow.pt``. ``concentration`` and ``spin`` enter as stored, 0
+where the FoF catalog has no value (``concentration_resolved`` / ``spin_resolved`` False), so the defaults work on
+every FoF catalog, small haloes included."""
 DEFAULT_GALAXY_PROPERTIES = ("log_mstar", "log_ssfr", "color_gi", "log_radius", "log_z")
 """The five central-galaxy properties of Abramo et al.: stellar mass, sSFR, g − i colour, radius, metallicity."""
 
@@ -27,10 +34,22 @@ def _column(catalog: Catalog, name: str, role: str, problems: list[str]) -> torc
     if name in catalog.columns:
         value = catalog.columns[name]
     elif name.startswith("log_") and name[4:] in catalog.columns:
-        raw = catalog.columns[name[4:]].double()
+        column = name[4:]
+        raw = catalog.columns[column].double()
+        mask_name = resolved_column(column)
+        if mask_name in catalog.columns and raw.ndim == 1:
+            n_missing = int((~catalog.resolved(column)).sum())
+            if n_missing:
+                problems.append(
+                    f"{name}: column {column!r} of the {role} is missing (stored as {MISSING_FILL:g}, {mask_name!r} "
+                    f"False) in {n_missing} of {len(catalog)} rows, which have no logarithm; condition on "
+                    f"{column!r} itself (0 where missing, as the shipped flow.pt does), or keep only the rows where "
+                    f"{mask_name!r} is True"
+                )
+                return None
         bad = int((raw <= 0).sum())
         if bad:
-            problems.append(f"{name}: column {name[4:]!r} of the {role} has {bad} value(s) <= 0 (no logarithm)")
+            problems.append(f"{name}: column {column!r} of the {role} has {bad} value(s) <= 0 (no logarithm)")
             return None
         value = torch.log10(raw)
     else:

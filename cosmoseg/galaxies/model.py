@@ -14,6 +14,9 @@ Halo columns used (only ``pos``, ``vel``, ``mass`` are required; the others have
 ``mass`` (Msun/h)
     The halo mass put into the SMHM relation, whatever its definition (FoF, M_vir, M_200c): the model does not
     convert between definitions; the two relations were fitted to M_vir (Behroozi) and M_200c (Moster).
+Missing values follow the data model (docs/data-model.md): where a catalog has a ``<column>_resolved`` mask, rows with
+False there have no value (the column holds 0) and take the fallback below; without a mask, values <= 0 do.
+
 ``z_form`` or ``formation_redshift``, else ``concentration`` (+ ``concentration_resolved``)
     The assembly proxy. Earlier-forming haloes are more concentrated at fixed mass (Wechsler et al. 2002), so
     both order haloes the same way. It is turned into a Gaussian variable at fixed mass (its rank within bins of
@@ -23,10 +26,12 @@ Halo columns used (only ``pos``, ``vel``, ``mass`` are required; the others have
 ``log_env_density_r2`` (``params.env_column``)
     Environment for quenching, Gaussianised at fixed mass like the assembly variable; ignored when absent.
 ``spin``
-    Bullock spin parameter for the size; values <= 0 (unresolved) and a missing column fall back to a lognormal
+    Bullock spin parameter for the size; missing values (``spin_resolved`` False, or <= 0) and a missing column fall
+    back to a lognormal
     draw with median ``spin_ref`` and ``spin_sigma_ln`` (Bullock et al. 2001).
 ``r200`` (Mpc/h)
-    For sizes, satellite radii and velocities; values <= 0 and a missing column fall back to R_200c of ``mass``.
+    For sizes, satellite radii and velocities; missing values (``r200_resolved`` False, or <= 0) and a missing
+    column fall back to R_200c of ``mass``.
 ``concentration``
     NFW concentration of the satellite profile; unresolved values and a missing column fall back to Duffy et al.
     (2008) c(M).
@@ -281,9 +286,7 @@ def _assembly_variable(
     for name in ASSEMBLY_COLUMNS:
         if name in halos.columns:
             values = halos[name].to(torch.float64)
-            valid = values > 0 if name == "concentration" else torch.ones_like(values, dtype=torch.bool)
-            if name == "concentration" and "concentration_resolved" in halos.columns:
-                valid = valid & halos["concentration_resolved"].to(torch.bool)
+            valid = _has_value(halos, name) if name == "concentration" else halos.resolved(name)
             return gaussianized_rank(values, log_mass, params.mass_bin_dex, gen, valid)
     return torch.randn(len(halos), generator=gen, dtype=torch.float64, device=log_mass.device)
 
@@ -293,8 +296,7 @@ def _halo_r200(halos: Catalog, mass: torch.Tensor) -> torch.Tensor:
     box = halos.box
     from_mass = relations.r200c_mpc_h(mass, box.cosmology, box.redshift)
     if "r200" in halos.columns:
-        r = halos["r200"].to(torch.float64)
-        return torch.where(r > 0, r, from_mass)
+        return torch.where(_has_value(halos, "r200"), halos["r200"].to(torch.float64), from_mass)
     return from_mass
 
 
@@ -302,12 +304,14 @@ def _halo_concentration(halos: Catalog, mass: torch.Tensor) -> torch.Tensor:
     """NFW concentration (N,): the ``concentration`` column where resolved and positive, else Duffy et al. (2008)."""
     fallback = relations.duffy08_concentration(mass, halos.box.redshift)
     if "concentration" in halos.columns:
-        c = halos["concentration"].to(torch.float64)
-        ok = c > 0
-        if "concentration_resolved" in halos.columns:
-            ok = ok & halos["concentration_resolved"].to(torch.bool)
-        return torch.where(ok, c, fallback)
+        return torch.where(_has_value(halos, "concentration"), halos["concentration"].to(torch.float64), fallback)
     return fallback
+
+
+def _has_value(halos: Catalog, name: str) -> torch.Tensor:
+    """(N,) bool: rows of the positive quantity ``name`` that hold a value: its ``<name>_resolved`` mask where the
+    catalog has one, and a positive value (catalogs without a mask mark missing values with 0 or less)."""
+    return halos.resolved(name).to(torch.bool) & (halos[name].to(torch.float64) > 0)
 
 
 def _properties(
@@ -416,7 +420,8 @@ def paint_galaxies(
     cen_quenched = uniform(n) < quenched_fraction(q_mass, assembly, env, params)
     if "spin" in halos.columns:
         spin = halos["spin"].to(torch.float64)
-        spin = torch.where(spin > 0, spin, params.spin_ref * torch.exp(params.spin_sigma_ln * normal(n)))
+        drawn = params.spin_ref * torch.exp(params.spin_sigma_ln * normal(n))
+        spin = torch.where(_has_value(halos, "spin"), spin, drawn)
     else:
         spin = params.spin_ref * torch.exp(params.spin_sigma_ln * normal(n))
     cen_props = _properties(cen_log_mstar, cen_quenched, r200, spin, h, age_gyr, params, gen)

@@ -5,6 +5,12 @@ property is computed for all haloes at once with scatter/gather operations on th
 over haloes), in float64, on the particles' device (the environment counts run on the CPU). N_h is the
 number of member particles of a halo, m the particle mass, a = 1/(1+z) the box's scale factor.
 
+Missing values follow the data model's convention (docs/data-model.md, "Missing values"): a property that has no
+value for a halo is stored as 0 (``MISSING_FILL``) and the boolean column ``<name>_resolved`` beside it is False
+there; read the mask, never the 0. The columns that can be missing are ``m200``, ``r200`` (``m200_resolved``,
+``r200_resolved``: False where n200 = 0), ``spin`` (``spin_resolved``: False where n200 < 2) and ``concentration``
+(``concentration_resolved``); every other column has a value for every halo.
+
 Columns, how they are computed, and their resolution limits:
 
 ``pos`` (Mpc/h), ``vel`` (km/s), ``mass`` (Msun/h), ``n_part``
@@ -25,7 +31,8 @@ Columns, how they are computed, and their resolution limits:
     counting FoF members only: rho_200 = 200 rho_crit(z) a^3 in comoving units, with
     rho_crit(z) = rho_crit,0 E(z)^2 (``Cosmology.efunc``). n200 is the largest k such that the k innermost
     members have a mean density >= rho_200 (the outermost crossing), m200 = n200 m and
-    r200 = (3 m200 / (4 pi rho_200))^(1/3). 0 when not even the innermost member reaches rho_200. Members
+    r200 = (3 m200 / (4 pi rho_200))^(1/3). Missing (0, ``m200_resolved`` / ``r200_resolved`` False; n200 = 0)
+    when not even the innermost member reaches rho_200. Members
     only: b = 0.2 groups enclose ~180 times the mean matter density (~60 rho_crit at z = 0), so m200c is
     below the FoF mass (0.4-0.8 of it in a PM run). Resolved for n200 >~ 50 and r200 >~ 2 force-resolution
     lengths (a PM run: 2 mesh cells).
@@ -33,7 +40,8 @@ Columns, how they are computed, and their resolution limits:
     Bullock et al. (2001) lambda' = |J| / (sqrt(2) M V R) with R = r200, M = m200, V = sqrt(G M / (a R)) and
     J the angular momentum of the n200 members inside r200, about their centre of mass and with their mean
     velocity removed (peculiar velocities: the Hubble flow carries no angular momentum about the centre).
-    0 when n200 < 2. Poisson noise biases lambda' high below ~300 particles (Bett et al. 2007).
+    Missing (0, ``spin_resolved`` False) when n200 < 2. Poisson noise biases lambda' high below ~300 particles
+    (Bett et al. 2007).
 ``vmax`` (km/s)
     Maximum circular velocity sqrt(G M(<r) / (a r)) over the members sorted by distance from ``pos_center``,
     from the ``VMAX_MIN_RANK``-th innermost member outwards (fewer ranks are dominated by shot noise).
@@ -41,8 +49,8 @@ Columns, how they are computed, and their resolution limits:
 ``concentration``, ``concentration_resolved``
     NFW concentration from the half-mass radius of the n200 members: x = r_half / r200 is inverted through
     f(c x) = f(c) / 2 with f(y) = ln(1 + y) - y / (1 + y). Resolved (the bool column True) when
-    n200 >= ``concentration_min_particles`` and c lies in [``C_MIN``, ``C_MAX``]; otherwise the column
-    holds 0. Unbiased on NFW haloes, with a scatter of ~40% at n200 = 100, 20% at 300, 12% at 1000 and
+    n200 >= ``concentration_min_particles`` and c lies in [``C_MIN``, ``C_MAX``]; otherwise missing (the column
+    holds 0). Unbiased on NFW haloes, with a scatter of ~40% at n200 = 100, 20% at 300, 12% at 1000 and
     3% at 10^4 (the ``sim.fof`` page); r_s = r200 / c must also exceed the force resolution.
 ``lagr_pos`` (Mpc/h), ``lagr_inertia`` ((Mpc/h)^2), when the particles' ids refer to a Lagrangian grid
     Periodic centre of mass of the members' Lagrangian cell centres, and their (3, 3) second-moment (shape)
@@ -69,6 +77,7 @@ import numpy.typing as npt
 import torch
 
 from cosmoseg.data import Particles
+from cosmoseg.data.table import MISSING_FILL, resolved_column
 from cosmoseg.errors import ProblemCollector, ValidationError
 from cosmoseg.mesh.grid import cell_centers
 
@@ -77,6 +86,7 @@ __all__ = [
     "C_MIN",
     "DEFAULT_ENV_SCALES",
     "G_NEWTON",
+    "MAY_BE_MISSING",
     "OVERDENSITY",
     "env_column_name",
     "formation_redshifts",
@@ -103,6 +113,10 @@ VMAX_MIN_RANK = 10
 
 C_MIN, C_MAX = 1.0, 100.0
 """Range of NFW concentrations the half-mass estimator reports."""
+
+MAY_BE_MISSING: tuple[str, ...] = ("m200", "r200", "spin", "concentration")
+"""Columns that can lack a value for some haloes: each has a boolean ``<name>_resolved`` column beside it (False =
+missing, the value is then ``MISSING_FILL`` = 0)."""
 
 
 def env_column_name(radius: float) -> str:
@@ -196,6 +210,9 @@ def halo_properties(
         "vmax": vmax,
         "concentration": concentration,
         "concentration_resolved": resolved,
+        "m200_resolved": n200 > 0,
+        "r200_resolved": n200 > 0,
+        "spin_resolved": n200 >= 2,
     }
     units = {
         "pos_center": "Mpc/h",
@@ -204,8 +221,7 @@ def halo_properties(
         "spin": "",
         "vmax": "km/s",
         "concentration": "",
-        "concentration_resolved": "",
-    }
+    } | {resolved_column(name): "" for name in MAY_BE_MISSING}
     if particles.n_grid > 0:
         q = cell_centers(particles.ids[members], particles.n_grid, length, dtype=torch.float64)
         dq, lagr_offset, lagr_ref = _unwrapped(q, h, n_halo, length)
@@ -331,7 +347,7 @@ def _bullock_spin(
     j = sum_xv - torch.linalg.cross(sum_x, sum_v) / n  # per unit particle mass, (Mpc/h) km/s
     ok = n200 >= 2
     denom = math.sqrt(2.0) * n200.double() * v200 * r200
-    return torch.where(ok, torch.linalg.vector_norm(j, dim=1) / torch.where(ok, denom, 1.0), 0.0)
+    return torch.where(ok, torch.linalg.vector_norm(j, dim=1) / torch.where(ok, denom, 1.0), MISSING_FILL)
 
 
 def _vmax(profile: _Profile, n_part: torch.Tensor, m: float, a: float) -> torch.Tensor:
@@ -355,7 +371,7 @@ def _concentration(
     x_half = torch.where(usable, 0.5 * (r1 + r2) / torch.where(usable, r200, 1.0), 1.0)
     c = torch.as_tensor(nfw_concentration_from_half_mass(x_half.cpu().numpy()), device=r200.device)
     resolved = usable & (n200 >= min_particles) & (c >= C_MIN) & (c <= C_MAX)
-    return torch.where(resolved, c, 0.0), resolved
+    return torch.where(resolved, c, MISSING_FILL), resolved
 
 
 @functools.lru_cache(maxsize=1)
