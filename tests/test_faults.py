@@ -372,3 +372,15 @@ def test_a_plugin_that_exits_when_imported_is_named(pipeline: Path, tmp_path: Pa
     )
     assert done.returncode == 1
     assert "leaver.py failed to import: it called sys.exit(4)" in one_line(done.stderr)
+
+
+def test_running_the_same_pipeline_again_replaces_its_files_without_keeping_copies(
+    pipeline: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    first = run_pipeline(load_config(pipeline), output_dir=out)
+    second = run_pipeline(load_config(pipeline), output_dir=out)
+    assert [r.sha256 for r in first.records] == [r.sha256 for r in second.records]
+    assert not (out / "stale").exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["stale"]["replaced"]) == ["field.h5", "mean.h5", "same.h5", "scaled.h5"]

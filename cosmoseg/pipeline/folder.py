@@ -44,18 +44,35 @@ def _artifact_stage(path: Path) -> str | None:
 
 
 def move_aside_stale(
-    folder: Path, keep: Iterable[str], known: Iterable[str], previous: Mapping[str, Any], started: str
+    folder: Path,
+    keep: Iterable[str],
+    known: Iterable[str],
+    previous: Mapping[str, Any],
+    started: str,
+    recomputed: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Move the files of earlier runs that this run does not reuse into ``stale/<started>/``.
 
     keep: stage ids whose artifact (and work folder) this run reuses. known: stage ids of this pipeline and of the
     previous manifest; their ``<id>.h5`` and ``<id>/`` are moved unless kept, as is any other artifact written by a
-    cosmoseg run (an ``.h5`` with a ``stage_id`` attribute). Other files are left where they are.
-    Returns ``{"folder": "stale/<started>", "files": [...]}`` (empty files when nothing moved).
+    cosmoseg run (an ``.h5`` with a ``stage_id`` attribute). recomputed: stage ids whose previous result has the
+    fingerprint this run's has (the same params, seed, code and inputs) and that this run computes again: their
+    files are deleted rather than kept aside, since the run writes the same again (so re-running a pipeline does
+    not pile up copies). Other files are left where they are.
+    Returns ``{"folder": "stale/<started>", "files": [...], "replaced": [...]}``.
     """
-    keep, known = set(keep), set(known)
+    keep, known, recomputed = set(keep), set(known), set(recomputed) - set(keep)
+    replaced: list[str] = []
+    for stage_id in sorted(recomputed):
+        for path in (folder / f"{stage_id}.h5", folder / stage_id):
+            if path.is_dir():
+                shutil.rmtree(path)
+                replaced.append(path.name)
+            elif path.exists():
+                path.unlink()
+                replaced.append(path.name)
     moving: list[Path] = []
-    for stage_id in sorted(known - keep):
+    for stage_id in sorted(known - keep - recomputed):
         for path in (folder / f"{stage_id}.h5", folder / stage_id):
             if path.exists():
                 moving.append(path)
@@ -64,7 +81,7 @@ def move_aside_stale(
         if stage_id not in keep and path not in moving and _artifact_stage(path) is not None:
             moving.append(path)
     if not moving:
-        return {"folder": "", "files": []}
+        return {"folder": "", "files": [], "replaced": replaced}
     target = folder / STALE_DIR / started.replace(":", "")
     target.mkdir(parents=True, exist_ok=True)
     for path in moving:
@@ -81,7 +98,7 @@ def move_aside_stale(
         "previous_config_source": previous.get("config_source", ""),
     }
     (target / STALE_NOTE).write_text(json.dumps(note, indent=2) + "\n")
-    return {"folder": str(target.relative_to(folder)), "files": relative}
+    return {"folder": str(target.relative_to(folder)), "files": relative, "replaced": replaced}
 
 
 def work_files(folder: Path, stage_id: str) -> list[str]:

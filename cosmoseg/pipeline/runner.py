@@ -246,8 +246,10 @@ def _run_locked(
         and (out / f"{stage.id}.h5").is_file()
         and file_sha256(out / f"{stage.id}.h5") == old.get("sha256")
     }
-    known = {stage.id for stage in plan.stages} | set(previous_manifest.get("stages", {}))
-    stale = move_aside_stale(out, reused, known, previous_manifest, started)
+    old_stages = previous_manifest.get("stages", {})
+    known = {stage.id for stage in plan.stages} | set(old_stages)
+    recomputed = {sid for sid, fp in fingerprints.items() if old_stages.get(sid, {}).get("fingerprint") == fp}
+    stale = move_aside_stale(out, reused, known, previous_manifest, started, recomputed)
     if stale["files"]:
         reporter.log(f"moved {len(stale['files'])} file(s) of an earlier run to {stale['folder']}")
     manifest: dict[str, Any] = {
