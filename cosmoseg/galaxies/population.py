@@ -342,6 +342,7 @@ def populate_galaxies(
     generator: torch.Generator,
     min_mass: float = 0.0,
     where: str = "the population model",
+    provenance: Mapping[str, str] | None = None,
 ) -> GalaxyCatalog:
     """Centrals and satellites for the haloes of ``halos`` heavier than ``min_mass`` (Msun/h).
 
@@ -350,7 +351,9 @@ def populate_galaxies(
     (``generator``). Columns: ``pos`` (N_g, 3) Mpc/h, ``vel`` (N_g, 3) km/s (when the haloes have velocities),
     ``is_central``, ``host`` (row in ``halos``), ``r_over_r200m`` (0 for centrals) and the model's targets.
     A catalog without the halo properties the samplers need is a ValidationError naming them (``where`` names
-    the model in it).
+    the model in it). ``provenance``: where the model came from, added to the catalog's ``meta`` (the stage gives
+    ``model_file``, the file actually used, its ``model_sha256`` and ``model_origin``: "file", "shipped" or "fitted in
+    this run on N galaxies"); ``meta["model"]`` stays "population", the kind of model.
     """
     problems = _condition_problems(model, halos, where)
     if problems:
@@ -385,8 +388,9 @@ def populate_galaxies(
     columns["host"] = keep[host].to(device)
     columns[SATELLITE_RADIUS] = radii.to(device)
     columns |= {name: props[:, j].to(device) for j, name in enumerate(model.target_names)}
-    meta = {
+    meta: dict[str, str | int | float | bool] = {
         "model": "population",
+        **{str(k): str(v) for k, v in (provenance or {}).items()},
         "seed": int(seed),
         "min_mass": float(min_mass),
         "radial_bins": len(model.radial_quantiles),

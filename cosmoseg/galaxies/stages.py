@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -12,7 +13,7 @@ from cosmoseg.errors import ValidationError
 from cosmoseg.galaxies.hod import HODParams, populate, prepare_hod
 from cosmoseg.galaxies.model import VARIANTS, paint_galaxies
 from cosmoseg.galaxies.population import DEFAULT_POPULATION_CONDITIONS
-from cosmoseg.galaxies.sampler_stage import DEFAULT_MODELS_DIR, SamplerStage, toy_halos
+from cosmoseg.galaxies.sampler_stage import DEFAULT_MODELS_DIR, SamplerStage, model_provenance, toy_halos
 from cosmoseg.hookspecs import hookimpl
 from cosmoseg.pipeline.params import InputPath
 from cosmoseg.pipeline.stage import Stage
@@ -220,27 +221,34 @@ class PopulationStage(Stage):
     velocities from an HOD and profile fitted to a training catalog, properties from its learned samplers."""
 
     name = "galaxies.population"
+    version = "2"
+    """2: the model file actually used and its sha256 in the output's meta (model_file, model_sha256, model_origin)."""
     Params = PopulationStageParams
     inputs = {"halos": HaloCatalog, "train_halos": HaloCatalog, "train_galaxies": GalaxyCatalog}
     optional_inputs = frozenset({"train_halos", "train_galaxies"})
     outputs = {"galaxies": GalaxyCatalog}
 
-    def _model(self, train_halos: HaloCatalog | None, train_galaxies: GalaxyCatalog | None) -> tuple[Any, str]:
+    def _model(
+        self, train_halos: HaloCatalog | None, train_galaxies: GalaxyCatalog | None
+    ) -> tuple[Any, str, dict[str, str]]:
+        """The population model, how errors name it, and the provenance entries of the output's meta."""
         from cosmoseg.galaxies.population import fit_population, load_population
 
         p: PopulationStageParams = self.params
         if p.model:
-            return load_population(p.model), p.model
+            return load_population(p.model), p.model, model_provenance(Path(p.model), "file")
         if train_halos is None and train_galaxies is None:
             self.ctx.log(f"using the shipped population model ({SHIPPED_POPULATION.name}, see its model card)")
-            return load_population(SHIPPED_POPULATION), f"the shipped {SHIPPED_POPULATION.name}"
+            shipped = model_provenance(SHIPPED_POPULATION, "shipped")
+            return load_population(SHIPPED_POPULATION), f"the shipped {SHIPPED_POPULATION.name}", shipped
         if train_halos is None or train_galaxies is None:
             raise ValidationError("give both inputs train_halos and train_galaxies to fit a population model here")
         model = fit_population(
             train_halos, train_galaxies, conditions=p.conditions, method=p.method, hyper=p.hyper, seed=self.ctx.seed
         )
-        self.ctx.log(f"fitted a population model on {len(train_galaxies)} galaxies")
-        return model, "the model fitted in this run"
+        fitted = f"fitted in this run on {len(train_galaxies)} galaxies"
+        self.ctx.log(f"{fitted} (population model)")
+        return model, "the model fitted in this run", {"model_file": "", "model_sha256": "", "model_origin": fitted}
 
     def run(
         self,
@@ -251,7 +259,7 @@ class PopulationStage(Stage):
         from cosmoseg.galaxies.population import populate_galaxies
 
         p: PopulationStageParams = self.params
-        model, where = self._model(train_halos, train_galaxies)
+        model, where, provenance = self._model(train_halos, train_galaxies)
         galaxies = populate_galaxies(
             model,
             halos,
@@ -259,6 +267,7 @@ class PopulationStage(Stage):
             generator=self.ctx.make_generator("cpu", offset=1),
             min_mass=p.min_mass,
             where=where,
+            provenance=provenance,
         )
         n_cen = int(galaxies["is_central"].sum())
         self.ctx.log(f"{len(galaxies)} galaxies: {n_cen} centrals, {len(galaxies) - n_cen} satellites")

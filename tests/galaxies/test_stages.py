@@ -19,10 +19,10 @@ from cosmoseg.pipeline.params import parse_params
 HYPER = {"epochs": 3, "hidden": 16}
 
 
-def _stage(cls: type, **params: object) -> object:
+def _stage(cls: type, work_dir: Path | None = None, **params: object) -> object:
     parsed, problems = parse_params(cls.Params, {"conditions": ["log_mass", "concentration"], **params}, cls.name)
     assert not problems, problems
-    return cls(parsed, RunContext(device=torch.device("cpu"), seed=5, stage_id="t"))
+    return cls(parsed, RunContext(device=torch.device("cpu"), seed=5, stage_id="t", work_dir=work_dir))
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +33,9 @@ def data() -> tuple:
 
 def test_fit_here_save_and_reuse(data: tuple, tmp_path: Path) -> None:
     halos, truth = data
-    path = tmp_path / "gauss.pt"
-    out = _stage(GaussStage, hyper=HYPER, save_model=str(path)).run(halos, train_halos=halos, train_galaxies=truth)
+    path = tmp_path / "t" / "gauss.pt"  # in the stage's folder of the run folder
+    stage = _stage(GaussStage, tmp_path, hyper=HYPER, save_model="gauss.pt")
+    out = stage.run(halos, train_halos=halos, train_galaxies=truth)
     galaxies = out["galaxies"]
     assert len(galaxies) == len(halos) and bool(galaxies["is_central"].all())
     assert torch.equal(galaxies["pos"], halos["pos"]) and torch.equal(galaxies["host"], torch.arange(len(halos)))
@@ -51,8 +52,8 @@ def test_min_mass_and_clear_errors(data: tuple, tmp_path: Path) -> None:
     assert len(out["galaxies"]) == int((halos["mass"] >= cut).sum())
     with pytest.raises(ValidationError, match="give a fitted sampler file"):
         _stage(GaussStage).run(halos)
-    path = tmp_path / "g.pt"
-    _stage(GaussStage, hyper=HYPER, save_model=str(path)).run(halos, train_halos=halos, train_galaxies=truth)
+    path = tmp_path / "t" / "g.pt"
+    _stage(GaussStage, tmp_path, hyper=HYPER, save_model="g.pt").run(halos, train_halos=halos, train_galaxies=truth)
     with pytest.raises(ValidationError, match="holds a 'gauss' sampler"):
         _stage(RegressionStage, model=str(path)).run(halos)
     with pytest.raises(ValidationError, match=r"lacks the propert\(ies\) \['log_vmax'\]"):
