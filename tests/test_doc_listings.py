@@ -142,3 +142,79 @@ if __name__ == "__main__":
         write()
     else:
         sys.exit(re.sub(r"\s+", " ", __doc__ or ""))
+
+
+# ---- docs/data-model.md: the messages of damaged artifacts ----------------------------------------------------
+
+
+def damaged_files(folder: Path) -> dict[str, Path]:
+    """The damaged copies of a field artifact that docs/data-model.md ("Reading errors") lists, by table row."""
+    import h5py
+    import torch
+
+    from cosmoseg.data import Field, save_artifact
+    from cosmoseg.testing import toy_box
+
+    field = Field.scalar(torch.linspace(0.0, 1.0, 32**3).reshape(32, 32, 32), box=toy_box(), name="delta")
+    good = save_artifact(folder / "field.h5", {"field": field})
+    data = good.read_bytes()
+    files = {"missing": folder / "missing.h5"}
+    files["truncated (first half of the bytes)"] = folder / "truncated.h5"
+    files["truncated (first half of the bytes)"].write_bytes(data[: len(data) // 2])
+    files["not HDF5 at all"] = folder / "text.h5"
+    files["not HDF5 at all"].write_text("just text")
+    files["HDF5, but not written by cosmoseg"] = folder / "foreign.h5"
+    with h5py.File(folder / "foreign.h5", "w") as f:
+        f["x"] = [1, 2]
+    cases = {
+        "HDF5 with another `format`": ("foreign2.h5", lambda f: f.attrs.__setitem__("format", "something-else")),
+        "file of another schema version": ("v2.h5", lambda f: f.attrs.__setitem__("schema_version", 2)),
+        "object group of another schema version": (
+            "gv2.h5",
+            lambda f: f["field"].attrs.__setitem__("schema_version", 2),
+        ),
+        "a dataset missing": ("nods.h5", lambda f: f["field"].__delitem__("values")),
+    }
+    for row, (name, damage) in cases.items():
+        (folder / name).write_bytes(data)
+        with h5py.File(folder / name, "a") as f:
+            damage(f)
+        files[row] = folder / name
+    return files
+
+
+def documented_reading_errors() -> dict[str, str]:
+    """Row label -> message of the "Reading errors" table of docs/data-model.md."""
+    text = (DOCS / "data-model.md").read_text(encoding="utf-8")
+    section = text.split("### Reading errors", 1)[1].split("\n\n`cosmoseg inspect`", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[1].startswith("`") and cells[0] not in ("file", "---"):
+            rows[cells[0]] = cells[1].strip("`")
+    return rows
+
+
+def _normalise(message: str) -> str:
+    return re.sub(r"\d{4,}", "N", message)  # byte counts of a truncated file depend on the HDF5 build
+
+
+def test_the_documented_reading_errors_are_what_load_artifact_and_inspect_say(tmp_path: Path) -> None:
+    from cosmoseg.data import load_artifact
+    from cosmoseg.errors import ArtifactError
+
+    documented = documented_reading_errors()
+    files = damaged_files(tmp_path)
+    assert set(files) <= set(documented), sorted(set(files) - set(documented))
+    for row, path in files.items():
+        with pytest.raises(ArtifactError) as info:
+            load_artifact(path)
+        said = str(info.value).replace(str(tmp_path) + "/", "")
+        assert _normalise(said) == _normalise(documented[row]), row
+        from cosmoseg.cli import build_app
+
+        shown = CliRunner().invoke(build_app(), ["inspect", str(path)])
+        assert shown.exit_code == 1
+        assert _normalise(documented[row]) in _normalise(
+            " ".join(shown.output.replace(str(tmp_path) + "/", "").split())
+        )
