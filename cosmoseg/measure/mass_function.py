@@ -2,6 +2,10 @@
 
 Units: masses Msun/h, volumes (Mpc/h)^3, number densities per (Mpc/h)^3 per unit ln M (haloes) or per dex
 (stellar masses). Histograms run on the masses' device in float64.
+
+Empty bins (docs/data-model.md, "Missing values"): ``counts`` is 0 there and the number density and its Poisson
+error are a measured 0 (no object in the volume), not a missing value; a figure on a log axis leaves such bins out
+(:func:`cosmoseg.measure.figures.plot_mass_function` with ``counts``) rather than drawing them at 0.
 """
 
 from __future__ import annotations

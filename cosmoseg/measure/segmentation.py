@@ -6,6 +6,12 @@ not necessarily contiguous), probabilities (n, n, n) float in [0, 1] or booleans
 or float64 reduction on the device; only the final scalars come back to Python. Halo masses are in Msun/h:
 the mass of a voxel's halo is the number of voxels with its label times the particle mass (López-Cano et
 al. 2024, §3.2), for true and predicted instances alike.
+
+Missing values: these functions return bare tensors, where a ratio 0/0 is ``zero_division`` (NaN by default) and a
+quantile of an empty bin is NaN. In a table (``measure.segmentation_scores``) they follow the data model's one
+convention (docs/data-model.md, "Missing values"): the fill value ``MISSING_FILL`` = 0, read with the count beside
+it, which is 0 exactly where the value is missing: ``n_true`` for TPR and FNR, ``n_pred`` for FDR, ``n_violin`` for
+the quantiles (:data:`MISSING_COUNTS`).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from cosmoseg.measure.instance_metrics import (
 )
 
 __all__ = [
+    "MISSING_COUNTS",
     "QUANTILES",
     "Contingency",
     "InstanceMatch",
@@ -48,6 +55,15 @@ QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 """The quantiles of log10 M_pred reported per true-mass bin: the violin plots of López-Cano et al. Fig. 8."""
 
 RATE_NAMES = ("TPR", "TNR", "PPV", "NPV", "ACC", "F1", "FPR", "FNR", "FDR")
+
+MISSING_COUNTS: dict[str, str] = {
+    "TPR": "n_true",
+    "FNR": "n_true",
+    "FDR": "n_pred",
+    **{f"q{round(100 * q):02d}": "n_violin" for q in QUANTILES},
+}
+"""Per-mass columns of :func:`per_mass_rates` that can be missing (an empty bin), and the count column beside each
+that is 0 exactly there: in a table the value is then the fill value 0."""
 
 
 def _positive(pred: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -233,6 +249,9 @@ def per_mass_rates(
       FDR: of those, the fraction outside every true halo (eq. 10);
     - n_violin: true-halo voxels in the bin that are in a predicted instance, and q05 ... q95: quantiles of
       their log10 M_pred (NaN where n_violin = 0).
+
+    A rate is ``zero_division`` exactly where its count (:data:`MISSING_COUNTS`) is 0; in a table, NaN becomes the
+    fill value 0 and the count says the bin is empty (docs/data-model.md, "Missing values").
     """
     _check_same_shape(pred_labels, truth_labels)
     edges = torch.as_tensor(log_mass_edges, dtype=torch.float64).to(truth_labels.device).flatten()
