@@ -41,6 +41,14 @@ their column names, checked in this order:
 | ``c2st`` | ``auc``, ``auc_err`` | |
 | ``generic`` | anything else: every other 1-D numeric column against the first | |
 
+Every ``<y>_err`` column of a table (or of its reference) is drawn as the error bars of its curve ``<y>`` (a
+mass-function column ``<y>_<name>`` with its ``<y>_<name>_err`` is a measured curve, one without errors a theory
+curve); bins whose ``counts`` is 0 are left out (docs/data-model.md, "Missing values"), and so are values <= 0 on a
+log axis. The legend names the curves (the tables' meta ``label``, else "measured" / "reference", or the
+``label`` / ``reference_label`` given) and, as its title, the field measured (meta ``quantity``, ``field``,
+``channel`` or ``column``). Mass functions are drawn on log-log axes; a log axis spanning less than two decades gets
+labelled minor ticks (2 and 5 × 10^k) besides the decades (:func:`label_log_axis`), never a lone "10^0".
+
 Bispectrum tables with columns ``k1``, ``k2`` get one line per (k1, k2); a PDF table with meta ``log`` true
 is labelled as of log10 values; violin quantile levels may also come as meta ``quantile_levels``
 ("0.05,0.25,0.5,…"), else they are taken as evenly spaced in (0, 1).
@@ -51,6 +59,7 @@ reference curve and the ratio denominator.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -68,6 +77,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "figure_for_table",
+    "label_log_axis",
     "plot_bispectrum",
     "plot_c2st",
     "plot_confusion_slice",
@@ -79,6 +89,7 @@ __all__ = [
     "plot_two_sample",
     "plot_violin",
     "save_figure",
+    "table_field",
     "table_kind",
     "write_stage_figure",
 ]
@@ -139,6 +150,26 @@ def _curves(values: ArrayLike | Mapping[str, ArrayLike], label: str) -> list[tup
     return [(label, _np(values))]
 
 
+def _errors(
+    error: ArrayLike | Mapping[str, ArrayLike] | None, names: Sequence[str], n: int, what: str
+) -> list[np.ndarray | None]:
+    """One (N,) error array (or None) per curve: a mapping gives them by curve label, a bare array is the first's."""
+    if error is None:
+        return [None] * len(names)
+    if isinstance(error, Mapping):
+        unknown = sorted(set(map(str, error)) - set(names))
+        if unknown:
+            raise ValueError(f"{what} names curve(s) {unknown} that are not drawn; the curves are {list(names)}")
+        given = {str(k): _np(v) for k, v in error.items()}
+        out = [given.get(name) for name in names]
+    else:
+        out = [_np(error), *([None] * (len(names) - 1))]
+    for name, e in zip(names, out, strict=True):
+        if e is not None and e.shape != (n,):
+            raise ValueError(f"{what} of curve {name!r} has shape {e.shape}, the curve ({n},)")
+    return out
+
+
 def _on_x(x: np.ndarray, ref: ArrayLike | tuple[ArrayLike, ArrayLike]) -> np.ndarray:
     """A reference curve on the points x: as given when it has their length, else interpolated."""
     if isinstance(ref, tuple) and len(ref) == 2:
@@ -162,11 +193,70 @@ def _references(x: np.ndarray, reference: Any, label: str) -> list[tuple[str, np
     return [(label, _on_x(x, reference))]
 
 
+LABELLED_MINOR_MANTISSAS = (2, 5)
+"""On a log axis spanning 0.6 to 2 decades, the minor ticks labelled besides the decades (2 × 10^k, 5 × 10^k)."""
+
+
+def _log_tick_text(value: float, plain: bool) -> str:
+    exponent = math.floor(math.log10(value) + 1e-9)
+    mantissa = round(value / 10.0**exponent)
+    if plain:
+        return f"{mantissa * 10.0**exponent:.10g}"
+    if mantissa == 1:
+        return f"$\\mathdefault{{10^{{{exponent}}}}}$"
+    return f"$\\mathdefault{{{mantissa}\\times10^{{{exponent}}}}}$"
+
+
+def label_log_axis(axis: Any) -> int:
+    """Tick labels of a log ``axis`` (a matplotlib ``XAxis`` / ``YAxis``) that read on any span.
+
+    Spanning 2 decades or more, the decades are labelled (10^k) and the minor ticks are not (they would overlap).
+    Spanning less, a decade or two cannot be read alone (a lone "10^0"), so the minor ticks at 2 and 5 × 10^k are
+    labelled too (below 0.6 decades every minor tick 2..9 × 10^k). Values between 10^-3 and 10^4 are written as plain
+    numbers (0.2, 0.5, 1, 2), others as m × 10^k. Call it once the axis's limits are final. Returns the number of
+    labelled ticks inside the view (at least 2 unless the span is narrower than one minor tick spacing).
+    """
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
+
+    lo, hi = sorted(float(v) for v in axis.get_view_interval())
+    if not (lo > 0 and hi > lo and math.isfinite(hi)):
+        return 0
+    decades = math.log10(hi / lo)
+    plain = lo >= 1e-3 and hi < 1e4
+    first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    majors = [10.0**k for k in range(first, last + 1)]
+    minors = [m * 10.0**k for k in range(first, last + 1) for m in range(2, 10)]
+    if decades >= 2:
+        axis.set_minor_formatter(NullFormatter())
+        return sum(lo <= v <= hi for v in majors)
+    wanted = set(LABELLED_MINOR_MANTISSAS) if decades > 0.6 else set(range(2, 10))
+    axis.set_major_locator(FixedLocator(majors))
+    axis.set_minor_locator(LogLocator(base=10.0, subs=tuple(float(m) for m in range(2, 10))))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: _log_tick_text(v, plain) if v > 0 else ""))
+
+    def minor(value: float, _: int) -> str:
+        if value <= 0:
+            return ""
+        exponent = math.floor(math.log10(value) + 1e-9)
+        mantissa = value / 10.0**exponent
+        m = round(mantissa)
+        return _log_tick_text(value, plain) if abs(mantissa - m) < 1e-6 * m and m in wanted else ""
+
+    axis.set_minor_formatter(FuncFormatter(minor))
+    labelled = [v for v in majors if lo <= v <= hi]
+    labelled += [v for v in minors if lo <= v <= hi and minor(v, 0)]
+    return len(labelled)
+
+
+def _positive_or_nan(y: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(y) & (y > 0), y, np.nan)
+
+
 def _plot_with_ratio(
     x: ArrayLike,
     values: ArrayLike | Mapping[str, ArrayLike],
     *,
-    error: ArrayLike | None,
+    error: ArrayLike | Mapping[str, ArrayLike] | None,
     reference: Any,
     label: str,
     reference_label: str,
@@ -177,39 +267,62 @@ def _plot_with_ratio(
     log_y: bool,
     title: str,
     path: str | os.PathLike[str] | None,
+    reference_error: ArrayLike | Mapping[str, ArrayLike] | None = None,
+    legend_title: str = "",
+    keep: ArrayLike | None = None,
 ) -> Figure:
+    """The shared body of the curve plots. ``error`` / ``reference_error``: (N,) error bars of the first curve /
+    reference, or a mapping curve label -> (N,) for any of them. ``keep``: (N,) bool, the points of the measured
+    curves to draw (e.g. bins with a count > 0; others are left out). On a log y axis values <= 0 are left out."""
     xs = _np(x)
     curves = _curves(values, label)
     refs = _references(xs, reference, reference_label)
+    errors = _errors(error, [name for name, _ in curves], xs.size, "error")
+    ref_errors = _errors(reference_error, [name for name, _ in refs], xs.size, "reference_error")
+    if keep is not None:
+        mask = np.asarray(_np(keep) > 0).reshape(-1)
+        if mask.shape != xs.shape:
+            raise ValueError(f"keep has shape {mask.shape}, x has {xs.shape}")
+        curves = [(name, np.where(mask, y, np.nan)) for name, y in curves]
+    finite_positive = any(bool((y[np.isfinite(y)] > 0).any()) for _, y in curves + refs)
+    log_y = log_y and finite_positive
+    if log_y:  # a log axis cannot show 0 or less: those points are left out rather than breaking the scale
+        curves = [(name, _positive_or_nan(y)) for name, y in curves]
+        refs = [(name, _positive_or_nan(y)) for name, y in refs]
     fig, ax, rax = _new_figure(ratio=bool(refs))
     # one colour per line in both panels: curves C0, C1, ...; the first reference black, the others after
     colour = [f"C{i}" for i in range(len(curves))]
     ref_colour = ["k", *(f"C{len(curves) + j}" for j in range(len(refs) - 1))][: len(refs)]
-    for (name, y), c in zip(refs, ref_colour, strict=True):
-        ax.plot(xs, y, color=c, ls="--", lw=1.2, label=name)
-    for i, (name, y) in enumerate(curves):
-        if error is not None and i == 0:
-            ax.errorbar(xs, y, yerr=_np(error), fmt="o-", ms=3, lw=1.2, capsize=2, color=colour[i], label=name)
+    for (name, y), e, c in zip(refs, ref_errors, ref_colour, strict=True):
+        if e is not None:
+            ax.errorbar(xs, y, yerr=e, fmt="s--", ms=3, lw=1.2, capsize=2, color=c, label=name)
         else:
-            ax.plot(xs, y, "-", lw=1.5, color=colour[i], label=name)
+            ax.plot(xs, y, color=c, ls="--", lw=1.2, label=name)
+    for (name, y), e, c in zip(curves, errors, colour, strict=True):
+        if e is not None:
+            ax.errorbar(xs, y, yerr=e, fmt="o-", ms=3, lw=1.2, capsize=2, color=c, label=name)
+        else:
+            ax.plot(xs, y, "-", lw=1.5, color=c, label=name)
     if log_x:
         ax.set_xscale("log")
-    if log_y and all((y[np.isfinite(y)] > 0).all() for _, y in curves + refs):
+    if log_y:
         ax.set_yscale("log")
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, title=legend_title or None, title_fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
     bottom = ax
     if rax is not None:
         denom = refs[0][1]
         with np.errstate(divide="ignore", invalid="ignore"):
-            for i, (_, y) in enumerate(curves):
-                if error is not None and i == 0:
-                    yerr = _np(error) / np.abs(denom)
-                    rax.errorbar(xs, y / denom, yerr=yerr, fmt="o-", ms=3, lw=1.2, capsize=2, color=colour[i])
+            if ref_errors[0] is not None:  # the reference's own relative error, as a band around 1
+                band = ref_errors[0] / np.abs(denom)
+                rax.fill_between(xs, 1.0 - band, 1.0 + band, color="0.85", lw=0)
+            for (_, y), e, c in zip(curves, errors, colour, strict=True):
+                if e is not None:
+                    rax.errorbar(xs, y / denom, yerr=e / np.abs(denom), fmt="o-", ms=3, lw=1.2, capsize=2, color=c)
                 else:
-                    rax.plot(xs, y / denom, "-", lw=1.5, color=colour[i])
+                    rax.plot(xs, y / denom, "-", lw=1.5, color=c)
             for (_, y), c in zip(refs[1:], ref_colour[1:], strict=True):
                 rax.plot(xs, y / denom, ls="--", lw=1.2, color=c)
         rax.axhline(1.0, color="k", ls="--", lw=1.0)
@@ -223,9 +336,9 @@ def _plot_with_ratio(
         bottom = rax
     bottom.set_xlabel(xlabel)
     if log_x:
-        from matplotlib.ticker import NullFormatter
-
-        bottom.xaxis.set_minor_formatter(NullFormatter())
+        label_log_axis(bottom.xaxis)
+    if log_y:
+        label_log_axis(ax.yaxis)
     return _finish(fig, path)
 
 
@@ -237,14 +350,18 @@ def plot_power_spectrum(
     power: ArrayLike | Mapping[str, ArrayLike],
     *,
     reference: Any = None,
-    error: ArrayLike | None = None,
+    error: ArrayLike | Mapping[str, ArrayLike] | None = None,
+    reference_error: ArrayLike | Mapping[str, ArrayLike] | None = None,
     label: str = "measured",
     reference_label: str = "reference",
+    field: str = "",
     title: str = "",
     path: str | os.PathLike[str] | None = None,
 ) -> Figure:
     """P(k) (N,) in (Mpc/h)³ against k (N,) in h/Mpc, log-log; with a ``reference`` (e.g. linear theory or
-    the truth) a ratio panel P/P_ref below. ``error``: (N,) error bars of the first curve."""
+    the truth) a ratio panel P/P_ref below. ``error``: (N,) error bars of the first curve, or a mapping label ->
+    (N,); ``reference_error`` the same for the references. ``label`` / ``reference_label`` name the curves in the
+    legend, ``field`` (the field whose spectrum it is) is the legend's title."""
     return _plot_with_ratio(
         k,
         power,
@@ -259,6 +376,8 @@ def plot_power_spectrum(
         log_y=True,
         title=title,
         path=path,
+        reference_error=reference_error,
+        legend_title=field,
     )
 
 
@@ -267,10 +386,12 @@ def plot_bispectrum(
     values: ArrayLike | Mapping[str, ArrayLike],
     *,
     reference: Any = None,
-    error: ArrayLike | None = None,
+    error: ArrayLike | Mapping[str, ArrayLike] | None = None,
+    reference_error: ArrayLike | Mapping[str, ArrayLike] | None = None,
     reduced: bool = True,
     label: str = "measured",
     reference_label: str = "reference",
+    field: str = "",
     title: str = "",
     path: str | os.PathLike[str] | None = None,
 ) -> Figure:
@@ -291,6 +412,8 @@ def plot_bispectrum(
         log_y=False,
         title=title,
         path=path,
+        reference_error=reference_error,
+        legend_title=field,
     )
 
 
@@ -299,16 +422,18 @@ def plot_pdf(
     pdf: ArrayLike | Mapping[str, ArrayLike],
     *,
     reference: Any = None,
-    error: ArrayLike | None = None,
+    error: ArrayLike | Mapping[str, ArrayLike] | None = None,
+    reference_error: ArrayLike | Mapping[str, ArrayLike] | None = None,
     xlabel: str = r"$\delta$",
     log_y: bool = True,
     label: str = "measured",
     reference_label: str = "reference",
+    field: str = "",
     title: str = "",
     path: str | os.PathLike[str] | None = None,
 ) -> Figure:
     """A one-point PDF (N,) at bin centres x (N,) (e.g. of δ, or of log10 M* as in dm2gal), log y by
-    default; error bars and a ratio panel as for :func:`plot_power_spectrum`."""
+    default (empty bins left out); error bars, legend and a ratio panel as for :func:`plot_power_spectrum`."""
     return _plot_with_ratio(
         x,
         pdf,
@@ -323,6 +448,8 @@ def plot_pdf(
         log_y=log_y,
         title=title,
         path=path,
+        reference_error=reference_error,
+        legend_title=field,
     )
 
 
@@ -330,19 +457,24 @@ def plot_mass_function(
     m: ArrayLike,
     dndlnm: ArrayLike | Mapping[str, ArrayLike],
     *,
-    error: ArrayLike | None = None,
+    error: ArrayLike | Mapping[str, ArrayLike] | None = None,
     reference: Any = None,
+    reference_error: ArrayLike | Mapping[str, ArrayLike] | None = None,
+    counts: ArrayLike | None = None,
     log_x: bool = True,
     xlabel: str = r"$M$ [$M_\odot/h$]",
     ylabel: str = r"$dn/d\ln M$ [($h$/Mpc)$^3$]",
     label: str = "measured",
     reference_label: str = "theory",
+    field: str = "",
     title: str = "",
     path: str | os.PathLike[str] | None = None,
 ) -> Figure:
-    """A mass function (N,) at bin masses m (N,) with Poisson error bars ``error``, log-log, and a ratio
-    panel against the first ``reference`` (theory curves, e.g. {"Tinker08": ..., "Sheth-Tormen": ...}).
-    For a stellar-mass function in log10 bins pass ``log_x=False`` and x = log10 M*."""
+    """A mass function (N,) at bin masses m (N,) (Msun/h) with Poisson error bars ``error``, on log-log axes, and
+    a ratio panel against the first ``reference`` (theory curves, e.g. {"Tinker08": ..., "Sheth-Tormen": ...}).
+    ``counts`` (N,): objects per bin; empty bins (count 0) are left out, as are values <= 0, which a log axis cannot
+    show. For a stellar-mass function in log10 bins pass ``log_x=False`` and x = log10 M* (the x values are then
+    already logarithmic). ``field``: the legend's title (what was counted)."""
     return _plot_with_ratio(
         m,
         dndlnm,
@@ -357,6 +489,9 @@ def plot_mass_function(
         log_y=True,
         title=title,
         path=path,
+        reference_error=reference_error,
+        legend_title=field,
+        keep=counts,
     )
 
 
@@ -665,31 +800,82 @@ def _groups(table: Table, index_column: str) -> list[tuple[int, np.ndarray]]:
     return [(int(v), idx == v) for v in np.unique(idx)]
 
 
-def figure_for_table(table: Table, reference: Table | None = None, *, title: str = "") -> tuple[str, Figure]:
+FIELD_META_KEYS = ("quantity", "field", "channel", "column")
+"""Meta keys of a measurement table that name the field or quantity measured, in this order of preference: the
+legend's title."""
+
+
+def table_field(table: Table) -> str:
+    """What a measurement table measures, from its meta (``quantity``, ``field``, ``channel`` or ``column``), or ""."""
+    return next((str(table.meta[k]) for k in FIELD_META_KEYS if str(table.meta.get(k, ""))), "")
+
+
+def _error_column(table: Table | None, name: str) -> np.ndarray | None:
+    """The ``<name>_err`` column of a table as (N,), or None."""
+    if table is None or f"{name}_err" not in table.columns or table.columns[f"{name}_err"].ndim != 1:
+        return None
+    return _np(table[f"{name}_err"])
+
+
+def figure_for_table(
+    table: Table,
+    reference: Table | None = None,
+    *,
+    title: str = "",
+    label: str = "",
+    reference_label: str = "",
+    field: str = "",
+) -> tuple[str, Figure]:
     """The figure of a measurement table (its kind from :func:`table_kind`) and the kind.
 
     ``reference``: a table of the same kind drawn as the reference curve (and ratio denominator), e.g.
     the truth's P(k) for a model's. Without one, the table's own theory column (``power_linear``,
-    ``dndlnm_<model>``, ``<y>_theory``) serves where it has one.
+    ``dndlnm_<model>``, ``<y>_theory``) serves where it has one. Every ``<y>_err`` column of either table is drawn
+    as the error bars of its curve ``<y>``.
+
+    The legend names the curves and, as its title, the field: ``label`` (default: the table's meta ``label``, else
+    "measured"), ``reference_label`` (default: the reference's meta ``label``, else "reference"), ``field``
+    (default: :func:`table_field` of the table). Bins whose count (``counts``) is 0 are left out of the curves.
     """
     kind = table_kind(table)
     cols = table.columns
+    label = label or str(table.meta.get("label", "")) or "measured"
+    ref_name = reference_label or (str(reference.meta.get("label", "")) if reference is not None else "") or "reference"
+    if kind == "mass_function" and not field and not str(table.meta.get("quantity", table.meta.get("field", ""))):
+        column = str(table.meta.get("column", "mass"))  # the catalog column counted (measure.mass_function)
+        field = "stellar mass" if "dndlnm" not in cols else "halo mass" + ("" if column == "mass" else f" ({column})")
+    field = field or table_field(table)
     if kind == "power_spectrum":
         ref = _ref_curve(reference, "k", "power")
-        ref_label = "reference"
+        ref_error = _error_column(reference, "power") if ref is not None else None
         if ref is None and "power_linear" in cols:
-            ref, ref_label = _np(cols["power_linear"]), "linear theory"
-        err = cols.get("power_err")
+            ref, ref_name = _np(cols["power_linear"]), reference_label or "linear theory"
         power: Any = cols["power"]
+        errors: dict[str, np.ndarray] = {}
         if "power_a" in cols and "power_b" in cols:  # a cross spectrum: draw both autos beside it
-            power = {"cross": cols["power"], "auto a": cols["power_a"], "auto b": cols["power_b"]}
+            names = {"cross": "power", "auto a": "power_a", "auto b": "power_b"}
+            power = {curve: cols[column] for curve, column in names.items()}
+            errors = {c: e for c, column in names.items() if (e := _error_column(table, column)) is not None}
+        elif (e := _error_column(table, "power")) is not None:
+            errors = {label: e}
+        if reference is not None and len(reference) != len(table):
+            ref_error = None  # a reference on other k is interpolated: its error bars are not
         return kind, plot_power_spectrum(
-            cols["k"], power, reference=ref, reference_label=ref_label, error=err, title=title
+            cols["k"],
+            power,
+            reference=ref,
+            reference_label=ref_name,
+            error=errors or None,
+            reference_error=ref_error,
+            label=label,
+            field=field,
+            title=title,
         )
     if kind == "bispectrum":
         y = _first(table, _BISPECTRUM_Y) or "Q"
         reduced = y in ("Q", "q", "reduced_bispectrum")
         theta = _np(cols["theta"])
+        y_err = _error_column(table, y)
         values: dict[str, np.ndarray] = {}
         masks = []
         if "k1" in cols and "k2" in cols:
@@ -700,21 +886,37 @@ def figure_for_table(table: Table, reference: Table | None = None, *, title: str
                 values[f"k1={pair[0]:.3g}, k2={pair[1]:.3g}"] = _np(cols[y])[mask]
         if len(masks) > 1:  # several configurations: one line each, against θ of each
             fig, ax, _ = _new_figure()
-            for (label, v), mask in zip(values.items(), masks, strict=True):
-                ax.plot(theta[mask] / np.pi, v, "o-", ms=3, label=label)
+            for (name, v), mask in zip(values.items(), masks, strict=True):
+                if y_err is not None:
+                    ax.errorbar(theta[mask] / np.pi, v, yerr=y_err[mask], fmt="o-", ms=3, capsize=2, label=name)
+                else:
+                    ax.plot(theta[mask] / np.pi, v, "o-", ms=3, label=name)
             ax.set_xlabel(r"$\theta/\pi$")
             ax.set_ylabel(r"$Q(\theta)$" if reduced else r"$B(\theta)$ [(Mpc/$h$)$^6$]")
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, title=field or None, title_fontsize=7)
             if title:
                 ax.set_title(title, fontsize=10)
             return kind, fig
         ref = _ref_curve(reference, "theta", y)
         ref = (ref[0] / np.pi, ref[1]) if ref is not None else None
+        ref_error = _error_column(reference, y) if ref is not None and reference is not None else None
+        if ref_error is not None and reference is not None and len(reference) != len(table):
+            ref_error = None
         theory = _first(table, (f"{y}_theory", f"{y}_reference", f"{y}_tree"))
         if ref is None and theory:
-            ref = _np(cols[theory])
-        err = cols.get(f"{y}_err")
-        return kind, plot_bispectrum(theta, cols[y], reference=ref, error=err, reduced=reduced, title=title)
+            ref, ref_name = _np(cols[theory]), reference_label or theory.removeprefix(f"{y}_")
+        return kind, plot_bispectrum(
+            theta,
+            cols[y],
+            reference=ref,
+            reference_label=ref_name,
+            error=y_err,
+            reference_error=ref_error,
+            reduced=reduced,
+            label=label,
+            field=field,
+            title=title,
+        )
     if kind == "pdf":
         xname = _first(table, _PDF_X)
         if xname:
@@ -723,28 +925,58 @@ def figure_for_table(table: Table, reference: Table | None = None, *, title: str
             lo, hi = next((lo, hi) for lo, hi in _PDF_EDGES if lo in cols and hi in cols)
             x = 0.5 * (_np(cols[lo]) + _np(cols[hi]))
         ref = _ref_curve(reference, xname, "pdf") if xname else None
+        ref_error = _error_column(reference, "pdf") if ref is not None else None
+        if ref_error is not None and reference is not None and len(reference) != len(table):
+            ref_error = None
         if ref is None and "pdf_theory" in cols:
-            ref = _np(cols["pdf_theory"])
+            ref, ref_name = _np(cols["pdf_theory"]), reference_label or "theory"
         xlabel = r"$\log_{10}$ value" if table.meta.get("log") else "value"
-        return kind, plot_pdf(x, cols["pdf"], reference=ref, error=cols.get("pdf_err"), xlabel=xlabel, title=title)
+        return kind, plot_pdf(
+            x,
+            cols["pdf"],
+            reference=ref,
+            reference_label=ref_name,
+            error=_error_column(table, "pdf"),
+            reference_error=ref_error,
+            xlabel=xlabel,
+            label=label,
+            field=field,
+            title=title,
+        )
     if kind == "mass_function":
         stellar = "m_mid" not in cols or "dndlnm" not in cols
         xname, y = ("log_mstar_mid", "dndlogm") if stellar else ("m_mid", "dndlnm")
+        # measured curves: y and every y_<name> with its y_<name>_err; theory curves: y_<name> without errors
+        measured: dict[str, Any] = {label: cols[y]}
+        errors = {label: e} if (e := _error_column(table, y)) is not None else {}
         refs: dict[str, Any] = {}
+        ref_errors: dict[str, np.ndarray] = {}
         ref = _ref_curve(reference, xname, y)
-        if ref is not None:
-            refs["reference"] = ref
+        if ref is not None and reference is not None:
+            refs[ref_name] = ref
+            if (e := _error_column(reference, y)) is not None and len(reference) == len(table):
+                ref_errors[ref_name] = e
         for name in cols:
-            if name.startswith(f"{y}_") and name != f"{y}_err" and cols[name].ndim == 1:
-                refs[name[len(y) + 1 :]] = _np(cols[name])
+            if not name.startswith(f"{y}_") or name.endswith("_err") or cols[name].ndim != 1:
+                continue
+            suffix = name[len(y) + 1 :]
+            if (e := _error_column(table, name)) is not None:
+                measured[suffix] = cols[name]
+                errors[suffix] = e
+            else:
+                refs[suffix] = _np(cols[name])
         return kind, plot_mass_function(
             cols[xname],
-            cols[y],
-            error=cols.get(f"{y}_err"),
+            measured if len(measured) > 1 else cols[y],
+            error=errors or None,
             reference=refs or None,
+            reference_error=ref_errors or None,
+            counts=cols.get("counts"),
             log_x=not stellar,
             xlabel=r"$\log_{10} M_*$ [$M_\odot/h$]" if stellar else r"$M$ [$M_\odot/h$]",
             ylabel=r"$dn/d\log_{10} M_*$ [($h$/Mpc)$^3$]" if stellar else r"$dn/d\ln M$ [($h$/Mpc)$^3$]",
+            label=label,
+            field=field,
             title=title,
         )
     if kind == "violin" and "quantiles" not in cols:  # per-mass table: m_mid, q05 ... q95, n_violin
@@ -785,19 +1017,25 @@ def figure_for_table(table: Table, reference: Table | None = None, *, title: str
     if kind == "c2st":
         labels = [str(table.meta.get(f"label_{i}", f"test {i}")) for i in range(len(table))]
         return kind, plot_c2st(cols["auc"], cols["auc_err"], labels=labels, title=title)
-    return kind, _plot_generic(table, title)
+    return kind, _plot_generic(table, title, field)
 
 
-def _plot_generic(table: Table, title: str) -> Figure:
+def _plot_generic(table: Table, title: str, field: str = "") -> Figure:
+    """Every 1-D numeric column against the first; a column ``<y>_err`` is drawn as the error bars of ``<y>``."""
     numeric = [n for n, t in table.columns.items() if t.ndim == 1 and t.dtype != torch.bool]
     fig, ax, _ = _new_figure()
     if numeric:
         x = _np(table[numeric[0]])
-        for name in numeric[1:]:
-            ax.plot(x, _np(table[name]), "o-", ms=3, label=name)
+        drawn = [n for n in numeric[1:] if not (n.endswith("_err") and n.removesuffix("_err") in numeric[1:])]
+        for name in drawn:
+            error = _error_column(table, name)
+            if error is not None:
+                ax.errorbar(x, _np(table[name]), yerr=error, fmt="o-", ms=3, capsize=2, label=name)
+            else:
+                ax.plot(x, _np(table[name]), "o-", ms=3, label=name)
         ax.set_xlabel(numeric[0])
-        if len(numeric) > 1:
-            ax.legend(fontsize=8)
+        if drawn:
+            ax.legend(fontsize=8, title=field or None, title_fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
     return fig
