@@ -9,24 +9,58 @@ lattice step), and a box at another cell size, or a checkpoint with another chan
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from cosmoseg.data import Field
+from cosmoseg.data import Cosmology, Field
 from cosmoseg.errors import ProblemCollector, ValidationError
-from cosmoseg.protohalo.panoptic import INPUT_CHANNELS
-from cosmoseg.protohalo.training import load_model
+from cosmoseg.protohalo.panoptic import FILTERED_CHANNELS, INPUT_CHANNELS, remove_long_modes
+from cosmoseg.protohalo.training import COSMOLOGY_KEYS, load_model
 
-__all__ = ["DEFAULT_MODELS_DIR", "PAPER_CLUSTERING", "ModelPair", "default_checkpoint", "load_model_pair"]
+__all__ = [
+    "COSMOLOGY_KEYS",
+    "COSMOLOGY_RTOL",
+    "DEFAULT_MODELS_DIR",
+    "PAPER_CLUSTERING",
+    "PARTICLE_MASS_RTOL",
+    "ModelPair",
+    "cosmology_differences",
+    "default_checkpoint",
+    "load_model_pair",
+]
 
 DEFAULT_MODELS_DIR = Path(__file__).parent / "default_models"
 CELL_SIZE_RTOL = 1e-3
+"""Relative tolerance on the cell size L/n between a box and the model's training boxes."""
 PAPER_CLUSTERING = {"n_dens": 20, "n_ngb": 15, "p_thresh": 4.2}
 """Appendix B's clustering settings, used when an instance checkpoint recommends none."""
-"""Relative tolerance on the cell size L/n between a box and the model's training boxes."""
+PARTICLE_MASS_RTOL = 0.01
+"""Above this relative difference from the training boxes' particle mass (another Ω_m), the models extrapolate."""
+COSMOLOGY_RTOL = 0.01
+"""A parameter that differs from the training value by more than this (relative; absolute for w0, wa) is named."""
+
+
+def cosmology_differences(
+    trained: Mapping[str, float], cosmology: Cosmology, rtol: float = COSMOLOGY_RTOL, reference: str = "trained"
+) -> list[str]:
+    """One phrase per parameter of ``cosmology`` that differs from ``trained`` (a checkpoint's ``cosmology``
+    metadata: name -> value) by more than ``rtol`` (relative; absolute for w0 and wa, which may be 0), e.g.
+    ``"sigma_8 0.7 (trained 0.8288)"`` (``reference`` names the other side); parameters ``trained`` does not record
+    are not compared."""
+    out = []
+    for key in COSMOLOGY_KEYS:
+        if key not in trained:
+            continue
+        want, have = float(trained[key]), float(getattr(cosmology, key))
+        scale = 1.0 if key in ("w0", "wa") else abs(want)
+        if abs(have - want) > rtol * scale:
+            out.append(f"{key} {have:.6g} ({reference} {want:.6g})")
+    return out
 
 
 def default_checkpoint(task: str) -> Path:
@@ -81,6 +115,73 @@ class ModelPair:
     def particle_mass(self) -> float:
         return float(self.semantic_meta["particle_mass"])
 
+    @property
+    def cosmology(self) -> dict[str, float] | None:
+        """The training boxes' cosmological parameters (metadata ``cosmology``), None when the checkpoint lacks it."""
+        recorded = self.semantic_meta.get("cosmology")
+        return {k: float(v) for k, v in recorded.items()} if recorded else None
+
+    @property
+    def input_highpass(self) -> dict[str, Any]:
+        """The preprocessing of the inputs (metadata ``input_highpass``): ``box_length`` (Mpc/h), the side of the
+        training boxes, and the ``channels`` from which every mode with |k| < 2π/box_length is removed
+        (:func:`~cosmoseg.protohalo.panoptic.remove_long_modes`). A checkpoint that does not record it gets the
+        shipped models' choice: its training box side and δ, φ."""
+        recorded = self.semantic_meta.get("input_highpass") or {}
+        return {
+            "box_length": float(recorded.get("box_length", self.semantic_meta["box_length"])),
+            "channels": [str(c) for c in recorded.get("channels", FILTERED_CHANNELS)],
+        }
+
+    def prepare_fields(self, fields: Field) -> tuple[Field, list[str]]:
+        """The fields as the models must see them, and a line for the log per thing done to them.
+
+        The modes longer than the training boxes allow are removed (:attr:`input_highpass`; a line gives the std
+        removed per channel); a box smaller than the training boxes lacks modes they had (a line says so).
+        ``fields``: (δ, φ) on a box at the models' cell size (:meth:`check_fields`). How the box differs from the
+        training boxes otherwise (particle mass, cosmology) is :meth:`domain_notes`."""
+        notes = []
+        highpass = self.input_highpass
+        length, channels = highpass["box_length"], highpass["channels"]
+        prepared, removed = remove_long_modes(fields, length, channels)
+        if removed:
+            stds = ", ".join(f"{c} {v:.3g}" for c, v in removed.items())
+            notes.append(
+                f"box of {fields.box.length:g} Mpc/h: the modes longer than the training boxes ({length:g} Mpc/h; "
+                f"|k| < {2 * math.pi / length:.4g} h/Mpc) removed from {', '.join(channels)} (std removed: {stds})"
+            )
+        elif fields.box.length < length * (1 - 1e-6):
+            notes.append(
+                f"box of {fields.box.length:g} Mpc/h is smaller than the training boxes ({length:g} Mpc/h): it lacks "
+                "their longest modes, and the models extrapolate"
+            )
+        return prepared, notes
+
+    def domain_notes(self, fields: Field) -> list[str]:
+        """Lines naming how the box of ``fields`` differs from the training boxes in particle mass (another Ω_m at
+        the same cell size) and cosmology (:data:`COSMOLOGY_RTOL`); empty when it does not (what cannot be checked
+        is :meth:`unchecked_notes`)."""
+        notes = []
+        particle_mass = fields.box.cosmology.particle_mass(fields.n, fields.box.length)
+        if abs(particle_mass / self.particle_mass - 1) > PARTICLE_MASS_RTOL:
+            notes.append(
+                f"particle mass {particle_mass:.4g} Msun/h differs from the training boxes' {self.particle_mass:.4g} "
+                "(another Omega_m): the models extrapolate"
+            )
+        trained = self.cosmology
+        differences = [] if trained is None else cosmology_differences(trained, fields.box.cosmology)
+        if differences:
+            joined = "; ".join(differences)
+            notes.append(f"cosmology differs from the training boxes': {joined}: the models extrapolate")
+        return notes
+
+    def unchecked_notes(self) -> list[str]:
+        """A line when the checkpoint does not record its training cosmology (:meth:`domain_notes` cannot check
+        it), else none."""
+        if self.cosmology is None:
+            return [f"{self.semantic_path.name} does not record its training cosmology: it is not checked"]
+        return []
+
     def check_fields(self, fields: Field, where: str = "fields") -> None:
         """`ValidationError` naming every reason the models cannot predict ``fields``: another cell size, or a
         box side that is not a multiple of the crop lattice step."""
@@ -121,7 +222,7 @@ def load_model_pair(
         models[task], metas[task] = load_model(path, task, {"channels": list(INPUT_CHANNELS[task])}, device=str(device))
     s, i = metas["semantic"], metas["instance"]
     problems = ProblemCollector()
-    for key in ("size_in", "size_out", "grid_n", "box_length"):
+    for key in ("size_in", "size_out", "grid_n", "box_length", "input_highpass"):
         problems.check(
             s.get(key) == i.get(key),
             f"{key} is {s.get(key)!r} in {paths['semantic']} but {i.get(key)!r} in {paths['instance']}",

@@ -9,14 +9,14 @@ from typing import Any
 import torch
 
 from cosmoseg.data import Cosmology, Field, HaloCatalog, Segmentation
+from cosmoseg.errors import ValidationError
 from cosmoseg.hookspecs import hookimpl
 from cosmoseg.pipeline.stage import Stage
 from cosmoseg.protohalo.catalog import halo_catalog_from_segmentation
 from cosmoseg.protohalo.panoptic import combine_linear_fields, predict_panoptic
-from cosmoseg.protohalo.pretrained import load_model_pair
+from cosmoseg.protohalo.pretrained import PARTICLE_MASS_RTOL, load_model_pair
 
-PARTICLE_MASS_RTOL = 0.01
-"""Above this relative difference from the training boxes' particle mass (another Ω_m), the stage says so."""
+__all__ = ["PARTICLE_MASS_RTOL", "Panoptic", "PanopticParams", "truth_summary"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,33 +72,66 @@ class PanopticParams:
         return out
 
 
+def truth_summary(prediction: Segmentation, truth: Segmentation, iou_threshold: float = 0.5) -> str:
+    """One log line scoring ``prediction`` against ``truth`` (the same ``(n, n, n)`` Lagrangian grid): the semantic
+    F1 (with TPR and PPV), both collapsed fractions, and the instance precision / recall at IoU >= ``iou_threshold``
+    with the halo counts. `ValidationError` when the grids differ."""
+    from cosmoseg.measure.instance_metrics import contingency, match_instances
+    from cosmoseg.measure.segmentation import binary_scores
+
+    if truth.labels.shape != prediction.labels.shape:
+        raise ValidationError(
+            f"input 'truth': labels of shape {tuple(truth.labels.shape)}, but the prediction's grid is "
+            f"{tuple(prediction.labels.shape)}: give the truth on the same Lagrangian grid"
+        )
+    t, p = truth.labels.cpu(), prediction.labels.cpu()
+    semantic = binary_scores(p > 0, t > 0)
+    match = match_instances(contingency(t, p), iou_threshold=iou_threshold)
+    return (
+        f"vs the truth: F1 {semantic['F1']:.3f} (TPR {semantic['TPR']:.3f}, PPV {semantic['PPV']:.3f}), collapsed "
+        f"fraction {float((p > 0).float().mean()):.3f} against {float((t > 0).float().mean()):.3f}; instances at "
+        f"IoU >= {iou_threshold:g}: precision {match.precision:.3f}, recall {match.recall:.3f} "
+        f"({match.n_pred} predicted, {match.n_true} true haloes)"
+    )
+
+
 class Panoptic(Stage):
-    """Protohalo instance segmentation of the linear fields (δ, φ) and the halo catalog it implies."""
+    """Protohalo instance segmentation of the linear fields (δ, φ) and the halo catalog it implies.
+
+    ``truth`` (optional): the true Lagrangian segmentation of the same box (e.g. ``sim.fof``'s ``segmentation``);
+    when given, the prediction is scored against it in the log (semantic F1, collapsed fractions, instance precision
+    and recall). It changes no output."""
 
     name = "protohalo.panoptic"
     Params = PanopticParams
-    inputs = {"fields": Field, "potential": Field}
-    optional_inputs = frozenset({"potential"})
+    inputs = {"fields": Field, "potential": Field, "truth": Segmentation}
+    optional_inputs = frozenset({"potential", "truth"})
     outputs = {"segmentation": Segmentation, "halos": HaloCatalog}
 
-    def run(self, fields: Field, potential: Field | None = None) -> dict[str, Segmentation | HaloCatalog]:
+    def run(
+        self, fields: Field, potential: Field | None = None, truth: Segmentation | None = None
+    ) -> dict[str, Segmentation | HaloCatalog]:
         p: PanopticParams = self.params
         if potential is None and "phi" not in fields.channels:
             self.ctx.log("no potential given and no 'phi' channel: phi computed from delta (Poisson)")
         fields = combine_linear_fields(fields, potential)
+        if truth is not None and truth.labels.shape != fields.values.shape[1:]:
+            raise ValidationError(
+                f"input 'truth': labels of shape {tuple(truth.labels.shape)}, but the fields' grid is "
+                f"{tuple(fields.values.shape[1:])}: give the truth on the same Lagrangian grid"
+            )
         pair = load_model_pair(p.semantic_model or None, p.instance_model or None, device=self.ctx.device)
         pair.check_fields(fields, where="input 'fields'")
-        particle_mass = fields.box.cosmology.particle_mass(fields.n, fields.box.length)
-        if abs(particle_mass / pair.particle_mass - 1) > PARTICLE_MASS_RTOL:
-            self.ctx.log(
-                f"particle mass {particle_mass:.4g} Msun/h differs from the training boxes' {pair.particle_mass:.4g} "
-                "(another Omega_m): the models extrapolate"
-            )
+        model_fields, notes = pair.prepare_fields(fields)
+        for note in notes + pair.unchecked_notes():
+            self.ctx.log(note)
+        for note in pair.domain_notes(fields):
+            self.ctx.log(f"warning: {note}")
         threshold = pair.threshold if p.threshold == -1.0 else p.threshold
         given = {"n_dens": p.n_dens, "n_ngb": p.n_ngb, "p_thresh": p.p_thresh}
         clustering = {k: v if v else pair.clustering[k] for k, v in given.items()}
         predicted = predict_panoptic(
-            fields,
+            model_fields,
             pair.semantic,
             pair.instance,
             size_in=pair.size_in,
@@ -111,6 +144,7 @@ class Panoptic(Stage):
             device=self.ctx.device,
             amp=p.amp,
             keep=p.keep or None,
+            progress=self.ctx.progress,
         )
         halos, flat_labels = halo_catalog_from_segmentation(
             predicted, fields, redshift=p.redshift, lpt_order=p.lpt_order, min_particles=p.min_particles
@@ -123,11 +157,19 @@ class Panoptic(Stage):
             labels=flat_labels.reshape(predicted.labels.shape).to(predicted.labels.device),
             probabilities=predicted.probabilities,
             box=predicted.box,
-            meta={**predicted.meta, **models, **clustering, "min_particles": p.min_particles},
+            meta={
+                **predicted.meta,
+                **models,
+                **clustering,
+                "min_particles": p.min_particles,
+                "input_highpass_length": pair.input_highpass["box_length"] if model_fields is not fields else 0.0,
+            },
         )
         halos = dataclasses.replace(halos, meta={**halos.meta, **models, "threshold": threshold})
         fraction = float((segmentation.labels > 0).float().mean())
         self.ctx.log(f"{segmentation.n_instances} protohaloes, collapsed fraction {fraction:.3f}")
+        if truth is not None:
+            self.ctx.log(truth_summary(segmentation, truth, p.iou_threshold))
         return {"segmentation": segmentation, "halos": halos}
 
     @classmethod

@@ -28,7 +28,8 @@ first), components left with no voxel are dropped.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import networkx as nx
 import torch
@@ -47,6 +48,9 @@ __all__ = [
 
 SemanticPredictor = Callable[[torch.Tensor], torch.Tensor]
 InstancePredictor = Callable[[torch.Tensor], torch.Tensor]
+Progress = Callable[..., Iterable[Any]]
+"""``progress(iterable, total=..., description=...)`` yielding the items of ``iterable`` while it shows how far the
+loop is (``RunContext.progress`` in a stage); ``None`` is silent."""
 
 
 def _check_sizes(n: int, size_in: int, size_out: int, *, even_step: bool = False) -> int:
@@ -74,8 +78,12 @@ def _run_lattice(
     size_out: int,
     batch_size: int,
     offset: int,
+    progress: Progress | None = None,
+    description: str = "crops",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predictions ``(M, s_out, s_out, s_out)`` of every crop of one lattice, and the output-crop corners."""
+    """Predictions ``(M, s_out, s_out, s_out)`` of every crop of one lattice, and the output-crop corners.
+
+    ``progress`` (see :data:`Progress`) is advanced once per batch of ``batch_size`` crops, with ``description``."""
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     if fields.ndim != 4:
@@ -84,7 +92,11 @@ def _run_lattice(
     margin = _check_sizes(n, size_in, size_out)
     starts = crop_lattice(n, size_out, offset)
     outs = []
-    for b in range(0, len(starts), batch_size):
+    batches: Iterable[int] = range(0, len(starts), batch_size)
+    if progress is not None:
+        n_crops = len(starts)
+        batches = progress(batches, total=-(-n_crops // batch_size), description=f"{description} ({n_crops} crops)")
+    for b in batches:
         crops = extract_crops(fields, starts[b : b + batch_size] - margin, size_in)
         pred = torch.as_tensor(predict(crops))
         expected = (len(crops), size_out, size_out, size_out)
@@ -101,9 +113,11 @@ def predict_semantic(
     size_out: int,
     batch_size: int = 8,
     offset: int = 0,
+    progress: Progress | None = None,
 ) -> torch.Tensor:
-    """Full-box ``(n, n, n)`` map from ``predict(crops (B, C, s_in^3)) -> (B, s_out^3)`` on one periodic lattice."""
-    preds, starts = _run_lattice(fields, predict, size_in, size_out, batch_size, offset)
+    """Full-box ``(n, n, n)`` map from ``predict(crops (B, C, s_in^3)) -> (B, s_out^3)`` on one periodic lattice;
+    ``progress`` (:data:`Progress`) advances once per batch of crops."""
+    preds, starts = _run_lattice(fields, predict, size_in, size_out, batch_size, offset, progress, "semantic")
     return place_crops(preds, starts, fields.shape[1])
 
 
@@ -115,14 +129,17 @@ def predict_lattice_labels(
     batch_size: int = 8,
     offset: int = 0,
     id_offset: int = 0,
+    progress: Progress | None = None,
+    description: str = "instance lattice",
 ) -> torch.Tensor:
     """Full-box int64 labels of one lattice, unique across crops by construction.
 
     ``predict`` returns non-negative integer labels per crop (0 = background, labels local to the crop). The
     voxel with local label ``l > 0`` of crop ``m`` gets ``id_offset + m * stride + l`` with
-    ``stride = max local label + 1`` (over all crops): no counter, so an empty crop changes nothing.
+    ``stride = max local label + 1`` (over all crops): no counter, so an empty crop changes nothing. ``progress``
+    (:data:`Progress`) advances once per batch of crops, with ``description``.
     """
-    preds, starts = _run_lattice(fields, predict, size_in, size_out, batch_size, offset)
+    preds, starts = _run_lattice(fields, predict, size_in, size_out, batch_size, offset, progress, description)
     if preds.is_floating_point() or preds.dtype == torch.bool:
         raise ValueError(f"the instance predictor must return integer labels, got {preds.dtype}")
     preds = preds.to(torch.int64)
@@ -237,16 +254,21 @@ def predict_instances(
     batch_size: int = 8,
     offset: int = 0,
     iou_threshold: float = 0.5,
+    progress: Progress | None = None,
 ) -> torch.Tensor:
     """Full-box instance labels ``(n, n, n)`` (int64, 0 = background, 1..K by decreasing size), appendix D.
 
     ``predict(crops (B, C, s_in^3)) -> (B, s_out^3)`` integer labels local to each crop. Runs on lattice A
     (corners ``offset + size_out * k``) and lattice B (shifted by ``size_out / 2``), then :func:`merge_lattices`.
+    ``progress`` (:data:`Progress`) advances once per batch of crops of each lattice.
     """
     if fields.ndim != 4:
         raise ValueError(f"fields must have shape (C, n, n, n), got {tuple(fields.shape)}")
     _check_sizes(fields.shape[1], size_in, size_out, even_step=True)
-    labels_a = predict_lattice_labels(fields, predict, size_in, size_out, batch_size, offset)
-    id_b = int(labels_a.max()) + 1
-    labels_b = predict_lattice_labels(fields, predict, size_in, size_out, batch_size, offset + size_out // 2, id_b)
+    sizes = (size_in, size_out, batch_size)
+    labels_a = predict_lattice_labels(fields, predict, *sizes, offset, progress=progress, description="instance A")
+    shifted, id_b = offset + size_out // 2, int(labels_a.max()) + 1
+    labels_b = predict_lattice_labels(
+        fields, predict, *sizes, shifted, id_b, progress=progress, description="instance B"
+    )
     return merge_lattices(labels_a, labels_b, size_out // 2, offset, iou_threshold)

@@ -17,9 +17,11 @@ fixed by the seed and a resumed run sees the same batches as an uninterrupted on
 The checkpoint ``<output_dir>/<task>.pt`` (written atomically at every validation and at the end, loadable with
 ``weights_only=True``) holds the model, optimizer and step, plus metadata: the architecture (``task``,
 ``in_channels``, ``channels``, ``size_in``, ``size_out``, ``base_filters``, ``depth``, ``embedding_dim``, ``norm``,
-``activation``), the data (``grid_n``, ``box_length``, ``particle_mass`` of the first training box, ``beta``,
-``collapsed_fraction``), the final validation loss and, for the semantic net, the threshold calibrated after
-training so that the predicted collapsed fraction of the training boxes equals the true one
+``activation``), the data (``grid_n``, ``box_length``, ``particle_mass`` and ``cosmology`` of the first training
+box, ``beta``, ``collapsed_fraction``), the preprocessing of the inputs at prediction time (``input_highpass``:
+the modes longer than the training boxes are removed from δ and φ of bigger boxes,
+:func:`~cosmoseg.protohalo.panoptic.remove_long_modes`), the final validation loss and, for the semantic net, the
+threshold calibrated after training so that the predicted collapsed fraction of the training boxes equals the true one
 (:func:`~cosmoseg.protohalo.panoptic.calibrate_threshold`); when calibration is off or impossible (box side not a
 multiple of ``size_out``) the threshold is 0.5 and ``threshold_calibrated`` is False.
 """
@@ -41,12 +43,23 @@ from cosmoseg.data import Field, Segmentation, load_artifact
 from cosmoseg.errors import ArtifactError, ConfigError, ValidationError
 from cosmoseg.nn import Trainer, VNet, balanced_cross_entropy, discriminative_loss, load_checkpoint
 from cosmoseg.protohalo.data import ProtohaloCrops, balanced_ce_beta, collapsed_fraction, split_by_box
-from cosmoseg.protohalo.panoptic import INPUT_CHANNELS, calibrate_threshold, semantic_probabilities
+from cosmoseg.protohalo.panoptic import FILTERED_CHANNELS, INPUT_CHANNELS, calibrate_threshold, semantic_probabilities
 from cosmoseg.sim.suites import find_boxes
 
-__all__ = ["ARCHITECTURE_KEYS", "TrainConfig", "checkpoint_path", "find_boxes", "load_model", "make_model", "train"]
+__all__ = [
+    "ARCHITECTURE_KEYS",
+    "COSMOLOGY_KEYS",
+    "TrainConfig",
+    "checkpoint_path",
+    "find_boxes",
+    "load_model",
+    "make_model",
+    "train",
+]
 
 Task = Literal["semantic", "instance"]
+COSMOLOGY_KEYS = ("omega_m", "omega_b", "h", "n_s", "sigma_8", "w0", "wa")
+"""The cosmological parameters of the training boxes a checkpoint records (metadata ``cosmology``)."""
 ARCHITECTURE_KEYS = ("task", "in_channels", "size_in", "size_out", "base_filters", "depth", "embedding_dim")
 """Metadata that must agree between a checkpoint and the model it is loaded into (and on ``resume``)."""
 DEFAULT_THRESHOLD = 0.5
@@ -308,6 +321,8 @@ def train(
         "grid_n": first.n,
         "box_length": first.box.length,
         "particle_mass": first.box.cosmology.particle_mass(first.n, first.box.length),
+        "cosmology": {key: float(getattr(first.box.cosmology, key)) for key in COSMOLOGY_KEYS},
+        "input_highpass": {"box_length": float(first.box.length), "channels": list(FILTERED_CHANNELS)},
         "beta": beta,
         "collapsed_fraction": fraction,
         "train_boxes": [os.path.basename(os.fspath(p)) for p in train_paths],

@@ -227,3 +227,35 @@ def test_cuda_with_amp_recovers_truth_like_the_cpu() -> None:
     gpu = predict_panoptic(fields, OracleSemantic().cuda(), OracleInstance().cuda(), device="cuda", amp=True, **kwargs)
     assert _same_partition(cpu.labels, gpu.labels.cpu())
     assert _same_partition(truth, gpu.labels.cpu())
+
+
+def test_remove_long_modes_keeps_exactly_the_modes_of_a_training_box() -> None:
+    from cosmoseg.protohalo.panoptic import remove_long_modes
+
+    gen = torch.Generator().manual_seed(4)
+    small = torch.randn((2, 8, 8, 8), generator=gen, dtype=torch.float64)
+    small -= small.mean(dim=(1, 2, 3), keepdim=True)
+    x = torch.arange(16, dtype=torch.float64)
+    # modes with |k| < 2 pi / 16 (Mpc/h)^-1 in a 32 Mpc/h box of 16^3: (1,0,0), (1,1,0), (1,1,1) and a mean
+    wave = 2 * torch.pi / 16  # per voxel of 2 Mpc/h: the 32 Mpc/h box's fundamental
+    long = 3.0 + torch.cos(wave * x)[:, None, None] + torch.sin(wave * (x[:, None] + x))[..., None]
+    long = long + torch.cos(wave * (x[:, None, None] + x[:, None] - x))
+    big = small.repeat(1, 2, 2, 2)
+    big[1] += long
+    fields = Field(values=big, box=Box(length=32.0), channels=("delta", "phi"))
+    filtered, removed = remove_long_modes(fields, 16.0)
+    torch.testing.assert_close(filtered.channel("phi"), small[1].repeat(2, 2, 2), rtol=0, atol=1e-12)
+    assert torch.equal(filtered.channel("delta"), fields.channel("delta"))  # φ only, by default
+    assert removed == {"phi": pytest.approx(float(long.std()), rel=1e-9)}
+    both, _ = remove_long_modes(fields, 16.0, ("delta", "phi"))
+    torch.testing.assert_close(both.values, small.repeat(1, 2, 2, 2), rtol=0, atol=1e-12)
+    assert filtered.meta["long_modes_removed_below"] == pytest.approx(2 * torch.pi / 16)
+    # a box no larger than the training boxes has no such mode: the same object comes back
+    same = Field(values=small, box=Box(length=16.0), channels=("delta", "phi"))
+    for training_length in (16.0, 20.0):
+        kept, nothing = remove_long_modes(same, training_length)
+        assert kept is same and nothing == {}
+    with pytest.raises(ValidationError, match=r"lack channel\(s\) \['psi'\]"):
+        remove_long_modes(fields, 16.0, ("psi",))
+    with pytest.raises(ValidationError, match="training_length must be a positive"):
+        remove_long_modes(fields, 0.0)

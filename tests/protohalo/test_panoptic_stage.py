@@ -11,7 +11,7 @@ import torch
 from cosmoseg.data import Box, Field, Segmentation, save_artifact
 from cosmoseg.errors import ArtifactError, ValidationError
 from cosmoseg.nn import read_checkpoint
-from cosmoseg.pipeline.context import RunContext
+from cosmoseg.pipeline.context import RunContext, SilentReporter
 from cosmoseg.pipeline.params import parse_params
 from cosmoseg.protohalo.panoptic import combine_linear_fields
 from cosmoseg.protohalo.pretrained import DEFAULT_MODELS_DIR, default_checkpoint, load_model_pair
@@ -194,3 +194,118 @@ def test_density_and_potential_of_different_shapes_or_boxes_are_clear_errors() -
         combine_linear_fields(density, _fields(2, box=Box(length=20.0)))
     with pytest.raises(ValidationError, match=r"expected a 'phi' channel"):
         combine_linear_fields(density, Field(values=density.values, box=BOX, channels=("a", "b")))
+
+
+class _Recorder(SilentReporter):
+    """Keeps every progress loop: (description, total, items yielded)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loops: list[tuple[str, int | None, int]] = []
+
+    def track(self, iterable, *, total, description):  # type: ignore[no-untyped-def]
+        count = 0
+        for item in iterable:
+            count += 1
+            yield item
+        self.loops.append((description, total, count))
+
+
+def _stage(models: tuple[Path, Path], reporter: SilentReporter, **params: object) -> Panoptic:
+    sem, ins = models
+    parsed, problems = parse_params(
+        Panoptic.Params, {"semantic_model": str(sem), "instance_model": str(ins), **params}, Panoptic.name
+    )
+    assert not problems, problems
+    return Panoptic(parsed, RunContext(device=torch.device("cpu"), seed=1, stage_id="t", reporter=reporter))
+
+
+def test_progress_over_the_crops_of_every_lattice(models: tuple[Path, Path]) -> None:
+    """8^3 voxels, output crops of 4^3: 8 crops per lattice, 2 batches of 4 on the semantic lattice and on each of
+    the two instance lattices; every loop is shown through the run context with its total."""
+    reporter = _Recorder()
+    _stage(models, reporter, threshold=0.3, batch_size=4).run(fields=_fields(5))
+    assert [(d.split(" ")[0], d.split(" ")[1], total, n) for d, total, n in reporter.loops] == [
+        ("semantic", "(8", 2, 2),
+        ("instance", "A", 2, 2),
+        ("instance", "B", 2, 2),
+    ]
+
+
+def test_the_truth_given_the_log_scores_the_prediction(models: tuple[Path, Path]) -> None:
+    from cosmoseg.measure.instance_metrics import contingency, match_instances
+    from cosmoseg.measure.segmentation import binary_scores
+
+    reporter = SilentReporter()
+    truth = Segmentation(labels=_labels(), box=BOX)
+    out = _stage(models, reporter, threshold=0.3).run(fields=_fields(5), truth=truth)
+    pred = out["segmentation"].labels
+    f1 = binary_scores(pred > 0, truth.labels > 0)["F1"]
+    match = match_instances(contingency(truth.labels, pred))
+    (line,) = [m for m in reporter.messages if "vs the truth" in m]
+    assert f"F1 {f1:.3f}" in line and f"precision {match.precision:.3f}, recall {match.recall:.3f}" in line
+    assert f"against {float((truth.labels > 0).float().mean()):.3f}" in line
+    without = _stage(models, reporter, threshold=0.3).run(fields=_fields(5))["segmentation"]
+    assert torch.equal(without.labels, pred)  # the truth changes no output
+    with pytest.raises(ValidationError, match=r"input 'truth': labels of shape \(16, 16, 16\).*\(8, 8, 8\)"):
+        _stage(models, reporter).run(fields=_fields(5), truth=Segmentation(labels=_labels(16), box=Box(length=32.0)))
+
+
+def _small_and_big(long_amplitude: float) -> tuple[Field, Field]:
+    """A training-size box (8^3 cells of 2 Mpc/h, phi of zero mean) and a box twice as large that holds it 2x2x2
+    times plus a mode of phi longer than the training box (wavelength 32 Mpc/h)."""
+    gen = torch.Generator().manual_seed(11)
+    values = torch.randn((2, 8, 8, 8), generator=gen)
+    values[1] -= values[1].mean()
+    small = Field(values=values, box=BOX, channels=("delta", "phi"))
+    big = values.repeat(1, 2, 2, 2)
+    x = (torch.arange(16, dtype=torch.float64) + 0.5) * 2.0
+    big[1] += (long_amplitude * torch.cos(2 * torch.pi * x / 32.0)).float()[:, None, None]
+    return small, Field(values=big, box=Box(length=32.0), channels=("delta", "phi"))
+
+
+def test_a_bigger_box_is_predicted_as_the_training_boxes_are(models: tuple[Path, Path]) -> None:
+    """The models see only the modes a training box can hold: the big box's prediction on each of its 8 copies of
+    the small box is the small box's prediction, whatever the longer mode of phi (5 times phi's std)."""
+    small, big = _small_and_big(long_amplitude=5.0)
+    reporter = SilentReporter()
+    p_small = _stage(models, reporter, threshold=0.3).run(fields=small)["segmentation"]
+    p_big = _stage(models, reporter, threshold=0.3).run(fields=big)["segmentation"]
+    assert p_big.probabilities is not None and p_small.probabilities is not None
+    tiled = p_small.probabilities.repeat(2, 2, 2)
+    torch.testing.assert_close(p_big.probabilities, tiled, rtol=0, atol=1e-5)
+    assert torch.equal(p_big.labels > 0, p_small.labels.repeat(2, 2, 2) > 0)
+    (line,) = [m for m in reporter.messages if "removed from phi" in m]
+    assert "box of 32 Mpc/h" in line and "training boxes (16 Mpc/h" in line
+    assert p_big.meta["input_highpass_length"] == 16.0 and p_small.meta["input_highpass_length"] == 0.0
+
+
+def test_checkpoints_record_the_training_cosmology_and_preprocessing(models: tuple[Path, Path]) -> None:
+    pair = load_model_pair(*models)
+    assert pair.cosmology is not None and pair.cosmology["sigma_8"] == pytest.approx(BOX.cosmology.sigma_8)
+    assert pair.semantic_meta["input_highpass"] == {"box_length": 16.0, "channels": ["phi"]}
+
+
+def test_another_cosmology_is_a_warning_in_the_log(models: tuple[Path, Path]) -> None:
+    from cosmoseg.data import Cosmology
+
+    reporter = SilentReporter()
+    other = Box(length=16.0, cosmology=Cosmology(sigma_8=0.7))
+    fields = _fields(5)
+    _stage(models, reporter, threshold=0.3).run(fields=dataclasses.replace(fields, box=other))
+    (line,) = [m for m in reporter.messages if "warning" in m]
+    assert f"sigma_8 0.7 (trained {BOX.cosmology.sigma_8:.6g})" in line and "extrapolate" in line
+    assert "omega_m" not in line and "particle mass" not in line
+    quiet = SilentReporter()
+    _stage(models, quiet, threshold=0.3).run(fields=fields)
+    assert not [m for m in quiet.messages if "warning" in m]
+
+
+def test_shipped_models_record_their_suite_cosmology_and_preprocessing() -> None:
+    import tomllib
+
+    suite = tomllib.loads((Path(__file__).parents[2] / "configs/suites/protohalo-64.toml").read_text())
+    pair = load_model_pair()
+    for meta in (pair.semantic_meta, pair.instance_meta):
+        assert meta["cosmology"] == {**suite["cosmology"], "w0": -1.0, "wa": 0.0}
+        assert meta["input_highpass"] == {"box_length": suite["grid"]["box"], "channels": ["phi"]}
