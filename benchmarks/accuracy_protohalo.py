@@ -3,10 +3,12 @@
     cosmoseg simulate configs/suites/protohalo-64.toml --output suites/protohalo-64
     cosmoseg simulate configs/suites/protohalo-64-twins.toml --output suites/protohalo-64-twins
     python benchmarks/accuracy_protohalo.py --suite suites/protohalo-64 --twins suites/protohalo-64-twins \
-        [--semantic S.pt --instance I.pt] [--figures docs/img/protohalo]
+        [--semantic S.pt --instance I.pt] [--figures docs/img/protohalo] [--keep 16]
+    python benchmarks/accuracy_protohalo.py BOX.h5 [BOX.h5 ...] [--twins TWIN_DIR_OR_FILES ...]
 
-The held-out boxes are the semantic checkpoint's ``validation_boxes`` (its metadata) found in --suite; every
-box of --twins is a baseline pair. The tables are those of ``cosmoseg protohalo evaluate``
+The boxes scored are the BOX files given, else the semantic checkpoint's ``validation_boxes`` (its metadata) found in
+--suite (a clear error names the ones that are not there); every ``box_*.h5`` of a --twins folder, or every
+--twins file, is a baseline pair. The tables are those of ``cosmoseg protohalo evaluate``
 (:func:`cosmoseg.protohalo.evaluation.evaluate`): semantic scores, instance precision/recall at IoU >= 0.5,
 per-true-mass TPR / FNR / FDR and the median with the 16–84% range of the predicted mass of true-halo voxels,
 and the predicted vs FoF mass function. With --figures, the violins and the mass functions are drawn as PNGs.
@@ -23,14 +25,26 @@ import torch
 
 from cosmoseg.data import Table
 from cosmoseg.measure.figures import plot_mass_function, plot_violin
-from cosmoseg.protohalo.evaluation import MISSING, QUANTILES, SOURCES, evaluate
+from cosmoseg.protohalo.evaluation import QUANTILES, SOURCES, evaluate
 from cosmoseg.protohalo.pretrained import load_model_pair
 
 PAPER = {"model": {"F1": 0.838}, "baseline": {"F1": 0.884}}  # López-Cano et al., 256^3 in 50 Mpc/h
 
 
-def _fmt(x: float, digits: int = 3) -> str:
-    return "–" if x == MISSING or not math.isfinite(x) else f"{x:.{digits}f}"
+def _fmt(x: float, digits: int = 3, count: float = 1.0) -> str:
+    """``x`` with ``digits`` decimals, or "–" when the count behind it is 0 (the value is missing)."""
+    return "–" if count == 0 or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+SCORE_COUNTS = {
+    "TPR": ("TP", "FN"),
+    "TNR": ("TN", "FP"),
+    "PPV": ("TP", "FP"),
+    "instance_precision": ("n_pred_haloes",),
+    "instance_precision_labelled": ("n_pred_haloes_labelled",),
+    "instance_recall": ("n_true_haloes",),
+}
+"""The counts behind a score (its value is missing where they sum to 0)."""
 
 
 def _rows(table: Table, source: int) -> dict[str, torch.Tensor]:
@@ -38,13 +52,22 @@ def _rows(table: Table, source: int) -> dict[str, torch.Tensor]:
     return {k: v[keep] for k, v in table.columns.items()}
 
 
+def _count(scores: Table, key: str, row: int) -> float:
+    """The count behind ``scores[key][row]`` (1 for a score that is always defined)."""
+    if key not in SCORE_COUNTS:
+        return 1.0
+    return sum(float(scores[c][row]) for c in SCORE_COUNTS[key])
+
+
 def scores_markdown(scores: Table) -> str:
-    keys = ("TPR", "TNR", "PPV", "ACC", "F1", "instance_precision", "instance_recall", "ARI")
-    head = "| source | " + " | ".join(keys) + " | true / predicted haloes |"
+    keys = ("TPR", "TNR", "PPV", "ACC", "F1", "instance_precision", "instance_precision_labelled", "instance_recall")
+    keys += ("ARI",)
+    head = "| source | " + " | ".join(keys) + " | true / predicted haloes (at or above the labelling limit) |"
     lines = [head, "|" + "---|" * (len(keys) + 2)]
     for i, source in enumerate(scores["source"].tolist()):
-        values = " | ".join(_fmt(float(scores[k][i])) for k in keys)
+        values = " | ".join(_fmt(float(scores[k][i]), count=_count(scores, k, i)) for k in keys)
         counts = f"{int(scores['n_true_haloes'][i])} / {int(scores['n_pred_haloes'][i])}"
+        counts += f" ({int(scores['n_pred_haloes_labelled'][i])})"
         lines.append(f"| {SOURCES[source]} | {values} | {counts} |")
     return "\n".join(lines)
 
@@ -58,13 +81,14 @@ def per_mass_markdown(per_mass: Table) -> str:
     model, twin = _rows(per_mass, 0), _rows(per_mass, 1)
 
     def quant(rows: dict[str, torch.Tensor], j: int) -> str:
-        if not len(rows["m_mid"]):
+        if not len(rows["m_mid"]) or float(rows["n_violin"][j]) == 0:
             return "–"
         q = [float(rows[name][j]) for name in ("q50", "q16", "q84")]
-        return "–" if MISSING in q else f"{q[0]:.2f} [{q[1]:.2f}, {q[2]:.2f}]"
+        return f"{q[0]:.2f} [{q[1]:.2f}, {q[2]:.2f}]"
 
     def rate(rows: dict[str, torch.Tensor], key: str, j: int) -> str:
-        return _fmt(float(rows[key][j]), 2) if len(rows["m_mid"]) else "–"
+        count = "n_pred" if key == "FDR" else "n_true"
+        return _fmt(float(rows[key][j]), 2, float(rows[count][j])) if len(rows["m_mid"]) else "–"
 
     for j in range(len(model["m_mid"])):
         lo, hi = math.log10(float(model["m_low"][j])), math.log10(float(model["m_high"][j]))
@@ -82,7 +106,7 @@ def mass_function_markdown(mf: Table) -> str:
         ratio = float(mf["ratio"][j])
         n_true, n_pred = int(mf["counts_true"][j]), int(mf["counts_pred"][j])
         err = ratio * math.sqrt(1 / n_true + 1 / n_pred) if n_true and n_pred else float("nan")
-        shown = "–" if ratio == MISSING else f"{ratio:.2f} ± {err:.2f}" if math.isfinite(err) else f"{ratio:.2f}"
+        shown = "–" if n_true == 0 else f"{ratio:.2f} ± {err:.2f}" if math.isfinite(err) else f"{ratio:.2f}"
         lines.append(f"| {float(mf['m_mid'][j]):.3g} | {n_true} | {n_pred} | {shown} |")
     return "\n".join(lines)
 
@@ -96,7 +120,7 @@ def figures(tables: dict[str, Table], folder: Path) -> list[Path]:
         if not len(rows["m_mid"]):
             continue
         quantiles = torch.stack([rows[n] for n in names], dim=1).double()
-        quantiles[quantiles == MISSING] = float("nan")
+        quantiles[rows["n_violin"] == 0] = float("nan")  # empty bins hold the fill value: left out
         path = folder / f"violin_{source}.png"
         plot_violin(torch.log10(rows["m_mid"]), torch.tensor(QUANTILES), quantiles, title=source, path=path)
         paths.append(path)
@@ -115,25 +139,52 @@ def figures(tables: dict[str, Table], folder: Path) -> list[Path]:
     return paths
 
 
-def main() -> None:
+def _twin_paths(given: list[Path]) -> list[Path]:
+    """Every ``box_*.h5`` of each folder in ``given``, and each file."""
+    paths: list[Path] = []
+    for path in given:
+        paths += sorted(path.glob("box_*.h5")) if path.is_dir() else [path]
+    return paths
+
+
+def held_out_boxes(boxes: list[Path], suite: Path | None, validation_boxes: list[str]) -> list[Path]:
+    """The boxes to score: ``boxes`` when given, else the checkpoint's ``validation_boxes`` in ``suite``.
+
+    SystemExit naming the problem when neither is given or when ``suite`` lacks some of those boxes."""
+    if boxes:
+        return boxes
+    if suite is None:
+        raise SystemExit("give the boxes to score (BOX.h5 ...) or --suite, the folder of the models' validation boxes")
+    paths = [suite / name for name in validation_boxes]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise SystemExit(
+            f"{suite} lacks the models' validation boxes {missing} (the semantic checkpoint's metadata): give the "
+            "boxes to score as arguments (BOX.h5 ...)"
+        )
+    return paths
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", type=Path, required=True, help="suite folder holding the validation boxes")
-    parser.add_argument("--twins", type=Path, default=None, help="twin suite folder (the baseline)")
+    parser.add_argument("boxes", type=Path, nargs="*", help="box files to score (fields + FoF segmentation)")
+    parser.add_argument("--suite", type=Path, default=None, help="folder holding the models' validation boxes")
+    parser.add_argument("--twins", type=Path, nargs="*", default=[], help="twin folder(s) or files (the baseline)")
     parser.add_argument("--semantic", default=None, help="semantic checkpoint (default: shipped)")
     parser.add_argument("--instance", default=None, help="instance checkpoint (default: shipped)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--keep", type=int, default=None, help="central part of each output crop used")
     parser.add_argument("--figures", type=Path, default=None, help="folder for PNG figures")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     pair = load_model_pair(args.semantic, args.instance)
-    boxes = [args.suite / name for name in pair.semantic_meta["validation_boxes"]]
-    twins = sorted(args.twins.glob("box_*.h5")) if args.twins else []
+    boxes = held_out_boxes(args.boxes, args.suite, list(pair.semantic_meta.get("validation_boxes", [])))
+    twins = _twin_paths(args.twins)
     start = time.perf_counter()
     paths = (pair.semantic_path, pair.instance_path)
-    tables = evaluate(*paths, boxes, twin_paths=twins, device=args.device, keep=args.keep)
+    tables = evaluate(*paths, boxes, twin_paths=twins, device=args.device, keep=args.keep, log=print)
     elapsed = time.perf_counter() - start
-    print(f"held-out boxes: {[b.name for b in boxes]}; twin pairs: {len(twins)}; threshold {pair.threshold:.4f}")
+    print(f"boxes: {[b.name for b in boxes]}; twin pairs: {len(twins)}; threshold {pair.threshold:.4f}")
     print(f"paper (256^3): F1 model {PAPER['model']['F1']} vs twins {PAPER['baseline']['F1']}\n")
     print(scores_markdown(tables["scores"]), end="\n\n")
     print(per_mass_markdown(tables["per_mass"]), end="\n\n")

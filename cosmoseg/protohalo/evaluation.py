@@ -7,28 +7,45 @@ boxes (``segmentation_a`` / ``segmentation_b`` of a ``twins = true`` suite) it s
 Scores are pooled over boxes: the boxes' voxels are concatenated, with labels offset so that no two boxes
 share an id, so ratios are ratios of total counts (not means of per-box ratios).
 
-Tables (all columns finite: a ratio 0/0 or a quantile of an empty bin is stored as ``MISSING`` = -1):
+Tables hold finite numbers only. A value that does not exist (a ratio 0/0, a quantile of an empty bin) follows the
+project's convention (docs/data-model.md, "Missing values"): it is stored as ``MISSING`` =
+:data:`~cosmoseg.data.table.MISSING_FILL` (0), and the count beside it is 0 — read the count, never the 0:
+
+- ``scores``: ``TP + FN`` behind TPR, ``TN + FP`` behind TNR, ``TP + FP`` behind PPV, ``n_pred_haloes`` behind
+  ``instance_precision``, ``n_true_haloes`` behind ``instance_recall``, ``n_matched`` behind ``mean_iou``,
+  ``n_pred_haloes_labelled`` behind ``instance_precision_labelled``;
+- ``per_mass``: ``n_true`` behind TPR and FNR, ``n_pred`` behind FDR, ``n_violin`` behind the quantiles;
+- ``mass_function``: ``counts_true`` behind ``ratio``.
+
+Tables:
 
 - ``scores``: one row per source (``source`` 0 = "model", 1 = "baseline"; names in meta): the semantic
   TP, FP, TN, FN, TPR, TNR, PPV, ACC, F1, the instance precision / recall / F1 / mean IoU / panoptic
-  quality at IoU >= 0.5 with the halo counts, and ARI / VI;
+  quality at IoU >= 0.5 with the halo counts, and ARI / VI. ``instance_precision`` counts *every* predicted
+  halo, also those smaller than the truth's labelling limit (the FoF haloes of fewer particles are not in the
+  labels, so such a prediction can never match); the matched definition, ``instance_precision_labelled`` /
+  ``instance_recall_labelled`` / ``instance_f1_labelled`` with ``n_pred_haloes_labelled`` and
+  ``n_matched_labelled``, drops the predicted haloes with fewer voxels than the truth's labelling limit (the
+  truth segmentation's ``meta["min_particles"]``, else its smallest halo) before matching, as the truth was;
 - ``per_mass``: rows per (source, bin of log10 true/predicted halo mass), the columns of
   :func:`~cosmoseg.measure.segmentation.per_mass_rates` (TPR, FNR, FDR, quantiles q05, q16, q25, q50, q75, q84,
   q95 of log10 M_pred);
   both sources share the bins;
 - ``mass_function``: dn/dlnM of the predicted and of the FoF haloes (catalogs built from the segmentations)
-  in shared bins, with ``ratio`` = pred / true (MISSING where the truth bin is empty).
+  in shared bins, with ``ratio`` = pred / true (MISSING where the truth bin is empty: ``counts_true`` = 0).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from cosmoseg.data import Field, Segmentation, Table, load_artifact
+from cosmoseg.data.table import MISSING_FILL
 from cosmoseg.errors import ValidationError
 from cosmoseg.measure.instance_metrics import (
     adjusted_rand_index,
@@ -40,13 +57,18 @@ from cosmoseg.measure.mass_function import halo_mass_function
 from cosmoseg.measure.segmentation import binary_scores, default_mass_edges, per_mass_rates, voxel_halo_masses
 from cosmoseg.protohalo.catalog import halo_catalog_from_segmentation
 from cosmoseg.protohalo.panoptic import predict_panoptic
-from cosmoseg.protohalo.pretrained import load_model_pair
+from cosmoseg.protohalo.pretrained import cosmology_differences, load_model_pair
+from cosmoseg.protohalo.training import COSMOLOGY_KEYS
 
-__all__ = ["MISSING", "SOURCES", "evaluate"]
+__all__ = ["MISSING", "SOURCES", "drop_below", "evaluate", "labelling_limit"]
 
-MISSING = -1.0
-"""Stored in place of an undefined value (0/0 ratio, quantile of an empty bin): every rate is in [0, 1] and
-every log10 mass is positive, so it cannot be mistaken for a value."""
+MISSING = MISSING_FILL
+"""Stored in place of an undefined value (0/0 ratio, quantile of an empty bin): the project's fill value
+(:data:`~cosmoseg.data.table.MISSING_FILL`, 0), with a count of 0 beside it in the same row (module docstring)."""
+MISSING_NOTE = (
+    "undefined values (a ratio 0/0, a quantile of an empty bin) hold MISSING_FILL = 0 where the count beside them "
+    "is 0 (docs/data-model.md, 'Missing values')"
+)
 
 SOURCES = ("model", "baseline")
 QUANTILES = (0.05, 0.16, 0.25, 0.5, 0.75, 0.84, 0.95)
@@ -59,20 +81,44 @@ def _finite(x: torch.Tensor | float) -> torch.Tensor:
     return torch.where(torch.isfinite(t), t, torch.full_like(t, MISSING))
 
 
+def labelling_limit(truth: Segmentation) -> int:
+    """The fewest voxels a halo of ``truth`` may have: ``meta["min_particles"]`` (what ``sim.fof`` labelled, its
+    ``segmentation_min_particles``), else the size of its smallest halo (1 when it has none)."""
+    if "min_particles" in truth.meta:
+        return int(truth.meta["min_particles"])
+    sizes = torch.bincount(truth.labels.flatten().long().cpu())[1:]
+    sizes = sizes[sizes > 0]
+    return int(sizes.min()) if len(sizes) else 1
+
+
+def drop_below(labels: torch.Tensor, min_voxels: int) -> torch.Tensor:
+    """``labels`` (int, any shape, 0 = background) with every instance of fewer than ``min_voxels`` voxels set to
+    0; the other labels keep their values."""
+    flat = labels.flatten().long()
+    sizes = torch.bincount(flat)
+    small = sizes < int(min_voxels)
+    small[0] = False
+    return torch.where(small[flat], torch.zeros_like(flat), flat).reshape(labels.shape).to(labels.dtype)
+
+
 class _Pool:
-    """Voxels of several boxes, concatenated, with labels offset so that no two boxes share an id."""
+    """Voxels of several boxes, concatenated, with labels offset so that no two boxes share an id; ``labelled``
+    holds the predictions with the haloes below each truth's labelling limit dropped."""
 
     def __init__(self) -> None:
         self.truth: list[torch.Tensor] = []
         self.pred: list[torch.Tensor] = []
+        self.labelled: list[torch.Tensor] = []
         self.positive: list[torch.Tensor] = []
         self._t_offset = 0
         self._p_offset = 0
 
-    def add(self, truth: torch.Tensor, pred: torch.Tensor, positive: torch.Tensor) -> None:
+    def add(self, truth: torch.Tensor, pred: torch.Tensor, positive: torch.Tensor, min_voxels: int = 1) -> None:
         t, p = truth.flatten().long().cpu(), pred.flatten().long().cpu()
         self.truth.append(torch.where(t > 0, t + self._t_offset, 0))
-        self.pred.append(torch.where(p > 0, p + self._p_offset, 0))
+        shifted = torch.where(p > 0, p + self._p_offset, 0)
+        self.pred.append(shifted)
+        self.labelled.append(drop_below(shifted, min_voxels))
         self.positive.append(positive.flatten().bool().cpu())
         self._t_offset += int(t.max()) if t.numel() else 0
         self._p_offset += int(p.max()) if p.numel() else 0
@@ -89,6 +135,7 @@ def _scores(pool: _Pool) -> dict[str, float]:
     semantic = binary_scores(positive, truth > 0)
     table = contingency(truth, pred)
     match = match_instances(table, iou_threshold=0.5)
+    labelled = match_instances(contingency(truth, torch.cat(pool.labelled)), iou_threshold=0.5)
     out = {key: semantic[key] for key in SEMANTIC_KEYS}
     out |= {
         "n_true_haloes": float(match.n_true),
@@ -101,6 +148,11 @@ def _scores(pool: _Pool) -> dict[str, float]:
         "panoptic_quality": match.panoptic_quality,
         "ARI": adjusted_rand_index(table),
         "VI": variation_of_information(table),
+        "n_pred_haloes_labelled": float(labelled.n_pred),
+        "n_matched_labelled": float(labelled.true_label.numel()),
+        "instance_precision_labelled": labelled.precision,
+        "instance_recall_labelled": labelled.recall,
+        "instance_f1_labelled": labelled.f1,
     }
     return out
 
@@ -119,6 +171,29 @@ def _particle_mass(seg: Segmentation) -> float:
     return float(seg.box.cosmology.particle_mass(int(seg.labels.shape[-1]), float(seg.box.length)))
 
 
+def _one_cosmology_and_resolution(boxes: Sequence[tuple[str, Segmentation]]) -> float:
+    """The particle mass (Msun/h) shared by the boxes (name, segmentation); `ValidationError` naming the first pair
+    of boxes whose cosmology differs (by parameter), else whose cell size differs."""
+    first_name, first = boxes[0]
+    reference = {key: getattr(first.box.cosmology, key) for key in COSMOLOGY_KEYS}
+    cell = float(first.box.length) / first.labels.shape[-1]
+    for name, seg in boxes[1:]:
+        differences = cosmology_differences(reference, seg.box.cosmology, rtol=1e-6, reference=first_name)
+        if differences:
+            raise ValidationError(
+                f"the boxes have different cosmologies: {name} has {'; '.join(differences)}: evaluate one cosmology "
+                "at a time"
+            )
+        n, other = seg.labels.shape[-1], float(seg.box.length) / seg.labels.shape[-1]
+        if abs(other - cell) > 1e-6 * cell:
+            raise ValidationError(
+                f"the boxes have different cell sizes (so particle masses): {name} {seg.box.length:g}/{n} = "
+                f"{other:.4g} Mpc/h, {first_name} {first.box.length:g}/{first.labels.shape[-1]} = {cell:.4g} Mpc/h: "
+                "one resolution only"
+            )
+    return _particle_mass(first)
+
+
 def evaluate(
     semantic_checkpoint: str | os.PathLike[str] | None,
     instance_checkpoint: str | os.PathLike[str] | None,
@@ -130,6 +205,7 @@ def evaluate(
     n_mass_bins: int = 8,
     n_mf_bins: int = 10,
     keep: int | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Table]:
     """Score the panoptic prediction on ``box_paths`` and the twin baseline on ``twin_paths``.
 
@@ -138,6 +214,11 @@ def evaluate(
     twin_paths: twin box files holding ``segmentation_a`` and ``segmentation_b``.
     The clustering uses the instance checkpoint's recommended settings (:attr:`ModelPair.clustering`).
     keep: central part of each output crop used (see :func:`~cosmoseg.protohalo.panoptic.predict_panoptic`).
+    Each box's fields are prepared as ``protohalo.panoptic`` prepares them (:meth:`ModelPair.prepare_fields`: the
+    modes longer than the training boxes removed); ``log(line)`` gets a line per box for that, and a line starting
+    with "warning:" per box whose particle mass or cosmology differs from the training boxes'
+    (:meth:`ModelPair.domain_notes`). All boxes and twins must share one cosmology and cell size (else a
+    `ValidationError` naming the difference).
     Returns the Tables ``scores``, ``per_mass`` and ``mass_function`` described in the module docstring.
     """
     if not box_paths:
@@ -145,8 +226,9 @@ def evaluate(
     pair = load_model_pair(semantic_checkpoint, instance_checkpoint, device=device)
     size_in, size_out, threshold = pair.size_in, pair.size_out, pair.threshold
 
+    say = log or (lambda line: None)
     pools = {"model": _Pool(), "baseline": _Pool()}
-    particle_masses: set[float] = set()
+    segmentations: list[tuple[str, Segmentation]] = []
     pred_masses: list[torch.Tensor] = []
     true_masses: list[torch.Tensor] = []
     volume = 0.0
@@ -154,8 +236,14 @@ def evaluate(
         objects = _load(path, ("fields", "segmentation"))
         fields, truth = objects["fields"], objects["segmentation"]
         pair.check_fields(fields, where=str(path))
+        name = Path(path).name
+        model_fields, notes = pair.prepare_fields(fields)
+        for note in notes + pair.unchecked_notes():
+            say(f"{name}: {note}")
+        for note in pair.domain_notes(fields):
+            say(f"warning: {name}: {note}")
         pred = predict_panoptic(
-            fields,
+            model_fields,
             pair.semantic,
             pair.instance,
             size_in=size_in,
@@ -167,8 +255,8 @@ def evaluate(
             **pair.clustering,
         )
         assert pred.probabilities is not None
-        pools["model"].add(truth.labels, pred.labels, pred.probabilities > threshold)
-        particle_masses.add(_particle_mass(truth))
+        pools["model"].add(truth.labels, pred.labels, pred.probabilities > threshold, labelling_limit(truth))
+        segmentations.append((name, truth))
         for seg, out in ((pred, pred_masses), (truth, true_masses)):
             catalog, _ = halo_catalog_from_segmentation(seg, fields)
             out.append(catalog["mass"].to(torch.float64).cpu())
@@ -176,13 +264,9 @@ def evaluate(
     for path in twin_paths:
         objects = _load(path, ("fields", "segmentation_a", "segmentation_b"))
         a, b = objects["segmentation_a"], objects["segmentation_b"]
-        pools["baseline"].add(a.labels, b.labels, b.labels > 0)
-        particle_masses.add(_particle_mass(a))
-    if max(particle_masses) - min(particle_masses) > 1e-6 * max(particle_masses):
-        raise ValidationError(
-            f"the boxes have different particle masses {sorted(particle_masses)}: one resolution only"
-        )
-    particle_mass = min(particle_masses)
+        pools["baseline"].add(a.labels, b.labels, b.labels > 0, labelling_limit(a))
+        segmentations.append((f"twin {Path(path).name}", a))
+    particle_mass = _one_cosmology_and_resolution(segmentations)
 
     used = [(i, name) for i, name in enumerate(SOURCES) if pools[name]]
     score_rows = [_scores(pools[name]) for _, name in used]
@@ -198,6 +282,7 @@ def evaluate(
             "n_boxes": len(box_paths),
             "n_twin_boxes": len(twin_paths),
             "missing_value": MISSING,
+            "missing": MISSING_NOTE,
         },
     )
 
@@ -216,13 +301,19 @@ def evaluate(
             per_mass_columns.setdefault(key, []).append(_finite(value))
     per_mass = Table(
         columns={key: torch.cat(parts) for key, parts in per_mass_columns.items()},
-        units={"m_low": "Msun/h", "m_high": "Msun/h", "m_mid": "Msun/h"},
+        units={
+            "m_low": "Msun/h",
+            "m_high": "Msun/h",
+            "m_mid": "Msun/h",
+            **{f"q{round(100 * q):02d}": "log10 Msun/h" for q in QUANTILES},
+        },
         meta={
             **{f"source_{i}": name for i, name in enumerate(SOURCES)},
             "particle_mass": particle_mass,
             "quantiles_of": "log10 M_pred of true-halo voxels in a predicted halo",
             "quantile_levels": ",".join(f"{q:g}" for q in QUANTILES),
             "missing_value": MISSING,
+            "missing": MISSING_NOTE,
         },
     )
 
@@ -251,6 +342,6 @@ def evaluate(
             **{k: hmf_true.units["dndlnm"] for k in ("dndlnm_pred", "dndlnm_pred_err", "dndlnm_true")},
             "dndlnm_true_err": hmf_true.units["dndlnm"],
         },
-        meta={"volume": volume, "particle_mass": particle_mass, "missing_value": MISSING},
+        meta={"volume": volume, "particle_mass": particle_mass, "missing_value": MISSING, "missing": MISSING_NOTE},
     )
     return {"scores": scores, "per_mass": per_mass, "mass_function": mass_function}

@@ -10,7 +10,8 @@ import torch
 from typer.testing import CliRunner
 
 from cosmoseg.cli import build_app
-from cosmoseg.data import Box, Field, Segmentation, Table, load_artifact, save_artifact
+from cosmoseg.data import Box, Cosmology, Field, Segmentation, Table, load_artifact, save_artifact
+from cosmoseg.errors import ValidationError
 from cosmoseg.protohalo.evaluation import MISSING, evaluate
 from cosmoseg.protohalo.training import TrainConfig, train
 
@@ -129,3 +130,96 @@ def test_cli_evaluate_errors_are_one_line(trained: Trained, tmp_path: Path) -> N
     args = ["protohalo", "evaluate", "--semantic", str(sem), "--instance", str(ins), str(twin), "--device", "cpu"]
     result = CliRunner().invoke(build_app(), [*args, "--output", str(tmp_path / "eval")])
     assert result.exit_code == 1 and "error:" in result.output and "lacks ['segmentation']" in result.output
+
+
+def test_labelled_precision_drops_predicted_haloes_below_the_labelling_limit() -> None:
+    from cosmoseg.protohalo.evaluation import _Pool, _scores, drop_below, labelling_limit
+
+    truth = _labels()  # haloes of 27, 18 and 12 voxels
+    pred = truth.clone()
+    pred[7, 0, 0] = 4  # two haloes of fewer voxels than the smallest labelled one
+    pred[7, 7, 0:2] = 5
+    seg = Segmentation(labels=truth, box=Box(length=16.0), meta={"min_particles": 12})
+    assert labelling_limit(seg) == 12
+    assert labelling_limit(Segmentation(labels=truth, box=Box(length=16.0))) == 12  # the smallest halo
+    assert torch.equal(drop_below(pred, 12), truth)
+    pool = _Pool()
+    pool.add(truth, pred, pred > 0, labelling_limit(seg))
+    scores = _scores(pool)
+    assert scores["instance_precision"] == pytest.approx(3 / 5) and scores["n_pred_haloes"] == 5
+    assert scores["instance_precision_labelled"] == 1.0 and scores["n_pred_haloes_labelled"] == 3
+    assert scores["instance_recall_labelled"] == scores["instance_recall"] == 1.0
+    assert scores["F1"] < 1.0  # the semantic scores keep every predicted voxel
+
+
+def test_missing_values_are_the_fill_value_beside_a_zero_count(trained: Trained) -> None:
+    from cosmoseg.data.table import MISSING_FILL
+
+    sem, ins, paths = trained
+    tables = evaluate(sem, ins, paths)
+    per_mass = tables["per_mass"]
+    empty_true, empty_violin = per_mass["n_true"] == 0, per_mass["n_violin"] == 0
+    assert bool(empty_true.any()) and bool(empty_violin.any())
+    assert bool((per_mass["TPR"][empty_true] == MISSING_FILL).all())
+    assert bool((per_mass["FNR"][empty_true] == MISSING_FILL).all())
+    assert bool((per_mass["q50"][empty_violin] == MISSING_FILL).all())
+    assert bool((per_mass["FDR"][per_mass["n_pred"] == 0] == MISSING_FILL).all())
+    mf = tables["mass_function"]
+    assert bool((mf["ratio"][mf["counts_true"] == 0] == MISSING_FILL).all())
+    assert all("count beside" in t.meta["missing"] for t in tables.values())
+    assert per_mass.units["q50"] == "log10 Msun/h"
+
+
+def _box_in(path: Path, cosmology: Cosmology, seed: int = 0) -> Path:
+    box = Box(length=16.0, cosmology=cosmology)
+    save_artifact(path, {"fields": _fields(seed, box), "segmentation": Segmentation(labels=_labels(), box=box)})
+    return path
+
+
+def test_boxes_of_two_cosmologies_are_refused_by_name(trained: Trained, tmp_path: Path) -> None:
+    sem, ins, paths = trained
+    heavy = _box_in(tmp_path / "heavy.h5", Cosmology(omega_m=0.35))
+    with pytest.raises(ValidationError, match=r"different cosmologies: heavy.h5 has omega_m 0.35 \(box_0000.h5 0.3111"):
+        evaluate(sem, ins, [paths[0], heavy])
+    low = _twin_in(tmp_path / "low.h5", Cosmology(sigma_8=0.7))
+    with pytest.raises(ValidationError, match=r"different cosmologies: twin low.h5 has sigma_8 0.7 \(box_0000.h5"):
+        evaluate(sem, ins, [paths[0]], twin_paths=[low])
+
+
+def _twin_in(path: Path, cosmology: Cosmology) -> Path:
+    box = Box(length=16.0, cosmology=cosmology)
+    labels = Segmentation(labels=_labels(), box=box)
+    save_artifact(path, {"fields": _fields(7, box), "segmentation_a": labels, "segmentation_b": labels})
+    return path
+
+
+def test_cli_evaluate_warns_about_another_cosmology_and_keeps_crop_centres(trained: Trained, tmp_path: Path) -> None:
+    sem, ins, _ = trained
+    low = _box_in(tmp_path / "low.h5", Cosmology(sigma_8=0.7))
+    args = ["protohalo", "evaluate", "--semantic", str(sem), "--instance", str(ins), str(low), "--device", "cpu"]
+    result = CliRunner().invoke(build_app(), [*args, "--output", str(tmp_path / "eval"), "--keep", "2"])
+    assert result.exit_code == 0, result.output
+    assert "warning: low.h5: cosmology differs from the training boxes': sigma_8 0.7 (trained 0.8102)" in (
+        " ".join(result.output.split())
+    )
+    assert "haloes below the labelling limit dropped" in result.output
+    bad = CliRunner().invoke(build_app(), [*args, "--output", str(tmp_path / "eval"), "--keep", "3"])
+    assert bad.exit_code == 1 and "keep=3" in bad.output
+
+
+def test_accuracy_benchmark_takes_the_boxes_as_arguments(
+    trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    script = Path(__file__).parents[2] / "benchmarks" / "accuracy_protohalo.py"
+    spec = importlib.util.spec_from_file_location("accuracy_protohalo", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sem, ins, paths = trained
+    module.main([str(paths[1]), "--semantic", str(sem), "--instance", str(ins)])
+    out = capsys.readouterr().out
+    assert "boxes: ['box_0001.h5']" in out and "| model |" in out and "instance_precision_labelled" in out
+    with pytest.raises(SystemExit, match=r"lacks the models' validation boxes \['box_0001.h5'\]"):
+        module.main(["--suite", str(tmp_path), "--semantic", str(sem), "--instance", str(ins)])
