@@ -41,6 +41,7 @@ from cosmoseg.galaxies.features import (
 )
 from cosmoseg.galaxies.samplers.base import JointSampler, load_sampler, sampler_class
 from cosmoseg.pipeline.manifest import file_sha256
+from cosmoseg.pipeline.params import InputPath
 from cosmoseg.pipeline.stage import Stage
 
 DEFAULT_MODELS_DIR = Path(__file__).parent / "default_models"
@@ -103,14 +104,14 @@ def toy_halos(generator: torch.Generator, n: int = 300) -> HaloCatalog:
 
 @dataclasses.dataclass(frozen=True)
 class SamplerParams:
-    """model: a fitted sampler file of this method ("" = fit one on the train_halos / train_galaxies inputs, or
-    without them the shipped default of the method).
+    """model: a fitted sampler file of this method, relative to the pipeline file or "$name" of [run] files ("" =
+    fit one on the train_halos / train_galaxies inputs, or without them the shipped default of the method).
     save_model: file name (relative path, ending in .pt) for the sampler fitted here, inside the stage's folder
     <run folder>/<stage id>/ ("" = not saved). conditions, targets: the halo and galaxy properties (columns or
     log_<column>) of a sampler fitted here. hyper: the method's hyper-parameters. min_mass: haloes lighter than this
     (Msun/h) get no galaxy."""
 
-    model: str = ""
+    model: InputPath = ""  # type: ignore[assignment]
     save_model: str = ""
     conditions: tuple[str, ...] = DEFAULT_HALO_PROPERTIES
     targets: tuple[str, ...] = DEFAULT_GALAXY_PROPERTIES

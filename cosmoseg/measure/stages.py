@@ -658,10 +658,15 @@ class Calibration(Stage):
 @dataclasses.dataclass(frozen=True)
 class ReportParams:
     """name: file name stem of the figure ("" = the table's kind, e.g. "power_spectrum"). title: the
-    figure's title. dpi: resolution of the PNG."""
+    figure's title. label, reference_label: the legend's names of the table's curve and of the reference's ("" =
+    the tables' meta label, else "measured" / "reference"). field: the legend's title, what was measured ("" = the
+    table's meta). dpi: resolution of the PNG."""
 
     name: str = ""
     title: str = ""
+    label: str = ""
+    reference_label: str = ""
+    field: str = ""
     dpi: int = 100
 
     def problems(self) -> list[str]:
@@ -679,6 +684,7 @@ class Report(Stage):
     """Draws a measurement table (P(k), B(θ), PDF, HMF, violins, coverage, PIT, two-sample) as a PNG."""
 
     name = "measure.report"
+    version = "2"  # legends name the curves, error bars, log-axis labels (issue #18)
     Params = ReportParams
     inputs = {"table": Table, "reference": Table}
     optional_inputs = frozenset({"reference"})
@@ -696,7 +702,12 @@ class Report(Stage):
 
         p: ReportParams = self.params
         kind, fig = figure_for_table(
-            table.to("cpu"), reference.to("cpu") if reference is not None else None, title=p.title
+            table.to("cpu"),
+            reference.to("cpu") if reference is not None else None,
+            title=p.title,
+            label=p.label,
+            reference_label=p.reference_label,
+            field=p.field,
         )
         relative = f"{self.ctx.stage_id}/{p.name or kind}.png"
         write_stage_figure(fig, self.ctx.work_dir, relative, dpi=p.dpi)

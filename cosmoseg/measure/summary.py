@@ -79,7 +79,8 @@ def plot_mock_summary(summary: MockSummary, catalog: GalaxyCatalog, *, slab_frac
     real and redshift space, and the galaxies in a slab of ``slab_fraction`` L (centrals and satellites, coloured by
     log M*). Error bars are Poisson."""
     from matplotlib.figure import Figure
-    from matplotlib.ticker import NullFormatter
+
+    from cosmoseg.measure.figures import label_log_axis
 
     fig = Figure(figsize=(10.0, 8.0), dpi=100, layout="constrained")
     (ax_hmf, ax_smf), (ax_pk, ax_slice) = fig.subplots(2, 2)
@@ -119,9 +120,9 @@ def plot_mock_summary(summary: MockSummary, catalog: GalaxyCatalog, *, slab_frac
     line_of_sight = power.meta.get("rsd_axis")
     los = f" (line of sight {AXES[int(line_of_sight)]})" if line_of_sight is not None else ""
     ax_pk.set_title("galaxy power spectrum" + los)
-    ax_pk.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks of a short log axis overlap
     ax_pk.axhline(0.0, color="0.6", lw=0.8)
     ax_pk.legend(frameon=False)
+    label_log_axis(ax_pk.xaxis)
     length = catalog.box.length
     pos = _np(catalog["pos"])
     thick = slab_fraction * length

@@ -233,6 +233,7 @@ class FriendsOfFriends(Stage):
     """
 
     name = "sim.fof"
+    version = "2"  # m200/r200/spin come with their *_resolved masks
     Params = FriendsOfFriendsParams
     inputs = {"particles": Particles}
     outputs = {"halos": HaloCatalog, "segmentation": Segmentation}
