@@ -119,6 +119,8 @@ def train_command(
             split={"n_validation": n_validation, "n_test": n_test, "seed": seed}
             | {role: split.names(role) for role in ("train", "validation", "test")}
             | {"seeds": split.seeds()},
+            particle_mass=split.train[0].particle_mass,
+            cosmology=split.train[0].cosmology,
         )
     except (CosmosegError, ValueError) as error:
         _fail(error)
@@ -144,7 +146,20 @@ def evaluate_command(
     ] = True,
     n_validation: Annotated[int | None, typer.Option(help="As in training (default: the model's, else 1).")] = None,
     n_test: Annotated[int | None, typer.Option(help="As in training (default: the model's, else 1).")] = None,
-    seed: Annotated[int | None, typer.Option(help="As in training (default: the model's, else 0).")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Seed of the split, the painted draws, the baselines' draws and the truth's redraw (default: the "
+            "model's, else 0); the truth itself stays the box's (--truth-seed)."
+        ),
+    ] = None,
+    truth_seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Seed of the truth's galaxy stage (+ the box index; default: the model's training seed, else 0: the "
+            "truth the model was trained and selected on)."
+        ),
+    ] = None,
     output: Annotated[Path, typer.Option(help="Folder for evaluation.h5.")] = Path("runs/paint/evaluation"),
     figures: Annotated[Path | None, typer.Option(help="Folder for the P(k), B(k), PDF and slice figures.")] = None,
 ) -> None:
@@ -153,7 +168,17 @@ def evaluate_command(
     box (and, with several test boxes, their mean)."""
     from cosmoseg.data import save_artifact
     from cosmoseg.errors import CosmosegError
-    from cosmoseg.paint.models import extrapolation_note, load_paint_model, recorded_split, seen_box_note
+    from cosmoseg.paint.models import (
+        domain_notes,
+        extrapolation_note,
+        load_paint_model,
+        recorded_split,
+        seen_box_note,
+        unchecked_notes,
+    )
+    from cosmoseg.paint.models import (
+        truth_seed as model_truth_seed,
+    )
     from cosmoseg.paint.report import evaluate_suite, mean_markdown, report_tables, summary_markdown
     from cosmoseg.paint.suite import load_split, redraw_truth, registry_truth
 
@@ -163,16 +188,30 @@ def evaluate_command(
         metadata = [meta for _, meta in loaded]
         n_validation, n_test, seed = recorded_split(metadata[0], n_validation, n_test, seed)
         galaxy_params = parse_key_values(galaxy_param or [], "--galaxy-param")
-        truth = registry_truth(galaxy_stage, galaxy_params, seed)
+        truth = registry_truth(galaxy_stage, galaxy_params, model_truth_seed(metadata[0], truth_seed))
         assignments = {meta.get("halo_assignment", "cic") for meta in metadata}
         if len(assignments) > 1:
             raise ValueError(f"--model and --per-voxel were trained on different halo fields ({sorted(assignments)})")
         split = load_split(suite_dir, truth, grid=0, n_validation=n_validation, n_test=n_test, seed=seed,
                            halo_assignment=assignments.pop())  # fmt: skip
         redraws = redraw_truth(galaxy_stage, galaxy_params, seed) if redraw else None
+        notes = [
+            (f"{box.name}, {meta['kind']}", f"warning: {note}")
+            for box in split.test
+            for meta in metadata
+            for note in domain_notes(
+                meta, particle_mass=box.particle_mass, cosmology=box.cosmology, where=f"paint evaluate ({box.name})"
+            )
+        ]
+        notes += [
+            (f"{box.name}, {meta['kind']}", note)
+            for box in split.test[:1]
+            for meta in metadata
+            for note in unchecked_notes(meta, particle_mass=box.particle_mass)
+        ]
         reports = evaluate_suite(split, successor=loaded[0], per_voxel=loaded[1] if per_voxel else None,
                                  hod_stage=hod_stage, seed=seed, redraw=redraws)  # fmt: skip
-        notes = [(f"{box.name}, successor", extrapolation_note(box.inputs[1], metadata[0])) for box in split.test]
+        notes += [(f"{box.name}, successor", extrapolation_note(box.inputs[1], metadata[0])) for box in split.test]
         test_seeds = split.seeds("test")
         notes += [
             (f"{name}, {meta['kind']}", seen_box_note(name, meta, test_seeds.get(name)))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from cosmoseg.data import Field, GalaxyCatalog, HaloCatalog, Particles, load_artifact, open_artifact
+from cosmoseg.data import Cosmology, Field, GalaxyCatalog, HaloCatalog, Particles, load_artifact, open_artifact
 from cosmoseg.errors import ValidationError
 from cosmoseg.mesh.symmetry import apply_symmetry, cube_symmetries
 from cosmoseg.paint.fields import default_grid, paint_fields
@@ -34,7 +34,8 @@ class PaintBox:
 
     name: the box file's name; length: its side, Mpc/h; galaxies, halos: the catalogs the fields came from; seed:
     the simulation seed of the box (:func:`read_box_seed`; its identity across suites, where file names repeat), None
-    when the file does not record it.
+    when the file does not record it; particle_mass: of the run the fields were painted from, Msun/h (None when
+    unknown). The box's cosmology is its haloes' (:attr:`cosmology`).
     """
 
     name: str
@@ -44,6 +45,12 @@ class PaintBox:
     halos: HaloCatalog
     galaxies: GalaxyCatalog
     seed: int | None = None
+    particle_mass: float | None = None
+
+    @property
+    def cosmology(self) -> Cosmology:
+        """The cosmology of the box (of its halo catalog's box)."""
+        return self.halos.box.cosmology
 
     @property
     def n(self) -> int:
@@ -92,14 +99,17 @@ def load_suite_box(path: Path, truth: TruthMaker, n: int, halo_assignment: str =
 def box_from_field(
     name: str, fields: Field, halos: HaloCatalog, galaxies: GalaxyCatalog, *, seed: int | None = None
 ) -> PaintBox:
-    """A ``PaintBox`` from a ``paint.fields`` Field (channels log_dm, log_halo, log_mstar)."""
+    """A ``PaintBox`` from a ``paint.fields`` Field (channels log_dm, log_halo, log_mstar; the particle mass from its
+    meta when recorded)."""
     missing = [c for c in (*INPUT_CHANNELS, TARGET_CHANNEL) if c not in fields.channels]
     if missing:
         raise ValidationError(f"fields lack channel(s) {missing}; they have {list(fields.channels)}", context=name)
     index = {c: i for i, c in enumerate(fields.channels)}
     inputs = fields.values[[index[c] for c in INPUT_CHANNELS]].float()
     target = fields.values[index[TARGET_CHANNEL]].float()
-    return PaintBox(name, fields.box.length, inputs, target, halos, galaxies, seed)
+    particle_mass = fields.meta.get("particle_mass")
+    mass = None if particle_mass is None else float(particle_mass)
+    return PaintBox(name, fields.box.length, inputs, target, halos, galaxies, seed, mass)
 
 
 def periodic_crop(volume: torch.Tensor, start: Sequence[int], size: int) -> torch.Tensor:

@@ -84,6 +84,9 @@ class Dm2GalParams:
 class Dm2GalStage(Stage):
     """The dm2gal successor: a stellar-mass field (and galaxies) painted onto the DM and halo fields of paint.fields.
 
+    Fields at another voxel size than the model's, or from a run at another particle resolution (paint.fields
+    records the particle mass), are refused; another cosmology than the training runs' is a warning in the log.
+
     ``power``: P(k) of the painted stellar-mass contrast (``k``, ``n_modes``, ``power``). When the input fields also
     hold the truth (``log_mstar``, from galaxies given to paint.fields), ``power_truth`` is its P(k) (else a table
     without rows; ``measure.report`` draws the pair with their ratio) and the painted field is scored against it in
@@ -100,7 +103,14 @@ class Dm2GalStage(Stage):
         from cosmoseg.mesh.grid import cell_centers, ijk_to_ids
         from cosmoseg.paint.evaluation import score_painting
         from cosmoseg.paint.fields import LOG_UNIT, from_log_mass, voxel_size
-        from cosmoseg.paint.models import DEFAULT_MODEL, check_voxel, extrapolation_note, load_paint_model
+        from cosmoseg.paint.models import (
+            DEFAULT_MODEL,
+            check_voxel,
+            domain_notes,
+            extrapolation_note,
+            load_paint_model,
+            unchecked_notes,
+        )
         from cosmoseg.paint.network import Dm2GalFCN
         from cosmoseg.paint.tiling import predict_tiled
 
@@ -118,6 +128,12 @@ class Dm2GalStage(Stage):
                 context=self.name,
             )
         check_voxel(voxel_size(fields), meta, self.name)
+        recorded = fields.meta.get("particle_mass")
+        particle_mass = None if recorded is None else float(recorded)
+        for note in unchecked_notes(meta, particle_mass=particle_mass):
+            self.ctx.log(note)
+        for note in domain_notes(meta, particle_mass=particle_mass, cosmology=fields.box.cosmology, where=self.name):
+            self.ctx.log(f"warning: {note}")
         trained_on, given = meta.get("halo_assignment", "cic"), fields.meta.get("assignment_log_halo")
         if given is not None and given != trained_on:
             raise ValidationError(
