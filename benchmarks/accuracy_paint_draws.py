@@ -25,7 +25,7 @@ from pathlib import Path
 from cosmoseg.paint.data import PaintBox
 from cosmoseg.paint.evaluation import PaintScores, score_painting
 from cosmoseg.paint.fields import from_log_mass, stellar_mass_field
-from cosmoseg.paint.models import load_paint_model, recorded_split
+from cosmoseg.paint.models import load_paint_model, recorded_split, truth_seed
 from cosmoseg.paint.suite import load_split, redraw_truth, registry_truth
 from cosmoseg.paint.training import paint_draws_with_fcn
 
@@ -62,7 +62,7 @@ def main() -> None:
     first_meta = load_paint_model(args.models[0])[1]
     args.n_validation, args.n_test, args.seed = recorded_split(first_meta, args.n_validation, args.n_test, args.seed)
 
-    truth_maker = registry_truth("galaxies.model", {}, args.seed)
+    truth_maker = registry_truth("galaxies.model", {}, truth_seed(first_meta))  # the box's truth, not the split's seed
     split = load_split(args.suite, truth_maker, grid=0, n_validation=args.n_validation, n_test=args.n_test,
                        seed=args.seed, halo_assignment="ngp")  # fmt: skip
     boxes = [("validation", box) for box in split.validation] + [("test", box) for box in split.test]

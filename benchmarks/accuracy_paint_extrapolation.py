@@ -27,7 +27,7 @@ import torch
 from cosmoseg.paint.data import PaintBox
 from cosmoseg.paint.evaluation import power_ratio_score
 from cosmoseg.paint.fields import from_log_mass
-from cosmoseg.paint.models import load_paint_model
+from cosmoseg.paint.models import load_paint_model, truth_seed
 from cosmoseg.paint.network import Dm2GalFCN
 from cosmoseg.paint.suite import load_split, registry_truth
 from cosmoseg.paint.tiling import predict_tiled
@@ -78,7 +78,7 @@ def main() -> None:
     args = parser.parse_args()
 
     model, meta = load_paint_model(args.model)
-    truth_maker = registry_truth("galaxies.model", {}, args.seed)
+    truth_maker = registry_truth("galaxies.model", {}, truth_seed(meta))  # the box's truth, not the split's seed
     split = load_split(args.suite, truth_maker, grid=0, n_validation=args.n_validation, n_test=args.n_test,
                        seed=args.seed, halo_assignment=meta.get("halo_assignment", "cic"))  # fmt: skip
     box = split.test[0]

@@ -93,7 +93,9 @@ def power_table(truth: torch.Tensor, methods: Mapping[str, torch.Tensor], length
         columns[f"power_{name}"] = spectrum.power
         columns[f"ratio_{name}"] = spectrum.power / ref.power
     meta = {"k_nyquist": nyquist_frequency(truth.shape[0], length), "methods": ",".join(methods)}
-    return Table(columns=columns, meta=meta)
+    units = {"k": "h/Mpc", "n_modes": "", **{name: "(Mpc/h)^3" for name in columns if name.startswith("power_")}}
+    units |= {name: "" for name in columns if name.startswith("ratio_")}
+    return Table(columns=columns, units=units, meta=meta)
 
 
 def bispectrum_table(
@@ -126,7 +128,10 @@ def bispectrum_table(
         values = bispectrum(density_contrast(field), length, **spec).bispectrum
         columns[f"bispectrum_{name}"] = values
         columns[f"ratio_{name}"] = values / ref.bispectrum
-    return Table(columns=columns, meta={"methods": ",".join(methods), "dk": 2 * kf})
+    units = {"k1": "h/Mpc", "k2": "h/Mpc", "theta": "rad"}
+    units |= {name: "(Mpc/h)^6" for name in columns if name.startswith("bispectrum_")}
+    units |= {name: "" for name in columns if name.startswith("ratio_")}
+    return Table(columns=columns, units=units, meta={"methods": ",".join(methods), "dk": 2 * kf, "dk_unit": "h/Mpc"})
 
 
 def pdf_table(
@@ -151,7 +156,9 @@ def pdf_table(
             continue
         pdf = field_pdf(above.to(torch.float64), length, bins=edges, log=True)
         columns[f"count_{name}"] = pdf.counts.to(torch.float64)
-    return Table(columns=columns, meta={"methods": ",".join(methods), "log_min": log_min, "log_max": log_max})
+    units = {"log_mstar": "log10 Msun/h", **{name: "voxels" for name in columns if name.startswith("count_")}}
+    meta = {"methods": ",".join(methods), "log_min": log_min, "log_max": log_max}
+    return Table(columns=columns, units=units, meta=meta)
 
 
 def bispectrum_deviations(table: Table, method: str) -> list[float]:

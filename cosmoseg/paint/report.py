@@ -40,7 +40,7 @@ from cosmoseg.paint.evaluation import (
     score_painting,
 )
 from cosmoseg.paint.fields import from_log_mass, stellar_mass_field
-from cosmoseg.paint.models import PaintModel, check_voxel
+from cosmoseg.paint.models import PaintModel, check_voxel, domain_notes
 from cosmoseg.paint.network import Dm2Gal, Dm2GalFCN
 from cosmoseg.paint.suite import Split, registered_stage, run_stage
 from cosmoseg.paint.training import paint_with_fcn, paint_with_oracle
@@ -53,6 +53,7 @@ __all__ = [
     "mean_rows",
     "mean_table",
     "report_tables",
+    "rows_table",
     "score_rows",
     "summary_markdown",
 ]
@@ -144,21 +145,17 @@ def evaluate_box(
         name: score_painting(field, truth, box.length, threshold=threshold, places_galaxies=places[name])
         for name, field in methods.items()
     }
-    summary_columns: dict[str, torch.Tensor] = {"method": torch.arange(len(scores))}
-    for key in dataclasses.fields(PaintScores):
-        values = torch.tensor([getattr(s, key.name) for s in scores.values()], dtype=torch.float64)
-        summary_columns[key.name] = torch.where(torch.isfinite(values), values, torch.full_like(values, -1.0))
-    summary_meta = {f"method_{i}": name for i, name in enumerate(scores)} | {"box": box.name} | extra
-    summary_meta["missing"] = (
-        "-1: not applicable (precision / recall of methods that do not place galaxies) or "
-        "undefined (the scores of a method that painted nothing)"
-    )
     tables = {
-        "summary": Table(columns=summary_columns, meta=summary_meta),
         "power": power_table(truth, methods, box.length),
         "bispectrum": bispectrum_table(truth, methods, box.length),
         "pdf": pdf_table(truth, methods, box.length),
     }
+    summary_meta = {"box": box.name} | extra
+    summary_meta["missing"] = (
+        "-1: not applicable (precision / recall of methods that do not place galaxies) or "
+        "undefined (the scores of a method that painted nothing)"
+    )
+    tables = {"summary": rows_table(_rows(scores, tables), summary_meta), **tables}
     return PaintReport(box.name, box.length, fields, scores, tables, extra)
 
 
@@ -174,7 +171,8 @@ def evaluate_suite(
 ) -> list[PaintReport]:
     """Evaluate every test box of ``split`` (one report each, in the split's order) with the successor and
     optionally dm2gal, each a (network, metadata) pair of :func:`~cosmoseg.paint.models.load_paint_model`, after
-    checking their kinds and voxel size; ``redraw`` (:func:`~cosmoseg.paint.suite.redraw_truth`) adds the
+    checking their kinds, voxel size and particle resolution (:func:`~cosmoseg.paint.models.domain_notes`: every
+    test box is checked before any is painted); ``redraw`` (:func:`~cosmoseg.paint.suite.redraw_truth`) adds the
     ``truth_redraw`` row."""
     if not split.test:
         raise ValidationError("the split has no test box (--n-test must be >= 1)", context="paint evaluate")
@@ -186,11 +184,14 @@ def evaluate_suite(
     if net is not None and not isinstance(net, Dm2Gal):
         raise ValidationError(f"--per-voxel must be a dm2gal model file, not {voxel_meta.get('kind')!r}",
                               context="paint evaluate")  # fmt: skip
+    for box in split.test:
+        for model_meta in (meta, voxel_meta):
+            if model_meta is not None:
+                where = f"paint evaluate ({box.name})"
+                check_voxel(box.voxel, model_meta, where)
+                domain_notes(model_meta, particle_mass=box.particle_mass, cosmology=box.cosmology, where=where)
     reports = []
     for box in split.test:
-        check_voxel(box.voxel, meta, f"paint evaluate ({box.name})")
-        if voxel_meta is not None:
-            check_voxel(box.voxel, voxel_meta, f"paint evaluate ({box.name})")
         reports.append(
             evaluate_box(
                 box,
@@ -216,18 +217,35 @@ def _triangles(report: PaintReport) -> list[tuple[float, float]]:
     return list(dict.fromkeys(zip(bis["k1"].tolist(), bis["k2"].tolist(), strict=True)))
 
 
-def score_rows(report: PaintReport) -> dict[str, dict[str, float]]:
-    """Per method, the summary numbers of one box: the P(k) scores, ``bispectrum_<i>`` (mean |B/B_truth − 1| of
-    triangle i), ``pdf_ks``, the total-mass ratio and the occupancy precision / recall (NaN where not applicable)."""
+def _rows(scores: Mapping[str, PaintScores], tables: Mapping[str, Table]) -> dict[str, dict[str, float]]:
     rows = {}
-    for name, s in report.scores.items():
+    for name, s in scores.items():
         row = {key: float(getattr(s, key)) for key in SCORE_COLUMNS}
-        deviations = bispectrum_deviations(report.tables["bispectrum"], name)
+        deviations = bispectrum_deviations(tables["bispectrum"], name)
         row |= {f"bispectrum_{i}": d for i, d in enumerate(deviations)}
-        row["pdf_ks"] = pdf_distance(report.tables["pdf"], name)
+        row["pdf_ks"] = pdf_distance(tables["pdf"], name)
         row |= {key: float(getattr(s, key)) for key in OCCUPANCY_COLUMNS}
         rows[name] = row
     return rows
+
+
+def score_rows(report: PaintReport) -> dict[str, dict[str, float]]:
+    """Per method, the summary numbers of one box: the P(k) scores, ``bispectrum_<i>`` (mean |B/B_truth − 1| of
+    triangle i), ``pdf_ks``, the total-mass ratio and the occupancy precision / recall (NaN where not applicable)."""
+    return _rows(report.scores, report.tables)
+
+
+def rows_table(rows: Mapping[str, Mapping[str, float]], meta: Mapping[str, Any]) -> Table:
+    """Per-method numbers (:func:`score_rows` / :func:`mean_rows`) as a Table: one row per method (``method``
+    index; names in meta ``method_<i>``), one column per number, -1 where not applicable or undefined (the
+    ``missing`` meta says so), and ``meta``."""
+    keys = list(next(iter(rows.values())))
+    columns: dict[str, torch.Tensor] = {"method": torch.arange(len(rows))}
+    for key in keys:
+        values = torch.tensor([row[key] for row in rows.values()], dtype=torch.float64)
+        columns[key] = torch.where(torch.isfinite(values), values, torch.full_like(values, -1.0))
+    names = {f"method_{i}": name for i, name in enumerate(rows)}
+    return Table(columns=columns, meta=names | dict(meta))
 
 
 def mean_rows(reports: list[PaintReport]) -> dict[str, dict[str, float]]:
@@ -253,14 +271,8 @@ def mean_rows(reports: list[PaintReport]) -> dict[str, dict[str, float]]:
 def mean_table(reports: list[PaintReport]) -> Table:
     """:func:`mean_rows` as a Table: one row per method (``method`` index; names in meta ``method_<i>``), one column
     per number (-1 where not applicable), meta ``boxes`` (the test boxes averaged)."""
-    rows = mean_rows(reports)
-    keys = list(next(iter(rows.values())))
-    columns: dict[str, torch.Tensor] = {"method": torch.arange(len(rows))}
-    for key in keys:
-        values = torch.tensor([row[key] for row in rows.values()], dtype=torch.float64)
-        columns[key] = torch.where(torch.isfinite(values), values, torch.full_like(values, -1.0))
-    meta = {f"method_{i}": name for i, name in enumerate(rows)} | {"boxes": ",".join(r.box for r in reports)}
-    return Table(columns=columns, meta=meta)
+    missing = "-1: not applicable (precision / recall of methods that do not place galaxies) or undefined"
+    return rows_table(mean_rows(reports), {"boxes": ",".join(r.box for r in reports), "missing": missing})
 
 
 def _markdown(title: str, triangles: list[tuple[float, float]], rows: dict[str, dict[str, float]]) -> list[str]:
