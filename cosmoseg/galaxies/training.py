@@ -216,21 +216,21 @@ def card_split(card: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _same_suite(split: Mapping[str, Any], suite_dir: Path, box: Path) -> bool:
-    """Whether the card's suite is the scored one: by fingerprint when both have one, else by folder."""
+    """Whether the card's suite is the scored one: by fingerprint when the card has one, else by the folder (its
+    path when it exists here, else its name)."""
     fingerprint = split["suite_fingerprint"]
     if fingerprint:
         return suite_fingerprint(box) == fingerprint
     recorded = Path(split["suite"])
-    try:
-        return recorded.resolve() == suite_dir.resolve()
-    except OSError:
-        return recorded == suite_dir
+    if not recorded.exists():
+        return recorded.name == suite_dir.name
+    return recorded.resolve() == suite_dir.resolve()
 
 
 def training_box_notes(samplers: Mapping[str, Any], suite_dir: Path, scored: Sequence[Path]) -> list[str]:
     """One line per sampler whose model card lists a scored box as a training box (the same suite: by the suite
-    fingerprint the card records, or for older cards by the suite folder). Its held-out metrics are then not
-    held out."""
+    fingerprint the card records, or for older cards by the suite folder, its name when the recorded path is not
+    there). Its held-out metrics are then not held out."""
     notes = []
     for name, sampler in samplers.items():
         split = card_split(getattr(sampler, "card", None) or {})

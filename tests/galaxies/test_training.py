@@ -183,6 +183,10 @@ def test_scoring_a_training_box_is_reported(suite: Path, gauss_model: Path, tmp_
     boxes = find_boxes(suite)
     assert len(training_box_notes({"old": Old()}, suite, boxes)) == 1
     assert training_box_notes({"old": Old()}, tmp_path / "another_suite", boxes) == []
+    # a card written elsewhere: its suite folder is not here, so the folder's name decides
+    Old.card = {"data": "/elsewhere/" + old_card["data"].split("/")[-1]}
+    assert len(training_box_notes({"old": Old()}, suite, boxes)) == 1
+    assert training_box_notes({"old": Old()}, tmp_path / "another_suite", boxes) == []
 
 
 def test_truth_redrawn_is_the_floor(suite: Path) -> None:
