@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from cosmoseg.data import GalaxyCatalog, HaloCatalog, Table
+from cosmoseg.data.table import MISSING_FILL, resolved_column
 from cosmoseg.errors import ValidationError
 from cosmoseg.paint.baselines import hod_catalog_baseline, paper_hod_baseline
 from cosmoseg.paint.data import PaintBox, TruthMaker
@@ -151,10 +152,6 @@ def evaluate_box(
         "pdf": pdf_table(truth, methods, box.length),
     }
     summary_meta = {"box": box.name} | extra
-    summary_meta["missing"] = (
-        "-1: not applicable (precision / recall of methods that do not place galaxies) or "
-        "undefined (the scores of a method that painted nothing)"
-    )
     tables = {"summary": rows_table(_rows(scores, tables), summary_meta), **tables}
     return PaintReport(box.name, box.length, fields, scores, tables, extra)
 
@@ -235,17 +232,29 @@ def score_rows(report: PaintReport) -> dict[str, dict[str, float]]:
     return _rows(report.scores, report.tables)
 
 
+MISSING_NOTE = (
+    "a number that does not apply (the precision / recall of a method that does not place galaxies) or is undefined "
+    "(the scores of a method that painted nothing) holds MISSING_FILL = 0 with <name>_resolved False "
+    "(docs/data-model.md, 'Missing values')"
+)
+
+
 def rows_table(rows: Mapping[str, Mapping[str, float]], meta: Mapping[str, Any]) -> Table:
     """Per-method numbers (:func:`score_rows` / :func:`mean_rows`) as a Table: one row per method (``method``
-    index; names in meta ``method_<i>``), one column per number, -1 where not applicable or undefined (the
-    ``missing`` meta says so), and ``meta``."""
+    index; names in meta ``method_<i>``), one float64 column per number and ``meta``. A number that does not apply
+    or is undefined (NaN in ``rows``) follows the project's convention: the column holds
+    :data:`~cosmoseg.data.table.MISSING_FILL` there and a boolean ``<name>_resolved`` column beside it is False
+    (only columns with such a row get one); meta ``missing`` says so."""
     keys = list(next(iter(rows.values())))
     columns: dict[str, torch.Tensor] = {"method": torch.arange(len(rows))}
     for key in keys:
         values = torch.tensor([row[key] for row in rows.values()], dtype=torch.float64)
-        columns[key] = torch.where(torch.isfinite(values), values, torch.full_like(values, -1.0))
+        resolved = torch.isfinite(values)
+        columns[key] = torch.where(resolved, values, torch.full_like(values, MISSING_FILL))
+        if not bool(resolved.all()):
+            columns[resolved_column(key)] = resolved
     names = {f"method_{i}": name for i, name in enumerate(rows)}
-    return Table(columns=columns, meta=names | dict(meta))
+    return Table(columns=columns, meta=names | dict(meta) | {"missing": MISSING_NOTE})
 
 
 def mean_rows(reports: list[PaintReport]) -> dict[str, dict[str, float]]:
@@ -269,10 +278,9 @@ def mean_rows(reports: list[PaintReport]) -> dict[str, dict[str, float]]:
 
 
 def mean_table(reports: list[PaintReport]) -> Table:
-    """:func:`mean_rows` as a Table: one row per method (``method`` index; names in meta ``method_<i>``), one column
-    per number (-1 where not applicable), meta ``boxes`` (the test boxes averaged)."""
-    missing = "-1: not applicable (precision / recall of methods that do not place galaxies) or undefined"
-    return rows_table(mean_rows(reports), {"boxes": ",".join(r.box for r in reports), "missing": missing})
+    """:func:`mean_rows` as a Table (:func:`rows_table`): one row per method, one column per number (missing values
+    as there), meta ``boxes`` (the test boxes averaged)."""
+    return rows_table(mean_rows(reports), {"boxes": ",".join(r.box for r in reports)})
 
 
 def _markdown(title: str, triangles: list[tuple[float, float]], rows: dict[str, dict[str, float]]) -> list[str]:
