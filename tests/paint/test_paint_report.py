@@ -127,3 +127,24 @@ def test_docs_make_every_per_voxel_model_file_before_using_it() -> None:
         made = flat.find(f"--output {path}")
         assert made >= 0, f"docs/paint.md never says how to make {path}"
         assert made < flat.find(f"--per-voxel {path}"), f"docs/paint.md uses {path} before saying how to make it"
+
+
+def test_evaluate_warns_about_another_cosmology_and_refuses_another_resolution(
+    suite: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from cosmoseg.data import Cosmology
+    from cosmoseg.paint.models import load_paint_model
+
+    folder, shipped = suite
+    model, meta = load_paint_model(shipped)
+    args = ["paint", "evaluate", str(folder), "--hod-stage", "", "--no-redraw", "--output", str(tmp_path / "o")]
+    other = save_paint_model(tmp_path / "sigma.pt", model, voxel=meta["voxel"], threshold=1e8, step=1, card={},
+                             particle_mass=1e12, cosmology=Cosmology(sigma_8=0.7))  # fmt: skip
+    result = CliRunner().invoke(build_app(), [*args, "--model", str(other)])
+    assert result.exit_code == 0, result.output
+    assert "fcn: warning: cosmology differs from the training runs': sigma_8 0.8102 (trained 0.7)" in result.output
+    coarse = save_paint_model(tmp_path / "coarse.pt", model, voxel=meta["voxel"], threshold=1e8, step=1, card={},
+                              particle_mass=8e12, cosmology=Cosmology())  # fmt: skip
+    result = CliRunner().invoke(build_app(), [*args, "--model", str(coarse)])
+    assert result.exit_code == 1 and "8 times the mass" not in result.output
+    assert "0.125 times the mass at equal Omega_m" in " ".join(result.output.split())
