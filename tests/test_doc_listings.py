@@ -218,3 +218,9 @@ def test_the_documented_reading_errors_are_what_load_artifact_and_inspect_say(tm
         assert _normalise(documented[row]) in _normalise(
             " ".join(shown.output.replace(str(tmp_path) + "/", "").split())
         )
+
+
+def test_the_quickstart_config_shown_on_the_home_page_is_the_file() -> None:
+    text = (DOCS / "index.md").read_text(encoding="utf-8")
+    shown = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    assert shown == (ROOT / "configs" / "quickstart.toml").read_text(encoding="utf-8")
