@@ -2,7 +2,7 @@
 
 from cosmoseg.data._base import DATA_TYPES, SCHEMA_VERSION, DataObject
 from cosmoseg.data.box import Box
-from cosmoseg.data.cosmology import Cosmology, cosmology_problems
+from cosmoseg.data.cosmology import COSMOLOGY_PARAMETERS, Cosmology, cosmology_differences, cosmology_problems
 from cosmoseg.data.estimate import ParameterEstimate
 from cosmoseg.data.field import Field
 from cosmoseg.data.hdf5 import atomic_write, load_artifact, open_artifact, read_object, save_artifact
@@ -11,6 +11,7 @@ from cosmoseg.data.segmentation import Segmentation
 from cosmoseg.data.table import Catalog, GalaxyCatalog, HaloCatalog, Table
 
 __all__ = [
+    "COSMOLOGY_PARAMETERS",
     "DATA_TYPES",
     "SCHEMA_VERSION",
     "Box",
@@ -25,6 +26,7 @@ __all__ = [
     "Segmentation",
     "Table",
     "atomic_write",
+    "cosmology_differences",
     "cosmology_problems",
     "load_artifact",
     "open_artifact",

@@ -19,7 +19,7 @@ import functools
 import importlib.util
 import math
 import sys
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -334,6 +334,28 @@ class Cosmology:
 
 # ----------------------------------------------------------------------------------------------------
 # small helpers
+
+
+COSMOLOGY_PARAMETERS: tuple[str, ...] = ("omega_m", "omega_b", "h", "n_s", "sigma_8", "w0", "wa")
+"""The parameters a model file records of its training cosmology, and that :func:`cosmology_differences` compares."""
+
+
+def cosmology_differences(
+    recorded: Mapping[str, float], cosmology: Cosmology, *, rtol: float = 0.01, reference: str = "trained"
+) -> list[str]:
+    """One phrase per parameter of ``cosmology`` that differs from ``recorded`` (name -> value, e.g. a model file's
+    training cosmology) by more than ``rtol`` (relative; absolute for w0 and wa, which may be 0), such as
+    ``"sigma_8 0.7 (trained 0.8288)"`` (``reference`` names the other side); parameters ``recorded`` lacks are not
+    compared."""
+    out = []
+    for key in COSMOLOGY_PARAMETERS:
+        if key not in recorded:
+            continue
+        want, have = float(recorded[key]), float(getattr(cosmology, key))
+        scale = 1.0 if key in ("w0", "wa") else abs(want)
+        if abs(have - want) > rtol * scale:
+            out.append(f"{key} {have:.6g} ({reference} {want:.6g})")
+    return out
 
 
 def cosmology_problems(changes: dict[str, Any], param: str = "cosmology") -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from cosmoseg.data import Cosmology
+from cosmoseg.data import COSMOLOGY_PARAMETERS, Cosmology, cosmology_differences
 from cosmoseg.errors import ArtifactError, ValidationError
 from cosmoseg.nn.checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
 from cosmoseg.paint.network import Dm2Gal, Dm2GalFCN
@@ -49,7 +49,7 @@ KINDS = {"fcn": Dm2GalFCN, "dm2gal": Dm2Gal}
 VOXEL_RTOL = 1e-6
 EXTRAPOLATION_DEX = 0.05
 """Halo voxels this far (dex) above the heaviest training halo count as extrapolated."""
-COSMOLOGY_KEYS = ("omega_m", "omega_b", "h", "n_s", "sigma_8", "w0", "wa")
+COSMOLOGY_KEYS = COSMOLOGY_PARAMETERS
 """The cosmological parameters a model file records (metadata ``cosmology``) and fields are checked against."""
 COSMOLOGY_RTOL = 0.01
 """A parameter that differs from the training value by more than this (relative; absolute for w0, wa) is named."""
@@ -210,14 +210,7 @@ def domain_notes(
             )
     if trained_cosmology is None:
         return []
-    differences = []
-    for key in COSMOLOGY_KEYS:
-        if key not in trained_cosmology:
-            continue
-        want, have = float(trained_cosmology[key]), float(getattr(cosmology, key))
-        scale = 1.0 if key in ("w0", "wa") else abs(want)
-        if abs(have - want) > COSMOLOGY_RTOL * scale:
-            differences.append(f"{key} {have:.6g} (trained {want:.6g})")
+    differences = cosmology_differences(trained_cosmology, cosmology, rtol=COSMOLOGY_RTOL)
     if not differences:
         return []
     return [f"cosmology differs from the training runs': {'; '.join(differences)}: the model extrapolates"]

@@ -11,13 +11,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from cosmoseg.data import Cosmology, Field
+from cosmoseg.data import Field, cosmology_differences
 from cosmoseg.errors import ProblemCollector, ValidationError
 from cosmoseg.protohalo.panoptic import FILTERED_CHANNELS, INPUT_CHANNELS, remove_long_modes
 from cosmoseg.protohalo.training import COSMOLOGY_KEYS, load_model
@@ -43,24 +42,6 @@ PARTICLE_MASS_RTOL = 0.01
 """Above this relative difference from the training boxes' particle mass (another Ω_m), the models extrapolate."""
 COSMOLOGY_RTOL = 0.01
 """A parameter that differs from the training value by more than this (relative; absolute for w0, wa) is named."""
-
-
-def cosmology_differences(
-    trained: Mapping[str, float], cosmology: Cosmology, rtol: float = COSMOLOGY_RTOL, reference: str = "trained"
-) -> list[str]:
-    """One phrase per parameter of ``cosmology`` that differs from ``trained`` (a checkpoint's ``cosmology``
-    metadata: name -> value) by more than ``rtol`` (relative; absolute for w0 and wa, which may be 0), e.g.
-    ``"sigma_8 0.7 (trained 0.8288)"`` (``reference`` names the other side); parameters ``trained`` does not record
-    are not compared."""
-    out = []
-    for key in COSMOLOGY_KEYS:
-        if key not in trained:
-            continue
-        want, have = float(trained[key]), float(getattr(cosmology, key))
-        scale = 1.0 if key in ("w0", "wa") else abs(want)
-        if abs(have - want) > rtol * scale:
-            out.append(f"{key} {have:.6g} ({reference} {want:.6g})")
-    return out
 
 
 def default_checkpoint(task: str) -> Path:
@@ -169,7 +150,9 @@ class ModelPair:
                 "(another Omega_m): the models extrapolate"
             )
         trained = self.cosmology
-        differences = [] if trained is None else cosmology_differences(trained, fields.box.cosmology)
+        differences = (
+            [] if trained is None else cosmology_differences(trained, fields.box.cosmology, rtol=COSMOLOGY_RTOL)
+        )
         if differences:
             joined = "; ".join(differences)
             notes.append(f"cosmology differs from the training boxes': {joined}: the models extrapolate")

@@ -39,7 +39,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from cosmoseg.data import Field, Segmentation, load_artifact
+from cosmoseg.data import COSMOLOGY_PARAMETERS, Field, Segmentation, load_artifact
 from cosmoseg.errors import ArtifactError, ConfigError, ValidationError
 from cosmoseg.nn import Trainer, VNet, balanced_cross_entropy, discriminative_loss, load_checkpoint
 from cosmoseg.protohalo.data import ProtohaloCrops, balanced_ce_beta, collapsed_fraction, split_by_box
@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 Task = Literal["semantic", "instance"]
-COSMOLOGY_KEYS = ("omega_m", "omega_b", "h", "n_s", "sigma_8", "w0", "wa")
+COSMOLOGY_KEYS = COSMOLOGY_PARAMETERS
 """The cosmological parameters of the training boxes a checkpoint records (metadata ``cosmology``)."""
 ARCHITECTURE_KEYS = ("task", "in_channels", "size_in", "size_out", "base_filters", "depth", "embedding_dim")
 """Metadata that must agree between a checkpoint and the model it is loaded into (and on ``resume``)."""
