@@ -81,6 +81,16 @@ def start_paused(pipeline: Path, out: Path, sentinel: Path, *extra: str) -> subp
     return process
 
 
+def record_as_written(out: Path, stage: str) -> None:
+    """Make the manifest vouch for the stage's artifact as it is now (as if the run had written it), so that
+    ``--resume`` reuses it and a later stage reads it back."""
+    from cosmoseg.pipeline.manifest import file_sha256
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["stages"][stage]["sha256"] = file_sha256(out / f"{stage}.h5")
+    (out / "manifest.json").write_text(json.dumps(manifest))
+
+
 # ---- 1. one run at a time -------------------------------------------------------------------------------------
 
 
@@ -277,11 +287,7 @@ def test_a_column_stored_as_byte_strings(pipeline: Path, tmp_path: Path) -> None
     with h5py.File(out / "scaled.h5", "a") as f:
         del f["field/values"]
         f["field"].create_dataset("values", data=np.array([b"x"]))
-    manifest = json.loads((out / "manifest.json").read_text())
-    from cosmoseg.pipeline.manifest import file_sha256
-
-    manifest["stages"]["scaled"]["sha256"] = file_sha256(out / "scaled.h5")
-    (out / "manifest.json").write_text(json.dumps(manifest))
+    record_as_written(out, "scaled")
     (out / "mean.h5").unlink()
     result = invoke("run", pipeline, "--output", out, "-q", "--resume")
     assert result.exit_code == 1
@@ -313,11 +319,7 @@ def test_an_input_read_back_of_another_type(pipeline: Path, tmp_path: Path) -> N
     out = tmp_path / "out"
     run_pipeline(load_config(pipeline), output_dir=out)
     save_artifact(out / "scaled.h5", {"field": Table(columns={"x": torch.arange(2)})}, attrs={"stage_id": "scaled"})
-    manifest = json.loads((out / "manifest.json").read_text())
-    from cosmoseg.pipeline.manifest import file_sha256
-
-    manifest["stages"]["scaled"]["sha256"] = file_sha256(out / "scaled.h5")
-    (out / "manifest.json").write_text(json.dumps(manifest))
+    record_as_written(out, "scaled")
     (out / "mean.h5").unlink()
     result = invoke("run", pipeline, "--output", out, "-q", "--resume")
     assert result.exit_code == 1
