@@ -386,3 +386,16 @@ def test_running_the_same_pipeline_again_replaces_its_files_without_keeping_copi
     assert not (out / "stale").exists()
     manifest = json.loads((out / "manifest.json").read_text())
     assert sorted(manifest["stale"]["replaced"]) == ["field.h5", "mean.h5", "same.h5", "scaled.h5"]
+
+
+# ---- 4. files a stage writes stay in the run folder (the writing itself: tests/galaxies/test_model_files.py) ---
+
+
+@pytest.mark.parametrize("where", ["/tmp/elsewhere.pt", "../up.pt", "~/home.pt"])
+def test_a_stage_cannot_be_told_to_write_outside_the_run_folder(where: str, tmp_path: Path) -> None:
+    path = tmp_path / "save.toml"
+    path.write_text(f'[[stage]]\nid = "fit"\nuses = "galaxies.gauss"\nparams = {{ save_model = "{where}" }}\n')
+    result = invoke("validate", path)
+    assert result.exit_code == 1
+    text = one_line(result.output)
+    assert "stage 'fit' (galaxies.gauss): param 'save_model' must" in text and "run's output folder" in text
