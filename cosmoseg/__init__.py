@@ -28,7 +28,7 @@ from cosmoseg.errors import (
     ValidationError,
 )
 from cosmoseg.hookspecs import hookimpl
-from cosmoseg.pipeline import RunContext, Stage, load_config, run_pipeline
+from cosmoseg.pipeline import RunContext, Stage, load_config, param, run_pipeline
 from cosmoseg.plugins import build_registry
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "hookimpl",
     "load_artifact",
     "load_config",
+    "param",
     "run_pipeline",
     "save_artifact",
 ]

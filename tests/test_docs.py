@@ -160,9 +160,9 @@ def test_every_built_in_stage_has_a_page_with_all_its_params(name: str) -> None:
 
 def test_the_template_plugin_stage_has_a_page() -> None:
     pytest.importorskip("cosmoseg_plugin_template")
-    from cosmoseg_plugin_template.stages import Smooth
+    from cosmoseg_plugin_template.stages import SmoothStage
 
-    problems = stage_page_problems(Smooth.name, Smooth)
+    problems = stage_page_problems(SmoothStage.name, SmoothStage)
     assert not problems, "\n".join(problems)
 
 

@@ -184,6 +184,8 @@ def stages_show(
         for key, typ in items.items():
             optional = " (optional)" if key in cls.optional_inputs else ""
             out.print(f"  {key}: {typ.__name__}{optional}")
+    from cosmoseg.pipeline.params import field_bounds, field_doc
+
     hints = typing.get_type_hints(cls.Params)
     fields = dataclasses.fields(cls.Params)
     out.print("params:" + ("" if fields else " none"))
@@ -198,7 +200,10 @@ def stages_show(
         else:
             default = "required"
         type_name = getattr(hints.get(field.name), "__name__", str(hints.get(field.name)))
-        out.print(f"  {field.name}: {type_name} = {default}")
+        type_name = type_name.replace("typing.", "")
+        bounds, doc = field_bounds(field), field_doc(field)
+        line = f"  {field.name}: {type_name} = {default}" + (f"  ({bounds})" if bounds else "")
+        out.print(line + (f": {doc}" if doc else ""), markup=False)
 
 
 def plugins(config: ConfigOption = None) -> None:

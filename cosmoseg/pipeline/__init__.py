@@ -4,7 +4,7 @@ from cosmoseg.pipeline.config import PipelineConfig, RunConfig, StageConfig, loa
 from cosmoseg.pipeline.context import RunContext, SilentReporter, derive_seed
 from cosmoseg.pipeline.device import resolve_device
 from cosmoseg.pipeline.graph import Plan, PlannedStage, plan_pipeline
-from cosmoseg.pipeline.params import parse_params
+from cosmoseg.pipeline.params import param, parse_params
 from cosmoseg.pipeline.runner import RunResult, StageRecord, run_pipeline
 from cosmoseg.pipeline.stage import NoParams, Stage
 
@@ -22,6 +22,7 @@ __all__ = [
     "StageRecord",
     "derive_seed",
     "load_config",
+    "param",
     "parse_config",
     "parse_params",
     "plan_pipeline",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -80,11 +81,63 @@ def _coerce(value: Any, tp: Any, where: str) -> tuple[Any, str | None]:
     return value, f"{where} must be {_describe(tp)}, got {value!r}"
 
 
+BOUNDS = {"ge": (">=", lambda v, b: v >= b), "gt": (">", lambda v, b: v > b), "le": ("<=", lambda v, b: v <= b),
+          "lt": ("<", lambda v, b: v < b)}  # fmt: skip
+"""The bounds :func:`param` declares: keyword -> (symbol, test)."""
+
+
+def param(
+    default: Any = dataclasses.MISSING,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    doc: str = "",
+) -> Any:
+    """A field of a stage's params dataclass with its bounds and a one-line doc, declared once.
+
+    ``n: int = param(64, ge=2, doc="grid cells per side")``. Bounds apply to a number, or to every number of a
+    list or tuple; :func:`parse_params` reports a value outside them as "param 'n' must be >= 2, got 1", and
+    ``cosmoseg stages show`` prints the bounds and the doc beside the field. A mutable default (a dict, list or
+    set) is copied for every instance. Checks that relate several fields stay in the dataclass's ``problems()``.
+    """
+    bounds = {key: value for key, value in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if value is not None}
+    metadata = {"doc": doc, "bounds": bounds}
+    if isinstance(default, dict | list | set):
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def field_doc(field: dataclasses.Field[Any]) -> str:
+    """The one-line doc of a params field declared with :func:`param` ("" otherwise)."""
+    return str(field.metadata.get("doc", ""))
+
+
+def field_bounds(field: dataclasses.Field[Any]) -> str:
+    """The bounds of a params field as text (``">= 2, < 100"``; "" when it has none)."""
+    return ", ".join(f"{BOUNDS[key][0]} {value:g}" for key, value in field.metadata.get("bounds", {}).items())
+
+
+def _bound_problem(name: str, value: Any, bounds: dict[str, float]) -> str | None:
+    numbers = value if isinstance(value, list | tuple) else [value]
+    for number in numbers:
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            continue
+        for key, bound in bounds.items():
+            symbol, ok = BOUNDS[key]
+            if not ok(number, bound):
+                shown = f"{value!r}" if numbers is not value else f"{list(value)!r} (an item is {number!r})"
+                return f"param {name!r} must be {symbol} {bound:g}, got {shown}"
+    return None
+
+
 def parse_params(params_cls: type, raw: dict[str, Any], where: str) -> tuple[Any, list[str]]:
     """Build ``params_cls(**raw)`` with type checks; returns (instance or None, problems).
 
-    Unknown keys, missing required keys, values of the wrong type and the dataclass's own checks
-    (``__post_init__`` raising ValueError, or a ``problems()`` method) are all reported, one line each.
+    Unknown keys, missing required keys, values of the wrong type, values outside the bounds a field declares with
+    :func:`param`, and the dataclass's own checks (``__post_init__`` raising ValueError, or a ``problems()`` method
+    for rules across fields) are all reported, one line each.
     """
     problems: list[str] = []
     fields = {f.name: f for f in dataclasses.fields(params_cls) if f.init}
@@ -99,6 +152,8 @@ def parse_params(params_cls: type, raw: dict[str, Any], where: str) -> tuple[Any
                 problems.append(f"{where}: missing required param {name!r}")
             continue
         value, problem = _coerce(raw[name], hints.get(name, Any), f"param {name!r}")
+        if problem is None and field.metadata.get("bounds"):
+            problem = _bound_problem(name, value, field.metadata["bounds"])
         if problem:
             problems.append(f"{where}: {problem}")
         values[name] = value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 from cosmoseg.data import DataObject
 
@@ -23,14 +23,19 @@ class NoParams:
     """The parameters of a stage that takes none."""
 
 
-class Stage:
-    """Base class of every stage.
+P = TypeVar("P")
+
+
+class Stage(Generic[P]):
+    """Base class of every stage, generic over its params: ``class SmoothStage(Stage[SmoothParams])``.
 
     A subclass declares:
 
     - ``name``: the dotted name pipelines use (``"sim.gaussian_field"``);
-    - ``Params``: a frozen dataclass of the stage's parameters with defaults (TOML ``params``); it may
-      define ``problems(self) -> list[str]`` for checks across fields;
+    - its params: a frozen dataclass with defaults (TOML ``params``), named as the type argument of ``Stage[...]``
+      (which sets ``Params`` and types ``self.params``); fields declared with
+      :func:`cosmoseg.pipeline.params.param` carry their bounds and a one-line doc; ``Literal[...]`` types list
+      the choices; a ``problems(self) -> list[str]`` method is for rules across fields;
     - ``inputs`` / ``outputs``: name -> data-model class (``{"field": Field}``);
       ``optional_inputs`` names the inputs a pipeline may leave out (``run`` then gets ``None``);
     - ``version``: bump it when results change, so ``--resume`` re-runs the stage;
@@ -46,9 +51,20 @@ class Stage:
     outputs: ClassVar[Mapping[str, type[DataObject]]] = {}
     version: ClassVar[str] = "1"
 
-    def __init__(self, params: Any, ctx: RunContext) -> None:
-        self.params = params
+    def __init__(self, params: P, ctx: RunContext) -> None:
+        self.params: P = params
         self.ctx = ctx
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "Params" in cls.__dict__:
+            return
+        for base in getattr(cls, "__orig_bases__", ()):
+            if get_origin(base) is Stage:
+                (argument,) = get_args(base)
+                if isinstance(argument, type):
+                    cls.Params = argument
+                return
 
     def run(self, **inputs: DataObject | None) -> dict[str, DataObject]:
         raise NotImplementedError(f"stage {self.name!r} does not implement run()")

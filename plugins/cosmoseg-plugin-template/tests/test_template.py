@@ -4,7 +4,7 @@ import math
 
 import torch
 from cosmoseg_plugin_template.smoothing import gaussian_smooth
-from cosmoseg_plugin_template.stages import Smooth
+from cosmoseg_plugin_template.stages import SmoothStage
 
 from cosmoseg.testing import assert_stage_contract, toy_field
 
@@ -25,5 +25,5 @@ def test_smoothing_keeps_the_mean_and_zero_radius_is_identity() -> None:
 
 
 def test_the_stage_honours_the_cosmoseg_contract() -> None:
-    outputs = assert_stage_contract(Smooth)
+    outputs = assert_stage_contract(SmoothStage)
     assert outputs["field"].meta["smoothing_radius"] == 8.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from cosmoseg import Field
 from cosmoseg.mesh import rfft_k_magnitude
 
 
@@ -20,3 +21,15 @@ def gaussian_smooth(values: torch.Tensor, length: float, radius: float) -> torch
     k = rfft_k_magnitude(n, length, device=values.device, dtype=torch.float64)
     modes = torch.fft.rfftn(values.to(torch.float64)) * torch.exp(-0.5 * (k * radius) ** 2)
     return torch.fft.irfftn(modes, s=values.shape).to(values.dtype)
+
+
+def smooth_field(field: Field, radius: float, channel: str = "") -> Field:
+    """A copy of ``field`` with channel ``channel`` ("" = every channel) smoothed by :func:`gaussian_smooth`;
+    ``meta["smoothing_radius"]`` records ``radius`` (Mpc/h). The input is not changed."""
+    names = [channel] if channel else list(field.channels)
+    values = field.values.clone()
+    for name in names:
+        index = field.channels.index(name)
+        values[index] = gaussian_smooth(field.values[index], field.box.length, radius)
+    meta = {**field.meta, "smoothing_radius": radius}
+    return Field(values=values, box=field.box, channels=field.channels, units=field.units, meta=meta)
