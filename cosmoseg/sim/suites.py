@@ -27,7 +27,7 @@ import hashlib
 import json
 import os
 import tomllib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -287,6 +287,47 @@ def find_boxes(suite_dir: str | os.PathLike[str]) -> list[Path]:
     if not paths:
         raise ValidationError(f"{folder}: no box_*.h5 files (make a suite with `cosmoseg simulate SUITE.toml`)")
     return paths
+
+
+def box_index(path: str | os.PathLike[str]) -> int:
+    """The index of a suite box from its file name (``box_0007.h5`` -> 7; 0 for a name without one): the truth of
+    a box (its galaxies) is seeded by it."""
+    tail = Path(path).stem.split("_")[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+@dataclasses.dataclass(frozen=True)
+class SuiteSplit:
+    """Indices of a suite's boxes (into the list the split was made from) by role, each sorted."""
+
+    train: list[int]
+    validation: list[int]
+    test: list[int]
+
+    def pick(self, items: Sequence[T], role: str) -> list[T]:
+        """The ``items`` (a list of boxes, paths, ...) of one role."""
+        return [items[i] for i in getattr(self, role)]
+
+
+def split_suite(n_boxes: int, n_validation: int, n_test: int = 0, *, seed: int, allow_all: bool = False) -> SuiteSplit:
+    """The one split of a suite into whole training, validation and test boxes, used by every trainer.
+
+    One seeded permutation (``numpy.random.default_rng(seed)``) of the ``n_boxes`` indices: its first ``n_test``
+    entries are the test boxes, the next ``n_validation`` the validation boxes, the rest train. ``allow_all``
+    (scoring a fitted model on a new suite) lets the held-out boxes take every box; otherwise at least one box is
+    left to train on. ValidationError for counts that do not fit.
+    """
+    held_out = n_validation + n_test
+    top = n_boxes if allow_all else n_boxes - 1
+    if n_validation < 0 or n_test < 0 or held_out > top:
+        raise ValidationError(
+            f"{n_boxes} box(es) cannot give {n_validation} validation and {n_test} test box(es)"
+            + ("" if allow_all else " and still leave one to train on")
+        )
+    order = [int(i) for i in np.random.default_rng(seed).permutation(n_boxes)]
+    return SuiteSplit(
+        train=sorted(order[held_out:]), validation=sorted(order[n_test:held_out]), test=sorted(order[:n_test])
+    )
 
 
 def box_is_done(path: Path, fingerprint: str) -> bool:

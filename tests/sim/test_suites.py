@@ -102,3 +102,24 @@ def test_the_simulate_command(tmp_path: Path) -> None:
 def test_shipped_suites_parse() -> None:
     for path in sorted((Path(__file__).resolve().parents[2] / "configs" / "suites").glob("*.toml")):
         load_suite(path)
+
+
+def test_the_one_suite_split_is_the_one_the_shipped_models_record() -> None:
+    from cosmoseg.sim.suites import box_index, split_suite
+
+    # the paint suite's recorded split (12 boxes, seed 0, 2 validation, 2 test) and the galaxies suite's (8, 2)
+    paint = split_suite(12, 2, 2, seed=0)
+    assert (paint.train, paint.validation, paint.test) == ([0, 1, 3, 5, 6, 8, 10, 11], [4, 7], [2, 9])
+    galaxies = split_suite(8, 2, seed=0)
+    assert (galaxies.train, galaxies.validation, galaxies.test) == ([0, 1, 3, 5, 6, 7], [2, 4], [])
+    assert galaxies.pick(["a", "b", "c", "d", "e", "f", "g", "h"], "validation") == ["c", "e"]
+    assert split_suite(3, 3, seed=1, allow_all=True).validation == [0, 1, 2]
+    assert box_index("suites/x/box_0007.h5") == 7 and box_index("other.h5") == 0
+
+
+def test_a_split_that_leaves_nothing_to_train_on_is_refused() -> None:
+    from cosmoseg.errors import ValidationError
+    from cosmoseg.sim.suites import split_suite
+
+    with pytest.raises(ValidationError, match=r"3 box\(es\) cannot give 2 validation and 1 test box\(es\) and"):
+        split_suite(3, 2, 1, seed=0)
