@@ -3,8 +3,7 @@
 The public API re-exports the data model, the stage base class, the plugin markers and the runner.
 """
 
-__version__ = "0.1.0"
-
+from cosmoseg._version import __version__
 from cosmoseg.data import (
     Box,
     Catalog,
@@ -28,8 +27,8 @@ from cosmoseg.errors import (
     ValidationError,
 )
 from cosmoseg.hookspecs import hookimpl
-from cosmoseg.pipeline import RunContext, Stage, load_config, param, run_pipeline
-from cosmoseg.plugins import build_registry
+from cosmoseg.pipeline import RunContext, Stage, load_config, param
+from cosmoseg.plugins import build_registry, run_pipeline
 
 __all__ = [
     "ArtifactError",

@@ -18,13 +18,17 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from cosmoseg import hookspecs
 from cosmoseg.errors import PluginError, did_you_mean
 from cosmoseg.pipeline.stage import Stage, stage_problems
+
+if TYPE_CHECKING:
+    from cosmoseg.pipeline.config import PipelineConfig
+    from cosmoseg.pipeline.runner import RunResult
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "cosmoseg.io.stages",
@@ -239,3 +243,17 @@ def _describe(err: BaseException) -> str:
     if isinstance(err, SystemExit):
         return f"it called sys.exit({err.code!r}); a plugin must raise an exception, not exit"
     return repr(err)
+
+
+def registry_for_config(config: PipelineConfig) -> Registry:
+    """The registry a pipeline runs with: the installed plugins, its ``[run] plugins`` (relative to its file) and
+    its ``block_plugins``."""
+    return build_registry(config.run.plugins, blocked=config.run.block_plugins, base_dir=config.base_dir)
+
+
+def run_pipeline(config: PipelineConfig, *, registry: Registry | None = None, **options: Any) -> RunResult:
+    """:func:`cosmoseg.pipeline.run_pipeline` with the registry of the config's plugins when none is given (the
+    ``cosmoseg.run_pipeline`` of the public API). ``options``: device, resume, reporter, output_dir, force."""
+    from cosmoseg.pipeline.runner import run_pipeline as run_with
+
+    return run_with(config, registry=registry or registry_for_config(config), **options)

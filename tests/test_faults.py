@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from cosmoseg import run_pipeline
 from cosmoseg.cli import build_app
 from cosmoseg.data import Table, save_artifact
-from cosmoseg.pipeline import SilentReporter, load_config, run_pipeline
+from cosmoseg.pipeline import SilentReporter, load_config
 from cosmoseg.pipeline.lock import LOCK_NAME
 
 TOY = Path(__file__).resolve().parent / "fixtures" / "toy_plugin.py"

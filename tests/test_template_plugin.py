@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cosmoseg.pipeline import load_config, run_pipeline
+from cosmoseg import run_pipeline
+from cosmoseg.pipeline import load_config
 
 
 def _installed() -> bool:

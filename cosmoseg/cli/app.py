@@ -35,12 +35,9 @@ ConfigOption = Annotated[
 def registry_for(config: Path | None) -> Registry:
     """The registry of the installed plugins, plus a pipeline's local plugins and block list when given."""
     from cosmoseg.pipeline import load_config
-    from cosmoseg.plugins import build_registry
+    from cosmoseg.plugins import build_registry, registry_for_config
 
-    if config is None:
-        return build_registry()
-    cfg = load_config(config)
-    return build_registry(cfg.run.plugins, blocked=cfg.run.block_plugins, base_dir=cfg.base_dir)
+    return build_registry() if config is None else registry_for_config(load_config(config))
 
 
 def print_rows(rows: list[tuple[str, ...]]) -> None:
@@ -85,11 +82,11 @@ def run(
     """Run a pipeline: each stage's outputs go to <output>/<id>.h5, with a manifest.json."""
     from cosmoseg.pipeline import SilentReporter, load_config, plan_pipeline, resolve_device, run_pipeline
     from cosmoseg.pipeline.progress import RichReporter
-    from cosmoseg.plugins import build_registry
+    from cosmoseg.plugins import registry_for_config
 
     try:
         cfg = load_config(config, set_ or [])
-        registry = build_registry(cfg.run.plugins, blocked=cfg.run.block_plugins, base_dir=cfg.base_dir)
+        registry = registry_for_config(cfg)
         if dry_run:
             plan = plan_pipeline(cfg, registry, force=force)
             target = resolve_device(device or cfg.run.device)
@@ -141,11 +138,11 @@ def validate(
 ) -> None:
     """Check a pipeline (stage names, params, inputs and their types, cycles, memory) without running it."""
     from cosmoseg.pipeline import load_config, plan_pipeline
-    from cosmoseg.plugins import build_registry
+    from cosmoseg.plugins import registry_for_config
 
     try:
         cfg = load_config(config, set_ or [])
-        registry = build_registry(cfg.run.plugins, blocked=cfg.run.block_plugins, base_dir=cfg.base_dir)
+        registry = registry_for_config(cfg)
         plan = plan_pipeline(cfg, registry, force=force)
     except CosmosegError as error:
         fail(error)

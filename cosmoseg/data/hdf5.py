@@ -11,6 +11,7 @@ from typing import Any
 import h5py
 import torch
 
+from cosmoseg._version import __version__
 from cosmoseg.data._base import DATA_TYPES, SCHEMA_VERSION, DataObject, read_attr
 from cosmoseg.errors import ArtifactError
 
@@ -43,8 +44,6 @@ def save_artifact(
     path: str | os.PathLike[str], objects: Mapping[str, DataObject], *, attrs: Mapping[str, Any] | None = None
 ) -> Path:
     """Write named objects to ``path`` (one group each), atomically; ``attrs`` go on the file."""
-    from cosmoseg import __version__
-
     for name, obj in objects.items():
         if not isinstance(obj, DataObject):
             raise TypeError(f"object {name!r} is a {type(obj).__name__}, not a cosmoseg data-model object")

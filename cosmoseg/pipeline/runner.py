@@ -6,7 +6,6 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -189,25 +188,22 @@ def _notify(registry: Registry, hook: str, **kwargs: Any) -> None:
 def run_pipeline(
     config: PipelineConfig,
     *,
-    registry: Registry | None = None,
+    registry: Registry,
     device: str | None = None,
     resume: bool = False,
     reporter: ProgressReporter | None = None,
     output_dir: str | Path | None = None,
-    only: Iterable[str] | None = None,
     force: bool = False,
 ) -> RunResult:
     """Check the pipeline, then run its stages in order, writing ``<output>/<id>.h5`` and the manifest.
 
-    device: overrides ``[run] device``. resume: skip a stage whose fingerprint (params, seed, code version,
+    registry: the stages and plugins to run with (``cosmoseg.plugins.registry_for_config(config)``; the pipeline layer
+    does not load plugins itself, ``cosmoseg.run_pipeline`` does it for you). device: overrides ``[run] device``.
+    resume: skip a stage whose fingerprint (params, seed, code version,
     inputs) matches the previous manifest and whose artifact is intact. Nothing is written unless the whole
     pipeline checks out; each artifact is written atomically, so a crash leaves earlier files intact.
     """
     reporter = reporter or SilentReporter()
-    if registry is None:
-        from cosmoseg.plugins import build_registry
-
-        registry = build_registry(config.run.plugins, blocked=config.run.block_plugins, base_dir=config.base_dir)
     plan = plan_pipeline(config, registry, force=force)
     torch_device = resolve_device(device or config.run.device)
     out = Path(output_dir or config.run.output)

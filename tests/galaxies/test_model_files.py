@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cosmoseg import run_pipeline
 from cosmoseg.errors import CosmosegError, ValidationError
 from cosmoseg.galaxies.model import paint_galaxies
 from cosmoseg.galaxies.sampler_stage import DEFAULT_MODELS_DIR, toy_halos
@@ -19,7 +20,6 @@ from cosmoseg.galaxies.stages import SHIPPED_POPULATION, FlowStage, GaussStage, 
 from cosmoseg.pipeline.config import load_config
 from cosmoseg.pipeline.context import RunContext
 from cosmoseg.pipeline.params import parse_params
-from cosmoseg.pipeline.runner import run_pipeline
 
 HYPER = {"epochs": 2, "hidden": 8}
 

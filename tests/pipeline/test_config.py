@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from cosmoseg import run_pipeline
 from cosmoseg.errors import ConfigError
-from cosmoseg.pipeline import load_config, plan_pipeline, run_pipeline
+from cosmoseg.pipeline import load_config, plan_pipeline
 from cosmoseg.plugins import build_registry
 
 TOY = Path(__file__).resolve().parents[1] / "fixtures" / "toy_plugin.py"

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cosmoseg import run_pipeline
 from cosmoseg.errors import ConfigError
-from cosmoseg.pipeline import load_config, plan_pipeline, run_pipeline
+from cosmoseg.pipeline import load_config, plan_pipeline
 from cosmoseg.pipeline.files import files_behind, files_signature, resolve_input_path
 from cosmoseg.plugins import build_registry
 

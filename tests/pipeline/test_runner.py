@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from cosmoseg import hookimpl
+from cosmoseg import hookimpl, run_pipeline
 from cosmoseg.data import load_artifact
 from cosmoseg.errors import StageError
-from cosmoseg.pipeline import derive_seed, load_config, run_pipeline
+from cosmoseg.pipeline import derive_seed, load_config
 from cosmoseg.plugins import build_registry
 from cosmoseg.testing import assert_data_equal
 
