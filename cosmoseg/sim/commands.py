@@ -7,42 +7,38 @@ from typing import Annotated
 
 import typer
 
+from cosmoseg.pipeline.commands import DeviceOption, report_errors
+
 
 def simulate(
     suite: Annotated[Path, typer.Argument(help="Suite TOML file (see configs/suites/).")],
     output: Annotated[Path | None, typer.Option(help="Output folder (default: runs/suites/<suite name>).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Keep boxes already simulated with these settings.")] = False,
     boxes: Annotated[str | None, typer.Option(help="Only these box indices, e.g. 0,3,5-7.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    device: DeviceOption = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Generate a training suite: ICs, particle-mesh run and FoF haloes per box, one HDF5 file each."""
     from rich.console import Console
 
-    from cosmoseg.errors import CosmosegError
     from cosmoseg.pipeline import SilentReporter, resolve_device
     from cosmoseg.pipeline.progress import RichReporter
     from cosmoseg.sim.suites import load_suite, simulate_suite
 
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
-    reporter = SilentReporter() if quiet else RichReporter(console)
-    try:
+    reporter = SilentReporter() if quiet else RichReporter(Console(stderr=True, highlight=False, soft_wrap=True))
+    with report_errors():
         config = load_suite(suite)
-        indices = parse_indices(boxes) if boxes else None
         folder = output or Path("runs") / "suites" / config.suite.name
         paths = simulate_suite(
             config,
             folder,
             resume=resume,
-            boxes=indices,
+            boxes=parse_indices(boxes) if boxes else None,
             device=resolve_device(device),
             progress=lambda items, description: reporter.track(items, total=None, description=description),
             log=reporter.log,
         )
-    except (CosmosegError, ValueError) as error:
-        console.print(f"error: {error}", markup=False)
-        raise typer.Exit(1) from None
-    print(f"{len(paths)} box file(s) in {folder}")
+    typer.echo(f"{len(paths)} box file(s) in {folder}")
 
 
 def parse_indices(text: str) -> list[int]:

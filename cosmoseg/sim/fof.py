@@ -40,6 +40,7 @@ __all__ = [
     "find_halos",
     "friends_of_friends",
     "halo_labels_from_groups",
+    "halos_and_labels",
     "lagrangian_segmentation",
     "mean_separation",
 ]
@@ -305,3 +306,35 @@ def lagrangian_segmentation(labels: torch.Tensor, particles: Particles, *, min_p
     grid[particles.ids] = relabelled
     meta = {"min_particles": int(min_particles), "n_haloes": int(keep.sum())}
     return Segmentation(labels=grid.reshape(n_grid, n_grid, n_grid), box=particles.box, meta=meta)
+
+
+NOT_A_LATTICE = "the particles' ids are not an n^3 lattice (n_grid = 0): no Lagrangian labels"
+"""``meta["empty"]`` of the segmentation :func:`halos_and_labels` gives particles whose ids are not a lattice."""
+
+
+def halos_and_labels(
+    particles: Particles,
+    *,
+    b: float = 0.2,
+    min_particles: int = 20,
+    segmentation_min_particles: int = 155,
+    env_scales: tuple[float, ...] = DEFAULT_ENV_SCALES,
+    concentration_min_particles: int = 100,
+) -> tuple[HaloCatalog, Segmentation]:
+    """The FoF haloes of a particle set (:func:`find_halos`) and their Lagrangian label grid
+    (:func:`lagrangian_segmentation` of the haloes of at least ``segmentation_min_particles`` particles).
+
+    Particles whose ids are not an n^3 lattice (``n_grid = 0``: a snapshot from glass initial conditions, say) get
+    their haloes and an empty (0, 0, 0) segmentation whose ``meta["empty"]`` says why (:data:`NOT_A_LATTICE`).
+    """
+    halos, labels = find_halos(
+        particles,
+        b=b,
+        min_particles=min_particles,
+        env_scales=env_scales,
+        concentration_min_particles=concentration_min_particles,
+    )
+    if particles.n_grid:
+        return halos, lagrangian_segmentation(labels, particles, min_particles=segmentation_min_particles)
+    empty = torch.zeros((0, 0, 0), dtype=torch.int64, device=particles.pos.device)
+    return halos, Segmentation(labels=empty, box=particles.box, meta={"empty": NOT_A_LATTICE})

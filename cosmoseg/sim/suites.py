@@ -37,7 +37,7 @@ import torch
 from cosmoseg.data import Cosmology, DataObject, HaloCatalog, Particles, open_artifact, save_artifact
 from cosmoseg.data.hdf5 import atomic_write
 from cosmoseg.errors import ArtifactError, ConfigError, ValidationError
-from cosmoseg.pipeline.params import parse_params
+from cosmoseg.pipeline.params import param, parse_params
 from cosmoseg.sim.fof import (
     find_halos,
     lagrangian_segmentation,
@@ -53,74 +53,56 @@ Progress = Callable[[Iterable[T], str], Iterator[T]]
 
 @dataclasses.dataclass(frozen=True)
 class SuiteSection:
-    name: str = "suite"
-    n_boxes: int = 1
-    seed: int = 0
-    twins: bool = False
-    small_scale_seeds: tuple[int, int] = (1, 2)
-    save_particles: bool = False
+    name: str = param("suite", doc="the suite's name (its default folder: runs/suites/<name>)")
+    n_boxes: int = param(1, ge=1, doc="boxes in the suite")
+    seed: int = param(0, ge=0, doc="seed of the boxes' seeds and of the Latin hypercube")
+    twins: bool = param(False, doc="a pair of sub-resolution twins per box")
+    small_scale_seeds: tuple[int, int] = param((1, 2), doc="the twins' seeds of the small scales (they must differ)")
+    save_particles: bool = param(False, doc="keep the z = 0 particles in the box files")
 
     def problems(self) -> list[str]:
-        out = []
-        if self.n_boxes < 1:
-            out.append(f"n_boxes must be >= 1, got {self.n_boxes}")
-        if self.seed < 0:
-            out.append(f"seed must be >= 0, got {self.seed}")
         if self.twins and self.small_scale_seeds[0] == self.small_scale_seeds[1]:
-            out.append(f"small_scale_seeds must differ, got {self.small_scale_seeds}")
-        return out
+            return [f"param 'small_scale_seeds' must be two different seeds, got {list(self.small_scale_seeds)}"]
+        return []
 
 
 @dataclasses.dataclass(frozen=True)
 class GridSection:
-    n: int = 64
-    box: float = 50.0
+    n: int = param(64, ge=2, doc="particles per side (even)")
+    box: float = param(50.0, gt=0, doc="side length, Mpc/h")
 
     def problems(self) -> list[str]:
-        out = []
-        if self.n < 2 or self.n % 2:
-            out.append(f"n must be an even integer >= 2, got {self.n}")
-        if self.box <= 0:
-            out.append(f"box must be a positive side length in Mpc/h, got {self.box}")
-        return out
+        return [f"param 'n' must be an even integer >= 2, got {self.n}"] if self.n % 2 else []
 
 
 @dataclasses.dataclass(frozen=True)
 class IcsSection:
-    z_start: float = 49.0
-    lpt_order: int = 2
+    z_start: float = param(49.0, gt=0, doc="starting redshift")
+    lpt_order: int = param(2, ge=1, le=2, doc="1 (Zel'dovich) or 2 (2LPT)")
     precision: Literal["float32", "float64"] = "float32"
-
-    def problems(self) -> list[str]:
-        out = [] if self.z_start > 0 else [f"z_start must be > 0, got {self.z_start}"]
-        return out + ([] if self.lpt_order in (1, 2) else [f"lpt_order must be 1 or 2, got {self.lpt_order}"])
 
 
 @dataclasses.dataclass(frozen=True)
 class NbodySection:
-    steps: int = 20
-    mesh_factor: int = 2
+    steps: int = param(20, ge=1, doc="kick-drift-kick steps to z = 0")
+    mesh_factor: int = param(2, ge=1, doc="force-mesh cells per particle-grid cell along each axis")
     spacing: Literal["a", "loga"] = "a"
-    output_redshifts: tuple[float, ...] = ()
-
-    def problems(self) -> list[str]:
-        out = [] if self.steps >= 1 else [f"steps must be >= 1, got {self.steps}"]
-        out += [] if self.mesh_factor >= 1 else [f"mesh_factor must be >= 1, got {self.mesh_factor}"]
-        return out + [f"output redshift {z} must be > 0" for z in self.output_redshifts if z <= 0]
+    output_redshifts: tuple[float, ...] = param((), gt=0, doc="earlier snapshots, for formation redshifts")
 
 
 @dataclasses.dataclass(frozen=True)
 class HalosSection:
-    b: float = 0.2
-    min_particles: int = 20
-    segmentation_min_particles: int = 155
+    b: float = param(0.2, gt=0, lt=1, doc="FoF linking length over the mean interparticle separation")
+    min_particles: int = param(20, ge=2, doc="smallest halo in the catalogs")
+    segmentation_min_particles: int = param(155, doc="smallest halo in the Lagrangian labels (>= min_particles)")
 
     def problems(self) -> list[str]:
-        out = [] if 0 < self.b < 1 else [f"b must lie in (0, 1), got {self.b}"]
-        out += [] if self.min_particles >= 2 else [f"min_particles must be >= 2, got {self.min_particles}"]
         if self.segmentation_min_particles < self.min_particles:
-            out.append("segmentation_min_particles must be >= min_particles")
-        return out
+            return [
+                f"param 'segmentation_min_particles' ({self.segmentation_min_particles}) must be >= "
+                f"'min_particles' ({self.min_particles})"
+            ]
+        return []
 
 
 @dataclasses.dataclass(frozen=True)

@@ -279,10 +279,10 @@ def test_lagrangian_segmentation_maps_ids_and_applies_the_mass_cut() -> None:
 
 
 def test_the_stage_segmentation_uses_its_own_cut() -> None:
-    from cosmoseg.sim.stages import FriendsOfFriends
+    from cosmoseg.sim.stages import FriendsOfFriendsStage
     from cosmoseg.testing import assert_stage_contract
 
-    outputs = assert_stage_contract(FriendsOfFriends, params={"segmentation_min_particles": 100})
+    outputs = assert_stage_contract(FriendsOfFriendsStage, params={"segmentation_min_particles": 100})
     assert len(outputs["halos"]) == 4
     seg = outputs["segmentation"]
     assert seg.n_instances == 2
@@ -363,5 +363,11 @@ def test_stage_params_are_checked() -> None:
         "sim.fof",
     )
     text = "\n".join(problems)
-    for word in ("'b'", "'min_particles'", "'segmentation_min_particles'", "'env_scales'"):
-        assert word in text
+    for expected in ("'b' must be > 0", "'min_particles' must be >= 2", "'env_scales' must be > 0"):
+        assert expected in text
+    # the rule across fields is checked once every field is in its bounds
+    _, problems = parse_params(FriendsOfFriendsParams, {"min_particles": 30, "segmentation_min_particles": 20}, "f")
+    assert problems == [
+        "f: param 'segmentation_min_particles' (20) must be >= 'min_particles' (30): smaller haloes are not in the "
+        "catalog"
+    ]

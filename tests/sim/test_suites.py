@@ -36,7 +36,8 @@ def test_bad_suites_report_every_problem() -> None:
     for expected in (
         "unknown table [extra]",
         "[suite]: unknown param 'colour'",
-        "[grid]: n must be an even integer >= 2, got 15",
+        "[suite]: param 'n_boxes' must be >= 1, got 0",
+        "[grid]: param 'n' must be an even integer >= 2, got 15",
         "'sigma8' is not a Cosmology field",
         "omega_m needs low < high",
     ):
@@ -100,7 +101,9 @@ def test_the_simulate_command(tmp_path: Path) -> None:
 
 
 def test_shipped_suites_parse() -> None:
-    for path in sorted((Path(__file__).resolve().parents[2] / "configs" / "suites").glob("*.toml")):
+    paths = sorted((Path(__file__).resolve().parents[2] / "configs" / "suites").glob("*.toml"))
+    assert paths, "configs/suites/ holds no suite file to check"
+    for path in paths:
         load_suite(path)
 
 
