@@ -56,6 +56,19 @@ UNIT_ATTRIBUTES: tuple[tuple[str, float], ...] = (
 )
 """The code-unit attributes and the Gadget defaults (kpc/h, 1e10 Msun/h, km/s) used when a file lacks them."""
 
+
+def code_units_problems(code_units: Mapping[str, Any]) -> list[str]:
+    """Problems of a ``code_units`` argument or param: its keys must be :data:`UNIT_ATTRIBUTES` names, its values
+    positive numbers (cm, g or cm/s)."""
+    keys = [name for name, _ in UNIT_ATTRIBUTES]
+    unknown = sorted(set(code_units) - set(keys))
+    out = [f"param 'code_units' has unknown key(s) {unknown}; the keys are {', '.join(keys)}"] if unknown else []
+    for key, value in code_units.items():
+        if key in keys and not (isinstance(value, int | float) and not isinstance(value, bool) and value > 0):
+            out.append(f"param 'code_units': {key} must be a positive number (cm, g or cm/s), got {value!r}")
+    return out
+
+
 HEADER_GROUPS: tuple[str, ...] = ("Header", "Parameters")
 """Where header quantities are looked up, in this order (Gadget-4 keeps the cosmology in Parameters)."""
 

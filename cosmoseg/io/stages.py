@@ -9,7 +9,6 @@ chunks of one output (what the readers accept), relative to the pipeline file, o
 from __future__ import annotations
 
 import dataclasses
-import math
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -18,34 +17,27 @@ from typing import Any, Literal
 import torch
 
 from cosmoseg.data import Cosmology, Field, GalaxyCatalog, HaloCatalog, Particles, cosmology_problems, load_artifact
-from cosmoseg.errors import ProblemCollector, ValidationError
+from cosmoseg.errors import ValidationError
 from cosmoseg.hookspecs import hookimpl
+from cosmoseg.io._hdf5 import code_units_problems
 from cosmoseg.io.cubes import read_hdf5_cube, read_npy_cube
 from cosmoseg.io.gadget import read_gadget_snapshot
-from cosmoseg.io.tng import read_group_catalog, read_tng_galaxies, read_tng_groups, read_tng_subhalos
-from cosmoseg.pipeline.params import InputPath
+from cosmoseg.io.tng import check_same_box, read_group_catalog, read_tng_galaxies, read_tng_groups, read_tng_subhalos
+from cosmoseg.io.writers import write_example_files
+from cosmoseg.pipeline.params import InputPath, param
 from cosmoseg.pipeline.stage import Stage
 
 IdsToGrid = Literal["auto", "none", "one-based", "zero-based", "offset"]
 """The modes of ``cosmoseg.io.gadget.IDS_TO_GRID_MODES`` as a param type."""
-BOX_RTOL = 1e-5
-"""Relative tolerance on the box side when a catalog is checked against its snapshot."""
-REDSHIFT_ATOL = 1e-3
-"""Absolute tolerance on the redshift when a catalog is checked against its snapshot."""
 
-UNIT_KEYS = ("UnitLength_in_cm", "UnitMass_in_g", "UnitVelocity_in_cm_per_s")
+CODE_UNITS_DOC = "UnitLength_in_cm, UnitMass_in_g, UnitVelocity_in_cm_per_s for files that lack them"
+COSMOLOGY_DOC = "Cosmology fields for what the file does not store (Omega_m and h come from the file)"
+PRECISION_DOC = "of the floating-point values read"
 
 
-def _reader_problems(cosmology: dict[str, Any], code_units: dict[str, Any]) -> list[str]:
-    """Problems of the ``cosmology`` and ``code_units`` params every reading stage has."""
-    out = cosmology_problems(cosmology)
-    unknown = sorted(set(code_units) - set(UNIT_KEYS))
-    if unknown:
-        out.append(f"param 'code_units' has unknown key(s) {unknown}; the keys are {', '.join(UNIT_KEYS)}")
-    for key, value in code_units.items():
-        if key in UNIT_KEYS and not (isinstance(value, int | float) and not isinstance(value, bool) and value > 0):
-            out.append(f"param 'code_units': {key} must be a positive number (cm, g or cm/s), got {value!r}")
-    return out
+def _reader_problems(path: str, what: str, cosmology: dict[str, Any], code_units: dict[str, Any]) -> list[str]:
+    """Problems of the ``path``, ``cosmology`` and ``code_units`` params every reading stage has."""
+    return cosmology_problems(cosmology) + code_units_problems(code_units) + ([] if path else [f"param 'path' {what}"])
 
 
 def _cosmology(changes: dict[str, Any]) -> Cosmology | None:
@@ -53,58 +45,11 @@ def _cosmology(changes: dict[str, Any]) -> Cosmology | None:
     return Cosmology(**changes) if changes else None
 
 
-def _dtype(precision: str) -> torch.dtype:
-    return torch.float64 if precision == "float64" else torch.float32
-
-
 @cache
-def _examples() -> Path:
-    """A folder of tiny files in other codes' formats for the stages' contract runs (made once per process)."""
-    from cosmoseg.data import Box
-    from cosmoseg.io.writers import write_gadget4_groups, write_gadget4_snapshot, write_tng_catalog
-
+def _examples() -> dict[str, str]:
+    """Tiny files in other codes' formats for the stages' contract runs (made once per process): kind -> path."""
     folder = Path(tempfile.mkdtemp(prefix="cosmoseg-io-examples-"))
-    cosmology = Cosmology(power_backend="eisenstein-hu")
-    box = Box(length=40.0, redshift=0.0, cosmology=cosmology)
-    generator = torch.Generator().manual_seed(2)
-    side = 8
-    cells = torch.stack(torch.meshgrid(*(torch.arange(side),) * 3, indexing="ij"), -1).reshape(-1, 3)
-    particles = Particles(
-        pos=(cells + 0.5 + 0.2 * torch.randn(cells.shape, generator=generator)) * (box.length / side),
-        vel=100.0 * torch.randn(cells.shape, generator=generator),
-        ids=torch.arange(side**3),
-        mass=cosmology.particle_mass(side, box.length),
-        box=box,
-        n_grid=side,
-    )
-    write_gadget4_snapshot(particles, folder / "snapdir_005", n_files=2)
-    n = 6
-    halos = HaloCatalog(
-        columns={
-            "pos": 40.0 * torch.rand((n, 3), generator=generator, dtype=torch.float64),
-            "vel": 100.0 * torch.randn((n, 3), generator=generator, dtype=torch.float64),
-            "mass": particles.mass * torch.arange(40, 40 + 10 * n, 10, dtype=torch.float64),
-            "n_part": torch.arange(40, 40 + 10 * n, 10),
-        },
-        box=box,
-    )
-    write_gadget4_groups(halos, folder / "groups_005", n_files=2)
-    galaxies = GalaxyCatalog(
-        columns={
-            "pos": halos["pos"],
-            "vel": halos["vel"],
-            "host": torch.arange(n),
-            "is_central": torch.ones(n, dtype=torch.bool),
-            "log_mstar": torch.linspace(9.5, 11.0, n, dtype=torch.float64),
-            "log_ssfr": torch.full((n,), -10.0, dtype=torch.float64),
-            "color_gi": torch.full((n,), 0.8, dtype=torch.float64),
-            "log_radius": torch.full((n,), 0.5, dtype=torch.float64),
-            "log_z": torch.zeros(n, dtype=torch.float64),
-        },
-        box=halos.box,
-    )
-    write_tng_catalog(halos, galaxies, folder / "groups_099", n_files=2)
-    return folder
+    return {kind: str(path) for kind, path in write_example_files(folder).items()}
 
 
 # ---- io.snapshot -------------------------------------------------------------------------------------------
@@ -112,46 +57,35 @@ def _examples() -> Path:
 
 @dataclasses.dataclass(frozen=True)
 class SnapshotParams:
-    """path: the snapshot (file, first chunk, stem or snapdir folder; "$name" for [run] files.name).
-    part_type: the particle type to read (1: dark matter). ids_to_grid: "auto" (an n^3 lattice of ids, at any
-    offset, becomes Lagrangian grid ids), "none", "one-based", "zero-based", or "offset" (with id_offset, the id of
-    the first lattice point). load_velocities: read Velocities (else zero). check_mass: the particles' total mass
-    must match Omega_m rho_crit L^3 (false for a zoom run or a sub-volume). code_units: UnitLength_in_cm,
-    UnitMass_in_g, UnitVelocity_in_cm_per_s for files that lack them. cosmology: Cosmology fields for what the file
-    does not store (Omega_m and h come from the file). precision: "float32" or "float64" positions and velocities."""
-
-    path: InputPath
-    part_type: int = 1
-    ids_to_grid: IdsToGrid = "auto"
-    id_offset: int = 0
-    load_velocities: bool = True
-    check_mass: bool = True
-    code_units: dict[str, Any] = dataclasses.field(default_factory=dict)
-    cosmology: dict[str, Any] = dataclasses.field(default_factory=dict)
-    precision: Literal["float32", "float64"] = "float32"
+    path: InputPath = param(  # noqa: RUF009 (a str)
+        doc='the snapshot: file, first chunk, stem or snapdir folder ("$name": the path named in [run] files)'
+    )
+    part_type: int = param(1, ge=0, le=5, doc="the particle type to read (1: dark matter)")
+    ids_to_grid: IdsToGrid = param(  # noqa: RUF009 (a str)
+        "auto", doc='"auto": an n^3 lattice of ids at any offset becomes Lagrangian grid ids; "offset": see id_offset'
+    )
+    id_offset: int = param(0, ge=0, doc='the id of the first lattice point (with ids_to_grid = "offset")')
+    load_velocities: bool = param(True, doc="read Velocities (else zero)")
+    check_mass: bool = param(True, doc="total mass = Omega_m rho_crit L^3 (false for a zoom run or a sub-volume)")
+    code_units: dict[str, Any] = param({}, doc=CODE_UNITS_DOC)  # noqa: RUF009 (param copies it per instance)
+    cosmology: dict[str, Any] = param({}, doc=COSMOLOGY_DOC)  # noqa: RUF009 (param copies it per instance)
+    precision: Literal["float32", "float64"] = param("float32", doc=PRECISION_DOC)
 
     def problems(self) -> list[str]:
-        out = _reader_problems(self.cosmology, self.code_units)
-        if not self.path:
-            out.append("param 'path' must name the snapshot")
-        if not 0 <= self.part_type <= 5:
-            out.append(f"param 'part_type' must be a particle type 0..5, got {self.part_type}")
-        if self.id_offset < 0:
-            out.append(f"param 'id_offset' must be >= 0, got {self.id_offset}")
+        out = _reader_problems(self.path, "must name the snapshot", self.cosmology, self.code_units)
         if self.id_offset and self.ids_to_grid != "offset":
             out.append("param 'id_offset' is used with ids_to_grid = 'offset' only")
         return out
 
 
-class SnapshotStage(Stage):
+class SnapshotStage(Stage[SnapshotParams]):
     """The particles of one type of a Gadget-4 / AREPO / TNG HDF5 snapshot (a user's gravity-only run)."""
 
     name = "io.snapshot"
-    Params = SnapshotParams
     outputs = {"particles": Particles}
 
     def run(self) -> dict[str, Particles]:
-        p: SnapshotParams = self.params
+        p = self.params
         particles = read_gadget_snapshot(
             p.path,
             part_type=p.part_type,
@@ -161,7 +95,7 @@ class SnapshotStage(Stage):
             id_offset=p.id_offset if p.ids_to_grid == "offset" else None,
             code_units=p.code_units or None,
             check_mass=p.check_mass,
-            dtype=_dtype(p.precision),
+            dtype=getattr(torch, p.precision),
             device=self.ctx.device,
         )
         grid = f", Lagrangian grid {particles.n_grid}^3" if particles.n_grid else ", ids not a lattice"
@@ -173,7 +107,7 @@ class SnapshotStage(Stage):
 
     @classmethod
     def example_params(cls) -> dict[str, Any]:
-        return {"path": str(_examples() / "snapdir_005")}
+        return {"path": _examples()["snapshot"]}
 
 
 # ---- io.halos ----------------------------------------------------------------------------------------------
@@ -181,68 +115,38 @@ class SnapshotStage(Stage):
 
 @dataclasses.dataclass(frozen=True)
 class HalosParams:
-    """path: the group catalog (fof_tab_XXX / fof_subhalo_tab_XXX file, first chunk, stem or groups folder).
-    kind: "groups" (FoF) or "subhalos" (Subfind). min_particles: keep haloes of at least this many particles
-    (n_part; 0 keeps all). code_units, cosmology: as io.snapshot. precision: of the floating-point columns."""
-
-    path: InputPath
-    kind: Literal["groups", "subhalos"] = "groups"
-    min_particles: int = 0
-    code_units: dict[str, Any] = dataclasses.field(default_factory=dict)
-    cosmology: dict[str, Any] = dataclasses.field(default_factory=dict)
-    precision: Literal["float32", "float64"] = "float32"
+    path: InputPath = param(  # noqa: RUF009 (a str)
+        doc="the group catalog: a fof_tab_XXX / fof_subhalo_tab_XXX file, first chunk, stem or groups folder"
+    )
+    kind: Literal["groups", "subhalos"] = param("groups", doc="FoF groups or Subfind subhaloes")
+    min_particles: int = param(0, ge=0, doc="keep haloes of at least this many particles (n_part; 0 keeps all)")
+    code_units: dict[str, Any] = param({}, doc=CODE_UNITS_DOC)  # noqa: RUF009 (param copies it per instance)
+    cosmology: dict[str, Any] = param({}, doc=COSMOLOGY_DOC)  # noqa: RUF009 (param copies it per instance)
+    precision: Literal["float32", "float64"] = param("float32", doc=PRECISION_DOC)
 
     def problems(self) -> list[str]:
-        out = _reader_problems(self.cosmology, self.code_units)
-        if not self.path:
-            out.append("param 'path' must name the group catalog")
-        if self.min_particles < 0:
-            out.append(f"param 'min_particles' must be >= 0, got {self.min_particles}")
-        return out
+        return _reader_problems(self.path, "must name the group catalog", self.cosmology, self.code_units)
 
 
-def check_same_box(catalog: HaloCatalog, particles: Particles, catalog_path: str, snapshot_path: str) -> None:
-    """A ValidationError naming both files when a catalog and a snapshot do not describe the same box: side,
-    redshift, Ω_m and h must agree."""
-    problems = ProblemCollector()
-    a, b = catalog.box, particles.box
-    problems.check(
-        math.isclose(a.length, b.length, rel_tol=BOX_RTOL),
-        f"the box side is {a.length:g} Mpc/h in {catalog_path} but {b.length:g} Mpc/h in {snapshot_path}",
-    )
-    problems.check(
-        abs(a.redshift - b.redshift) <= REDSHIFT_ATOL,
-        f"the redshift is {a.redshift:.4g} in {catalog_path} but {b.redshift:.4g} in {snapshot_path}",
-    )
-    for name in ("omega_m", "h"):
-        mine, theirs = getattr(a.cosmology, name), getattr(b.cosmology, name)
-        problems.check(
-            math.isclose(mine, theirs, rel_tol=1e-3),
-            f"{name} is {mine:g} in {catalog_path} but {theirs:g} in {snapshot_path}",
-        )
-    problems.raise_if_any(ValidationError, context="the halo catalog and the snapshot are of different boxes")
-
-
-class HalosStage(Stage):
+class HalosStage(Stage[HalosParams]):
     """FoF groups or Subfind subhaloes of a Gadget-4 / AREPO / TNG group catalog, as a halo catalog.
 
     Given the run's ``snapshot`` (optional), the catalog must describe the same box (side, redshift, Ω_m, h).
     """
 
     name = "io.halos"
-    Params = HalosParams
     inputs = {"snapshot": Particles}
     optional_inputs = frozenset({"snapshot"})
     outputs = {"halos": HaloCatalog}
 
     def run(self, snapshot: Particles | None = None) -> dict[str, HaloCatalog]:
-        p: HalosParams = self.params
+        p = self.params
         halos = read_group_catalog(
             p.path,
             kind=p.kind,
             cosmology=_cosmology(p.cosmology),
             code_units=p.code_units or None,
-            dtype=_dtype(p.precision),
+            dtype=getattr(torch, p.precision),
             device=self.ctx.device,
         )
         if snapshot is not None:
@@ -256,7 +160,7 @@ class HalosStage(Stage):
 
     @classmethod
     def example_params(cls) -> dict[str, Any]:
-        return {"path": str(_examples() / "groups_005")}
+        return {"path": _examples()["groups"]}
 
     @classmethod
     def example_inputs(cls, generator: torch.Generator) -> dict[str, Particles]:
@@ -268,37 +172,30 @@ class HalosStage(Stage):
 
 @dataclasses.dataclass(frozen=True)
 class GalaxiesParams:
-    """path: a hydrodynamical run's group catalog (TNG fof_subhalo_tab_XXX ...). min_log_mstar: the stellar-mass
-    threshold, log10 Msun/h. drop_flagged: leave out SubhaloFlag == 0 (not of cosmological origin). mstar_field:
-    "SubhaloMassType" or "SubhaloMassInRadType". log_ssfr_floor: log10 sSFR (1/yr) given to SFR = 0. code_units,
-    cosmology, precision: as io.snapshot."""
-
-    path: InputPath
-    min_log_mstar: float = 9.0
-    drop_flagged: bool = True
-    mstar_field: Literal["SubhaloMassType", "SubhaloMassInRadType"] = "SubhaloMassType"
-    log_ssfr_floor: float = -13.0
-    code_units: dict[str, Any] = dataclasses.field(default_factory=dict)
-    cosmology: dict[str, Any] = dataclasses.field(default_factory=dict)
-    precision: Literal["float32", "float64"] = "float32"
+    path: InputPath = param(doc="a hydrodynamical run's group catalog (TNG fof_subhalo_tab_XXX ...)")  # noqa: RUF009 (a str)
+    min_log_mstar: float = param(9.0, doc="the stellar-mass threshold, log10 Msun/h")
+    drop_flagged: bool = param(True, doc="leave out SubhaloFlag == 0 (not of cosmological origin)")
+    mstar_field: Literal["SubhaloMassType", "SubhaloMassInRadType"] = param(
+        "SubhaloMassType", doc="all bound stars, or those within twice the stellar half-mass radius"
+    )
+    log_ssfr_floor: float = param(-13.0, doc="log10 sSFR (1/yr) given to SFR = 0")
+    code_units: dict[str, Any] = param({}, doc=CODE_UNITS_DOC)  # noqa: RUF009 (param copies it per instance)
+    cosmology: dict[str, Any] = param({}, doc=COSMOLOGY_DOC)  # noqa: RUF009 (param copies it per instance)
+    precision: Literal["float32", "float64"] = param("float32", doc=PRECISION_DOC)
 
     def problems(self) -> list[str]:
-        out = _reader_problems(self.cosmology, self.code_units)
-        if not self.path:
-            out.append("param 'path' must name the group catalog")
-        return out
+        return _reader_problems(self.path, "must name the group catalog", self.cosmology, self.code_units)
 
 
-class GalaxiesStage(Stage):
+class GalaxiesStage(Stage[GalaxiesParams]):
     """The galaxies of a hydrodynamical run (subhaloes with stars above a stellar-mass threshold), with their
     host groups' rows (``host``), central flags and properties (M*, sSFR, g - i, size, metallicity)."""
 
     name = "io.galaxies"
-    Params = GalaxiesParams
     outputs = {"galaxies": GalaxyCatalog}
 
     def run(self) -> dict[str, GalaxyCatalog]:
-        p: GalaxiesParams = self.params
+        p = self.params
         galaxies = read_tng_galaxies(
             p.path,
             min_log_mstar=p.min_log_mstar,
@@ -307,7 +204,7 @@ class GalaxiesStage(Stage):
             log_ssfr_floor=p.log_ssfr_floor,
             cosmology=_cosmology(p.cosmology),
             code_units=p.code_units or None,
-            dtype=_dtype(p.precision),
+            dtype=getattr(torch, p.precision),
             device=self.ctx.device,
         )
         centrals = int(galaxies["is_central"].sum()) if "is_central" in galaxies else 0
@@ -316,7 +213,7 @@ class GalaxiesStage(Stage):
 
     @classmethod
     def example_params(cls) -> dict[str, Any]:
-        return {"path": str(_examples() / "groups_099")}
+        return {"path": _examples()["galaxies"]}
 
 
 # ---- io.field ----------------------------------------------------------------------------------------------
@@ -324,42 +221,29 @@ class GalaxiesStage(Stage):
 
 @dataclasses.dataclass(frozen=True)
 class FieldParams:
-    """path: a .npy cube, or a plain HDF5 file. dataset: the HDF5 dataset(s), commas between several to stack them
-    as channels ("" = the file's only dataset). length: box side, Mpc/h (0 = the file's BoxSize attribute; needed
-    for .npy). name: channel name(s), commas between several ("" = the datasets' names; .npy: "delta"). units: one
-    unit for every channel. redshift: of the box (-1 = the file's attribute, else 0). cosmology: Cosmology fields
-    changed from Planck 2018."""
-
-    path: InputPath
-    dataset: str = ""
-    length: float = 0.0
-    name: str = ""
-    units: str = ""
-    redshift: float = -1.0
-    cosmology: dict[str, Any] = dataclasses.field(default_factory=dict)
+    path: InputPath = param(doc="a .npy cube, or a plain HDF5 file")  # noqa: RUF009 (a str)
+    dataset: str = param("", doc='the HDF5 dataset(s), commas between several channels ("" = the only one)')
+    length: float = param(0.0, ge=0, doc="box side, Mpc/h (0 = the file's BoxSize attribute; needed for .npy)")
+    name: str = param("", doc='channel name(s), commas between several ("" = the datasets\' names; .npy: "delta")')
+    units: str = param("", doc="one unit for every channel")
+    redshift: float = param(-1.0, ge=-1, doc="of the box (-1 = the file's attribute, else 0)")
+    cosmology: dict[str, Any] = param({}, doc="Cosmology fields changed from Planck 2018")  # noqa: RUF009 (param copies it per instance)
 
     def problems(self) -> list[str]:
-        out = cosmology_problems(self.cosmology)
-        if not self.path:
-            out.append("param 'path' must name the grid file")
-        if self.length < 0:
-            out.append(f"param 'length' must be a positive box side in Mpc/h, or 0 for the file's, got {self.length}")
-        if self.redshift < -1:
-            out.append(f"param 'redshift' must be >= 0, or -1 for the file's, got {self.redshift}")
+        out = _reader_problems(self.path, "must name the grid file", self.cosmology, {})
         if self.path.endswith(".npy") and not self.length:
             out.append("param 'length' (Mpc/h) is needed for a .npy cube, which stores no box size")
         return out
 
 
-class FieldStage(Stage):
+class FieldStage(Stage[FieldParams]):
     """A grid (δ, φ, ...) from a .npy cube or a plain HDF5 file, as a field."""
 
     name = "io.field"
-    Params = FieldParams
     outputs = {"field": Field}
 
     def run(self) -> dict[str, Field]:
-        p: FieldParams = self.params
+        p = self.params
         cosmology = _cosmology(p.cosmology)
         if p.path.endswith(".npy"):
             field = read_npy_cube(
@@ -386,12 +270,7 @@ class FieldStage(Stage):
 
     @classmethod
     def example_params(cls) -> dict[str, Any]:
-        import numpy as np
-
-        path = _examples() / "delta.npy"
-        if not path.exists():
-            np.save(path, np.random.default_rng(0).normal(size=(8, 8, 8)).astype(np.float32))
-        return {"path": str(path), "length": 40.0}
+        return {"path": _examples()["cube"], "length": 40.0}
 
 
 @hookimpl

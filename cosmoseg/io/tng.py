@@ -37,8 +37,8 @@ import h5py
 import numpy as np
 import torch
 
-from cosmoseg.data import Box, Cosmology, GalaxyCatalog, HaloCatalog
-from cosmoseg.errors import ArtifactError, ProblemCollector
+from cosmoseg.data import Box, Cosmology, GalaxyCatalog, HaloCatalog, Particles
+from cosmoseg.errors import ArtifactError, ProblemCollector, ValidationError
 from cosmoseg.io._hdf5 import (
     COMOVING_KPC_H,
     COMOVING_MPC_H,
@@ -72,11 +72,14 @@ from cosmoseg.io._hdf5 import (
 )
 
 __all__ = [
+    "BOX_RTOL",
     "KINDS",
     "LOG_RADIUS_FLOOR",
     "LOG_Z_FLOOR",
     "NO_STARS_LOG_MSTAR",
+    "REDSHIFT_ATOL",
     "Z_SUN",
+    "check_same_box",
     "read_group_catalog",
     "read_tng_galaxies",
     "read_tng_groups",
@@ -829,3 +832,31 @@ def read_tng_galaxies(
         box=raw.box,
         meta=meta,
     )
+
+
+BOX_RTOL = 1e-5
+"""Relative tolerance on the box side when a catalog is checked against its snapshot (:func:`check_same_box`)."""
+REDSHIFT_ATOL = 1e-3
+"""Absolute tolerance on the redshift when a catalog is checked against its snapshot (:func:`check_same_box`)."""
+
+
+def check_same_box(catalog: HaloCatalog, particles: Particles, catalog_path: str, snapshot_path: str) -> None:
+    """A ValidationError naming both files when a catalog and a snapshot do not describe the same box: side,
+    redshift, Ω_m and h must agree."""
+    problems = ProblemCollector()
+    a, b = catalog.box, particles.box
+    problems.check(
+        math.isclose(a.length, b.length, rel_tol=BOX_RTOL),
+        f"the box side is {a.length:g} Mpc/h in {catalog_path} but {b.length:g} Mpc/h in {snapshot_path}",
+    )
+    problems.check(
+        abs(a.redshift - b.redshift) <= REDSHIFT_ATOL,
+        f"the redshift is {a.redshift:.4g} in {catalog_path} but {b.redshift:.4g} in {snapshot_path}",
+    )
+    for name in ("omega_m", "h"):
+        mine, theirs = getattr(a.cosmology, name), getattr(b.cosmology, name)
+        problems.check(
+            math.isclose(mine, theirs, rel_tol=1e-3),
+            f"{name} is {mine:g} in {catalog_path} but {theirs:g} in {snapshot_path}",
+        )
+    problems.raise_if_any(ValidationError, context="the halo catalog and the snapshot are of different boxes")

@@ -10,6 +10,8 @@ tools that read Gadget-4 or TNG outputs, and to test the readers on files like t
 - :func:`write_gadget4_groups`: the FoF group catalog Gadget-4 writes next to it (``fof_tab_XXX.N.hdf5``): no
   unit attributes on the datasets (Gadget-4 writes none for group catalogs), ``*Type`` arrays of shape
   (N, NTYPES), ``GroupVel`` as the mass-weighted mean of the code velocity variable (a · v_pec).
+- :func:`write_example_files`: tiny files of each kind (and a .npy cube) in one folder, the inputs of the ``io.*``
+  stages' contract runs.
 - :func:`write_tng_catalog`: an IllustrisTNG-style FoF + Subfind catalog of a hydrodynamical run
   (``groups_XXX/fof_subhalo_tab_XXX.N.hdf5``): groups, and subhaloes with stars whose stellar masses, star
   formation rates, photometry, sizes and metallicities are those of a cosmoseg ``GalaxyCatalog``.
@@ -26,10 +28,11 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import torch
 
-from cosmoseg.data import Box, GalaxyCatalog, HaloCatalog, Particles
+from cosmoseg.data import Box, Cosmology, GalaxyCatalog, HaloCatalog, Particles
 
-__all__ = ["write_gadget4_groups", "write_gadget4_snapshot", "write_tng_catalog"]
+__all__ = ["write_example_files", "write_gadget4_groups", "write_gadget4_snapshot", "write_tng_catalog"]
 
 KPC_CM = 3.085678e21
 MSUN_G = 1.989e33
@@ -337,3 +340,59 @@ def write_tng_catalog(
                 )
                 subs.create_dataset("SubhaloFlag", data=np.ones(sp.stop - sp.start, dtype=np.uint8))
     return files
+
+
+def write_example_files(folder: str | Path) -> dict[str, Path]:
+    """Tiny files in other codes' formats, made from a fixed seed (the inputs of the ``io.*`` stages' contract runs):
+    a Gadget-4 snapshot of 8^3 particles in 40 Mpc/h (``snapdir_005``, 2 files), its FoF catalog of 6 groups
+    (``groups_005``), a TNG catalog with one galaxy per group (``groups_099``) and an 8^3 ``.npy`` cube
+    (``delta.npy``). Returns kind ("snapshot", "groups", "galaxies", "cube") -> path."""
+    folder = Path(folder)
+    cosmology = Cosmology(power_backend="eisenstein-hu")
+    box = Box(length=40.0, redshift=0.0, cosmology=cosmology)
+    generator = torch.Generator().manual_seed(2)
+    side = 8
+    cells = torch.stack(torch.meshgrid(*(torch.arange(side),) * 3, indexing="ij"), -1).reshape(-1, 3)
+    particles = Particles(
+        pos=(cells + 0.5 + 0.2 * torch.randn(cells.shape, generator=generator)) * (box.length / side),
+        vel=100.0 * torch.randn(cells.shape, generator=generator),
+        ids=torch.arange(side**3),
+        mass=cosmology.particle_mass(side, box.length),
+        box=box,
+        n_grid=side,
+    )
+    n = 6
+    halos = HaloCatalog(
+        columns={
+            "pos": 40.0 * torch.rand((n, 3), generator=generator, dtype=torch.float64),
+            "vel": 100.0 * torch.randn((n, 3), generator=generator, dtype=torch.float64),
+            "mass": particles.mass * torch.arange(40, 40 + 10 * n, 10, dtype=torch.float64),
+            "n_part": torch.arange(40, 40 + 10 * n, 10),
+        },
+        box=box,
+    )
+    galaxies = GalaxyCatalog(
+        columns={
+            "pos": halos["pos"],
+            "vel": halos["vel"],
+            "host": torch.arange(n),
+            "is_central": torch.ones(n, dtype=torch.bool),
+            "log_mstar": torch.linspace(9.5, 11.0, n, dtype=torch.float64),
+            "log_ssfr": torch.full((n,), -10.0, dtype=torch.float64),
+            "color_gi": torch.full((n,), 0.8, dtype=torch.float64),
+            "log_radius": torch.full((n,), 0.5, dtype=torch.float64),
+            "log_z": torch.zeros(n, dtype=torch.float64),
+        },
+        box=halos.box,
+    )
+    paths = {
+        "snapshot": folder / "snapdir_005",
+        "groups": folder / "groups_005",
+        "galaxies": folder / "groups_099",
+        "cube": folder / "delta.npy",
+    }
+    write_gadget4_snapshot(particles, paths["snapshot"], n_files=2)
+    write_gadget4_groups(halos, paths["groups"], n_files=2)
+    write_tng_catalog(halos, galaxies, paths["galaxies"], n_files=2)
+    np.save(paths["cube"], np.random.default_rng(0).normal(size=(8, 8, 8)).astype(np.float32))
+    return paths

@@ -31,6 +31,10 @@ def test_bad_params_are_named_before_anything_runs(tmp_path: Path) -> None:
         plan(tmp_path, 'uses = "io.field"\nparams = { path = "d.npy" }')
     with pytest.raises(ConfigError, match="'id_offset' is used with ids_to_grid = 'offset' only"):
         plan(tmp_path, 'uses = "io.snapshot"\nparams = { path = "d.npy", id_offset = 5 }')
+    with pytest.raises(ConfigError, match=r"param 'part_type' must be <= 5, got 7"):
+        plan(tmp_path, 'uses = "io.snapshot"\nparams = { path = "d.npy", part_type = 7 }')
+    with pytest.raises(ConfigError, match=r"param 'length' must be >= 0, got -1.0"):
+        plan(tmp_path, 'uses = "io.field"\nparams = { path = "d.npy", length = -1.0 }')
     with pytest.raises(ConfigError, match="code_units' has unknown key"):
         plan(tmp_path, 'uses = "io.halos"\nparams = { path = "d.npy", code_units = { UnitLength = 1.0 } }')
     with pytest.raises(ConfigError, match="missing required param 'path'"):
