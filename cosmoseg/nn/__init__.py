@@ -2,10 +2,11 @@
 
 from cosmoseg.nn.checkpoints import export_weights, load_checkpoint, read_checkpoint, save_checkpoint
 from cosmoseg.nn.losses import balanced_cross_entropy, discriminative_loss
-from cosmoseg.nn.training import Trainer
+from cosmoseg.nn.training import NonFiniteLossError, Trainer
 from cosmoseg.nn.vnet import ResidualBlock, SegmentationModel, VNet, VNetBackbone, central_crop, make_head
 
 __all__ = [
+    "NonFiniteLossError",
     "ResidualBlock",
     "SegmentationModel",
     "Trainer",

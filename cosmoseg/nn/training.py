@@ -17,9 +17,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from cosmoseg.errors import CosmosegError
 from cosmoseg.nn.checkpoints import load_checkpoint, save_checkpoint
 
-__all__ = ["Trainer"]
+__all__ = ["NonFiniteLossError", "Trainer"]
+
+
+class NonFiniteLossError(CosmosegError, FloatingPointError):
+    """The loss of a training step is NaN or infinite (the run diverged). A ``FloatingPointError``, and a cosmoseg
+    error, so that the training commands report it as one ``error:`` line."""
 
 Batch = tuple[Any, Any]
 
@@ -112,7 +118,7 @@ class Trainer:
             with self._autocast():
                 loss = self.loss_fn(self.model(inputs), targets)
             if not torch.isfinite(loss.detach()):
-                raise FloatingPointError(f"non-finite loss {loss.item()} at step {self.step + 1}")
+                raise NonFiniteLossError(f"non-finite loss {loss.item()} at step {self.step + 1}")
             self.scaler.scale(loss).backward()
             if self.grad_clip is not None:
                 self.scaler.unscale_(self.optimizer)

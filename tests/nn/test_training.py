@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from cosmoseg.errors import ArtifactError
-from cosmoseg.nn import Trainer, export_weights, load_checkpoint, read_checkpoint, save_checkpoint
+from cosmoseg.errors import ArtifactError, CosmosegError
+from cosmoseg.nn import NonFiniteLossError, Trainer, export_weights, load_checkpoint, read_checkpoint, save_checkpoint
 
 META = {"in_channels": 2, "crop_size": 8, "grid_n": 16, "task": "regression", "levels": [1, 2]}
 
@@ -202,3 +202,13 @@ def test_amp_training_and_resume_on_gpu(tmp_path: Path):
     resumed.resume(tmp_path / "c.pt", expect=META)
     assert resumed.step == 60 and resumed.scaler.get_scale() == trainer.scaler.get_scale()
     assert torch.equal(resumed.model.weight, trainer.model.weight)
+
+
+def test_a_non_finite_loss_stops_training_with_a_cosmoseg_error():
+    """A FloatingPointError, as before, that the training commands report as an error line (a CosmosegError)."""
+    trainer = _trainer()
+    trainer.loss_fn = lambda out, target: (out - target).square().mean() * float("nan")
+    with pytest.raises(NonFiniteLossError, match="non-finite loss nan at step 1") as info:
+        trainer.train_steps(_batches(trainer.generator), 3)
+    assert isinstance(info.value, FloatingPointError) and isinstance(info.value, CosmosegError)
+    assert trainer.step == 0

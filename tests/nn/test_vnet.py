@@ -1,8 +1,6 @@
-"""V-Net: shapes, central crop, parameter count, input checks, speed, determinism, head swap."""
+"""V-Net: shapes, central crop, parameter count, input checks, gradients, determinism, head swap."""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 import torch
@@ -69,16 +67,14 @@ def test_variants_run(norm, activation):
     assert model(torch.randn(1, 5, 8, 8, 8)).shape == (1, 3, 8, 8, 8)
 
 
-def test_forward_backward_16_cubed_is_fast():
+def test_forward_backward_16_cubed_gives_finite_gradients():
+    """Every parameter gets a finite gradient (its time is benchmarks/bench_protohalo.py --train-step's)."""
     torch.manual_seed(0)
     model = VNet(2, 1, crop=2)
     x = torch.randn(1, 2, 16, 16, 16)
-    start = time.perf_counter()
     loss = model(x).square().mean()
     loss.backward()
-    elapsed = time.perf_counter() - start
-    assert elapsed < 2.0, f"forward/backward took {elapsed:.2f} s"
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
 
 def test_deterministic_under_seed():
