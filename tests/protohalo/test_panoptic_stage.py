@@ -15,7 +15,7 @@ from cosmoseg.pipeline.context import RunContext, SilentReporter
 from cosmoseg.pipeline.params import parse_params
 from cosmoseg.protohalo.panoptic import combine_linear_fields
 from cosmoseg.protohalo.pretrained import DEFAULT_MODELS_DIR, default_checkpoint, load_model_pair
-from cosmoseg.protohalo.stages import Panoptic
+from cosmoseg.protohalo.stages import PanopticStage
 from cosmoseg.protohalo.training import TrainConfig, train
 
 TINY = TrainConfig(size_in=8, size_out=4, base_filters=2, depth=1, batch_size=2, steps=2, validate_every=2)
@@ -52,10 +52,10 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def _run(models: tuple[Path, Path], fields: Field, **params: object) -> dict:
     sem, ins = models
     parsed, problems = parse_params(
-        Panoptic.Params, {"semantic_model": str(sem), "instance_model": str(ins), **params}, Panoptic.name
+        PanopticStage.Params, {"semantic_model": str(sem), "instance_model": str(ins), **params}, PanopticStage.name
     )
     assert not problems, problems
-    return Panoptic(parsed, RunContext(device=torch.device("cpu"), seed=1, stage_id="t")).run(fields=fields)
+    return PanopticStage(parsed, RunContext(device=torch.device("cpu"), seed=1, stage_id="t")).run(fields=fields)
 
 
 def test_catalog_rows_are_the_labels(models: tuple[Path, Path]) -> None:
@@ -141,10 +141,18 @@ def test_nan_in_the_fields_is_a_clear_error(models: tuple[Path, Path]) -> None:
 
 
 def test_bad_params_are_named() -> None:
-    bad = {"threshold": 1.5, "p_thresh": 0.5, "batch_size": 0, "n_dens": -1}
-    _, problems = parse_params(Panoptic.Params, bad, Panoptic.name)
+    """Every param outside its declared bounds is named at once; so are the values between a sentinel (-1 or 0: the
+    model's) and the valid range, which the params' problems() refuses once the bounds hold."""
+    bad = {"threshold": 1.5, "p_thresh": -0.5, "batch_size": 0, "n_dens": -1, "lpt_order": 3, "iou_threshold": 0.4}
+    _, problems = parse_params(PanopticStage.Params, bad, PanopticStage.name)
+    assert len(problems) == len(bad)
     text = "\n".join(problems)
-    assert "threshold" in text and "p_thresh" in text and "batch_size" in text and "n_dens" in text
+    assert all(f"param {name!r} must be" in text for name in bad), text
+    gaps = {"threshold": -0.5, "p_thresh": 0.5}
+    _, problems = parse_params(PanopticStage.Params, gaps, PanopticStage.name)
+    text = "\n".join(problems)
+    assert "param 'threshold' must be in [0, 1], or -1 for the model's, got -0.5" in text
+    assert "param 'p_thresh' is a density ratio >= 1 (or 0 for the model's), got 0.5" in text
 
 
 def test_shipped_models_are_small_documented_and_load_weights_only() -> None:
@@ -179,8 +187,8 @@ def test_a_separate_potential_gives_the_same_prediction(models: tuple[Path, Path
     density = Field(values=fields.values[:1], box=BOX, channels=("delta",))
     potential = Field(values=fields.values[1:], box=BOX, channels=("phi",))
     sem, ins = models
-    parsed, _ = parse_params(Panoptic.Params, {"semantic_model": str(sem), "instance_model": str(ins)}, Panoptic.name)
-    stage = Panoptic(parsed, RunContext(device=torch.device("cpu"), seed=1, stage_id="t"))
+    parsed, _ = parse_params(PanopticStage.Params, {"semantic_model": str(sem), "instance_model": str(ins)}, PanopticStage.name)
+    stage = PanopticStage(parsed, RunContext(device=torch.device("cpu"), seed=1, stage_id="t"))
     separate = stage.run(fields=density, potential=potential)["segmentation"]
     together = _run(models, fields)["segmentation"]
     assert torch.equal(separate.labels, together.labels)
@@ -211,13 +219,13 @@ class _Recorder(SilentReporter):
         self.loops.append((description, total, count))
 
 
-def _stage(models: tuple[Path, Path], reporter: SilentReporter, **params: object) -> Panoptic:
+def _stage(models: tuple[Path, Path], reporter: SilentReporter, **params: object) -> PanopticStage:
     sem, ins = models
     parsed, problems = parse_params(
-        Panoptic.Params, {"semantic_model": str(sem), "instance_model": str(ins), **params}, Panoptic.name
+        PanopticStage.Params, {"semantic_model": str(sem), "instance_model": str(ins), **params}, PanopticStage.name
     )
     assert not problems, problems
-    return Panoptic(parsed, RunContext(device=torch.device("cpu"), seed=1, stage_id="t", reporter=reporter))
+    return PanopticStage(parsed, RunContext(device=torch.device("cpu"), seed=1, stage_id="t", reporter=reporter))
 
 
 def test_progress_over_the_crops_of_every_lattice(models: tuple[Path, Path]) -> None:
