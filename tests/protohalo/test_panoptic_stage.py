@@ -187,7 +187,9 @@ def test_a_separate_potential_gives_the_same_prediction(models: tuple[Path, Path
     density = Field(values=fields.values[:1], box=BOX, channels=("delta",))
     potential = Field(values=fields.values[1:], box=BOX, channels=("phi",))
     sem, ins = models
-    parsed, _ = parse_params(PanopticStage.Params, {"semantic_model": str(sem), "instance_model": str(ins)}, PanopticStage.name)
+    parsed, _ = parse_params(
+        PanopticStage.Params, {"semantic_model": str(sem), "instance_model": str(ins)}, PanopticStage.name
+    )
     stage = PanopticStage(parsed, RunContext(device=torch.device("cpu"), seed=1, stage_id="t"))
     separate = stage.run(fields=density, potential=potential)["segmentation"]
     together = _run(models, fields)["segmentation"]
@@ -317,3 +319,14 @@ def test_shipped_models_record_their_suite_cosmology_and_preprocessing() -> None
     for meta in (pair.semantic_meta, pair.instance_meta):
         assert meta["cosmology"] == {**suite["cosmology"], "w0": -1.0, "wa": 0.0}
         assert meta["input_highpass"] == {"box_length": suite["grid"]["box"], "channels": ["phi"]}
+
+
+def test_the_stage_hands_every_param_to_the_library_by_name() -> None:
+    """The stage calls predict_protohaloes(**params): every param is one of its keywords, with the same default."""
+    import inspect
+
+    from cosmoseg.protohalo.predict import predict_protohaloes
+
+    keywords = inspect.signature(predict_protohaloes).parameters
+    for field in dataclasses.fields(PanopticStage.Params):
+        assert field.name in keywords and keywords[field.name].default == field.default, field.name
