@@ -24,9 +24,10 @@ from pathlib import Path
 import torch
 
 from cosmoseg.data import Table
+from cosmoseg.errors import ValidationError
 from cosmoseg.measure.figures import plot_mass_function, plot_violin
 from cosmoseg.protohalo.evaluation import QUANTILES, SOURCES, evaluate
-from cosmoseg.protohalo.pretrained import load_model_pair
+from cosmoseg.protohalo.pretrained import load_model_pair, validation_boxes
 
 PAPER = {"model": {"F1": 0.838}, "baseline": {"F1": 0.884}}  # López-Cano et al., 256^3 in 50 Mpc/h
 
@@ -147,22 +148,19 @@ def _twin_paths(given: list[Path]) -> list[Path]:
     return paths
 
 
-def held_out_boxes(boxes: list[Path], suite: Path | None, validation_boxes: list[str]) -> list[Path]:
-    """The boxes to score: ``boxes`` when given, else the checkpoint's ``validation_boxes`` in ``suite``.
+def held_out_boxes(boxes: list[Path], suite: Path | None, semantic: str | None) -> list[Path]:
+    """The boxes to score: ``boxes`` when given, else the semantic checkpoint's validation boxes in ``suite``
+    (:func:`cosmoseg.protohalo.pretrained.validation_boxes`).
 
     SystemExit naming the problem when neither is given or when ``suite`` lacks some of those boxes."""
     if boxes:
         return boxes
     if suite is None:
         raise SystemExit("give the boxes to score (BOX.h5 ...) or --suite, the folder of the models' validation boxes")
-    paths = [suite / name for name in validation_boxes]
-    missing = [p.name for p in paths if not p.is_file()]
-    if missing:
-        raise SystemExit(
-            f"{suite} lacks the models' validation boxes {missing} (the semantic checkpoint's metadata): give the "
-            "boxes to score as arguments (BOX.h5 ...)"
-        )
-    return paths
+    try:
+        return validation_boxes(suite, semantic)
+    except ValidationError as error:
+        raise SystemExit(str(error)) from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -178,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     pair = load_model_pair(args.semantic, args.instance)
-    boxes = held_out_boxes(args.boxes, args.suite, list(pair.semantic_meta.get("validation_boxes", [])))
+    boxes = held_out_boxes(args.boxes, args.suite, args.semantic)
     twins = _twin_paths(args.twins)
     start = time.perf_counter()
     paths = (pair.semantic_path, pair.instance_path)

@@ -1,4 +1,5 @@
-"""The ``cosmoseg protohalo`` commands (a thin layer over training.py)."""
+"""The ``cosmoseg protohalo`` commands: a thin layer over training.py, evaluation.py and the checkpoints, with the
+command kit of :mod:`cosmoseg.pipeline.commands` (errors one problem per line, the shared options)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from cosmoseg.pipeline.commands import DeviceOption, NValidationOption, SeedOption, report_errors
 
 app = typer.Typer(help="Protohalo segmentation from the initial conditions (López-Cano et al.).", no_args_is_help=True)
 
@@ -29,10 +32,17 @@ def train_command(
         float,
         typer.Option(help="Instance only: embedding = this scale (1/(Mpc/h)) x Lagrangian position + net; 0 = off."),
     ] = 0.0,
-    n_validation: Annotated[int, typer.Option(help="Whole boxes held out for validation.")] = 1,
+    n_validation: NValidationOption = 1,
+    split_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Take the training and validation boxes a checkpoint records (its train_boxes, validation_boxes) "
+            "instead of a new split: rerun the training of a model such as the shipped ones."
+        ),
+    ] = None,
     validate_every: Annotated[int, typer.Option(help="Validate and checkpoint every this many steps.")] = 100,
-    seed: Annotated[int, typer.Option(help="Seed of the box split, crops and weights.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    seed: SeedOption = 0,
+    device: DeviceOption = "auto",
     output: Annotated[Path | None, typer.Option(help="Checkpoint folder (default: runs/protohalo).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from <output>/<task>.pt.")] = False,
     no_calibrate: Annotated[
@@ -43,14 +53,13 @@ def train_command(
     """Train the semantic or instance V-Net on a suite; writes a resumable checkpoint <output>/<task>.pt."""
     from rich.console import Console
 
-    from cosmoseg.errors import CosmosegError
     from cosmoseg.pipeline import resolve_device
     from cosmoseg.protohalo.training import TrainConfig, find_boxes, train
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     say = (lambda message: None) if quiet else (lambda message: console.print(message, markup=False))
     folder = output or Path("runs") / "protohalo"
-    try:
+    with report_errors():
         if task not in ("semantic", "instance"):
             raise ValueError(f"--task must be semantic or instance, got {task!r}")
         config = TrainConfig(
@@ -65,6 +74,7 @@ def train_command(
             position_residual=position_residual,
             lr_schedule=lr_schedule,  # type: ignore[arg-type]
             init_from=str(init_from) if init_from else "",
+            split_from=str(split_from) if split_from else "",
             n_validation=n_validation,
             validate_every=validate_every,
             seed=seed,
@@ -72,9 +82,6 @@ def train_command(
             device=str(resolve_device(device)),
         )
         path = train(config, find_boxes(suite_dir), folder, resume=resume, log=say)
-    except (CosmosegError, ValueError, FloatingPointError) as error:
-        console.print(f"error: {' '.join(str(error).split())}", markup=False)
-        raise typer.Exit(1) from None
     print(f"checkpoint: {path}")
 
 
@@ -90,11 +97,10 @@ def export_command(
 
     For an instance model, --n-dens/--n-ngb/--p-thresh store the clustering settings that protohalo.panoptic and
     `evaluate` then use by default (tune them on training boxes, not on the validation ones)."""
-    from cosmoseg.errors import CosmosegError
     from cosmoseg.nn import export_weights, read_checkpoint
     from cosmoseg.protohalo.training import ARCHITECTURE_KEYS
 
-    try:
+    with report_errors():
         metadata = read_checkpoint(checkpoint)["metadata"]
         missing = [k for k in ARCHITECTURE_KEYS if k not in metadata]
         if missing:
@@ -110,15 +116,19 @@ def export_command(
                 raise ValueError(f"--p-thresh is a density ratio >= 1, got {p_thresh}")
             extra |= {k: v for k, v in clustering.items() if v is not None}
         path = export_weights(checkpoint, output, metadata=extra)
-    except (CosmosegError, ValueError) as error:
-        typer.echo(f"error: {' '.join(str(error).split())}", err=True)
-        raise typer.Exit(1) from None
     print(f"weights: {path} ({path.stat().st_size / 2**20:.2f} MiB)")
 
 
 @app.command("evaluate")
 def evaluate_command(
-    boxes: Annotated[list[Path], typer.Argument(help="Validation box files (fields + FoF segmentation).")],
+    boxes: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Validation box files (fields + FoF segmentation); default: the models' in --suite."),
+    ] = None,
+    suite: Annotated[
+        Path | None,
+        typer.Option(help="Suite folder holding the boxes the semantic model held out (its checkpoint records them)."),
+    ] = None,
     semantic: Annotated[
         Path | None, typer.Option("--semantic", help="Semantic checkpoint (.pt; default: the shipped model).")
     ] = None,
@@ -137,24 +147,29 @@ def evaluate_command(
             "output; the paper keeps half of it, at 8 times the crops)."
         ),
     ] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    device: DeviceOption = "auto",
 ) -> None:
     """Score the panoptic prediction on validation boxes next to the twin baseline; writes <output>/evaluation.h5.
 
-    Prints a line per box whose fields were filtered (a box larger than the training boxes) and a warning per box
-    whose particle mass or cosmology differs from the training boxes'."""
+    The boxes are the BOX files given, else the semantic model's validation boxes in --suite. Prints a line per box
+    whose fields were filtered (a box larger than the training boxes) and a warning per box whose particle mass or
+    cosmology differs from the training boxes'."""
     from cosmoseg.data import save_artifact
-    from cosmoseg.errors import CosmosegError
     from cosmoseg.pipeline import resolve_device
     from cosmoseg.protohalo.evaluation import SOURCES, evaluate
+    from cosmoseg.protohalo.pretrained import validation_boxes
 
-    try:
+    with report_errors():
         if keep < 0:
             raise ValueError(f"--keep must be >= 0 voxels (0 = the whole output crop), got {keep}")
+        if not boxes and suite is None:
+            raise ValueError(
+                "give the boxes to score (BOX.h5 ...) or --suite, the folder of the models' validation boxes"
+            )
         tables = evaluate(
             semantic,
             instance,
-            boxes,
+            boxes or validation_boxes(suite, semantic),
             twin_paths=twins or (),
             batch_size=batch_size,
             device=str(resolve_device(device)),
@@ -162,9 +177,6 @@ def evaluate_command(
             log=print,
         )
         path = save_artifact(output / "evaluation.h5", tables)
-    except (CosmosegError, ValueError) as error:
-        typer.echo(f"error: {' '.join(str(error).split())}", err=True)
-        raise typer.Exit(1) from None
     scores = tables["scores"]
     for i, source in enumerate(scores["source"].tolist()):
         row = {key: float(scores[key][i]) for key in ("F1", "ARI", "instance_precision", "instance_precision_labelled")}

@@ -43,7 +43,6 @@ __all__ = [
     "balanced_ce_beta",
     "collapsed_fraction",
     "lagrangian_position_channels",
-    "split_by_box",
 ]
 
 Mode = Literal["semantic", "instance"]
@@ -88,25 +87,6 @@ def collapsed_fraction(segmentations: Sequence[Segmentation | torch.Tensor]) -> 
 def balanced_ce_beta(segmentations: Sequence[Segmentation | torch.Tensor]) -> float:
     """β of the balanced cross-entropy (eq. 3): negative voxels / all voxels, measured on the training suite."""
     return 1.0 - collapsed_fraction(segmentations)
-
-
-def split_by_box(
-    paths: Sequence[str | os.PathLike[str]], n_validation: int, seed: int | None = None
-) -> tuple[list[str | os.PathLike[str]], list[str | os.PathLike[str]]]:
-    """``(train, validation)`` lists of whole boxes: the last ``n_validation`` boxes (after a seeded shuffle when
-    ``seed`` is given) go to validation. At least one box is left for training."""
-    items = list(paths)
-    keys = [os.path.abspath(os.fspath(p)) for p in items]
-    if len(set(keys)) != len(keys):
-        dup = sorted({k for k in keys if keys.count(k) > 1})
-        raise ValueError(f"the box list repeats {dup}: a box cannot be both in training and in validation")
-    if not 0 <= n_validation < len(items):
-        raise ValueError(f"n_validation must lie in [0, {len(items) - 1}] for {len(items)} box(es), got {n_validation}")
-    if seed is not None:
-        order = torch.randperm(len(items), generator=torch.Generator().manual_seed(seed)).tolist()
-        items = [items[i] for i in order]
-    cut = len(items) - n_validation
-    return items[:cut], items[cut:]
 
 
 BoxSource = str | os.PathLike[str] | tuple[Field, Segmentation]

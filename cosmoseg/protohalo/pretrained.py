@@ -31,6 +31,7 @@ __all__ = [
     "cosmology_differences",
     "default_checkpoint",
     "load_model_pair",
+    "validation_boxes",
 ]
 
 DEFAULT_MODELS_DIR = Path(__file__).parent / "default_models"
@@ -212,3 +213,23 @@ def load_model_pair(
         )
     problems.raise_if_any(ValidationError, context="the semantic and instance checkpoints disagree")
     return ModelPair(models["semantic"], models["instance"], s, i, paths["semantic"], paths["instance"])
+
+
+def validation_boxes(suite_dir: str | os.PathLike[str], semantic: str | os.PathLike[str] | None = None) -> list[Path]:
+    """The box files of ``suite_dir`` that the semantic checkpoint (``None``: the shipped one) held out for validation,
+    as its metadata ``validation_boxes`` records them: the boxes to score the model on. `ValidationError` when the
+    checkpoint records none, or naming those the folder lacks."""
+    from cosmoseg.nn import read_checkpoint
+
+    path = Path(semantic) if semantic is not None else default_checkpoint("semantic")
+    names = [str(name) for name in read_checkpoint(path)["metadata"].get("validation_boxes", [])]
+    if not names:
+        raise ValidationError(f"{path} records no validation boxes: give the boxes to score")
+    paths = [Path(suite_dir) / name for name in names]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise ValidationError(
+            f"{suite_dir} lacks the models' validation boxes {missing} (the semantic checkpoint's metadata): give the "
+            "boxes to score as arguments (BOX.h5 ...)"
+        )
+    return paths

@@ -1,7 +1,7 @@
 """Training of the protohalo networks (López-Cano et al. §2.2–2.3, §2.7): semantic and instance V-Nets.
 
 :func:`train` reads the box files of a suite (``box_*.h5`` of ``cosmoseg simulate``: linear fields and the
-Lagrangian ``Segmentation``), splits them by box into training and validation, and trains
+Lagrangian ``Segmentation``), splits them by box into training and validation (:func:`split_boxes`), and trains
 
 * the **semantic** net: (δ, φ) → 1 logit per voxel, balanced cross-entropy (eq. 3) with β, the fraction of
   voxels in no halo, measured on the training boxes;
@@ -41,10 +41,10 @@ from torch import nn
 
 from cosmoseg.data import COSMOLOGY_PARAMETERS, Field, Segmentation, load_artifact
 from cosmoseg.errors import ArtifactError, ConfigError, ValidationError
-from cosmoseg.nn import Trainer, VNet, balanced_cross_entropy, discriminative_loss, load_checkpoint
-from cosmoseg.protohalo.data import ProtohaloCrops, balanced_ce_beta, collapsed_fraction, split_by_box
+from cosmoseg.nn import Trainer, VNet, balanced_cross_entropy, discriminative_loss, load_checkpoint, read_checkpoint
+from cosmoseg.protohalo.data import ProtohaloCrops, balanced_ce_beta, collapsed_fraction
 from cosmoseg.protohalo.panoptic import FILTERED_CHANNELS, INPUT_CHANNELS, calibrate_threshold, semantic_probabilities
-from cosmoseg.sim.suites import find_boxes
+from cosmoseg.sim.suites import find_boxes, split_suite
 
 __all__ = [
     "ARCHITECTURE_KEYS",
@@ -54,6 +54,7 @@ __all__ = [
     "find_boxes",
     "load_model",
     "make_model",
+    "split_boxes",
     "train",
 ]
 
@@ -70,7 +71,8 @@ class TrainConfig:
     """Settings of one training run (see the module docstring).
 
     ``steps`` is the total number of optimizer steps (a resumed run trains up to it). ``n_validation`` whole
-    boxes are held out (0: no validation loss). ``validate_every`` steps the validation loss is measured on
+    boxes are held out (0: no validation loss), chosen by ``seed``, or the boxes a checkpoint recorded when
+    ``split_from`` names it (:func:`split_boxes`). ``validate_every`` steps the validation loss is measured on
     ``validation_crops`` fixed crops and the checkpoint is written. The Weinberger parameters default to the
     paper's (δ_pull = 0.5, δ_push = 1.5, c_pull = c_push = 1, c_reg = 0.001).
     """
@@ -99,6 +101,7 @@ class TrainConfig:
     position_residual: float = 0.0
     lr_schedule: Literal["constant", "cosine"] = "constant"
     init_from: str = ""
+    split_from: str = ""
     device: str = "cpu"
 
     def problems(self) -> list[str]:
@@ -161,6 +164,45 @@ class TrainConfig:
 
 def checkpoint_path(output_dir: str | os.PathLike[str], task: str) -> Path:
     return Path(output_dir) / f"{task}.pt"
+
+
+def split_boxes(
+    box_paths: Sequence[str | os.PathLike[str]],
+    n_validation: int,
+    *,
+    seed: int,
+    split_from: str | os.PathLike[str] = "",
+) -> tuple[list[str | os.PathLike[str]], list[str | os.PathLike[str]]]:
+    """``(train, validation)`` lists of whole boxes.
+
+    The split every trainer makes (:func:`cosmoseg.sim.suites.split_suite`): ``n_validation`` boxes chosen by
+    ``seed`` are held out, at least one is left to train on; each list keeps the order of ``box_paths``.
+    ``split_from``: a checkpoint whose recorded ``train_boxes`` and ``validation_boxes`` (file names, in their
+    recorded order, which decides the training crops) are taken from ``box_paths`` instead: the training of a model
+    split otherwise, such as the shipped ones, is rerun on its own boxes. `ValidationError` for a repeated box,
+    counts that do not fit, or recorded boxes that ``box_paths`` lacks.
+    """
+    items = list(box_paths)
+    keys = [os.path.abspath(os.fspath(p)) for p in items]
+    if len(set(keys)) != len(keys):
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        raise ValidationError(f"the box list repeats {repeated}: a box cannot be both in training and in validation")
+    if not split_from:
+        split = split_suite(len(items), n_validation, seed=seed)
+        return split.pick(items, "train"), split.pick(items, "validation")
+    metadata = read_checkpoint(split_from)["metadata"]
+    recorded = {role: [str(name) for name in metadata.get(f"{role}_boxes", [])] for role in ("train", "validation")}
+    if not recorded["train"]:
+        raise ValidationError(f"{split_from}: the checkpoint records no train_boxes to split by")
+    if len(recorded["validation"]) != n_validation:
+        raise ValidationError(
+            f"{split_from} records {len(recorded['validation'])} validation box(es), but n_validation is {n_validation}"
+        )
+    by_name = {os.path.basename(os.fspath(p)): p for p in items}
+    missing = [name for names in recorded.values() for name in names if name not in by_name]
+    if missing:
+        raise ValidationError(f"the boxes lack {missing}, which {split_from} records")
+    return [by_name[name] for name in recorded["train"]], [by_name[name] for name in recorded["validation"]]
 
 
 def _load_boxes(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[Field, Segmentation]]:
@@ -277,10 +319,7 @@ def train(
         raise ConfigError(problems, context="protohalo training settings")
     if not box_paths:
         raise ValidationError("no training boxes given")
-    try:
-        train_paths, val_paths = split_by_box(box_paths, config.n_validation, seed=config.seed)
-    except ValueError as err:
-        raise ValidationError(str(err)) from None
+    train_paths, val_paths = split_boxes(box_paths, config.n_validation, seed=config.seed, split_from=config.split_from)
     train_boxes, val_boxes = _load_boxes(train_paths), _load_boxes(val_paths)
     segs = [seg for _, seg in train_boxes]
     beta = balanced_ce_beta(segs)

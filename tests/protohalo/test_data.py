@@ -12,7 +12,6 @@ from cosmoseg.protohalo.data import (
     balanced_ce_beta,
     collapsed_fraction,
     lagrangian_position_channels,
-    split_by_box,
 )
 
 SYMS = cube_symmetries()
@@ -67,19 +66,6 @@ def test_collapsed_fraction_and_beta_by_hand() -> None:
     assert balanced_ce_beta([a, b]) == pytest.approx(5 / 16)
     with pytest.raises(ValueError, match="at least one"):
         collapsed_fraction([])
-
-
-def test_split_by_box_disjoint_and_complete() -> None:
-    paths = [f"box_{i}.h5" for i in range(7)]
-    for seed in (None, 0, 5):
-        train, val = split_by_box(paths, 2, seed=seed)
-        assert len(val) == 2 and not set(train) & set(val) and sorted(train + val) == sorted(paths)
-    assert split_by_box(paths, 2) == (paths[:5], paths[5:])
-    assert split_by_box(paths, 2, seed=3) == split_by_box(paths, 2, seed=3)
-    with pytest.raises(ValueError, match="n_validation"):
-        split_by_box(paths, 7)
-    with pytest.raises(ValueError, match="repeats"):
-        split_by_box([*paths, "box_0.h5"], 1)
 
 
 # --- crops ----------------------------------------------------------------------------------------------------------

@@ -221,5 +221,27 @@ def test_accuracy_benchmark_takes_the_boxes_as_arguments(
     module.main([str(paths[1]), "--semantic", str(sem), "--instance", str(ins)])
     out = capsys.readouterr().out
     assert "boxes: ['box_0001.h5']" in out and "| model |" in out and "instance_precision_labelled" in out
-    with pytest.raises(SystemExit, match=r"lacks the models' validation boxes \['box_0001.h5'\]"):
+    held_out = torch.load(sem, weights_only=True)["metadata"]["validation_boxes"]
+    assert held_out == ["box_0000.h5"]  # split_suite(2, 1, seed=0)
+    with pytest.raises(SystemExit, match=r"lacks the models' validation boxes \['box_0000.h5'\]"):
         module.main(["--suite", str(tmp_path), "--semantic", str(sem), "--instance", str(ins)])
+    module.main(["--suite", str(paths[0].parent), "--semantic", str(sem), "--instance", str(ins)])
+    assert "boxes: ['box_0000.h5']" in capsys.readouterr().out
+
+
+def test_evaluate_scores_the_boxes_the_models_held_out(trained: Trained, tmp_path: Path) -> None:
+    from cosmoseg.protohalo.pretrained import validation_boxes
+
+    sem, ins, paths = trained
+    assert validation_boxes(paths[0].parent, sem) == [paths[0]]
+    with pytest.raises(ValidationError, match=r"lacks the models' validation boxes \['box_0000.h5'\]"):
+        validation_boxes(tmp_path, sem)
+    args = ["protohalo", "evaluate", "--semantic", str(sem), "--instance", str(ins), "--device", "cpu"]
+    result = CliRunner().invoke(build_app(), [*args, "--suite", str(paths[0].parent), "--output", str(tmp_path / "e")])
+    assert result.exit_code == 0, result.output
+    assert load_artifact(tmp_path / "e" / "evaluation.h5")["scores"].meta["n_boxes"] == 1
+    result = CliRunner().invoke(build_app(), [*args, "--output", str(tmp_path / "f")])
+    assert result.exit_code == 1 and "give the boxes to score (BOX.h5 ...) or --suite" in result.output
+    shipped = r"\['box_0007.h5', 'box_0001.h5'\]"  # the shipped models' held-out boxes
+    with pytest.raises(ValidationError, match=rf"lacks the models' validation boxes {shipped}"):
+        validation_boxes(tmp_path)

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from cosmoseg.cli import build_app
 from cosmoseg.data import Box, Field, Segmentation, save_artifact
 from cosmoseg.errors import ArtifactError, ConfigError, ValidationError
-from cosmoseg.protohalo.training import TrainConfig, find_boxes, load_model, train
+from cosmoseg.protohalo.training import TrainConfig, find_boxes, load_model, split_boxes, train
+from cosmoseg.sim.suites import split_suite
 
 TINY = TrainConfig(size_in=8, size_out=4, base_filters=2, depth=1, batch_size=2, steps=3, validate_every=2)
 
@@ -171,8 +172,48 @@ def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
         find_boxes(tmp_path / "empty")
     with pytest.raises(ConfigError, match="size_in - size_out = 3 must be even"):
         train(dataclasses.replace(TINY, size_out=5), _suite(tmp_path / "s"), tmp_path / "out")
-    with pytest.raises(ValidationError, match="n_validation"):
+    with pytest.raises(ValidationError, match=r"2 box\(es\) cannot give 2 validation .* leave one to train on"):
         train(dataclasses.replace(TINY, n_validation=2), _suite(tmp_path / "s"), tmp_path / "out")
+
+
+def test_the_split_is_the_suite_split_or_the_one_a_checkpoint_records(tmp_path: Path) -> None:
+    """A new run splits by split_suite, as every trainer; split_from takes the boxes (and training order) a checkpoint
+    records, as the shipped models' were split before."""
+    paths = [f"box_{i:04d}.h5" for i in range(7)]
+    for seed in (0, 1, 5):
+        train_paths, val_paths = split_boxes(paths, 2, seed=seed)
+        split = split_suite(7, 2, seed=seed)
+        assert (train_paths, val_paths) == (split.pick(paths, "train"), split.pick(paths, "validation"))
+        assert len(val_paths) == 2 and sorted(train_paths + val_paths) == paths
+    assert split_boxes(paths, 0, seed=3) == (paths, [])
+    with pytest.raises(ValidationError, match="repeats"):
+        split_boxes([*paths, "box_0000.h5"], 1, seed=0)
+    with pytest.raises(ValidationError, match="cannot give 7 validation"):
+        split_boxes(paths, 7, seed=0)
+    boxes = _suite(tmp_path / "suite", n_boxes=3)
+    first = train(dataclasses.replace(TINY, steps=1), boxes, tmp_path / "a")
+    meta = torch.load(first, weights_only=True)["metadata"]
+    order = {"train_boxes": ["box_0002.h5", "box_0000.h5"], "validation_boxes": ["box_0001.h5"]}
+    torch.save({**torch.load(first, weights_only=True), "metadata": {**meta, **order}}, tmp_path / "recorded.pt")
+    recorded = split_boxes(boxes, 1, seed=0, split_from=tmp_path / "recorded.pt")
+    assert recorded == ([boxes[2], boxes[0]], [boxes[1]])
+    again = train(dataclasses.replace(TINY, steps=1, split_from=str(tmp_path / "recorded.pt")), boxes, tmp_path / "b")
+    again_meta = torch.load(again, weights_only=True)["metadata"]
+    assert {k: again_meta[k] for k in order} == order
+    with pytest.raises(ValidationError, match=r"records 1 validation box\(es\), but n_validation is 2"):
+        split_boxes(boxes, 2, seed=0, split_from=tmp_path / "recorded.pt")
+    with pytest.raises(ValidationError, match=r"the boxes lack \['box_0002.h5'\]"):
+        split_boxes(boxes[:2], 1, seed=0, split_from=tmp_path / "recorded.pt")
+
+
+def test_the_shipped_models_record_their_held_out_boxes() -> None:
+    """They were split by a torch permutation before split_suite was shared: their files say which boxes they held
+    out, and evaluation takes those (cosmoseg.protohalo.pretrained.validation_boxes)."""
+    from cosmoseg.protohalo.pretrained import default_checkpoint
+
+    for task in ("semantic", "instance"):
+        meta = torch.load(default_checkpoint(task), weights_only=True)["metadata"]
+        assert meta["validation_boxes"] == ["box_0007.h5", "box_0001.h5"] and len(meta["train_boxes"]) == 14
 
 
 def test_cli_train_end_to_end_and_help(tmp_path: Path) -> None:
@@ -197,7 +238,7 @@ def test_cli_train_end_to_end_and_help(tmp_path: Path) -> None:
     assert (tmp_path / "w.pt").stat().st_size < (tmp_path / "out" / "instance.pt").stat().st_size
 
 
-def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+def test_cli_errors_name_one_problem_per_line(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     runner = CliRunner()
     app = build_app()
@@ -206,5 +247,10 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     _suite(tmp_path / "suite")
     result = runner.invoke(app, ["protohalo", "train", str(tmp_path / "suite"), "--size-in", "8", "--size-out", "5"])
     assert result.exit_code == 1 and "must be even" in result.output
+    args = ["protohalo", "train", str(tmp_path / "suite"), "--size-in", "8", "--size-out", "5", "--lr", "-1"]
+    lines = runner.invoke(app, [*args, "--batch-size", "0"]).output.strip().splitlines()
+    assert lines[0] == "error: protohalo training settings:" and len(lines) == 4, lines
+    assert any("must be even" in line for line in lines) and any("lr must be a positive" in line for line in lines)
+    assert any("batch_size must be >= 1" in line for line in lines)
     result = runner.invoke(app, ["protohalo", "train", str(tmp_path / "suite"), "--task", "panoptic"])
     assert result.exit_code == 1 and "--task must be semantic or instance" in result.output
