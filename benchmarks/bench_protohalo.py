@@ -1,6 +1,7 @@
 """Time the full-box protohalo panoptic prediction (semantic net, instance net, clustering, stitching).
 
     python benchmarks/bench_protohalo.py [--n 128] [--device cpu|cuda] [--batch-size 4] [--no-amp] [--repeat 1]
+    python benchmarks/bench_protohalo.py --train-step [--device cpu|cuda] [--batch-size 2] [--repeat 3]
 
 The box is n^3 cells at the cell size of the models (default: the shipped ones, 50/64 Mpc/h per cell, so
 --n 128 is a 100 Mpc/h box and --n 256 a 200 Mpc/h box), with 2LPT initial conditions of the models' training
@@ -10,6 +11,9 @@ than the training boxes removed; ``preprocess_s``). The time of each phase is me
 networks and the clustering function with timers (CUDA synchronised); "stitching and the rest" is the total
 minus those. Peak memory: the process's peak resident size (CPU) or torch's peak allocated memory (CUDA).
 The first call warms up (cuDNN autotuning, allocations); times are the best of --repeat calls after it.
+
+--train-step times one training step of the semantic V-Net instead (the architecture of the semantic checkpoint,
+fresh weights): forward and backward of --batch-size random crops of size_in^3, and the optimizer step.
 """
 
 from __future__ import annotations
@@ -32,24 +36,51 @@ from cosmoseg.sim.ics import initial_conditions
 PAPER_COSMOLOGY = {"omega_m": 0.307112, "omega_b": 0.048252, "h": 0.6777, "n_s": 0.9611, "sigma_8": 0.8288}
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA), so that wall times measure it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 class Timer:
     """Accumulated wall time of the calls of a wrapped function (CUDA synchronised before and after)."""
 
     def __init__(self, fn: Callable[..., Any], device: torch.device) -> None:
         self.fn, self.device, self.seconds, self.calls = fn, device, 0.0, 0
 
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self._sync()
+        synchronize(self.device)
         start = time.perf_counter()
         out = self.fn(*args, **kwargs)
-        self._sync()
+        synchronize(self.device)
         self.seconds += time.perf_counter() - start
         self.calls += 1
         return out
+
+
+def time_train_step(pair_semantic_meta: dict[str, Any], batch: int, device: torch.device, repeat: int) -> dict:
+    """Best wall time (s) of forward + backward + Adam step of the semantic V-Net on ``batch`` random crops."""
+    from cosmoseg.protohalo.training import make_model
+
+    torch.manual_seed(0)
+    model = make_model(pair_semantic_meta).to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    size = int(pair_semantic_meta["size_in"])
+    x = torch.randn(batch, int(pair_semantic_meta["in_channels"]), size, size, size, device=device)
+    times = []
+    for _ in range(repeat + 1):  # the first call warms up
+        synchronize(device)
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        model(x).square().mean().backward()
+        optimizer.step()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return {
+        "train_step_s": round(min(times[1:] or times), 3),
+        "crop": f"{batch} x {size}^3",
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
 
 
 def main() -> None:
@@ -62,10 +93,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--semantic", default=None, help="semantic checkpoint (default: shipped)")
     parser.add_argument("--instance", default=None, help="instance checkpoint (default: shipped)")
+    parser.add_argument("--train-step", action="store_true", help="time a training step of the semantic V-Net")
     args = parser.parse_args()
     device = torch.device(args.device)
 
     pair = load_model_pair(args.semantic, args.instance, device=device)
+    if args.train_step:
+        report = time_train_step(pair.semantic_meta, args.batch_size, device, max(args.repeat, 1))
+        device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+        print(json.dumps({"device": device_name, "threads": torch.get_num_threads(), **report}, indent=1))
+        return
     length = args.n * pair.cell_size
     cosmology = Cosmology(**PAPER_COSMOLOGY, power_backend="eisenstein-hu")
     fields = initial_conditions(cosmology, n=args.n, length=length, seed=1).fields
