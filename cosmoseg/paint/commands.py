@@ -1,25 +1,23 @@
-"""The ``cosmoseg paint`` commands (a thin layer over training.py and evaluation.py)."""
+"""The ``cosmoseg paint`` commands: a thin layer over training.py, report.py and figures.py, with the command kit of
+:mod:`cosmoseg.pipeline.commands` (errors one problem per line, the shared options, the invocation a model card
+records)."""
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from cosmoseg.pipeline.commands import NTestOption, NValidationOption, invocation, report_errors
 from cosmoseg.pipeline.params import parse_key_values
 
 app = typer.Typer(help="dm2gal (Kasmanoff et al.): paint stellar mass onto gravity-only fields.", no_args_is_help=True)
 
 
-def _fail(error: Exception) -> None:
-    typer.echo(f"error: {' '.join(str(error).split())}", err=True)
-    raise typer.Exit(1) from None
-
-
 @app.command("train")
 def train_command(
+    ctx: typer.Context,
     suite_dir: Annotated[Path, typer.Argument(help="Suite folder of `cosmoseg simulate` with particles and halos.")],
     kind: Annotated[str, typer.Option(help="fcn (the successor, default) or dm2gal (the per-voxel network).")] = "fcn",
     grid: Annotated[int, typer.Option(help="Grid of the fields (0 = the particle grid).")] = 0,
@@ -53,21 +51,21 @@ def train_command(
     ] = None,
     galaxy_stage: Annotated[str, typer.Option(help="Registered stage painting the truth galaxies.")] = "galaxies.model",
     galaxy_param: Annotated[list[str] | None, typer.Option(help="Its params, key=value (repeatable).")] = None,
-    n_validation: Annotated[int, typer.Option(help="Boxes for checkpoint selection (their mean score).")] = 1,
-    n_test: Annotated[int, typer.Option(help="Boxes held out for `paint evaluate`.")] = 1,
+    n_validation: NValidationOption = 1,
+    n_test: NTestOption = 1,
     seed: Annotated[int, typer.Option(help="Seed of the split, the truth, the initialisation and the crops.")] = 0,
     output: Annotated[Path | None, typer.Option(help="Model file (default runs/paint/<kind>.pt).")] = None,
 ) -> None:
-    """Train a dm2gal network on a suite; the checkpoint whose validation P(k) is closest to the truth is saved."""
+    """Train a dm2gal network on a suite; the checkpoint whose validation P(k) is closest to the truth (the mean score
+    of the validation boxes) is saved, with a card whose command is this one (it reruns the training)."""
     import torch
 
-    from cosmoseg.errors import CosmosegError
     from cosmoseg.paint.models import build_model, save_paint_model
     from cosmoseg.paint.suite import load_split, registry_truth
     from cosmoseg.paint.training import TrainConfig, train_dm2gal, train_fcn
 
     path = output or Path("runs") / "paint" / f"{kind}.pt"
-    try:
+    with report_errors():
         truth = registry_truth(galaxy_stage, parse_key_values(galaxy_param or [], "--galaxy-param"), seed)
         split = load_split(suite_dir, truth, grid=grid, n_validation=n_validation, n_test=n_test, seed=seed,
                            halo_assignment=halo_assignment)  # fmt: skip
@@ -85,25 +83,10 @@ def train_command(
             print(f"step {step}: loss {loss:.4f}, validation mean |ln P/P_truth| {score:.4f}", flush=True)
 
         result = trainer(model, split.train, split.validation, config, torch.Generator().manual_seed(seed), progress)
-        command = [
-            *("cosmoseg", "paint", "train", str(suite_dir), "--kind", kind, "--grid", str(grid)),
-            *("--halo-assignment", halo_assignment),
-            *("--steps", str(steps), "--batch", str(batch), "--tile", str(tile), "--lr", str(lr)),
-            "--cosine" if cosine else "--no-cosine",
-            "--select-on-draws" if select_on_draws else "--no-select-on-draws",
-            *("--selection-draws", str(selection_draws)),
-            *("--eval-every", str(eval_every), "--threshold", str(threshold), "--max-weight", str(max_weight)),
-            *("--mass-weighting", mass_weighting),
-            *("--galaxy-stage", galaxy_stage),
-            *(item for a in arch or [] for item in ("--arch", a)),
-            *(item for a in galaxy_param or [] for item in ("--galaxy-param", a)),
-            *("--n-validation", str(n_validation), "--n-test", str(n_test), "--seed", str(seed)),
-            *("--output", str(path)),
-        ]
         card = {
             "data": f"{suite_dir}: train {split.names('train')}, validate {split.names('validation')}, "
             f"test {split.names('test')}; truth: {galaxy_stage} {galaxy_param or []}; grid {split.train[0].n}",
-            "command": " ".join(shlex.quote(str(a)) for a in command),
+            "command": invocation(ctx),
             "selection": f"step {result.best_step}: validation mean |ln P/P_truth| (k <= k_Ny/4) "
             f"{result.best_score:.4f}",
         }
@@ -122,8 +105,6 @@ def train_command(
             particle_mass=split.train[0].particle_mass,
             cosmology=split.train[0].cosmology,
         )
-    except (CosmosegError, ValueError) as error:
-        _fail(error)
     print(f"model: {saved} (step {result.best_step}, validation score {result.best_score:.4f})")
 
 
@@ -167,7 +148,7 @@ def evaluate_command(
     B(k1, k2, θ), PDF, total mass, occupancy precision / recall; writes evaluation.h5 and prints the summary of each
     box (and, with several test boxes, their mean)."""
     from cosmoseg.data import save_artifact
-    from cosmoseg.errors import CosmosegError
+    from cosmoseg.paint.figures import write_paint_figures
     from cosmoseg.paint.models import (
         domain_notes,
         extrapolation_note,
@@ -182,7 +163,7 @@ def evaluate_command(
     from cosmoseg.paint.report import evaluate_suite, mean_markdown, report_tables, summary_markdown
     from cosmoseg.paint.suite import load_split, redraw_truth, registry_truth
 
-    try:
+    with report_errors():
         models = [model, *([per_voxel] if per_voxel else [])]  # None: the shipped successor
         loaded = [load_paint_model(m) for m in models]
         metadata = [meta for _, meta in loaded]
@@ -221,9 +202,7 @@ def evaluate_command(
         saved = save_artifact(output / "evaluation.h5", report_tables(reports))
         if figures is not None:
             for report in reports:  # several test boxes: one sub-folder each
-                report.write_figures(figures if len(reports) == 1 else figures / Path(report.box).stem)
-    except (CosmosegError, ValueError) as error:
-        _fail(error)
+                write_paint_figures(report, figures if len(reports) == 1 else figures / Path(report.box).stem)
     for report in reports:
         print(summary_markdown(report))
     if len(reports) > 1:

@@ -18,8 +18,9 @@ from cosmoseg.data import Cosmology, Field, GalaxyCatalog, HaloCatalog, Particle
 from cosmoseg.errors import ValidationError
 from cosmoseg.mesh.symmetry import apply_symmetry, cube_symmetries
 from cosmoseg.paint.fields import default_grid, paint_fields
+from cosmoseg.sim.suites import box_index
 
-__all__ = ["PaintBox", "TruthMaker", "box_index", "load_suite_box", "periodic_crop", "random_crop", "read_box_seed"]
+__all__ = ["PaintBox", "TruthMaker", "load_suite_box", "periodic_crop", "random_crop", "read_box_seed"]
 
 TruthMaker = Callable[[HaloCatalog, int], GalaxyCatalog]
 """truth(halos, box_index) -> the galaxies painted onto those haloes (seeded by the box index)."""
@@ -58,19 +59,14 @@ class PaintBox:
 
     @property
     def index(self) -> int:
-        """The box's index in its suite (:func:`box_index` of its name): the truth is seeded by it."""
-        return box_index(Path(self.name))
+        """The box's index in its suite (:func:`cosmoseg.sim.suites.box_index` of its name): the truth is seeded by
+        it."""
+        return box_index(self.name)
 
     @property
     def voxel(self) -> float:
         """Voxel side, Mpc/h."""
         return self.length / self.n
-
-
-def box_index(path: Path) -> int:
-    """The index in ``box_0007.h5`` (0 when the name has none)."""
-    tail = path.stem.split("_")[-1]
-    return int(tail) if tail.isdigit() else 0
 
 
 def read_box_seed(path: Path) -> int | None:

@@ -33,6 +33,7 @@ __all__ = [
     "power_ratio_score",
     "power_table",
     "score_painting",
+    "stellar_power_table",
 ]
 
 # B(k1, k2, θ) triangles, as fractions of the Nyquist frequency: the paper's (3, 4) h/Mpc at its 37 kpc/h voxels is
@@ -78,6 +79,17 @@ def power_ratio_score(
     keep = p_pred.k <= k_max
     ratio = p_pred.power[keep] / p_true.power[keep]
     return float(ratio.log().abs().mean()), p_pred.k[keep], ratio
+
+
+def stellar_power_table(mstar: torch.Tensor | None, length: float) -> Table:
+    """P(k) of the density contrast of one (n, n, n) stellar-mass field (Msun/h): ``k`` (h/Mpc), ``n_modes``,
+    ``power`` ((Mpc/h)³); a table without rows for ``None`` (no field)."""
+    if mstar is None:
+        empty = torch.zeros(0, dtype=torch.float64)
+        return Table(columns={"k": empty, "n_modes": empty, "power": empty})
+    spectrum = power_spectrum(density_contrast(mstar), length)
+    columns = {"k": spectrum.k, "n_modes": spectrum.n_modes.to(torch.float64), "power": spectrum.power}
+    return Table(columns=columns, meta={"quantity": "stellar-mass density contrast"})
 
 
 def power_table(truth: torch.Tensor, methods: Mapping[str, torch.Tensor], length: float) -> Table:

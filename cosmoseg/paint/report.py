@@ -64,7 +64,8 @@ __all__ = [
 class PaintReport:
     """fields: method -> (n, n, n) M* (Msun/h), "truth" first; scores: method -> PaintScores; tables: the Tables
     written to evaluation.h5 (summary, power, bispectrum, pdf); box: the test box's name; length: Mpc/h; extra:
-    other measured numbers (e.g. the successor-vs-dm2gal RMS at the occupied voxels)."""
+    other measured numbers (e.g. the successor-vs-dm2gal RMS at the occupied voxels). Its figures are
+    :func:`cosmoseg.paint.figures.write_paint_figures`."""
 
     box: str
     length: float
@@ -72,11 +73,6 @@ class PaintReport:
     scores: dict[str, PaintScores]
     tables: dict[str, Table]
     extra: dict[str, float]
-
-    def write_figures(self, folder: Path) -> list[Path]:
-        from cosmoseg.paint.figures import write_paint_figures
-
-        return write_paint_figures(self, folder)
 
 
 def _zheng07(

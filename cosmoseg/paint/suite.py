@@ -12,14 +12,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from cosmoseg.data import GalaxyCatalog, HaloCatalog
 from cosmoseg.errors import ValidationError
 from cosmoseg.paint.data import PaintBox, TruthMaker, load_suite_box
 from cosmoseg.pipeline.stage import Stage
-from cosmoseg.sim.suites import find_boxes
+from cosmoseg.sim.suites import find_boxes, split_suite
 
 __all__ = [
     "REDRAW_SEED_OFFSET",
@@ -29,7 +28,6 @@ __all__ = [
     "registered_stage",
     "registry_truth",
     "run_stage",
-    "split_three",
 ]
 
 
@@ -87,18 +85,6 @@ def redraw_truth(stage_name: str, params: Mapping[str, Any], seed: int, draw: in
     return registry_truth(stage_name, params, seed + (draw + 1) * REDRAW_SEED_OFFSET)
 
 
-def split_three(n: int, n_validation: int, n_test: int, seed: int) -> tuple[list[int], list[int], list[int]]:
-    """Box indices (train, validation, test) from one seeded permutation: test first, then validation."""
-    if n_validation < 0 or n_test < 0 or n_validation + n_test >= n:
-        raise ValidationError(
-            f"{n} boxes cannot give {n_validation} validation and {n_test} test boxes and still train",
-            context="paint split",
-        )
-    order = [int(i) for i in np.random.default_rng(seed).permutation(n)]
-    test, validation = sorted(order[:n_test]), sorted(order[n_test : n_test + n_validation])
-    return sorted(order[n_test + n_validation :]), validation, test
-
-
 @dataclasses.dataclass
 class Split:
     """The boxes of a suite, loaded as fields, by role."""
@@ -127,11 +113,11 @@ def load_split(
     halo_assignment: str = "ngp",
 ) -> Split:
     """Load every box of the suite on a ``grid``³ mesh (0 = the particle grid; haloes by ``halo_assignment``) and
-    split them whole."""
+    split them whole, by the split every trainer makes (:func:`cosmoseg.sim.suites.split_suite`)."""
     paths = find_boxes(suite_dir)
-    train, validation, test = split_three(len(paths), n_validation, n_test, seed)
+    split = split_suite(len(paths), n_validation, n_test, seed=seed)
 
-    def load(indices: list[int]) -> list[PaintBox]:
-        return [load_suite_box(paths[i], truth, grid, halo_assignment) for i in indices]
+    def load(role: str) -> list[PaintBox]:
+        return [load_suite_box(path, truth, grid, halo_assignment) for path in split.pick(paths, role)]
 
-    return Split(load(train), load(validation), load(test))
+    return Split(load("train"), load("validation"), load("test"))

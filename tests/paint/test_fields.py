@@ -1,4 +1,4 @@
-"""The dm2gal fields (cosmoseg.paint.fields): transform, mass assignment, checks, and the paint.fields stage."""
+"""The dm2gal fields (cosmoseg.paint.fields): transform, mass assignment, checks."""
 
 from __future__ import annotations
 
@@ -21,8 +21,7 @@ from cosmoseg.paint.fields import (
     to_log_mass,
     voxel_size,
 )
-from cosmoseg.paint.stages import FieldsStage
-from cosmoseg.testing import assert_stage_contract, toy_box
+from cosmoseg.testing import toy_box
 
 L = 40.0
 N = 8  # voxels of 5 Mpc/h
@@ -180,12 +179,5 @@ def test_check_same_grid_names_both() -> None:
         check_same_grid(a, other, "test")
 
 
-# --- the stage ----------------------------------------------------------------------------------------------------
-
-
-def test_stage_runs_on_example_inputs() -> None:
-    out = assert_stage_contract(FieldsStage)
-    fields = out["fields"]
-    assert fields.channels == ("log_dm", "log_halo", "log_mstar") and fields.n == 4  # the 4^3 particle grid
+def test_the_default_grid_is_the_particle_grid() -> None:
     assert default_grid(_random_particles(n_part=27)) == 4  # no n_grid: the cube root of the count, made even
-    assert FieldsStage.Params(n=7).problems() and not FieldsStage.Params(n=16).problems()

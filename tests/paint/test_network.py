@@ -1,4 +1,5 @@
-"""dm2gal networks: shapes, geometry checks, the exact dilated equivalent, periodic tiling and stitching."""
+"""dm2gal networks (cosmoseg.paint.network): shapes, geometry checks, the exact dilated equivalent, the successor's
+receptive field, mixture and paths."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from cosmoseg.paint.fields import from_log_mass
 from cosmoseg.paint.network import (
@@ -18,39 +18,9 @@ from cosmoseg.paint.network import (
     dm2gal_sizes,
     valid_input_sizes,
 )
-from cosmoseg.paint.tiling import predict_tiled, predict_voxels, tile_corners
+from cosmoseg.paint.tiling import predict_tiled, predict_voxels
 
-TINY = (2, 2, 2, 2, 2, 2)
-# A small clean geometry for fast tests: kernel 3, input 37 -> 35 -> 17 -> 15 -> 7 -> 5 -> 2 (a 2³ flatten).
-SMALL = {"channels": TINY, "large_kernel": 3, "hidden": 4}
-SMALL_SIZE = 37
-FCN_SMALL = {"local": 2, "local_layers": 1, "context": 2, "context_layers": 2, "pool": 2, "hidden": 4}
-
-
-def _randomise_bn(model: nn.Module, seed: int) -> None:
-    """Non-trivial batch-norm running statistics and affine parameters."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm3d):
-                c = m.num_features
-                m.running_mean.copy_(torch.randn(c, generator=gen) * 0.3)
-                m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
-                if m.affine:
-                    m.weight.copy_(torch.rand(c, generator=gen) + 0.5)
-                    m.bias.copy_(torch.randn(c, generator=gen) * 0.3)
-
-
-def _net(seed: int = 0, **kwargs: object) -> Dm2Gal:
-    torch.manual_seed(seed)
-    params = {**SMALL, "input_size": SMALL_SIZE, **kwargs}
-    net = Dm2Gal(**params)
-    _randomise_bn(net, seed + 1)
-    return net.eval()
-
-
-def _fields(n: int, seed: int = 0) -> torch.Tensor:
-    return torch.randn((2, n, n, n), generator=torch.Generator().manual_seed(seed))
+from .helpers import FCN_SMALL, SMALL, SMALL_SIZE, random_fields, small_net
 
 
 def test_geometry_reduces_cleanly() -> None:
@@ -66,7 +36,7 @@ def test_geometry_reduces_cleanly() -> None:
 
 
 def test_shapes_and_wrong_inputs() -> None:
-    net = _net()
+    net = small_net()
     assert net(torch.zeros(3, 2, SMALL_SIZE, SMALL_SIZE, SMALL_SIZE)).shape == (3,)
     with pytest.raises(ValueError, match=r"shape \(B, 2, 37, 37, 37\)"):
         net(torch.zeros(1, 2, 39, 39, 39))
@@ -91,7 +61,7 @@ def test_successor_receptive_field_is_its_halo() -> None:
     torch.manual_seed(12)
     fcn = Dm2GalFCN(**FCN_SMALL).eval()
     n, halo = 32, fcn.halo
-    fields = _fields(n, seed=13)
+    fields = random_fields(n, seed=13)
     base = predict_tiled(fcn, fields, tile=n)
     for voxel in (0, 1):  # both phases of a pool-2 cell
         for sign in (1, -1):
@@ -107,14 +77,14 @@ def test_successor_receptive_field_is_its_halo() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "n"),
-    [({}, 7), ({"channels": TINY, "hidden": 4, "large_kernel": 7, "input_size": 65}, 3)],
+    [({}, 7), ({"channels": SMALL["channels"], "hidden": 4, "large_kernel": 7, "input_size": 65}, 3)],
     ids=["small", "default-geometry"],
 )
 def test_dilated_equivalent_equals_per_voxel(kwargs: dict, n: int) -> None:
-    net = _net(seed=3, **kwargs)
+    net = small_net(seed=3, **kwargs)
     dil = dilated_equivalent(net)
     assert isinstance(dil, Dm2GalDilated) and dil.halo == net.input_size // 2
-    fields = _fields(n, seed=4)
+    fields = random_fields(n, seed=4)
     whole = predict_tiled(dil, fields, tile=n)[0]  # (n, n, n), periodic
     voxels = torch.tensor([[0, 0, 0], [n - 1, 0, n - 1], [1, n - 1, 2], [n // 2, n // 2, n // 2]])
     per_voxel = predict_voxels(net, fields, voxels, batch=2)
@@ -125,7 +95,7 @@ def test_dilated_equivalent_equals_per_voxel(kwargs: dict, n: int) -> None:
 
 def test_dilated_equivalent_on_a_plain_crop() -> None:
     """Non-periodic check: the (s + 2 halo)³ input's output at v equals net on input[v : v + input_size]."""
-    net = _net(seed=5)
+    net = small_net(seed=5)
     dil = dilated_equivalent(net)
     x = torch.randn(1, 2, SMALL_SIZE + 2, SMALL_SIZE + 2, SMALL_SIZE + 2, generator=torch.Generator().manual_seed(6))
     with torch.no_grad():
@@ -134,45 +104,6 @@ def test_dilated_equivalent_on_a_plain_crop() -> None:
                              [(0, 0, 0), (2, 1, 0), (1, 2, 2)]])  # fmt: skip
         ref = net(crops)
     torch.testing.assert_close(torch.stack([full[0, 0, 0], full[2, 1, 0], full[1, 2, 2]]), ref, atol=1e-5, rtol=1e-5)
-
-
-def test_tiles_stitch_to_the_whole_box() -> None:
-    torch.manual_seed(7)
-    fcn = Dm2GalFCN(**FCN_SMALL)
-    _randomise_bn(fcn, 8)
-    fcn.train()
-    fields = _fields(12, seed=9)
-    whole = predict_tiled(fcn, fields, tile=12)
-    assert whole.shape == (7, 12, 12, 12) and fcn.training  # training flag restored
-    for tile, batch in [(8, 4), (2, 7), (4, 1)]:  # tiles that do not divide n; batches that do not divide the count
-        torch.testing.assert_close(predict_tiled(fcn, fields, tile=tile, batch=batch), whole, atol=1e-5, rtol=1e-5)
-    whole += 1  # an ordinary tensor, not an inference tensor
-    # Periodicity: rolling the input by whole coarse cells rolls the output.
-    rolled = predict_tiled(fcn, torch.roll(fields, (4, -2, 6), dims=(1, 2, 3)), tile=12)
-    torch.testing.assert_close(rolled, torch.roll(whole - 1, (4, -2, 6), dims=(1, 2, 3)), atol=1e-5, rtol=1e-5)
-    with pytest.raises(ValueError, match=r"cells of 2 voxels: the box side \(12\), the tile \(3\)"):
-        predict_tiled(fcn, fields, tile=3)
-
-
-def test_predict_voxels_equals_dilated_tiled() -> None:
-    net = _net(seed=10)
-    fields = _fields(8, seed=11)
-    tiled = predict_tiled(dilated_equivalent(net), fields, tile=3, batch=4)[0]
-    voxels = torch.cartesian_prod(torch.arange(8), torch.tensor([0, 7]), torch.tensor([3]))
-    out = predict_voxels(net, fields, voxels + 8, batch=5)  # indices taken modulo n
-    assert out.shape == (len(voxels),)
-    torch.testing.assert_close(out, tiled[voxels[:, 0], voxels[:, 1], voxels[:, 2]], atol=1e-5, rtol=1e-5)
-
-
-def test_tiling_errors() -> None:
-    fields = _fields(4)
-    with pytest.raises(TypeError, match="halo"):
-        predict_tiled(nn.Identity(), fields, tile=2)
-    with pytest.raises(ValueError, match=r"\(C, n, n, n\)"):
-        predict_tiled(Dm2GalFCN(**FCN_SMALL), fields[0], tile=2)
-    with pytest.raises(ValueError, match=r"\(M, 3\)"):
-        predict_voxels(_net(), fields, torch.zeros(2, 2, dtype=torch.int64), batch=1)
-    assert tile_corners(5, 2).shape == (27, 3)
 
 
 def _mixture_output(model: Dm2GalFCN, n: int, weights: list[float], means: list[float], sigmas: list[float]):
@@ -210,7 +141,7 @@ def test_linear_path_adds_the_voxels_own_log_features() -> None:
     with_path = Dm2GalFCN(**FCN_SMALL, linear=1).eval()
     without = Dm2GalFCN(**FCN_SMALL).eval()  # linear=0, the default
     without.load_state_dict({k: v for k, v in with_path.state_dict().items() if not k.startswith("skip.")})
-    x = _fields(20, seed=15).abs()[None] * 3
+    x = random_fields(20, seed=15).abs()[None] * 3
     torch.testing.assert_close(with_path(x), without(x))
     k = with_path.components
     with torch.no_grad():
@@ -229,7 +160,7 @@ def test_hinges_add_a_piecewise_linear_function_of_the_voxels_log_masses() -> No
     with_hinges = Dm2GalFCN(**FCN_SMALL).eval()  # hinges=1, the default
     without = Dm2GalFCN(**FCN_SMALL, hinges=0).eval()
     without.load_state_dict({k: v for k, v in with_hinges.state_dict().items() if not k.startswith("hinge_")})
-    x = _fields(20, seed=17).abs()[None] * 6 + 9  # log masses 9 to ~25: below, between and past every knot
+    x = random_fields(20, seed=17).abs()[None] * 6 + 9  # log masses 9 to ~25: below, between and past every knot
     torch.testing.assert_close(with_hinges(x), without(x))
     k, knots = with_hinges.components, list(HINGE_KNOTS)
     halo_feature = 1  # features: log dm, log halo (the voxel), then their 3³ sums, each at every knot
