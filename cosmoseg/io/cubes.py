@@ -10,11 +10,12 @@ from typing import Any
 
 import h5py
 import numpy as np
+import torch
 
 from cosmoseg.data import Box, Cosmology, Field
 from cosmoseg.errors import ArtifactError
 
-__all__ = ["BOX_SIZE_ATTRIBUTES", "REDSHIFT_ATTRIBUTES", "read_hdf5_cube", "read_npy_cube"]
+__all__ = ["BOX_SIZE_ATTRIBUTES", "REDSHIFT_ATTRIBUTES", "read_cube", "read_hdf5_cube", "read_npy_cube"]
 
 BOX_SIZE_ATTRIBUTES: tuple[str, ...] = ("BoxSize", "box_size", "length")
 """Attributes (of the dataset, else of the file) that ``read_hdf5_cube`` takes as the box side in Mpc/h."""
@@ -173,3 +174,37 @@ def read_hdf5_cube(
     box = Box(length=length, redshift=redshift, cosmology=cosmology or Cosmology())
     meta = {"source": "hdf5-cube", "path": str(path), "datasets": ",".join(names_in_file)}
     return Field(values=values, box=box, channels=channels, units=unit_strings, meta=meta)
+
+
+def read_cube(
+    path: str | os.PathLike[str],
+    *,
+    dataset: str = "",
+    length: float = 0.0,
+    name: str = "",
+    units: str = "",
+    redshift: float = -1.0,
+    cosmology: Cosmology | None = None,
+    device: torch.device | str = "cpu",
+) -> Field:
+    """A grid from a ``.npy`` cube (:func:`read_npy_cube`) or a plain HDF5 file (:func:`read_hdf5_cube`), with the
+    ``io.field`` stage's conventions: dataset: HDF5 dataset name(s), commas between several stacked as channels
+    ("" = the file's only one); length: box side, Mpc/h (0 = the file's attribute; a .npy cube needs it); name:
+    channel name(s) ("" = the datasets' names; .npy: "delta"); units: one unit for every channel; redshift: of the
+    box (-1 = the file's attribute, else 0); device: of the field's values."""
+    if str(path).endswith(".npy"):
+        field = read_npy_cube(
+            path, length=length, name=name or "delta", units=units, redshift=max(redshift, 0.0), cosmology=cosmology
+        )
+        return field.to(device)
+    datasets = [d.strip() for d in dataset.split(",") if d.strip()]
+    field = read_hdf5_cube(
+        path,
+        datasets if len(datasets) > 1 else (datasets[0] if datasets else None),
+        length=length or None,
+        name=name or None,
+        units=units or None,
+        redshift=None if redshift < 0 else redshift,
+        cosmology=cosmology,
+    )
+    return field.to(device)

@@ -20,7 +20,7 @@ from cosmoseg.data import Cosmology, Field, GalaxyCatalog, HaloCatalog, Particle
 from cosmoseg.errors import ValidationError
 from cosmoseg.hookspecs import hookimpl
 from cosmoseg.io._hdf5 import code_units_problems
-from cosmoseg.io.cubes import read_hdf5_cube, read_npy_cube
+from cosmoseg.io.cubes import read_cube, read_hdf5_cube, read_npy_cube
 from cosmoseg.io.gadget import read_gadget_snapshot
 from cosmoseg.io.tng import check_same_box, read_group_catalog, read_tng_galaxies, read_tng_groups, read_tng_subhalos
 from cosmoseg.io.writers import write_example_files
@@ -43,6 +43,17 @@ def _reader_problems(path: str, what: str, cosmology: dict[str, Any], code_units
 def _cosmology(changes: dict[str, Any]) -> Cosmology | None:
     """The ``cosmology`` param as the readers' argument: None when empty (the file's values rule)."""
     return Cosmology(**changes) if changes else None
+
+
+def _reader_arguments(params: Any, device: torch.device) -> dict[str, Any]:
+    """A reading stage's params as its reader's keyword arguments: ``cosmology`` and ``code_units`` None when empty
+    (the file's values rule), ``precision`` as ``dtype``, and the ``device``."""
+    arguments = dataclasses.asdict(params) | {"cosmology": _cosmology(params.cosmology), "device": device}
+    if "code_units" in arguments:
+        arguments["code_units"] = params.code_units or None
+    if "precision" in arguments:
+        arguments["dtype"] = getattr(torch, arguments.pop("precision"))
+    return arguments
 
 
 @cache
@@ -86,18 +97,9 @@ class SnapshotStage(Stage[SnapshotParams]):
 
     def run(self) -> dict[str, Particles]:
         p = self.params
-        particles = read_gadget_snapshot(
-            p.path,
-            part_type=p.part_type,
-            cosmology=_cosmology(p.cosmology),
-            load_velocities=p.load_velocities,
-            ids_to_grid=p.ids_to_grid,
-            id_offset=p.id_offset if p.ids_to_grid == "offset" else None,
-            code_units=p.code_units or None,
-            check_mass=p.check_mass,
-            dtype=getattr(torch, p.precision),
-            device=self.ctx.device,
-        )
+        arguments = _reader_arguments(p, self.ctx.device)
+        arguments["id_offset"] = p.id_offset if p.ids_to_grid == "offset" else None
+        particles = read_gadget_snapshot(**arguments)
         grid = f", Lagrangian grid {particles.n_grid}^3" if particles.n_grid else ", ids not a lattice"
         self.ctx.log(
             f"{len(particles)} particles of type {p.part_type} in {particles.box.length:g} Mpc/h at "
@@ -141,14 +143,9 @@ class HalosStage(Stage[HalosParams]):
 
     def run(self, snapshot: Particles | None = None) -> dict[str, HaloCatalog]:
         p = self.params
-        halos = read_group_catalog(
-            p.path,
-            kind=p.kind,
-            cosmology=_cosmology(p.cosmology),
-            code_units=p.code_units or None,
-            dtype=getattr(torch, p.precision),
-            device=self.ctx.device,
-        )
+        arguments = _reader_arguments(p, self.ctx.device)
+        del arguments["min_particles"]  # a selection made below, not the reader's
+        halos = read_group_catalog(**arguments)
         if snapshot is not None:
             check_same_box(halos, snapshot, p.path, str(snapshot.meta.get("path", "the snapshot")))
         if p.min_particles:
@@ -196,17 +193,7 @@ class GalaxiesStage(Stage[GalaxiesParams]):
 
     def run(self) -> dict[str, GalaxyCatalog]:
         p = self.params
-        galaxies = read_tng_galaxies(
-            p.path,
-            min_log_mstar=p.min_log_mstar,
-            drop_flagged=p.drop_flagged,
-            mstar_field=p.mstar_field,
-            log_ssfr_floor=p.log_ssfr_floor,
-            cosmology=_cosmology(p.cosmology),
-            code_units=p.code_units or None,
-            dtype=getattr(torch, p.precision),
-            device=self.ctx.device,
-        )
+        galaxies = read_tng_galaxies(**_reader_arguments(p, self.ctx.device))
         centrals = int(galaxies["is_central"].sum()) if "is_central" in galaxies else 0
         self.ctx.log(f"{len(galaxies)} galaxies ({centrals} centrals) from {p.path}")
         return {"galaxies": galaxies}
@@ -243,30 +230,9 @@ class FieldStage(Stage[FieldParams]):
     outputs = {"field": Field}
 
     def run(self) -> dict[str, Field]:
-        p = self.params
-        cosmology = _cosmology(p.cosmology)
-        if p.path.endswith(".npy"):
-            field = read_npy_cube(
-                p.path,
-                length=p.length,
-                name=p.name or "delta",
-                units=p.units,
-                redshift=max(p.redshift, 0.0),
-                cosmology=cosmology,
-            )
-        else:
-            datasets = [d.strip() for d in p.dataset.split(",") if d.strip()]
-            field = read_hdf5_cube(
-                p.path,
-                datasets if len(datasets) > 1 else (datasets[0] if datasets else None),
-                length=p.length or None,
-                name=p.name or None,
-                units=p.units or None,
-                redshift=None if p.redshift < 0 else p.redshift,
-                cosmology=cosmology,
-            )
+        field = read_cube(**_reader_arguments(self.params, self.ctx.device))
         self.ctx.log(f"{field.values.shape[0]} channel(s) {field.channels} on {field.values.shape[-1]}^3")
-        return {"field": field.to(self.ctx.device)}
+        return {"field": field}
 
     @classmethod
     def example_params(cls) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
@@ -14,6 +14,9 @@ from cosmoseg.pipeline.stage import Stage
 from cosmoseg.sim.fof import halos_and_labels
 from cosmoseg.sim.grf import gaussian_random_field
 from cosmoseg.sim.ics import initial_conditions, sub_resolution_twins
+
+if TYPE_CHECKING:
+    from cosmoseg.pipeline.context import RunContext
 
 GRF_BYTES_PER_CELL = 96
 """Peak memory of sim.gaussian_field per grid cell (measured: 86 bytes at n = 256, float32)."""
@@ -30,6 +33,26 @@ EXAMPLE_GRID = {"n": 8, "box": 40.0, "cosmology": {"power_backend": "eisenstein-
 def grid_problems(n: int, cosmology: dict[str, Any]) -> list[str]:
     """Problems of the ``n`` (even) and ``cosmology`` params of a periodic grid (n >= 2 and box > 0 are bounds)."""
     return ([f"param 'n' must be an even integer >= 2, got {n}"] if n % 2 else []) + cosmology_problems(cosmology)
+
+
+def _lattice_arguments(params: InitialConditionsParams, ctx: RunContext) -> dict[str, Any]:
+    """The arguments of ``initial_conditions`` and ``sub_resolution_twins`` from the params sim.ics and sim.twins
+    share (seed -1: the stage's seed from the run)."""
+    return {
+        "cosmology": Cosmology(**params.cosmology),
+        "n": params.n,
+        "length": params.box,
+        "seed": ctx.seed if params.seed < 0 else params.seed,
+        "z_start": params.z_start,
+        "lpt_order": params.lpt_order,
+        "device": ctx.device,
+        "dtype": getattr(torch, params.precision),
+    }
+
+
+def _particle_grid_bytes(params: InitialConditionsParams, per_cell: int) -> int:
+    """Peak memory of sim.ics or sim.twins: ``per_cell`` bytes per particle in float32, twice that in float64."""
+    return (2 if params.precision == "float64" else 1) * per_cell * params.n**3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,23 +128,11 @@ class InitialConditionsStage(Stage[InitialConditionsParams]):
 
     @classmethod
     def memory_estimate(cls, params: InitialConditionsParams) -> int:
-        scale = 2 if params.precision == "float64" else 1
-        return scale * ICS_BYTES_PER_CELL * params.n**3
+        return _particle_grid_bytes(params, ICS_BYTES_PER_CELL)
 
     def run(self) -> dict[str, Field | Particles]:
         p = self.params
-        ics = initial_conditions(
-            Cosmology(**p.cosmology),
-            n=p.n,
-            length=p.box,
-            seed=self.ctx.seed if p.seed < 0 else p.seed,
-            z_start=p.z_start,
-            lpt_order=p.lpt_order,
-            fixed_amplitude=p.fixed_amplitude,
-            paired=p.paired,
-            device=self.ctx.device,
-            dtype=getattr(torch, p.precision),
-        )
+        ics = initial_conditions(fixed_amplitude=p.fixed_amplitude, paired=p.paired, **_lattice_arguments(p, self.ctx))
         return {"fields": ics.fields, "particles": ics.particles}
 
     @classmethod
@@ -152,22 +163,11 @@ class TwinsStage(Stage[TwinsParams]):
 
     @classmethod
     def memory_estimate(cls, params: TwinsParams) -> int:
-        scale = 2 if params.precision == "float64" else 1
-        return scale * TWINS_BYTES_PER_CELL * params.n**3
+        return _particle_grid_bytes(params, TWINS_BYTES_PER_CELL)
 
     def run(self) -> dict[str, Field | Particles]:
-        p = self.params
-        first, second = sub_resolution_twins(
-            Cosmology(**p.cosmology),
-            n=p.n,
-            length=p.box,
-            seed=self.ctx.seed if p.seed < 0 else p.seed,
-            small_scale_seeds=p.small_scale_seeds,
-            z_start=p.z_start,
-            lpt_order=p.lpt_order,
-            device=self.ctx.device,
-            dtype=getattr(torch, p.precision),
-        )
+        arguments = _lattice_arguments(self.params, self.ctx)
+        first, second = sub_resolution_twins(small_scale_seeds=self.params.small_scale_seeds, **arguments)
         return {"fields": first.fields, "particles_a": first.particles, "particles_b": second.particles}
 
     @classmethod
