@@ -1,15 +1,26 @@
 """Statistics and metrics: power spectra and bispectra, one-point PDFs, mass functions, segmentation scores,
-two-sample and calibration metrics, and the figures that show them (``cosmoseg.measure.figures``)."""
+two-sample and calibration metrics, and the figures that show them (``cosmoseg.measure.figures``).
 
-from cosmoseg.measure.bispectrum import BISPECTRUM_UNITS, Bispectrum, bispectrum
-from cosmoseg.measure.calibration import calibration, coverage, pit_histogram, pit_uniformity, pit_values
+The ``*_table(s)`` functions and :func:`segmentation_scores` measure data-model objects and return the tables the
+``measure.*`` stages output (the stages only delegate to them)."""
+
+from cosmoseg.measure.bispectrum import BISPECTRUM_UNITS, Bispectrum, bispectrum, bispectrum_table
+from cosmoseg.measure.calibration import (
+    calibration,
+    calibration_tables,
+    coverage,
+    pit_histogram,
+    pit_uniformity,
+    pit_values,
+)
 from cosmoseg.measure.mass_function import (
     halo_mass_function,
+    mass_function_table,
     stellar_mass_function,
     theory_in_bins,
     theory_mass_function,
 )
-from cosmoseg.measure.onepoint import OnePointPDF, field_pdf, smooth_field, smoothed_variance_on_grid
+from cosmoseg.measure.onepoint import OnePointPDF, field_pdf, pdf_table, smooth_field, smoothed_variance_on_grid
 from cosmoseg.measure.power import (
     BinnedSpectrum,
     CatalogModes,
@@ -18,22 +29,28 @@ from cosmoseg.measure.power import (
     catalog_cross_spectrum,
     catalog_density_modes,
     catalog_power_spectrum,
+    catalog_power_table,
     correlation_coefficient,
     cross_spectrum,
+    field_cross_table,
+    field_power_table,
     model_power_in_bins,
     power_spectrum,
     redshift_space_positions,
+    spectrum_table,
 )
 from cosmoseg.measure.segmentation import (
+    SegmentationScoreTables,
     adjusted_rand_index,
     binary_scores,
     contingency,
     match_instances,
     per_mass_rates,
     score_curves,
+    segmentation_scores,
     variation_of_information,
 )
-from cosmoseg.measure.twosample import auc_score, c2st, energy_distance, ks_2samp, wasserstein_1d
+from cosmoseg.measure.twosample import auc_score, c2st, energy_distance, ks_2samp, two_sample_tables, wasserstein_1d
 
 __all__ = [
     "BISPECTRUM_UNITS",
@@ -42,26 +59,34 @@ __all__ = [
     "CatalogModes",
     "CrossSpectrum",
     "OnePointPDF",
+    "SegmentationScoreTables",
     "adjusted_rand_index",
     "auc_score",
     "bin_modes",
     "binary_scores",
     "bispectrum",
+    "bispectrum_table",
     "c2st",
     "calibration",
+    "calibration_tables",
     "catalog_cross_spectrum",
     "catalog_density_modes",
     "catalog_power_spectrum",
+    "catalog_power_table",
     "contingency",
     "correlation_coefficient",
     "coverage",
     "cross_spectrum",
     "energy_distance",
+    "field_cross_table",
     "field_pdf",
+    "field_power_table",
     "halo_mass_function",
     "ks_2samp",
+    "mass_function_table",
     "match_instances",
     "model_power_in_bins",
+    "pdf_table",
     "per_mass_rates",
     "pit_histogram",
     "pit_uniformity",
@@ -69,11 +94,14 @@ __all__ = [
     "power_spectrum",
     "redshift_space_positions",
     "score_curves",
+    "segmentation_scores",
     "smooth_field",
     "smoothed_variance_on_grid",
+    "spectrum_table",
     "stellar_mass_function",
     "theory_in_bins",
     "theory_mass_function",
+    "two_sample_tables",
     "variation_of_information",
     "wasserstein_1d",
 ]

@@ -43,6 +43,7 @@ from typing import Literal
 
 import torch
 
+from cosmoseg.data import Field, Table
 from cosmoseg.mesh.fourier import fundamental_frequency, nyquist_frequency, rfft_mode_weights
 
 Method = Literal["fourier", "direct"]
@@ -407,3 +408,38 @@ def bispectrum(
         out.append((r[0], r[1], r[2], r[3], b, q_red, p1, p2, p3, float(n_tri), error))
     table = torch.tensor(out, dtype=torch.float64, device=device).reshape(len(out), 11).T
     return Bispectrum(*table, grid=m, n_transforms=fields.transforms)
+
+
+def bispectrum_table(
+    field: Field,
+    *,
+    k1: float | Sequence[float],
+    k2: float | Sequence[float],
+    channel: str = "",
+    n_theta: int = 10,
+    thetas: Sequence[float] = (),
+    dk: float | None = None,
+    method: Literal["fourier", "direct"] = "fourier",
+    device: torch.device | str | None = None,
+) -> Table:
+    """The bispectrum of one channel of a field ("" = the first) as a table: the columns of
+    :meth:`Bispectrum.columns` in :data:`BISPECTRUM_UNITS`, one row per (k1, k2) pair and angle.
+
+    thetas: the angles, radians (empty: ``n_theta`` angles linspace(0, π)); dk: shell width, h/Mpc (0 or None = the
+    fundamental frequency); k1, k2, method: as :func:`bispectrum`. ``meta``: channel, box, n, redshift, dk, grid,
+    method.
+    """
+    channel = channel or field.channels[0]
+    angles = list(thetas) if thetas else torch.linspace(0, math.pi, n_theta, dtype=torch.float64).tolist()
+    values = field.channel(channel) if device is None else field.channel(channel).to(device)
+    result = bispectrum(values, field.box.length, k1=k1, k2=k2, thetas=angles, dk=dk or None, method=method)
+    meta = {
+        "channel": channel,
+        "box": field.box.length,
+        "n": field.n,
+        "redshift": field.box.redshift,
+        "dk": dk or 2 * math.pi / field.box.length,
+        "grid": result.grid,
+        "method": method,
+    }
+    return Table(columns=result.columns(), units=BISPECTRUM_UNITS, meta=meta)

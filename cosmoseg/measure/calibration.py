@@ -19,13 +19,14 @@ from collections.abc import Sequence
 
 import torch
 
-from cosmoseg.data import ParameterEstimate
+from cosmoseg.data import ParameterEstimate, Table
 
 __all__ = [
     "DEFAULT_LEVELS",
     "CalibrationResult",
     "CoverageResult",
     "calibration",
+    "calibration_tables",
     "coverage",
     "pit_histogram",
     "pit_uniformity",
@@ -196,3 +197,47 @@ def calibration(
         z_mean=z.mean(dim=0),
         z_std=z_std,
     )
+
+
+def calibration_tables(
+    estimate: ParameterEstimate,
+    *,
+    levels: Sequence[float] = DEFAULT_LEVELS,
+    n_bins: int = 10,
+    use_samples: bool = True,
+) -> tuple[Table, Table, Table]:
+    """:func:`calibration` as three tables: coverage (parameter, level, coverage, coverage_err), pit (parameter,
+    pit_low, pit_high, count) and summary (parameter, ks_statistic, ks_pvalue, and z_mean, z_std where every one is
+    finite); parameter names in meta ``parameter_<i>``, with n_estimates and the source ("samples" or "gaussian")."""
+    result = calibration(estimate, levels=levels, n_bins=n_bins, use_samples=use_samples)
+    n_par, n_lv = len(result.names), len(levels)
+    names = {f"parameter_{i}": name for i, name in enumerate(result.names)}
+    source = "samples" if use_samples and estimate.samples is not None else "gaussian"
+    meta = names | {"n_estimates": result.coverage.n, "source": source}
+    cov = result.coverage
+    coverage_table = Table(
+        columns={
+            "parameter": torch.arange(n_par).repeat_interleave(n_lv),
+            "level": cov.levels.cpu().repeat(n_par),
+            "coverage": cov.coverage.T.reshape(-1).cpu(),
+            "coverage_err": cov.err.cpu().repeat(n_par),
+        },
+        meta=meta,
+    )
+    pit_table = Table(
+        columns={
+            "parameter": torch.arange(n_par).repeat_interleave(n_bins),
+            "pit_low": result.edges[:-1].cpu().repeat(n_par),
+            "pit_high": result.edges[1:].cpu().repeat(n_par),
+            "count": result.counts.T.reshape(-1).cpu(),
+        },
+        meta=meta,
+    )
+    summary = {
+        "parameter": torch.arange(n_par),
+        "ks_statistic": result.ks_statistic.cpu(),
+        "ks_pvalue": result.ks_pvalue.cpu(),
+    }
+    if bool(torch.isfinite(result.z_mean).all() and torch.isfinite(result.z_std).all()):
+        summary |= {"z_mean": result.z_mean.cpu(), "z_std": result.z_std.cpu()}
+    return coverage_table, pit_table, Table(columns=summary, meta=meta)

@@ -10,6 +10,7 @@ error are a measured 0 (no object in the volume), not a missing value; a figure 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cosmoseg.data import Cosmology, Table
+from cosmoseg.data import Catalog, Cosmology, Table
 from cosmoseg.measure.onepoint import histogram
 
 THEORY_MODELS: dict[str, str] = {"tinker08": "200m", "sheth99": "fof", "despali16": "vir"}
@@ -266,3 +267,31 @@ def theory_in_bins(
     weights = torch.ones(n_sub + 1, dtype=torch.float64, device=lo.device)
     weights[1:-1:2], weights[2:-1:2] = 4.0, 2.0
     return (values * weights).sum(dim=1) / (3.0 * n_sub)
+
+
+def mass_function_table(
+    halos: Catalog,
+    *,
+    column: str = "mass",
+    n_bins: int = 20,
+    m_min: float | None = None,
+    m_max: float | None = None,
+    theory: Sequence[str] = (),
+    mdef: str = "",
+) -> Table:
+    """The mass function of a catalog's ``column`` (Msun/h) in its box (:func:`halo_mass_function`, ``m_min``,
+    ``m_max`` 0 or None = the smallest / largest mass), with a column ``dndlnm_<model>`` of the bin-averaged theory
+    (:func:`theory_in_bins`) for each model of ``theory`` (mass definition ``mdef``, "" = the model's default).
+    ``meta`` adds column, redshift and box."""
+    box = halos.box
+    table = halo_mass_function(halos[column], box.volume, n_bins=n_bins, m_min=m_min or None, m_max=m_max or None)
+    extra = {
+        f"dndlnm_{model}": theory_in_bins(
+            box.cosmology, table["m_low"], table["m_high"], box.redshift, model=model, mdef=mdef or None
+        )
+        for model in theory
+    }
+    table = table.with_columns(**extra) if extra else table
+    units = dict(table.units) | {name: DENSITY_UNITS for name in extra}
+    meta = dict(table.meta) | {"column": column, "redshift": box.redshift, "box": box.length}
+    return dataclasses.replace(table, units=units, meta=meta)

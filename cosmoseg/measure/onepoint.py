@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from cosmoseg.data import Field, Table
 from cosmoseg.mesh.fourier import rfft_k_magnitude, rfft_mode_weights
 
 KERNELS = ("tophat", "gaussian")
@@ -222,3 +223,58 @@ def field_pdf(
         variance=float(smoothed.var(unbiased=False)),
         log=log,
     )
+
+
+def pdf_table(
+    field: Field,
+    *,
+    channel: str = "",
+    smoothing_radius: float = 0.0,
+    kernel: str = "tophat",
+    n_bins: int = 50,
+    value_range: Sequence[float] = (),
+    log: bool = False,
+    positive_only: bool = False,
+) -> Table:
+    """The one-point PDF (:func:`field_pdf`) of one channel of a field ("" = the first) as a table: columns
+    ``bin_low``, ``bin_high``, ``bin_mid``, ``counts``, ``pdf``, ``pdf_err`` in the channel's units (log10 of them
+    with ``log``); ``value_range``: [lo, hi] of the binned values, empty = their minimum to maximum. ``meta``:
+    channel, smoothing_radius, kernel, log, the voxel counts, mean and variance."""
+    channel = channel or field.channels[0]
+    result = field_pdf(
+        field.channel(channel),
+        field.box.length,
+        smoothing_radius=smoothing_radius,
+        kernel=kernel,
+        bins=n_bins,
+        value_range=(value_range[0], value_range[1]) if value_range else None,
+        log=log,
+        positive_only=positive_only,
+    )
+    unit = field.units[field.channels.index(channel)] if field.units else ""
+    bin_unit = f"log10 {unit}".strip() if log else unit
+    density_unit = f"1/({bin_unit})" if bin_unit else ""
+    columns = {
+        "bin_low": result.edges[:-1],
+        "bin_high": result.edges[1:],
+        "bin_mid": result.centers,
+        "counts": result.counts,
+        "pdf": result.pdf,
+        "pdf_err": result.pdf_err,
+    }
+    units = {"bin_low": bin_unit, "bin_high": bin_unit, "bin_mid": bin_unit, "pdf": density_unit}
+    units["pdf_err"] = density_unit
+    meta = {
+        "channel": channel,
+        "smoothing_radius": smoothing_radius,
+        "kernel": kernel,
+        "log": log,
+        "n_voxels": result.n_voxels,
+        "n_in_range": result.n_in_range,
+        "n_below": result.n_below,
+        "n_above": result.n_above,
+        "n_nonpositive": result.n_nonpositive,
+        "mean": result.mean,
+        "variance": result.variance,
+    }
+    return Table(columns=columns, units=units, meta=meta)

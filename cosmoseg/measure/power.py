@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy.polynomial.legendre
 import torch
 
-from cosmoseg.data import Box
+from cosmoseg.data import Box, Catalog, Field, Table
 from cosmoseg.mesh.assign import Scheme, paint_fourier, scheme_order
 from cosmoseg.mesh.fourier import (
     fundamental_frequency,
@@ -25,6 +26,7 @@ from cosmoseg.mesh.fourier import (
 )
 
 __all__ = [
+    "POWER_UNITS",
     "BinnedSpectrum",
     "CatalogModes",
     "CrossSpectrum",
@@ -32,12 +34,27 @@ __all__ = [
     "catalog_cross_spectrum",
     "catalog_density_modes",
     "catalog_power_spectrum",
+    "catalog_power_table",
     "correlation_coefficient",
     "cross_spectrum",
+    "field_cross_table",
+    "field_power_table",
     "model_power_in_bins",
     "power_spectrum",
     "redshift_space_positions",
+    "spectrum_table",
 ]
+
+POWER_UNITS = "(Mpc/h)^3"
+"""The unit of every ``power*`` column of a spectrum table."""
+
+
+def spectrum_table(columns: Mapping[str, torch.Tensor], meta: Mapping[str, Any] | None = None) -> Table:
+    """A table of spectrum columns in their units: every ``power*`` column in (Mpc/h)^3, ``k``, ``k_low`` and
+    ``k_high`` in h/Mpc."""
+    units = {name: POWER_UNITS for name in columns if name.startswith("power")}
+    units |= {name: "h/Mpc" for name in ("k_low", "k_high") if name in columns}
+    return Table(columns=dict(columns), units=units, meta=dict(meta or {}))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +78,23 @@ class BinnedSpectrum:
     k_high: torch.Tensor
     multipoles: Mapping[int, torch.Tensor] = dataclasses.field(default_factory=dict)
     shot_noise: float = 0.0
+
+    def to_table(
+        self,
+        *,
+        multipoles: bool = False,
+        edges: bool = True,
+        extra: Mapping[str, torch.Tensor] | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Table:
+        """The spectrum as a table (:func:`spectrum_table`): columns ``k``, ``power`` (with ``multipoles``:
+        ``power_<ℓ>`` for each multipole instead), ``n_modes``, ``k_low`` and ``k_high`` (with ``edges``), then the
+        ``extra`` columns."""
+        powers = {f"power_{ell}": p for ell, p in self.multipoles.items()} if multipoles else {"power": self.power}
+        columns = {"k": self.k, **powers, "n_modes": self.n_modes}
+        if edges:
+            columns |= {"k_low": self.k_low, "k_high": self.k_high}
+        return spectrum_table(columns | dict(extra or {}), meta)
 
 
 def _check_ells(ells: Sequence[int], los_axis: int) -> tuple[int, ...]:
@@ -288,6 +322,14 @@ class CrossSpectrum:
     shot_noise_a: float = 0.0
     shot_noise_b: float = 0.0
     multipoles: Mapping[int, torch.Tensor] = dataclasses.field(default_factory=dict)
+
+    def to_table(self, *, multipoles: bool = False, meta: Mapping[str, Any] | None = None) -> Table:
+        """The spectra as a table (:func:`spectrum_table`): columns ``k``, ``power`` (the cross spectrum; with
+        ``multipoles``: ``power_<ℓ>`` for each of its multipoles instead), ``power_a``, ``power_b``, ``r``,
+        ``n_modes``, ``k_low``, ``k_high``."""
+        powers = {f"power_{ell}": p for ell, p in self.multipoles.items()} if multipoles else {"power": self.power}
+        columns = {"k": self.k, **powers, "power_a": self.power_a, "power_b": self.power_b, "r": self.r}
+        return spectrum_table(columns | {"n_modes": self.n_modes, "k_low": self.k_low, "k_high": self.k_high}, meta)
 
 
 def correlation_coefficient(power_ab: torch.Tensor, power_aa: torch.Tensor, power_bb: torch.Tensor) -> torch.Tensor:
@@ -522,3 +564,150 @@ def redshift_space_positions(pos: torch.Tensor, vel: torch.Tensor, box: Box, axi
     # float rounding can land exactly on L
     out[:, axis] = torch.where(out[:, axis] >= box.length, out[:, axis] - box.length, out[:, axis])
     return out
+
+
+# ---- spectra of data-model objects, as tables ----------------------------------------------------------------
+# Binning arguments as the measure.* stages take them: dk, k_max = 0 (or None) for the fundamental / Nyquist frequency.
+
+
+def field_power_table(
+    field: Field, *, channel: str = "", dk: float | None = None, k_max: float | None = None, with_linear: bool = True
+) -> Table:
+    """The binned P(k) of one channel of a field ("" = the first) as a table: :meth:`BinnedSpectrum.to_table`, and
+    with ``with_linear`` the column ``power_linear``, D(z)^2 P_lin at each bin's mean k from the field's cosmology.
+    ``meta``: channel, box, n, redshift."""
+    channel = channel or field.channels[0]
+    spectrum = power_spectrum(field.channel(channel), field.box.length, dk=dk or None, k_max=k_max or None)
+    extra = {"power_linear": field.box.cosmology.linear_power(spectrum.k, z=field.box.redshift)} if with_linear else {}
+    meta = {"channel": channel, "box": field.box.length, "n": field.n, "redshift": field.box.redshift}
+    return spectrum.to_table(extra=extra, meta=meta)
+
+
+def field_cross_table(
+    field: Field,
+    other: Field,
+    *,
+    channel: str = "",
+    other_channel: str = "",
+    dk: float | None = None,
+    k_max: float | None = None,
+    device: torch.device | str | None = None,
+) -> Table:
+    """The cross spectrum, both auto spectra and r(k) of a channel of each of two fields on one grid, as a table
+    (:meth:`CrossSpectrum.to_table`); channels "" = the first. ``meta``: channel, other_channel, box, n, redshift.
+    ValueError for fields on different grids."""
+    if field.n != other.n or abs(field.box.length - other.box.length) > 1e-9 * field.box.length:
+        raise ValueError(
+            f"the fields must share one grid: {field.n}^3 in {field.box.length} Mpc/h and "
+            f"{other.n}^3 in {other.box.length} Mpc/h"
+        )
+    channel = channel or field.channels[0]
+    other_channel = other_channel or other.channels[0]
+    a, b = field.channel(channel), other.channel(other_channel)
+    if device is not None:
+        a, b = a.to(device), b.to(device)
+    spectrum = cross_spectrum(a, b, field.box.length, dk=dk or None, k_max=k_max or None)
+    meta = {
+        "channel": channel,
+        "other_channel": other_channel,
+        "box": field.box.length,
+        "n": field.n,
+        "redshift": field.box.redshift,
+    }
+    return spectrum.to_table(meta=meta)
+
+
+def _catalog_weights(catalog: Catalog, column: str, what: str) -> torch.Tensor | None:
+    """The (N,) weights of a catalog from a column name ("" = None; ``log_x`` -> 10**log_x)."""
+    if not column:
+        return None
+    if column not in catalog:
+        raise KeyError(f"{what} has no column {column!r} to weight by; it has {sorted(catalog.columns)}")
+    values = catalog[column]
+    if values.ndim != 1:
+        raise ValueError(f"weight column {column!r} of {what} must be one number per object, got {tuple(values.shape)}")
+    values = values.to(torch.float64)
+    return torch.pow(10.0, values) if column.startswith("log_") else values
+
+
+def _catalog_positions(catalog: Catalog, rsd_axis: int, device: torch.device, what: str) -> torch.Tensor:
+    pos = catalog["pos"].to(device)
+    if rsd_axis < 0:
+        return pos
+    if "vel" not in catalog:
+        raise KeyError(f"rsd_axis = {rsd_axis} needs peculiar velocities, but {what} has no column 'vel'")
+    return redshift_space_positions(pos, catalog["vel"].to(device), catalog.box, rsd_axis)
+
+
+def catalog_power_table(
+    catalog: Catalog,
+    other: Catalog | None = None,
+    *,
+    n_mesh: int = 256,
+    scheme: Scheme = "tsc",
+    interlace: bool = True,
+    weight_column: str = "",
+    other_weight_column: str = "",
+    rsd_axis: int = -1,
+    multipoles: bool = False,
+    subtract_shot_noise: bool = True,
+    dk: float | None = None,
+    k_max: float | None = None,
+    device: torch.device | str | None = None,
+) -> Table:
+    """The power spectrum of a catalog (:func:`catalog_power_spectrum`), or with ``other`` the cross spectrum,
+    both autos and r(k) of two (:func:`catalog_cross_spectrum`), as a table.
+
+    weight_column, other_weight_column: the column weighting each object ("" = unit weights; a ``log_`` column
+    is used as 10**value). rsd_axis: line of sight of redshift space (0, 1, 2; -1 = real space; needs ``vel``).
+    multipoles: columns power_0, power_2, power_4 instead of power (line of sight rsd_axis, or z in real space).
+    ``meta``: the settings, the number of objects and the shot noise of each catalog.
+    """
+    length = catalog.box.length
+    if other is not None and abs(other.box.length - length) > 1e-9 * length:
+        raise ValueError(f"the catalogs are in boxes of different sizes: {length} and {other.box.length} Mpc/h")
+    device = catalog["pos"].device if device is None else torch.device(device)
+    pos = _catalog_positions(catalog, rsd_axis, device, "catalog")
+    weights = _catalog_weights(catalog, weight_column, "catalog")
+    los = rsd_axis if rsd_axis >= 0 else 2
+    options: dict[str, Any] = {
+        "weights": None if weights is None else weights.to(device),
+        "subtract_shot_noise": subtract_shot_noise,
+        "ells": (0, 2, 4) if multipoles else (),
+        "los_axis": los,
+        "n_mesh": n_mesh,
+        "scheme": scheme,
+        "interlace": interlace,
+        "dk": dk or None,
+        "k_max": k_max or None,
+    }
+    meta: dict[str, Any] = {
+        "box": length,
+        "redshift": catalog.box.redshift,
+        "n_mesh": n_mesh,
+        "scheme": scheme,
+        "interlace": interlace,
+        "rsd_axis": rsd_axis,
+        "los_axis": los,
+        "subtract_shot_noise": subtract_shot_noise,
+        "weight_column": weight_column,
+        "n_objects": len(catalog),
+    }
+    if other is None:
+        spectrum = catalog_power_spectrum(pos, length, **options)
+        return spectrum.to_table(multipoles=multipoles, meta=meta | {"shot_noise": spectrum.shot_noise})
+    other_weights = _catalog_weights(other, other_weight_column, "other")
+    cross = catalog_cross_spectrum(
+        pos,
+        _catalog_positions(other, rsd_axis, device, "other"),
+        length,
+        other_weights=None if other_weights is None else other_weights.to(device),
+        **options,
+    )
+    meta |= {
+        "shot_noise": cross.shot_noise_a,
+        "shot_noise_other": cross.shot_noise_b,
+        "other_weight_column": other_weight_column,
+        "n_objects_other": len(other),
+    }
+    return cross.to_table(multipoles=multipoles, meta=meta)

@@ -16,11 +16,13 @@ the quantiles (:data:`MISSING_COUNTS`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
 import torch
 
+from cosmoseg.data import Segmentation, Table
 from cosmoseg.measure.instance_metrics import (
     Contingency,
     InstanceMatch,
@@ -37,6 +39,7 @@ __all__ = [
     "QUANTILES",
     "Contingency",
     "InstanceMatch",
+    "SegmentationScoreTables",
     "adjusted_rand_index",
     "binary_scores",
     "binned_quantiles",
@@ -47,6 +50,7 @@ __all__ = [
     "match_instances",
     "per_mass_rates",
     "score_curves",
+    "segmentation_scores",
     "variation_of_information",
     "voxel_halo_masses",
 ]
@@ -300,3 +304,94 @@ def per_mass_rates(
     for j, quantile in enumerate(quantiles):
         out[f"q{round(100 * quantile):02d}"] = q[:, j]
     return out
+
+
+def _finite_columns(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Columns for a table, which holds finite numbers: float64, an undefined ratio (0/0, NaN) becomes the fill value
+    0; the count beside it tells (:data:`MISSING_COUNTS`)."""
+    return {k: torch.nan_to_num(v.to(torch.float64), nan=0.0) for k, v in values.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentationScoreTables:
+    """What :func:`segmentation_scores` measures. scores: one row of semantic and instance scores. per_mass: the
+    rates of :func:`per_mass_rates`, one row per mass bin. curves: :func:`score_curves` over the thresholds. summary:
+    one line of the main scores, for a log."""
+
+    scores: Table
+    per_mass: Table
+    curves: Table
+    summary: str
+
+
+def segmentation_scores(
+    truth: Segmentation,
+    prediction: Segmentation,
+    *,
+    threshold: float = -1.0,
+    n_thresholds: int = 19,
+    mass_edges: Sequence[float] = (),
+    n_mass_bins: int = 10,
+    particle_mass: float = 0.0,
+    iou_threshold: float = 0.5,
+    device: torch.device | str | None = None,
+) -> SegmentationScoreTables:
+    """Semantic, per-mass and instance scores of a predicted segmentation against the truth, as tables.
+
+    threshold: on the prediction's probabilities (-1 = the prediction's own, its meta "threshold", else 0.5); a
+    prediction without probabilities is positive where labelled. n_thresholds: points of the score curves over
+    (0, 1). mass_edges: log10 Msun/h bin edges of the per-mass rates (empty = ``n_mass_bins`` equal bins spanning
+    the true and predicted halo masses). particle_mass: Msun/h (0 = from the truth's box cosmology and grid).
+    iou_threshold: instance matching criterion (>= 0.5). device: where to compute (default: the truth's).
+    Undefined ratios are the fill value 0 in the tables (:func:`finite_columns`).
+    """
+    if truth.labels.shape != prediction.labels.shape:
+        raise ValueError(
+            f"truth and prediction grids differ: {tuple(truth.labels.shape)} vs {tuple(prediction.labels.shape)}"
+        )
+    device = truth.labels.device if device is None else torch.device(device)
+    t_labels, p_labels = truth.labels.to(device), prediction.labels.to(device)
+    semantic = prediction.probabilities.to(device) if prediction.probabilities is not None else p_labels > 0
+    particle_mass = particle_mass or truth.box.cosmology.particle_mass(truth.n, truth.box.length)
+    threshold = float(prediction.meta.get("threshold", 0.5)) if threshold == -1.0 else threshold
+
+    scores = binary_scores(semantic, t_labels, threshold)
+    table = contingency(t_labels, p_labels)
+    match = match_instances(table, iou_threshold=iou_threshold)
+    scores |= {
+        "threshold": threshold,
+        "n_true_haloes": float(match.n_true),
+        "n_pred_haloes": float(match.n_pred),
+        "n_matched": float(match.iou.numel()),
+        "instance_precision": match.precision,
+        "instance_recall": match.recall,
+        "instance_f1": match.f1,
+        "mean_matched_iou": match.mean_iou,
+        "panoptic_quality": match.panoptic_quality,
+        "ARI": adjusted_rand_index(table),
+        "VI": variation_of_information(table),
+    }
+    summary = (
+        f"semantic F1 {scores['F1']:.3f} (precision {scores['PPV']:.3f}, recall {scores['TPR']:.3f}); "
+        f"instances at IoU >= {iou_threshold:g}: precision "
+        f"{match.precision:.3f}, recall {match.recall:.3f} ({match.n_pred} predicted, {match.n_true} true haloes)"
+    )
+    scores_table = Table(
+        columns=_finite_columns({k: torch.tensor([v], dtype=torch.float64) for k, v in scores.items()}),
+        units={"VI": "nats"},
+        meta={"particle_mass": particle_mass, "iou_threshold": iou_threshold},
+    )
+
+    positive = semantic >= threshold if semantic.is_floating_point() else semantic
+    masses = [voxel_halo_masses(t_labels, particle_mass), voxel_halo_masses(p_labels, particle_mass)]
+    edges = torch.tensor(mass_edges, dtype=torch.float64) if mass_edges else None
+    edges = default_mass_edges(masses, n_mass_bins) if edges is None else edges
+    rates = per_mass_rates(t_labels, p_labels, particle_mass, edges, pred_positive=positive)
+    mass_units = {"m_low": "Msun/h", "m_high": "Msun/h", "m_mid": "Msun/h"}
+    mass_units |= {name: "log10 Msun/h" for name in rates if name.startswith("q")}
+    per_mass = Table(columns=_finite_columns(rates), units=mass_units, meta={"particle_mass": particle_mass})
+
+    thresholds = torch.linspace(0.0, 1.0, n_thresholds + 2, dtype=torch.float64)[1:-1]
+    curve_input = semantic if semantic.is_floating_point() else semantic.to(torch.float64)
+    curves = Table(columns=_finite_columns(score_curves(curve_input, t_labels, thresholds.to(device))))
+    return SegmentationScoreTables(scores=scores_table, per_mass=per_mass, curves=curves, summary=summary)

@@ -59,15 +59,15 @@ def mock_summary(catalog: GalaxyCatalog, halos: HaloCatalog, *, n_mesh: int = 12
     # bins of two fundamental frequencies up to half the mesh's Nyquist frequency: smooth enough to read by eye
     binning = {"dk": 4.0 * math.pi / length, "k_max": 0.5 * math.pi * n_mesh / length}
     real = catalog_power_spectrum(catalog["pos"], length, n_mesh=n_mesh, **binning)
-    columns = {"k": real.k, "power": real.power, "n_modes": real.n_modes}
     meta: dict[str, str | int | float | bool] = {"n_mesh": n_mesh, "shot_noise": real.shot_noise}
+    redshift_space: dict[str, torch.Tensor] = {}
     if "pos_rsd" in catalog:
         axis = int(catalog.meta.get("rsd_axis", 2))
         rsd = catalog_power_spectrum(catalog["pos_rsd"], length, n_mesh=n_mesh, ells=(0, 2), los_axis=axis, **binning)
-        columns |= {"power_0": rsd.multipoles[0], "power_2": rsd.multipoles[2]}
+        redshift_space = {"power_0": rsd.multipoles[0], "power_2": rsd.multipoles[2]}
         meta["rsd_axis"] = axis
-    units = {name: "(Mpc/h)^3" for name in columns if name.startswith("power")}
-    return MockSummary(hmf=hmf, smf=smf, power=Table(columns=columns, units=units, meta=meta))
+    power = real.to_table(edges=False, extra=redshift_space, meta=meta)
+    return MockSummary(hmf=hmf, smf=smf, power=power)
 
 
 def _np(x: torch.Tensor) -> np.ndarray:

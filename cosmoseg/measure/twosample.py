@@ -12,7 +12,8 @@ dimensions); the two samples may have different sizes N and M but the same D.
   (``paired``, ``groups_a`` / ``groups_b``): held-out AUC with its standard error, balanced accuracy and a
   p-value;
 - :func:`auc_score` — the area under the ROC curve of scores for two classes (Mann–Whitney), with the
-  DeLong or Hanley–McNeil standard error.
+  DeLong or Hanley–McNeil standard error;
+- :func:`two_sample_tables` — all of them for two galaxy catalogs, column by column and jointly, as tables.
 
 SciPy is used only for the distribution of the KS statistic (``scipy.stats.kstwo``), on D numbers.
 """
@@ -21,9 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
+
+from cosmoseg.data import GalaxyCatalog, Table
 
 __all__ = [
     "AUCResult",
@@ -35,6 +39,7 @@ __all__ = [
     "c2st",
     "energy_distance",
     "ks_2samp",
+    "two_sample_tables",
     "wasserstein_1d",
 ]
 
@@ -572,3 +577,127 @@ def c2st(
         n_train=int(x_train.shape[0]),
         n_test=int(x_test.shape[0]),
     )
+
+
+def _catalog_matrix(catalog: GalaxyCatalog, names: Sequence[str], which: str) -> torch.Tensor:
+    """(N, D) float64 matrix of the named columns (vector columns flattened)."""
+    missing = [n for n in names if n not in catalog.columns]
+    if missing:
+        raise KeyError(f"the {which} catalog has no column(s) {missing}; it has {sorted(catalog.columns)}")
+    return torch.cat([catalog[n].reshape(len(catalog), -1).double() for n in names], dim=1)
+
+
+def two_sample_tables(
+    sample: GalaxyCatalog,
+    reference: GalaxyCatalog,
+    *,
+    columns: Sequence[str] = (),
+    context_columns: Sequence[str] = (),
+    classifier: Literal["mlp", "knn"] = "mlp",
+    test_fraction: float = 0.5,
+    epochs: int = 20,
+    hidden: int = 64,
+    layers: int = 2,
+    lr: float = 3e-3,
+    batch_size: int = 256,
+    k: int = 0,
+    auc_error: Literal["delong", "hanley-mcneil"] = "delong",
+    energy_max_points: int = 4000,
+    energy_permutations: int = 100,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[Table, Table]:
+    """Two-sample tests of galaxy properties, a sampler's catalog against a reference; returns (per_column, summary).
+
+    columns: the properties to compare (empty = every 1-D float column both catalogs have, but the context
+    columns). per_column: one row per property (a vector column: per component; names in meta ``column_<i>``) with
+    the KS statistic and p-value, the 1-Wasserstein distance, the means and standard deviations. summary: one row,
+    the C2ST of all properties jointly (:func:`c2st`, conditioned on ``context_columns`` appended to both samples;
+    classifier, test_fraction, epochs, hidden, layers, lr, batch_size, k and ``auc_error`` as its arguments) and
+    the energy distance (:func:`energy_distance`) of the properties standardised by the reference's spread, on at
+    most ``energy_max_points`` rows of each catalog (0 = all) with ``energy_permutations`` permutations for its
+    p-value. Random draws come from ``generator``; device: where to compute (default: the sample's).
+    """
+    names = tuple(columns) or tuple(
+        n
+        for n, t in sample.columns.items()
+        if t.ndim == 1 and t.is_floating_point() and n in reference.columns and n not in context_columns
+    )
+    if not names:
+        shared = sorted(set(sample.columns) & set(reference.columns))
+        raise ValueError(f"no columns to compare: the catalogs share no 1-D float column (shared: {shared})")
+    device = next(iter(sample.columns.values())).device if device is None else torch.device(device)
+    a = _catalog_matrix(sample, names, "sample").to(device)
+    b = _catalog_matrix(reference, names, "reference").to(device)
+    widths = [sample[n].reshape(len(sample), -1).shape[1] for n in names]
+    labels = [n if w == 1 else f"{n}[{j}]" for n, w in zip(names, widths, strict=True) for j in range(w)]
+    ks = ks_2samp(a, b)
+    per_column = Table(
+        columns={
+            "column": torch.arange(len(labels)),
+            "ks_statistic": ks.statistic.cpu(),
+            "ks_pvalue": ks.pvalue.cpu(),
+            "wasserstein": wasserstein_1d(a, b).cpu(),
+            "mean_sample": a.mean(dim=0).cpu(),
+            "mean_reference": b.mean(dim=0).cpu(),
+            "std_sample": a.std(dim=0).cpu() if len(a) > 1 else torch.zeros(a.shape[1], dtype=torch.float64),
+            "std_reference": b.std(dim=0).cpu() if len(b) > 1 else torch.zeros(b.shape[1], dtype=torch.float64),
+        },
+        meta={f"column_{i}": label for i, label in enumerate(labels)}
+        | {"n_sample": len(sample), "n_reference": len(reference)},
+    )
+    context = {}
+    if context_columns:
+        context = {
+            "context_a": _catalog_matrix(sample, context_columns, "sample").to(device),
+            "context_b": _catalog_matrix(reference, context_columns, "reference").to(device),
+        }
+    test = c2st(
+        a,
+        b,
+        **context,
+        classifier=classifier,
+        test_fraction=test_fraction,
+        hidden=hidden,
+        layers=layers,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        k=k,
+        error=auc_error,
+        generator=generator,
+    )
+    ea, eb = a, b
+    if energy_max_points:
+        gen_device = generator.device if generator is not None else device
+        if len(a) > energy_max_points:
+            ea = a[torch.randperm(len(a), generator=generator, device=gen_device)[:energy_max_points].to(device)]
+        if len(b) > energy_max_points:
+            eb = b[torch.randperm(len(b), generator=generator, device=gen_device)[:energy_max_points].to(device)]
+    # standardise with the reference's spread so that columns in different units weigh alike
+    scale = b.std(dim=0) if len(b) > 1 else torch.ones(b.shape[1], dtype=torch.float64, device=device)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    energy = energy_distance(ea / scale, eb / scale, n_permutations=energy_permutations, generator=generator)
+    row = {
+        "auc": test.auc,
+        "auc_err": test.auc_err,
+        "accuracy": test.accuracy,
+        "c2st_pvalue": test.p_value,
+        "n_train": float(test.n_train),
+        "n_test": float(test.n_test),
+        "energy_distance": energy.distance,
+    }
+    if energy_permutations:
+        row["energy_pvalue"] = energy.p_value
+    summary = Table(
+        columns={key: torch.tensor([value], dtype=torch.float64) for key, value in row.items()},
+        meta={
+            "columns": ",".join(labels),
+            "context_columns": ",".join(context_columns),
+            "classifier": classifier,
+            "energy_points_sample": len(ea),
+            "energy_points_reference": len(eb),
+            "label_0": "C2ST | " + ",".join(context_columns) if context_columns else "C2ST",
+        },
+    )
+    return per_column, summary

@@ -236,10 +236,15 @@ def test_the_stage_rejects_bad_params() -> None:
 
     _, problems = parse_params(BispectrumStage.Params, {"k2": 0.1}, "measure.bispectrum")
     assert any("missing required param 'k1'" in p for p in problems)
-    raw = {"k1": [0.1, 0.2], "k2": 0.1, "thetas": [4.0], "dk": -1.0}
+    raw = {"k1": [0.1, -0.2], "k2": 0.1, "thetas": [4.0], "dk": -1.0}
     _, problems = parse_params(BispectrumStage.Params, raw, "measure.bispectrum")
     text = "\n".join(problems)
-    assert "same, non-zero number" in text and "[0, π]" in text and "'dk'" in text
+    assert "param 'k1' must be > 0" in text and "param 'thetas' must be <= 3.14159" in text and "'dk'" in text
+    # the rules across fields, once every field is in its bounds
+    _, problems = parse_params(BispectrumStage.Params, {"k1": [0.1, 0.2], "k2": 0.1, "n_theta": 0}, "b")
+    text = "\n".join(problems)
+    assert "same, non-zero number" in text and "param 'n_theta' must be >= 1 (or give 'thetas')" in text
+    assert not parse_params(BispectrumStage.Params, {"k1": 0.1, "k2": 0.1, "n_theta": 0, "thetas": [1.0]}, "b")[1]
 
 
 def test_a_second_call_reuses_the_cached_triangle_counts() -> None:

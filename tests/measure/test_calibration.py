@@ -97,9 +97,9 @@ def test_calibration_needs_truth() -> None:
 
 
 def test_the_stage_tables() -> None:
-    from cosmoseg.measure.stages import Calibration, CalibrationParams
+    from cosmoseg.measure.stages import CalibrationParams, CalibrationStage
 
-    stage = Calibration(CalibrationParams(levels=(0.5, 0.9), n_bins=5), RunContext(torch.device("cpu"), seed=1))
+    stage = CalibrationStage(CalibrationParams(levels=(0.5, 0.9), n_bins=5), RunContext(torch.device("cpu"), seed=1))
     out = stage.run(estimate=estimate(1.0))
     cov, pit, summary = out["coverage"], out["pit"], out["summary"]
     assert cov["parameter"].tolist() == [0, 0, 1, 1] and cov["level"].tolist() == [0.5, 0.9, 0.5, 0.9]

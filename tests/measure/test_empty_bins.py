@@ -10,7 +10,7 @@ from cosmoseg import Segmentation
 from cosmoseg.data.table import MISSING_FILL
 from cosmoseg.measure.mass_function import halo_mass_function
 from cosmoseg.measure.segmentation import MISSING_COUNTS, QUANTILES, per_mass_rates
-from cosmoseg.measure.stages import SegmentationScores, SegmentationScoresParams
+from cosmoseg.measure.stages import SegmentationScoresParams, SegmentationScoresStage
 from cosmoseg.pipeline.context import RunContext
 from cosmoseg.testing import toy_segmentation
 
@@ -39,7 +39,7 @@ def test_the_stage_table_holds_the_fill_value_where_the_count_is_zero() -> None:
     truth, prediction = _pair()
     params = SegmentationScoresParams(particle_mass=1e11, mass_edges=EDGES)
     ctx = RunContext(device=torch.device("cpu"), seed=0, stage_id="scores")
-    per_mass = SegmentationScores(params, ctx).run(truth=truth, prediction=prediction)["per_mass"]
+    per_mass = SegmentationScoresStage(params, ctx).run(truth=truth, prediction=prediction)["per_mass"]
     for name, count in MISSING_COUNTS.items():
         empty = per_mass[count] == 0
         assert bool((per_mass[name][empty] == MISSING_FILL).all()), name

@@ -132,15 +132,25 @@ def test_a_clear_error_without_colossus(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_the_mass_function_stage_adds_theory_columns() -> None:
     pytest.importorskip("colossus")
-    from cosmoseg.measure.stages import MassFunction, MassFunctionParams
+    from cosmoseg.measure.stages import MassFunctionParams, MassFunctionStage
     from cosmoseg.pipeline.context import RunContext
     from cosmoseg.testing import toy_halo_catalog
 
     halos = toy_halo_catalog(torch.Generator().manual_seed(1), n=40)
     ctx = RunContext(device=torch.device("cpu"), seed=0, stage_id="hmf")
     params = MassFunctionParams(n_bins=4, m_min=1e12, m_max=1e14, theory=("tinker08", "sheth99"))
-    table = MassFunction(params, ctx).run(halos=halos)["mass_function"]
+    table = MassFunctionStage(params, ctx).run(halos=halos)["mass_function"]
     assert float(table["counts"].sum()) == 40 and table.meta["box"] == halos.box.length
     expected = theory_in_bins(halos.box.cosmology, table["m_low"], table["m_high"], model="tinker08")
     assert torch.allclose(table["dndlnm_tinker08"], expected, rtol=1e-12)
     assert "dndlnm_sheth99" in table and table.units["dndlnm_sheth99"] == "(Mpc/h)^-3"
+
+
+def test_the_stage_offers_the_theory_models_of_the_library() -> None:
+    from typing import get_args, get_type_hints
+
+    from cosmoseg.measure.mass_function import THEORY_MODELS
+    from cosmoseg.measure.stages import MassFunctionParams
+
+    (model,) = get_args(get_type_hints(MassFunctionParams)["theory"])[:1]
+    assert get_args(model) == tuple(THEORY_MODELS)

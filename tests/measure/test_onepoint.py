@@ -138,7 +138,7 @@ def test_bad_inputs() -> None:
 
 def test_the_pdf_stage_reports_log_pdf_and_empty_voxels() -> None:
     from cosmoseg import Field
-    from cosmoseg.measure.stages import FieldPdf, FieldPdfParams
+    from cosmoseg.measure.stages import FieldPdfParams, FieldPdfStage
     from cosmoseg.pipeline.context import RunContext
     from cosmoseg.testing import toy_box
 
@@ -146,8 +146,17 @@ def test_the_pdf_stage_reports_log_pdf_and_empty_voxels() -> None:
     values[:4] = 10.0 ** torch.linspace(8, 11, 256, dtype=torch.float64).view(4, 8, 8)
     field = Field.scalar(values, box=toy_box(), name="mstar", units="Msun/h")
     ctx = RunContext(device=torch.device("cpu"), seed=0, stage_id="pdf")
-    table = FieldPdf(FieldPdfParams(log=True, n_bins=6, value_range=(8.0, 11.0)), ctx).run(field=field)["pdf"]
+    table = FieldPdfStage(FieldPdfParams(log=True, n_bins=6, value_range=(8.0, 11.0)), ctx).run(field=field)["pdf"]
     assert table["counts"].tolist() == [43, 42, 43, 42, 43, 43]  # 256 values equally spaced in log10
     assert table.meta["n_nonpositive"] == 256 and table.meta["n_in_range"] == 256
     assert table.units["bin_mid"] == "log10 Msun/h"
     assert float((table["pdf"] * (table["bin_high"] - table["bin_low"])).sum()) == pytest.approx(1.0)
+
+
+def test_the_stage_offers_the_kernels_of_the_library() -> None:
+    from typing import get_args, get_type_hints
+
+    from cosmoseg.measure.onepoint import KERNELS
+    from cosmoseg.measure.stages import FieldPdfParams
+
+    assert get_args(get_type_hints(FieldPdfParams)["kernel"]) == KERNELS

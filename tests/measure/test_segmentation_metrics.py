@@ -231,10 +231,10 @@ def test_bad_inputs() -> None:
 
 
 def _run_stage(truth: Segmentation, prediction: Segmentation, **params: object) -> dict:
-    from cosmoseg.measure.stages import SegmentationScores, SegmentationScoresParams
+    from cosmoseg.measure.stages import SegmentationScoresParams, SegmentationScoresStage
 
     ctx = RunContext(device=torch.device("cpu"), seed=0, stage_id="scores")
-    return SegmentationScores(SegmentationScoresParams(**params), ctx).run(truth=truth, prediction=prediction)
+    return SegmentationScoresStage(SegmentationScoresParams(**params), ctx).run(truth=truth, prediction=prediction)
 
 
 def test_the_stage_on_a_perfect_prediction() -> None:
@@ -260,3 +260,15 @@ def test_the_stage_takes_the_particle_mass_from_the_box_and_rejects_other_grids(
     other = Segmentation(labels=torch.zeros((4, 4, 4), dtype=torch.int64), box=toy_box())
     with pytest.raises(ValueError, match="grids differ"):
         _run_stage(truth, other)
+
+
+def test_the_library_gives_the_stage_outputs_without_a_pipeline() -> None:
+    from cosmoseg.measure.segmentation import segmentation_scores
+    from cosmoseg.measure.stages import SegmentationScoresStage
+    from cosmoseg.testing import assert_data_equal
+
+    inputs = SegmentationScoresStage.example_inputs(torch.Generator().manual_seed(5))
+    tables = segmentation_scores(inputs["truth"], inputs["prediction"], particle_mass=1e11)
+    out = _run_stage(inputs["truth"], inputs["prediction"], particle_mass=1e11)
+    assert_data_equal({"scores": tables.scores, "per_mass": tables.per_mass, "curves": tables.curves}, out)
+    assert tables.summary.startswith("semantic F1 ") and "true haloes)" in tables.summary
