@@ -24,8 +24,9 @@ of the ratio panel.
 | :func:`plot_two_sample` | per-column KS statistic and W1 distance |
 | :func:`plot_c2st` | C2ST AUC ± error against the 0.5 of indistinguishable samples |
 
-Tables (:func:`table_kind`, :func:`figure_for_table`): the ``measure.*`` stages' outputs are recognised by
-their column names, checked in this order:
+Tables (:func:`table_kind`, :func:`figure_for_table`, :data:`FIGURES`): a table's kind is its meta ``kind`` where
+that names one of the kinds below, else it is guessed from its column names (:func:`guess_kind`), checked in this
+order; :data:`FIGURES` holds the drawing function of each kind:
 
 | kind | required columns | optional |
 |---|---|---|
@@ -59,10 +60,11 @@ reference curve and the ratio denominator.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,7 +78,9 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "FIGURES",
     "figure_for_table",
+    "guess_kind",
     "label_log_axis",
     "plot_bispectrum",
     "plot_c2st",
@@ -749,8 +753,8 @@ _PDF_EDGES = (("bin_low", "bin_high"), ("low", "high"))
 _VIOLIN_X = ("log_m_true", "log_mass_true", "log_m", "m_true")
 
 
-def table_kind(table: Table) -> str:
-    """The kind of a measurement table, from its column names (see the module docstring)."""
+def guess_kind(table: Table) -> str:
+    """The kind of a measurement table guessed from its column names (see the module docstring)."""
     cols = table.columns
     if "k" in cols and "power" in cols:
         return "power_spectrum"
@@ -771,6 +775,13 @@ def table_kind(table: Table) -> str:
     if "auc" in cols and "auc_err" in cols:
         return "c2st"
     return "generic"
+
+
+def table_kind(table: Table) -> str:
+    """The kind of a measurement table: its meta ``kind`` where that names a kind of :data:`FIGURES`, else
+    :func:`guess_kind` from its column names."""
+    kind = str(table.meta.get("kind", ""))
+    return kind if kind in FIGURES else guess_kind(table)
 
 
 def _quantile_columns(table: Table) -> dict[str, float]:
@@ -817,6 +828,251 @@ def _error_column(table: Table | None, name: str) -> np.ndarray | None:
     return _np(table[f"{name}_err"])
 
 
+@dataclasses.dataclass(frozen=True)
+class _Legend:
+    """What a drawing function of :data:`FIGURES` is told besides the tables (see :func:`figure_for_table`)."""
+
+    title: str
+    label: str  # the table's curve
+    reference_label: str  # as given ("" = none given)
+    reference_name: str  # the reference's curve: as given, else the reference's meta label, else "reference"
+    field: str  # as given ("" = from the table's meta)
+
+    def field_of(self, table: Table) -> str:
+        return self.field or table_field(table)
+
+
+def _draw_power_spectrum(table: Table, reference: Table | None, legend: _Legend) -> Figure:
+    cols = table.columns
+    label, ref_name = legend.label, legend.reference_name
+    ref = _ref_curve(reference, "k", "power")
+    ref_error = _error_column(reference, "power") if ref is not None else None
+    if ref is None and "power_linear" in cols:
+        ref, ref_name = _np(cols["power_linear"]), legend.reference_label or "linear theory"
+    power: Any = cols["power"]
+    errors: dict[str, np.ndarray] = {}
+    if "power_a" in cols and "power_b" in cols:  # a cross spectrum: draw both autos beside it
+        names = {"cross": "power", "auto a": "power_a", "auto b": "power_b"}
+        power = {curve: cols[column] for curve, column in names.items()}
+        errors = {c: e for c, column in names.items() if (e := _error_column(table, column)) is not None}
+    elif (e := _error_column(table, "power")) is not None:
+        errors = {label: e}
+    if reference is not None and len(reference) != len(table):
+        ref_error = None  # a reference on other k is interpolated: its error bars are not
+    return plot_power_spectrum(
+        cols["k"],
+        power,
+        reference=ref,
+        reference_label=ref_name,
+        error=errors or None,
+        reference_error=ref_error,
+        label=label,
+        field=legend.field_of(table),
+        title=legend.title,
+    )
+
+
+def _draw_bispectrum(table: Table, reference: Table | None, legend: _Legend) -> Figure:
+    cols = table.columns
+    field, title, ref_name = legend.field_of(table), legend.title, legend.reference_name
+    y = _first(table, _BISPECTRUM_Y) or "Q"
+    reduced = y in ("Q", "q", "reduced_bispectrum")
+    theta = _np(cols["theta"])
+    y_err = _error_column(table, y)
+    values: dict[str, np.ndarray] = {}
+    masks = []
+    if "k1" in cols and "k2" in cols:
+        pairs = np.stack([_np(cols["k1"]), _np(cols["k2"])], axis=1)
+        for pair in np.unique(pairs, axis=0):
+            mask = (pairs == pair).all(axis=1)
+            masks.append(mask)
+            values[f"k1={pair[0]:.3g}, k2={pair[1]:.3g}"] = _np(cols[y])[mask]
+    if len(masks) > 1:  # several configurations: one line each, against θ of each
+        fig, ax, _ = _new_figure()
+        for (name, v), mask in zip(values.items(), masks, strict=True):
+            if y_err is not None:
+                ax.errorbar(theta[mask] / np.pi, v, yerr=y_err[mask], fmt="o-", ms=3, capsize=2, label=name)
+            else:
+                ax.plot(theta[mask] / np.pi, v, "o-", ms=3, label=name)
+        ax.set_xlabel(r"$\theta/\pi$")
+        ax.set_ylabel(r"$Q(\theta)$" if reduced else r"$B(\theta)$ [(Mpc/$h$)$^6$]")
+        ax.legend(fontsize=7, title=field or None, title_fontsize=7)
+        if title:
+            ax.set_title(title, fontsize=10)
+        return fig
+    ref = _ref_curve(reference, "theta", y)
+    ref = (ref[0] / np.pi, ref[1]) if ref is not None else None
+    ref_error = _error_column(reference, y) if ref is not None and reference is not None else None
+    if ref_error is not None and reference is not None and len(reference) != len(table):
+        ref_error = None
+    theory = _first(table, (f"{y}_theory", f"{y}_reference", f"{y}_tree"))
+    if ref is None and theory:
+        ref, ref_name = _np(cols[theory]), legend.reference_label or theory.removeprefix(f"{y}_")
+    return plot_bispectrum(
+        theta,
+        cols[y],
+        reference=ref,
+        reference_label=ref_name,
+        error=y_err,
+        reference_error=ref_error,
+        reduced=reduced,
+        label=legend.label,
+        field=field,
+        title=title,
+    )
+
+
+def _draw_pdf(table: Table, reference: Table | None, legend: _Legend) -> Figure:
+    cols = table.columns
+    ref_name = legend.reference_name
+    xname = _first(table, _PDF_X)
+    if xname:
+        x = _np(cols[xname])
+    else:
+        lo, hi = next((lo, hi) for lo, hi in _PDF_EDGES if lo in cols and hi in cols)
+        x = 0.5 * (_np(cols[lo]) + _np(cols[hi]))
+    ref = _ref_curve(reference, xname, "pdf") if xname else None
+    ref_error = _error_column(reference, "pdf") if ref is not None else None
+    if ref_error is not None and reference is not None and len(reference) != len(table):
+        ref_error = None
+    if ref is None and "pdf_theory" in cols:
+        ref, ref_name = _np(cols["pdf_theory"]), legend.reference_label or "theory"
+    xlabel = r"$\log_{10}$ value" if table.meta.get("log") else "value"
+    return plot_pdf(
+        x,
+        cols["pdf"],
+        reference=ref,
+        reference_label=ref_name,
+        error=_error_column(table, "pdf"),
+        reference_error=ref_error,
+        xlabel=xlabel,
+        label=legend.label,
+        field=legend.field_of(table),
+        title=legend.title,
+    )
+
+
+def _mass_function_field(table: Table) -> str:
+    """What a mass function counts, for a table whose meta names no quantity or field ("" otherwise)."""
+    if str(table.meta.get("quantity", table.meta.get("field", ""))):
+        return ""
+    column = str(table.meta.get("column", "mass"))  # the catalog column counted (measure.mass_function)
+    if "dndlnm" not in table.columns:
+        return "stellar mass"
+    return "halo mass" + ("" if column == "mass" else f" ({column})")
+
+
+def _draw_mass_function(table: Table, reference: Table | None, legend: _Legend) -> Figure:
+    cols = table.columns
+    label, ref_name = legend.label, legend.reference_name
+    stellar = "m_mid" not in cols or "dndlnm" not in cols
+    xname, y = ("log_mstar_mid", "dndlogm") if stellar else ("m_mid", "dndlnm")
+    # measured curves: y and every y_<name> with its y_<name>_err; theory curves: y_<name> without errors
+    measured: dict[str, Any] = {label: cols[y]}
+    errors = {label: e} if (e := _error_column(table, y)) is not None else {}
+    refs: dict[str, Any] = {}
+    ref_errors: dict[str, np.ndarray] = {}
+    ref = _ref_curve(reference, xname, y)
+    if ref is not None and reference is not None:
+        refs[ref_name] = ref
+        if (e := _error_column(reference, y)) is not None and len(reference) == len(table):
+            ref_errors[ref_name] = e
+    for name in cols:
+        if not name.startswith(f"{y}_") or name.endswith("_err") or cols[name].ndim != 1:
+            continue
+        suffix = name[len(y) + 1 :]
+        if (e := _error_column(table, name)) is not None:
+            measured[suffix] = cols[name]
+            errors[suffix] = e
+        else:
+            refs[suffix] = _np(cols[name])
+    return plot_mass_function(
+        cols[xname],
+        measured if len(measured) > 1 else cols[y],
+        error=errors or None,
+        reference=refs or None,
+        reference_error=ref_errors or None,
+        counts=cols.get("counts"),
+        log_x=not stellar,
+        xlabel=r"$\log_{10} M_*$ [$M_\odot/h$]" if stellar else r"$M$ [$M_\odot/h$]",
+        ylabel=r"$dn/d\log_{10} M_*$ [($h$/Mpc)$^3$]" if stellar else r"$dn/d\ln M$ [($h$/Mpc)$^3$]",
+        label=label,
+        field=legend.field or _mass_function_field(table) or table_field(table),
+        title=legend.title,
+    )
+
+
+def _draw_violin(table: Table, reference: Table | None, legend: _Legend) -> Figure:
+    cols = table.columns
+    if "quantiles" not in cols:  # per-mass table: m_mid, q05 ... q95, n_violin
+        qcols = _quantile_columns(table)
+        q = np.stack([_np(cols[n]) for n in qcols], axis=1)
+        if "n_violin" in cols:
+            q[_np(cols["n_violin"]) == 0] = np.nan  # empty bins (their quantiles are stored as 0)
+        return plot_violin(np.log10(_np(cols["m_mid"])), np.array(list(qcols.values())), q, title=legend.title)
+    xname = _first(table, _VIOLIN_X) or "log_m_true"
+    q = _np(cols["quantiles"])
+    if "quantile_levels" in cols:
+        levels = _np(cols["quantile_levels"])[0]
+    elif "quantile_levels" in table.meta:
+        levels = np.array([float(v) for v in str(table.meta["quantile_levels"]).split(",")])
+    else:
+        levels = np.linspace(0.0, 1.0, q.shape[1] + 2)[1:-1]
+    return plot_violin(cols[xname], levels, q, title=legend.title)
+
+
+def _draw_coverage(table: Table, reference: Table | None, legend: _Legend) -> Figure:
+    cols = table.columns
+    groups = _groups(table, "parameter")
+    levels = _np(cols["level"])[groups[0][1]]
+    cov = np.stack([_np(cols["coverage"])[mask] for _, mask in groups], axis=1)
+    err = _np(cols["coverage_err"])[groups[0][1]] if "coverage_err" in cols else None
+    labels = [str(table.meta.get(f"parameter_{g}", f"parameter {g}")) for g, _ in groups]
+    return plot_coverage(levels, cov, err=err, labels=labels, title=legend.title)
+
+
+def _draw_pit(table: Table, reference: Table | None, legend: _Legend) -> Figure:
+    cols = table.columns
+    groups = _groups(table, "parameter")
+    first = groups[0][1]
+    edges = np.r_[_np(cols["pit_low"])[first], _np(cols["pit_high"])[first][-1]]
+    counts = np.stack([_np(cols["count"])[mask] for _, mask in groups], axis=1)
+    labels = [str(table.meta.get(f"parameter_{g}", f"parameter {g}")) for g, _ in groups]
+    return plot_pit(edges, counts, labels=labels, title=legend.title)
+
+
+def _draw_two_sample(table: Table, reference: Table | None, legend: _Legend) -> Figure:
+    cols = table.columns
+    names = _names(table, "column", "column", len(table))
+    return plot_two_sample(
+        names, cols["ks_statistic"], cols["wasserstein"], ks_pvalue=cols.get("ks_pvalue"), title=legend.title
+    )
+
+
+def _draw_c2st(table: Table, reference: Table | None, legend: _Legend) -> Figure:
+    labels = [str(table.meta.get(f"label_{i}", f"test {i}")) for i in range(len(table))]
+    return plot_c2st(table.columns["auc"], table.columns["auc_err"], labels=labels, title=legend.title)
+
+
+def _draw_generic(table: Table, reference: Table | None, legend: _Legend) -> Figure:
+    return _plot_generic(table, legend.title, legend.field_of(table))
+
+
+FIGURES: dict[str, Callable[[Table, Table | None, _Legend], Figure]] = {
+    "power_spectrum": _draw_power_spectrum,
+    "bispectrum": _draw_bispectrum,
+    "pdf": _draw_pdf,
+    "mass_function": _draw_mass_function,
+    "violin": _draw_violin,
+    "coverage": _draw_coverage,
+    "pit": _draw_pit,
+    "two_sample": _draw_two_sample,
+    "c2st": _draw_c2st,
+    "generic": _draw_generic,
+}
+"""The figure of each kind of measurement table: kind -> drawing function (table, reference, legend)."""
+
+
 def figure_for_table(
     table: Table,
     reference: Table | None = None,
@@ -826,7 +1082,7 @@ def figure_for_table(
     reference_label: str = "",
     field: str = "",
 ) -> tuple[str, Figure]:
-    """The figure of a measurement table (its kind from :func:`table_kind`) and the kind.
+    """The figure of a measurement table (drawn by :data:`FIGURES` for its kind, :func:`table_kind`) and the kind.
 
     ``reference``: a table of the same kind drawn as the reference curve (and ratio denominator), e.g.
     the truth's P(k) for a model's. Without one, the table's own theory column (``power_linear``,
@@ -838,186 +1094,15 @@ def figure_for_table(
     (default: :func:`table_field` of the table). Bins whose count (``counts``) is 0 are left out of the curves.
     """
     kind = table_kind(table)
-    cols = table.columns
-    label = label or str(table.meta.get("label", "")) or "measured"
-    ref_name = reference_label or (str(reference.meta.get("label", "")) if reference is not None else "") or "reference"
-    if kind == "mass_function" and not field and not str(table.meta.get("quantity", table.meta.get("field", ""))):
-        column = str(table.meta.get("column", "mass"))  # the catalog column counted (measure.mass_function)
-        field = "stellar mass" if "dndlnm" not in cols else "halo mass" + ("" if column == "mass" else f" ({column})")
-    field = field or table_field(table)
-    if kind == "power_spectrum":
-        ref = _ref_curve(reference, "k", "power")
-        ref_error = _error_column(reference, "power") if ref is not None else None
-        if ref is None and "power_linear" in cols:
-            ref, ref_name = _np(cols["power_linear"]), reference_label or "linear theory"
-        power: Any = cols["power"]
-        errors: dict[str, np.ndarray] = {}
-        if "power_a" in cols and "power_b" in cols:  # a cross spectrum: draw both autos beside it
-            names = {"cross": "power", "auto a": "power_a", "auto b": "power_b"}
-            power = {curve: cols[column] for curve, column in names.items()}
-            errors = {c: e for c, column in names.items() if (e := _error_column(table, column)) is not None}
-        elif (e := _error_column(table, "power")) is not None:
-            errors = {label: e}
-        if reference is not None and len(reference) != len(table):
-            ref_error = None  # a reference on other k is interpolated: its error bars are not
-        return kind, plot_power_spectrum(
-            cols["k"],
-            power,
-            reference=ref,
-            reference_label=ref_name,
-            error=errors or None,
-            reference_error=ref_error,
-            label=label,
-            field=field,
-            title=title,
-        )
-    if kind == "bispectrum":
-        y = _first(table, _BISPECTRUM_Y) or "Q"
-        reduced = y in ("Q", "q", "reduced_bispectrum")
-        theta = _np(cols["theta"])
-        y_err = _error_column(table, y)
-        values: dict[str, np.ndarray] = {}
-        masks = []
-        if "k1" in cols and "k2" in cols:
-            pairs = np.stack([_np(cols["k1"]), _np(cols["k2"])], axis=1)
-            for pair in np.unique(pairs, axis=0):
-                mask = (pairs == pair).all(axis=1)
-                masks.append(mask)
-                values[f"k1={pair[0]:.3g}, k2={pair[1]:.3g}"] = _np(cols[y])[mask]
-        if len(masks) > 1:  # several configurations: one line each, against θ of each
-            fig, ax, _ = _new_figure()
-            for (name, v), mask in zip(values.items(), masks, strict=True):
-                if y_err is not None:
-                    ax.errorbar(theta[mask] / np.pi, v, yerr=y_err[mask], fmt="o-", ms=3, capsize=2, label=name)
-                else:
-                    ax.plot(theta[mask] / np.pi, v, "o-", ms=3, label=name)
-            ax.set_xlabel(r"$\theta/\pi$")
-            ax.set_ylabel(r"$Q(\theta)$" if reduced else r"$B(\theta)$ [(Mpc/$h$)$^6$]")
-            ax.legend(fontsize=7, title=field or None, title_fontsize=7)
-            if title:
-                ax.set_title(title, fontsize=10)
-            return kind, fig
-        ref = _ref_curve(reference, "theta", y)
-        ref = (ref[0] / np.pi, ref[1]) if ref is not None else None
-        ref_error = _error_column(reference, y) if ref is not None and reference is not None else None
-        if ref_error is not None and reference is not None and len(reference) != len(table):
-            ref_error = None
-        theory = _first(table, (f"{y}_theory", f"{y}_reference", f"{y}_tree"))
-        if ref is None and theory:
-            ref, ref_name = _np(cols[theory]), reference_label or theory.removeprefix(f"{y}_")
-        return kind, plot_bispectrum(
-            theta,
-            cols[y],
-            reference=ref,
-            reference_label=ref_name,
-            error=y_err,
-            reference_error=ref_error,
-            reduced=reduced,
-            label=label,
-            field=field,
-            title=title,
-        )
-    if kind == "pdf":
-        xname = _first(table, _PDF_X)
-        if xname:
-            x = _np(cols[xname])
-        else:
-            lo, hi = next((lo, hi) for lo, hi in _PDF_EDGES if lo in cols and hi in cols)
-            x = 0.5 * (_np(cols[lo]) + _np(cols[hi]))
-        ref = _ref_curve(reference, xname, "pdf") if xname else None
-        ref_error = _error_column(reference, "pdf") if ref is not None else None
-        if ref_error is not None and reference is not None and len(reference) != len(table):
-            ref_error = None
-        if ref is None and "pdf_theory" in cols:
-            ref, ref_name = _np(cols["pdf_theory"]), reference_label or "theory"
-        xlabel = r"$\log_{10}$ value" if table.meta.get("log") else "value"
-        return kind, plot_pdf(
-            x,
-            cols["pdf"],
-            reference=ref,
-            reference_label=ref_name,
-            error=_error_column(table, "pdf"),
-            reference_error=ref_error,
-            xlabel=xlabel,
-            label=label,
-            field=field,
-            title=title,
-        )
-    if kind == "mass_function":
-        stellar = "m_mid" not in cols or "dndlnm" not in cols
-        xname, y = ("log_mstar_mid", "dndlogm") if stellar else ("m_mid", "dndlnm")
-        # measured curves: y and every y_<name> with its y_<name>_err; theory curves: y_<name> without errors
-        measured: dict[str, Any] = {label: cols[y]}
-        errors = {label: e} if (e := _error_column(table, y)) is not None else {}
-        refs: dict[str, Any] = {}
-        ref_errors: dict[str, np.ndarray] = {}
-        ref = _ref_curve(reference, xname, y)
-        if ref is not None and reference is not None:
-            refs[ref_name] = ref
-            if (e := _error_column(reference, y)) is not None and len(reference) == len(table):
-                ref_errors[ref_name] = e
-        for name in cols:
-            if not name.startswith(f"{y}_") or name.endswith("_err") or cols[name].ndim != 1:
-                continue
-            suffix = name[len(y) + 1 :]
-            if (e := _error_column(table, name)) is not None:
-                measured[suffix] = cols[name]
-                errors[suffix] = e
-            else:
-                refs[suffix] = _np(cols[name])
-        return kind, plot_mass_function(
-            cols[xname],
-            measured if len(measured) > 1 else cols[y],
-            error=errors or None,
-            reference=refs or None,
-            reference_error=ref_errors or None,
-            counts=cols.get("counts"),
-            log_x=not stellar,
-            xlabel=r"$\log_{10} M_*$ [$M_\odot/h$]" if stellar else r"$M$ [$M_\odot/h$]",
-            ylabel=r"$dn/d\log_{10} M_*$ [($h$/Mpc)$^3$]" if stellar else r"$dn/d\ln M$ [($h$/Mpc)$^3$]",
-            label=label,
-            field=field,
-            title=title,
-        )
-    if kind == "violin" and "quantiles" not in cols:  # per-mass table: m_mid, q05 ... q95, n_violin
-        qcols = _quantile_columns(table)
-        q = np.stack([_np(cols[n]) for n in qcols], axis=1)
-        if "n_violin" in cols:
-            q[_np(cols["n_violin"]) == 0] = np.nan  # empty bins (their quantiles are stored as 0)
-        return kind, plot_violin(np.log10(_np(cols["m_mid"])), np.array(list(qcols.values())), q, title=title)
-    if kind == "violin":
-        xname = _first(table, _VIOLIN_X) or "log_m_true"
-        q = _np(cols["quantiles"])
-        if "quantile_levels" in cols:
-            levels = _np(cols["quantile_levels"])[0]
-        elif "quantile_levels" in table.meta:
-            levels = np.array([float(v) for v in str(table.meta["quantile_levels"]).split(",")])
-        else:
-            levels = np.linspace(0.0, 1.0, q.shape[1] + 2)[1:-1]
-        return kind, plot_violin(cols[xname], levels, q, title=title)
-    if kind == "coverage":
-        groups = _groups(table, "parameter")
-        levels = _np(cols["level"])[groups[0][1]]
-        cov = np.stack([_np(cols["coverage"])[mask] for _, mask in groups], axis=1)
-        err = _np(cols["coverage_err"])[groups[0][1]] if "coverage_err" in cols else None
-        labels = [str(table.meta.get(f"parameter_{g}", f"parameter {g}")) for g, _ in groups]
-        return kind, plot_coverage(levels, cov, err=err, labels=labels, title=title)
-    if kind == "pit":
-        groups = _groups(table, "parameter")
-        first = groups[0][1]
-        edges = np.r_[_np(cols["pit_low"])[first], _np(cols["pit_high"])[first][-1]]
-        counts = np.stack([_np(cols["count"])[mask] for _, mask in groups], axis=1)
-        labels = [str(table.meta.get(f"parameter_{g}", f"parameter {g}")) for g, _ in groups]
-        return kind, plot_pit(edges, counts, labels=labels, title=title)
-    if kind == "two_sample":
-        names = _names(table, "column", "column", len(table))
-        return kind, plot_two_sample(
-            names, cols["ks_statistic"], cols["wasserstein"], ks_pvalue=cols.get("ks_pvalue"), title=title
-        )
-    if kind == "c2st":
-        labels = [str(table.meta.get(f"label_{i}", f"test {i}")) for i in range(len(table))]
-        return kind, plot_c2st(cols["auc"], cols["auc_err"], labels=labels, title=title)
-    return kind, _plot_generic(table, title, field)
+    reference_meta = str(reference.meta.get("label", "")) if reference is not None else ""
+    legend = _Legend(
+        title=title,
+        label=label or str(table.meta.get("label", "")) or "measured",
+        reference_label=reference_label,
+        reference_name=reference_label or reference_meta or "reference",
+        field=field,
+    )
+    return kind, FIGURES[kind](table, reference, legend)
 
 
 def _plot_generic(table: Table, title: str, field: str = "") -> Figure:

@@ -8,7 +8,7 @@ import torch
 
 from cosmoseg.data import Table
 from cosmoseg.measure import figures
-from cosmoseg.measure.stages import Report, ReportParams
+from cosmoseg.measure.stages import ReportParams, ReportStage
 from cosmoseg.pipeline.context import RunContext
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -149,32 +149,47 @@ def test_tables_are_recognised_and_drawn(kind: str, tmp_path: Path) -> None:
     assert_real_png(tmp_path / "t.png")
 
 
+def test_a_table_that_names_its_kind_is_drawn_as_that_kind() -> None:
+    columns = {"k": K, "power": P, "bin_mid": K, "pdf": P}  # columns of a power spectrum and of a PDF
+    assert figures.guess_kind(Table(columns=columns)) == "power_spectrum"
+    kind, fig = figures.figure_for_table(Table(columns=columns, meta={"kind": "pdf"}))
+    assert kind == "pdf" and fig.axes[0].get_yscale() == "log" and fig.axes[0].get_xscale() == "linear"
+    unknown = Table(columns={"k": K, "power": P}, meta={"kind": "no such kind"})
+    assert figures.table_kind(unknown) == "power_spectrum"  # an unknown kind: guessed from the columns
+    assert set(figures.FIGURES) >= {figures.guess_kind(table) for table in TABLES.values()}
+
+
 def test_the_stage_writes_beside_the_run_outputs_and_lists_the_file(tmp_path: Path) -> None:
     ctx = RunContext(device=torch.device("cpu"), seed=1, stage_id="report_pk", work_dir=tmp_path)
     table = TABLES["power_spectrum"]
-    out = Report(ReportParams(title="P(k)"), ctx).run(table=table, reference=None)["files"]
+    out = ReportStage(ReportParams(title="P(k)"), ctx).run(table=table, reference=None)["files"]
     path = tmp_path / "report_pk" / "power_spectrum.png"
     assert out.meta["file_0"] == "report_pk/power_spectrum.png" and out.meta["kind_0"] == "power_spectrum"
     assert out["figure"].tolist() == [0] and out.meta["written"] is True
     assert_real_png(path)
     first = path.read_bytes()
-    again = Report(ReportParams(title="P(k)"), ctx).run(table=table, reference=table)["files"]
+    again = ReportStage(ReportParams(title="P(k)"), ctx).run(table=table, reference=table)["files"]
     assert again.meta == out.meta
-    Report(ReportParams(title="P(k)"), ctx).run(table=table, reference=None)
+    ReportStage(ReportParams(title="P(k)"), ctx).run(table=table, reference=None)
     assert path.read_bytes() == first  # same data, same bytes
 
 
 def test_without_a_work_dir_the_stage_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     ctx = RunContext(device=torch.device("cpu"), seed=1, stage_id="report")
-    out = Report(ReportParams(name="hmf"), ctx).run(table=TABLES["mass_function"], reference=None)["files"]
+    out = ReportStage(ReportParams(name="hmf"), ctx).run(table=TABLES["mass_function"], reference=None)["files"]
     assert out.meta["written"] is False and out.meta["file_0"] == "report/hmf.png"
     assert not list(tmp_path.iterdir())
 
 
 def test_report_params_are_checked() -> None:
-    assert ReportParams(name="../x").problems() and ReportParams(dpi=5).problems()
-    assert not ReportParams(name="pk_model").problems()
+    from cosmoseg.pipeline.params import parse_params
+
+    assert parse_params(ReportParams, {"name": "../x"}, "r")[1] == [
+        "r: param 'name' must be a plain file name stem, got '../x'"
+    ]
+    assert parse_params(ReportParams, {"dpi": 5}, "r")[1] == ["r: param 'dpi' must be >= 10, got 5"]
+    assert not parse_params(ReportParams, {"name": "pk_model"}, "r")[1]
 
 
 def test_ratio_panel_limits_follow_the_ratios() -> None:
@@ -223,7 +238,7 @@ def test_every_measure_stage_output_can_be_drawn(tmp_path: Path) -> None:
         inputs = {**{k: None for k in cls.optional_inputs}, **inputs}
         for output, table in cls(params, ctx).run(**inputs).items():
             if isinstance(table, Table):
-                files = Report(ReportParams(name=output), ctx).run(table=table, reference=None)["files"]
+                files = ReportStage(ReportParams(name=output), ctx).run(table=table, reference=None)["files"]
                 assert_real_png(tmp_path / files.meta["file_0"])
                 drawn.append(files.meta["kind_0"])
     assert {"power_spectrum", "coverage", "pit", "two_sample", "c2st"} <= set(drawn)
