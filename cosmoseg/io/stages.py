@@ -32,7 +32,7 @@ IdsToGrid = Literal["auto", "none", "one-based", "zero-based", "offset"]
 
 CODE_UNITS_DOC = "UnitLength_in_cm, UnitMass_in_g, UnitVelocity_in_cm_per_s for files that lack them"
 COSMOLOGY_DOC = "Cosmology fields for what the file does not store (Omega_m and h come from the file)"
-PRECISION_DOC = "of the floating-point values read"
+PRECISION_DOC = '"float32" or "float64": of the floating-point values read'
 
 
 def _reader_problems(path: str, what: str, cosmology: dict[str, Any], code_units: dict[str, Any]) -> list[str]:
@@ -73,7 +73,8 @@ class SnapshotParams:
     )
     part_type: int = param(1, ge=0, le=5, doc="the particle type to read (1: dark matter)")
     ids_to_grid: IdsToGrid = param(  # noqa: RUF009 (a str)
-        "auto", doc='"auto": an n^3 lattice of ids at any offset becomes Lagrangian grid ids; "offset": see id_offset'
+        "auto",
+        doc='ids to Lagrangian grid ids: "auto" (a lattice at any offset), "none", "one-based", "zero-based", "offset"',
     )
     id_offset: int = param(0, ge=0, doc='the id of the first lattice point (with ids_to_grid = "offset")')
     load_velocities: bool = param(True, doc="read Velocities (else zero)")
@@ -120,7 +121,7 @@ class HalosParams:
     path: InputPath = param(  # noqa: RUF009 (a str)
         doc="the group catalog: a fof_tab_XXX / fof_subhalo_tab_XXX file, first chunk, stem or groups folder"
     )
-    kind: Literal["groups", "subhalos"] = param("groups", doc="FoF groups or Subfind subhaloes")
+    kind: Literal["groups", "subhalos"] = param("groups", doc='"groups" (FoF) or "subhalos" (Subfind)')
     min_particles: int = param(0, ge=0, doc="keep haloes of at least this many particles (n_part; 0 keeps all)")
     code_units: dict[str, Any] = param({}, doc=CODE_UNITS_DOC)  # noqa: RUF009 (param copies it per instance)
     cosmology: dict[str, Any] = param({}, doc=COSMOLOGY_DOC)  # noqa: RUF009 (param copies it per instance)
@@ -173,7 +174,7 @@ class GalaxiesParams:
     min_log_mstar: float = param(9.0, doc="the stellar-mass threshold, log10 Msun/h")
     drop_flagged: bool = param(True, doc="leave out SubhaloFlag == 0 (not of cosmological origin)")
     mstar_field: Literal["SubhaloMassType", "SubhaloMassInRadType"] = param(
-        "SubhaloMassType", doc="all bound stars, or those within twice the stellar half-mass radius"
+        "SubhaloMassType", doc='"SubhaloMassType" (all bound stars) or "SubhaloMassInRadType" (within 2 r_half,*)'
     )
     log_ssfr_floor: float = param(-13.0, doc="log10 sSFR (1/yr) given to SFR = 0")
     code_units: dict[str, Any] = param({}, doc=CODE_UNITS_DOC)  # noqa: RUF009 (param copies it per instance)

@@ -92,7 +92,9 @@ class BispectrumParams:
     n_theta: int = param(10, doc="that many angles linspace(0, π) between k1 and k2, used when thetas is empty")
     thetas: tuple[float, ...] = param((), ge=0, le=math.pi, doc="the angles, radians in [0, π]")
     dk: float = param(0.0, ge=0, doc="shell width, h/Mpc (0 = the fundamental frequency 2π/L)")
-    method: Literal["fourier", "direct"] = param("fourier", doc="one FFT per (k1, k2) pair serves every angle, or not")
+    method: Literal["fourier", "direct"] = param(
+        "fourier", doc='"fourier" (one FFT per (k1, k2) pair serves every angle) or "direct"'
+    )
 
     def problems(self) -> list[str]:
         out = []
@@ -124,7 +126,9 @@ class BispectrumStage(Stage[BispectrumParams]):
 class FieldPdfParams:
     channel: str = param("", doc=CHANNEL_DOC)
     smoothing_radius: float = param(0.0, ge=0, doc="Mpc/h (0 = none)")
-    kernel: Literal["tophat", "gaussian"] = param("tophat", doc="the smoothing kernel: a sphere, or a Gaussian")
+    kernel: Literal["tophat", "gaussian"] = param(
+        "tophat", doc='"tophat" (a sphere of the radius) or "gaussian" (that σ)'
+    )
     n_bins: int = param(50, ge=1, doc="equal bins over value_range")
     value_range: tuple[float, ...] = param(
         (), doc="[lo, hi] of the binned values (of log10 of them with log); empty = from the minimum to the maximum"
@@ -163,7 +167,8 @@ class MassFunctionParams:
     m_min: float = param(0.0, ge=0, doc="smallest mass, Msun/h (0 = the smallest in the catalog)")
     m_max: float = param(0.0, ge=0, doc="largest mass, Msun/h (0 = the largest in the catalog)")
     theory: tuple[Literal["tinker08", "sheth99", "despali16"], ...] = param(
-        (), doc="colossus models whose bin-averaged dn/dlnM to add as columns dndlnm_<model>"
+        (),
+        doc='colossus models ("tinker08", "sheth99", "despali16") whose bin-averaged dn/dlnM to add as dndlnm_<model>',
     )
     mdef: str = param("", doc='their mass definition ("" = each model\'s default: 200m, fof, vir)')
 
@@ -191,7 +196,7 @@ class MassFunctionStage(Stage[MassFunctionParams]):
 @dataclasses.dataclass(frozen=True)
 class CatalogPowerParams:
     n_mesh: int = param(256, ge=2, doc="mesh cells per side")
-    scheme: Literal["ngp", "cic", "tsc", "pcs"] = param("tsc", doc="mass assignment")
+    scheme: Literal["ngp", "cic", "tsc", "pcs"] = param("tsc", doc='mass assignment: "ngp", "cic", "tsc" or "pcs"')
     interlace: bool = param(True, doc="two meshes half a cell apart (Sefusatti et al. 2016)")
     weight_column: str = param(
         "", doc='column weighting each object of ``catalog`` ("" = unit weights; a log_ column is used as 10**value)'
@@ -335,7 +340,7 @@ class TwoSampleParams:
     context_columns: tuple[str, ...] = param(
         (), doc="columns appended to both samples for the C2ST only (e.g. host-halo properties): tests p(x | context)"
     )
-    classifier: Literal["mlp", "knn"] = param("mlp", doc="the C2ST's classifier")
+    classifier: Literal["mlp", "knn"] = param("mlp", doc='the C2ST\'s classifier: "mlp" or "knn"')
     test_fraction: float = param(0.5, gt=0, lt=1, doc="share of the rows held out")
     epochs: int = param(20, ge=1, doc="the MLP's training epochs")
     hidden: int = param(64, ge=1, doc="the MLP's hidden units per layer")
@@ -343,7 +348,9 @@ class TwoSampleParams:
     lr: float = param(3e-3, gt=0, doc="the MLP's learning rate")
     batch_size: int = param(256, ge=1, doc="the MLP's batch size")
     k: int = param(0, ge=0, doc='neighbours of "knn" (0 = √n_train)')
-    auc_error: Literal["delong", "hanley-mcneil"] = param("delong", doc="the standard error of the AUC")
+    auc_error: Literal["delong", "hanley-mcneil"] = param(
+        "delong", doc='the standard error of the AUC: "delong" or "hanley-mcneil"'
+    )
     energy_max_points: int = param(4000, ge=0, doc="rows of each catalog for the O(N²) energy distance (0 = all)")
     energy_permutations: int = param(100, ge=0, doc="permutations of the energy distance's p-value")
 

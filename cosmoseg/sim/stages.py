@@ -114,7 +114,7 @@ class InitialConditionsParams:
     fixed_amplitude: bool = param(False, doc="set every |δ_k| to its rms (Angulo & Pontzen 2016)")
     paired: bool = param(False, doc="flip every phase by π: the partner of a pair (Angulo & Pontzen 2016)")
     cosmology: dict[str, Any] = param({}, doc=COSMOLOGY_DOC)  # noqa: RUF009 (param copies it per instance)
-    precision: Literal["float32", "float64"] = param("float32", doc="precision of the outputs")
+    precision: Literal["float32", "float64"] = param("float32", doc='"float32" or "float64" outputs')
 
     def problems(self) -> list[str]:
         return grid_problems(self.n, self.cosmology)
@@ -231,7 +231,9 @@ class NBodyParams:
     steps: int = param(20, ge=1, doc="kick-drift-kick steps from the particles' redshift to z_final")
     z_final: float = param(0.0, gt=-1, doc="redshift of the output")
     mesh_factor: int = param(2, ge=1, doc="force-mesh cells per particle-grid cell along each axis (2: calibrated)")
-    spacing: Literal["a", "loga"] = param("a", doc="steps uniform in the scale factor or in its logarithm")
+    spacing: Literal["a", "loga"] = param(
+        "a", doc='steps uniform in the scale factor ("a") or in its logarithm ("loga")'
+    )
 
 
 class NBodyStage(Stage[NBodyParams]):
