@@ -40,7 +40,7 @@ class FieldsParams:
 
 
 class FieldsStage(Stage[FieldsParams]):
-    """The dm2gal fields: DM mass (CIC), (sub)halo mass (NGP or CIC), given galaxies stellar mass (NGP): log10(1+M)."""
+    """The dm2gal fields: DM mass (CIC), (sub)halo mass (CIC) and, given galaxies, stellar mass (NGP), log10(1 + M)."""
 
     name = "paint.fields"
     inputs = {"particles": Particles, "halos": HaloCatalog, "galaxies": GalaxyCatalog}
