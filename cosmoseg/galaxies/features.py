@@ -19,7 +19,13 @@ from cosmoseg.data import Catalog, GalaxyCatalog, HaloCatalog
 from cosmoseg.data.table import MISSING_FILL, resolved_column
 from cosmoseg.errors import ValidationError
 
-__all__ = ["DEFAULT_GALAXY_PROPERTIES", "DEFAULT_HALO_PROPERTIES", "central_pairs", "property_matrix"]
+__all__ = [
+    "DEFAULT_GALAXY_PROPERTIES",
+    "DEFAULT_HALO_PROPERTIES",
+    "central_pairs",
+    "central_rows",
+    "property_matrix",
+]
 
 DEFAULT_HALO_PROPERTIES = ("log_mass", "log_vmax", "concentration", "spin", "log_env_density_r2")
 """Halo properties the samplers condition on by default (Abramo et al. use mass, V_max, concentration, spin and
@@ -90,3 +96,20 @@ def central_pairs(halos: HaloCatalog, galaxies: GalaxyCatalog) -> tuple[torch.Te
         raise ValidationError(f"{out_of_range} central(s) have a host row outside 0..{len(halos) - 1}")
     rows = torch.nonzero(central).reshape(-1)
     return host[rows], rows
+
+
+def central_rows(
+    halos: HaloCatalog,
+    galaxies: GalaxyCatalog,
+    halo_properties: Sequence[str],
+    galaxy_properties: Sequence[str],
+    *,
+    roles: tuple[str, str] = ("halo catalog", "galaxy catalog"),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows a sampler learns from: ``(N, C)`` properties of the hosts and ``(N, D)`` of their centrals, paired by
+    :func:`central_pairs`. ``roles`` name the two catalogs in errors (:func:`property_matrix`)."""
+    halo_rows, galaxy_rows = central_pairs(halos, galaxies)
+    return (
+        property_matrix(halos, halo_properties, role=roles[0])[halo_rows],
+        property_matrix(galaxies, galaxy_properties, role=roles[1])[galaxy_rows],
+    )

@@ -42,6 +42,7 @@ from scipy.special import erfinv, lambertw
 
 from cosmoseg.data import Box, GalaxyCatalog, HaloCatalog, Particles
 from cosmoseg.errors import ProblemCollector, ValidationError
+from cosmoseg.pipeline.params import BOUNDS, param
 
 __all__ = [
     "G_NEWTON",
@@ -83,32 +84,24 @@ _SAT_STRIDE = 8
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class HODParams:
-    """Parameters of the Zheng et al. (2007) HOD and its decorations.
+    """Parameters of the Zheng et al. (2007) HOD and its decorations, each with its bounds and doc (``param``).
 
     Defaults: Zheng et al. (2007), Table 1, SDSS M_r - 5 log h < -21 sample (halotools' ``zheng07``
-    ``threshold=-21``). Masses are log10 Msun/h.
-
-    log_m_min: mass where <N_cen> = 1/2.
-    sigma_log_m: width of the central step (> 0).
-    log_m0: satellite cut-off mass.
-    log_m1: satellite normalisation mass.
-    alpha: satellite power-law slope (>= 0).
-    modulate_satellites: multiply <N_sat> by <N_cen> (halotools' ``modulate_with_cenocc``).
-    a_cen, a_sat: assembly-bias strengths in [-1, 1] (need a secondary property at preparation).
-    alpha_c: central velocity bias (>= 0); 0 puts centrals at rest in their halo.
-    alpha_s: satellite velocity bias (>= 0); 1 gives satellites the halo's dispersion.
+    ``threshold=-21``). Masses are log10 Msun/h. Every value must be finite and within its bounds (a
+    `ValidationError` names each one that is not); the ``galaxies.hod`` stage's params are these fields and three
+    more (:data:`cosmoseg.galaxies.stages.HODStageParams`).
     """
 
-    log_m_min: float = 12.79
-    sigma_log_m: float = 0.39
-    log_m0: float = 11.92
-    log_m1: float = 13.94
-    alpha: float = 1.15
-    modulate_satellites: bool = False
-    a_cen: float = 0.0
-    a_sat: float = 0.0
-    alpha_c: float = 0.0
-    alpha_s: float = 1.0
+    log_m_min: float = param(12.79, doc="log10 M [Msun/h] where <N_cen> = 1/2")
+    sigma_log_m: float = param(0.39, gt=0, doc="width of the central step")
+    log_m0: float = param(11.92, doc="satellite cut-off mass, log10 Msun/h")
+    log_m1: float = param(13.94, doc="satellite normalisation mass, log10 Msun/h")
+    alpha: float = param(1.15, ge=0, doc="satellite power-law slope")
+    modulate_satellites: bool = param(False, doc="multiply <N_sat> by <N_cen> (halotools' modulate_with_cenocc)")
+    a_cen: float = param(0.0, ge=-1, le=1, doc="central assembly bias (needs a secondary halo property)")
+    a_sat: float = param(0.0, ge=-1, le=1, doc="satellite assembly bias (needs a secondary halo property)")
+    alpha_c: float = param(0.0, ge=0, doc="central velocity bias; 0 puts centrals at rest in their halo")
+    alpha_s: float = param(1.0, ge=0, doc="satellite velocity bias; 1 gives satellites the halo's dispersion")
 
     def __post_init__(self) -> None:
         problems = ProblemCollector()
@@ -121,13 +114,9 @@ class HODParams:
                 problems.add(f"{field.name} must be a finite number, got {value!r}")
                 continue
             object.__setattr__(self, field.name, float(value))
-        if not problems:
-            problems.check(self.sigma_log_m > 0, f"sigma_log_m must be > 0, got {self.sigma_log_m}")
-            problems.check(self.alpha >= 0, f"alpha must be >= 0, got {self.alpha}")
-            problems.check(-1 <= self.a_cen <= 1, f"a_cen must lie in [-1, 1], got {self.a_cen}")
-            problems.check(-1 <= self.a_sat <= 1, f"a_sat must lie in [-1, 1], got {self.a_sat}")
-            problems.check(self.alpha_c >= 0, f"alpha_c must be >= 0, got {self.alpha_c}")
-            problems.check(self.alpha_s >= 0, f"alpha_s must be >= 0, got {self.alpha_s}")
+            for key, bound in field.metadata["bounds"].items():
+                symbol, holds = BOUNDS[key]
+                problems.check(holds(float(value), bound), f"{field.name} must be {symbol} {bound:g}, got {value}")
         problems.raise_if_any(ValidationError, context="HODParams")
 
     def clone(self, **changes: Any) -> HODParams:

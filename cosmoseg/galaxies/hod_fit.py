@@ -8,8 +8,9 @@ and fits
 * the satellite power law <N_sat> = ((M − M_0) / M_1)^α to the binned mean satellite counts: least squares on
   log10 <N_sat> over the bins with satellites, each weighted by the square root of its number of satellites.
 
-``modulate_satellites`` stays off and no decoration is fitted. Used by the ``galaxies.hod`` stage when it is given
-``calibration_halos`` and ``calibration_galaxies``.
+``modulate_satellites`` stays off and no decoration is fitted. :func:`calibrate_hod` puts the five into a set of
+``HODParams`` whose decorations it keeps: the ``galaxies.hod`` stage does so when it is given ``calibration_halos``
+and ``calibration_galaxies``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ from cosmoseg.errors import ValidationError
 from cosmoseg.galaxies.clustering import fit_central_occupation
 from cosmoseg.galaxies.hod import HODParams
 
-__all__ = ["fit_satellite_occupation", "fit_zheng07", "occupation_counts"]
+__all__ = ["OCCUPATION_PARAMETERS", "calibrate_hod", "fit_satellite_occupation", "fit_zheng07", "occupation_counts"]
+
+OCCUPATION_PARAMETERS = ("log_m_min", "sigma_log_m", "log_m0", "log_m1", "alpha")
+"""The five Zheng07 occupation parameters that :func:`fit_zheng07` fits (the decorations are not fitted)."""
 
 
 def occupation_counts(halos: HaloCatalog, galaxies: GalaxyCatalog) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,3 +90,10 @@ def fit_zheng07(halos: HaloCatalog, galaxies: GalaxyCatalog) -> HODParams:
     return HODParams(
         log_m_min=central.log_m_min, sigma_log_m=central.sigma_log_m, log_m0=log_m0, log_m1=log_m1, alpha=alpha
     )
+
+
+def calibrate_hod(params: HODParams, halos: HaloCatalog, galaxies: GalaxyCatalog) -> HODParams:
+    """``params`` with the five occupation parameters (:data:`OCCUPATION_PARAMETERS`) fitted to ``galaxies`` in
+    ``halos`` (:func:`fit_zheng07`); ``modulate_satellites`` and the decorations stay those of ``params``."""
+    fitted = fit_zheng07(halos, galaxies)
+    return params.clone(**{name: getattr(fitted, name) for name in OCCUPATION_PARAMETERS})

@@ -58,6 +58,7 @@ __all__ = [
     "REQUIRED_COLUMNS",
     "VARIANTS",
     "GalaxyModelParams",
+    "VariantName",
     "central_log_mstar_median",
     "gaussianized_rank",
     "paint_galaxies",
@@ -190,6 +191,9 @@ VARIANTS: dict[str, GalaxyModelParams] = {
     ),
 }
 """Named parameter sets; ``paint_galaxies(variant=name)`` picks one."""
+
+VariantName = Literal["fiducial", "moster13"]
+"""The names of :data:`VARIANTS`, as a type (the ``variant`` param of the ``galaxies.model`` stage)."""
 
 
 def central_log_mstar_median(mass: torch.Tensor, h: float, smhm: str = "behroozi13") -> torch.Tensor:

@@ -1,11 +1,13 @@
-"""The stage shape shared by the four joint samplers: a HaloCatalog in, one central galaxy per halo out.
+"""The stage shapes of galaxies drawn from a fitted model: :class:`FittedModelStage`, shared by the four joint
+samplers and galaxies.population (a model file, one fitted here, or the shipped one, and the provenance of the file
+used), and :class:`SamplerStage`, the four samplers' own: a HaloCatalog in, one central galaxy per halo out.
 
-A stage loads a fitted sampler file (``model``), or fits one on the spot from optional training inputs
+A sampler stage loads a fitted sampler file (``model``), or fits one on the spot from optional training inputs
 (``train_halos`` and ``train_galaxies``, e.g. the haloes of a simulation and the galaxies the galaxy model painted
 on them; centrals are paired with their hosts by the ``host`` column), or, with neither, uses the shipped default
 of the method in ``cosmoseg/galaxies/default_models/`` where there is one. It then draws the galaxy properties of
-every halo of ``halos`` above ``min_mass``. Galaxies sit at their halo's position with its velocity
-(``is_central`` True, ``host`` = the halo's row).
+every halo of ``halos`` above ``min_mass`` (:func:`cosmoseg.galaxies.centrals.sample_centrals`). Galaxies sit at
+their halo's position with its velocity (``is_central`` True, ``host`` = the halo's row).
 
 Provenance: the output's ``meta`` names the sampler file actually used (``model_file``, its ``model_sha256`` and
 ``model_origin``: "file", "shipped", or "fitted in this run on N centrals"; for a fitted sampler ``model_file`` is
@@ -26,23 +28,24 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 import cosmoseg
-from cosmoseg.data import Box, GalaxyCatalog, HaloCatalog
+from cosmoseg.data import DataObject, GalaxyCatalog, HaloCatalog
 from cosmoseg.errors import ValidationError
-from cosmoseg.galaxies.features import (
-    DEFAULT_GALAXY_PROPERTIES,
-    DEFAULT_HALO_PROPERTIES,
-    central_pairs,
-    property_matrix,
-)
+from cosmoseg.galaxies._examples import toy_halos
+from cosmoseg.galaxies.centrals import sample_centrals
+from cosmoseg.galaxies.features import DEFAULT_GALAXY_PROPERTIES, DEFAULT_HALO_PROPERTIES, central_rows
+from cosmoseg.galaxies.model import paint_galaxies
 from cosmoseg.galaxies.samplers.base import JointSampler, load_sampler, sampler_class
 from cosmoseg.pipeline.manifest import file_sha256
-from cosmoseg.pipeline.params import InputPath
+from cosmoseg.pipeline.params import InputPath, param
 from cosmoseg.pipeline.stage import Stage
+
+if TYPE_CHECKING:
+    from cosmoseg.pipeline.context import RunContext
 
 DEFAULT_MODELS_DIR = Path(__file__).parent / "default_models"
 """Shipped fitted samplers, ``<method>.pt``, with their MODEL_CARD.md."""
@@ -87,43 +90,21 @@ def run_folder_path_problems(value: str, param: str, *, suffix: str) -> list[str
     return out
 
 
-def toy_halos(generator: torch.Generator, n: int = 300) -> HaloCatalog:
-    """Haloes of 10^11.5–10^14.5 Msun/h with the columns the galaxy stages use, in a 100 Mpc/h box."""
-    log_mass = 11.5 + 3.0 * torch.rand(n, generator=generator, dtype=torch.float64)
-    columns = {
-        "pos": 100.0 * torch.rand((n, 3), generator=generator, dtype=torch.float64),
-        "vel": 300.0 * torch.randn((n, 3), generator=generator, dtype=torch.float64),
-        "mass": 10.0**log_mass,
-        "vmax": 10.0 ** (2.0 + (log_mass - 12.0) / 3.0),
-        "concentration": 5.0 + torch.rand(n, generator=generator, dtype=torch.float64) * 5.0,
-        "spin": 0.01 + 0.06 * torch.rand(n, generator=generator, dtype=torch.float64),
-        "log_env_density_r2": torch.randn(n, generator=generator, dtype=torch.float64),
-    }
-    return HaloCatalog(columns=columns, box=Box(length=100.0))
-
-
 @dataclasses.dataclass(frozen=True)
 class SamplerParams:
-    """model: a fitted sampler file of this method, relative to the pipeline file or "$name" of [run] files ("" =
-    fit one on the train_halos / train_galaxies inputs, or without them the shipped default of the method).
-    save_model: file name (relative path, ending in .pt) for the sampler fitted here, inside the stage's folder
-    <run folder>/<stage id>/ ("" = not saved). conditions, targets: the halo and galaxy properties (columns or
-    log_<column>) of a sampler fitted here. hyper: the method's hyper-parameters. min_mass: haloes lighter than this
-    (Msun/h) get no galaxy."""
+    """The params of the four sampler stages (galaxies.flow / hival / gauss / regression)."""
 
-    model: InputPath = ""  # type: ignore[assignment]
-    save_model: str = ""
-    conditions: tuple[str, ...] = DEFAULT_HALO_PROPERTIES
-    targets: tuple[str, ...] = DEFAULT_GALAXY_PROPERTIES
-    hyper: dict[str, Any] = dataclasses.field(default_factory=dict)
-    min_mass: float = 0.0
+    model: InputPath = param("", doc='sampler file ("" = fit one here, or the shipped one)')  # noqa: RUF009
+    save_model: str = param("", doc='name (*.pt) of the sampler fitted here, in <run folder>/<stage id>/ ("" = none)')
+    conditions: tuple[str, ...] = param(DEFAULT_HALO_PROPERTIES, doc="halo properties of a sampler fitted here")
+    targets: tuple[str, ...] = param(DEFAULT_GALAXY_PROPERTIES, doc="galaxy properties of a sampler fitted here")
+    hyper: dict[str, Any] = param({}, doc="the method's hyper-parameters")  # noqa: RUF009 (copied per instance)
+    min_mass: float = param(0.0, ge=0, doc="haloes lighter than this (Msun/h) get no galaxy")
 
     def problems(self) -> list[str]:
         out = []
         if not self.conditions or not self.targets:
             out.append("params 'conditions' and 'targets' need at least one property each")
-        if self.min_mass < 0:
-            out.append(f"param 'min_mass' must be >= 0 Msun/h, got {self.min_mass}")
         out += run_folder_path_problems(self.save_model, "save_model", suffix=MODEL_SUFFIX)
         if self.model and self.save_model:
             out.append(
@@ -133,7 +114,80 @@ class SamplerParams:
         return out
 
 
-class SamplerStage(Stage):
+class FittedModelStage:
+    """The shape of the stages that draw galaxies for ``halos`` from a fitted model: the four samplers and
+    galaxies.population (a mixin: a stage class derives from it and from ``Stage[P]``, P with a ``model`` field).
+
+    The model is the file of param ``model``; or, with the optional inputs ``train_halos`` and ``train_galaxies``,
+    one fitted here (:meth:`fit`); or, without them, the shipped default (:meth:`shipped_model`, where there is one).
+    ``run`` then draws the galaxies (:meth:`draw`), with the provenance of the model in their ``meta``.
+    """
+
+    what: ClassVar[str] = "model"
+    """How messages name the model ("flow sampler", "population model")."""
+    inputs: ClassVar[dict[str, type[DataObject]]] = {
+        "halos": HaloCatalog,
+        "train_halos": HaloCatalog,
+        "train_galaxies": GalaxyCatalog,
+    }
+    optional_inputs: ClassVar[frozenset[str]] = frozenset({"train_halos", "train_galaxies"})
+    outputs: ClassVar[dict[str, type[DataObject]]] = {"galaxies": GalaxyCatalog}
+    example_satellites: ClassVar[bool] = True
+    """Whether the training galaxies of the contract checker's example have satellites."""
+    name: ClassVar[str]
+    params: Any
+    ctx: RunContext
+
+    def shipped_model(self) -> Path:
+        """The shipped model file used without a ``model`` and training inputs (it may not exist)."""
+        raise NotImplementedError
+
+    def load(self, path: str | Path) -> Any:
+        """The model of a file."""
+        raise NotImplementedError
+
+    def fit(self, train_halos: HaloCatalog, train_galaxies: GalaxyCatalog) -> tuple[Any, dict[str, str]]:
+        """A model fitted on the training inputs and its provenance entries."""
+        raise NotImplementedError
+
+    def draw(self, model: Any, halos: HaloCatalog, provenance: dict[str, str]) -> GalaxyCatalog:
+        """The galaxies of ``halos``."""
+        raise NotImplementedError
+
+    def model(
+        self, train_halos: HaloCatalog | None, train_galaxies: GalaxyCatalog | None
+    ) -> tuple[Any, dict[str, str]]:
+        """The model to draw from and the provenance entries of the output's meta (:func:`model_provenance`)."""
+        if self.params.model:
+            return self.load(self.params.model), model_provenance(Path(self.params.model), "file")
+        shipped = self.shipped_model()
+        if train_halos is None and train_galaxies is None and shipped.is_file():
+            self.ctx.log(f"using the shipped {self.what} ({shipped.name}, see its MODEL_CARD.md)")
+            return self.load(shipped), model_provenance(shipped, "shipped")
+        if train_halos is None or train_galaxies is None:
+            raise ValidationError(
+                f"stage {self.name}: give a fitted {self.what} file (param 'model') or both inputs 'train_halos' and "
+                "'train_galaxies' to fit one"
+            )
+        return self.fit(train_halos, train_galaxies)
+
+    def run(
+        self,
+        halos: HaloCatalog,
+        train_halos: HaloCatalog | None = None,
+        train_galaxies: GalaxyCatalog | None = None,
+    ) -> dict[str, GalaxyCatalog]:
+        model, provenance = self.model(train_halos, train_galaxies)
+        return {"galaxies": self.draw(model, halos, provenance)}
+
+    @classmethod
+    def example_inputs(cls, generator: torch.Generator) -> dict[str, Any]:
+        halos = toy_halos(generator)
+        galaxies = paint_galaxies(halos, seed=3, satellites=cls.example_satellites)
+        return {"halos": halos, "train_halos": halos, "train_galaxies": galaxies}
+
+
+class SamplerStage(FittedModelStage, Stage[SamplerParams]):
     """Base of galaxies.flow / hival / gauss / regression (``method`` names the sampler)."""
 
     method: ClassVar[str] = ""
@@ -142,25 +196,61 @@ class SamplerStage(Stage):
     folder."""
     example_hyper: ClassVar[dict[str, Any]] = {}
     """Small hyper-parameters for the contract checker's tiny run."""
-    Params = SamplerParams
-    inputs = {"halos": HaloCatalog, "train_halos": HaloCatalog, "train_galaxies": GalaxyCatalog}
-    optional_inputs = frozenset({"train_halos", "train_galaxies"})
-    outputs = {"galaxies": GalaxyCatalog}
+    example_satellites = False
+
+    @property
+    def what(self) -> str:  # type: ignore[override]
+        return f"{self.method} sampler"
 
     @classmethod
     def example_params(cls) -> dict[str, Any]:
         return {"conditions": ["log_mass", "concentration"], "hyper": dict(cls.example_hyper)}
 
-    @classmethod
-    def example_inputs(cls, generator: torch.Generator) -> dict[str, Any]:
-        from cosmoseg.galaxies.model import paint_galaxies
+    def shipped_model(self) -> Path:
+        return DEFAULT_MODELS_DIR / f"{self.method}.pt"
 
-        halos = toy_halos(generator)
-        return {"halos": halos, "train_halos": halos, "train_galaxies": paint_galaxies(halos, seed=3, satellites=False)}
+    def load(self, path: str | Path) -> JointSampler:
+        sampler = load_sampler(path)
+        if sampler.method != self.method:
+            raise ValidationError(f"{path} holds a {sampler.method!r} sampler; stage {self.name} needs {self.method!r}")
+        return sampler
+
+    def model(
+        self, train_halos: HaloCatalog | None, train_galaxies: GalaxyCatalog | None
+    ) -> tuple[JointSampler, dict[str, str]]:
+        fitting = not self.params.model and (train_halos is not None or train_galaxies is not None)
+        self._save_target(fitting)  # before anything is loaded or fitted
+        return super().model(train_halos, train_galaxies)
+
+    def fit(self, train_halos: HaloCatalog, train_galaxies: GalaxyCatalog) -> tuple[JointSampler, dict[str, str]]:
+        p = self.params
+        target = self._save_target(True)
+        roles = ("training halo catalog", "training galaxy catalog")
+        x, y = central_rows(train_halos, train_galaxies, p.conditions, p.targets, roles=roles)
+        sampler = sampler_class(self.method)(list(p.conditions), list(p.targets), **p.hyper)
+        sampler.fit(x, y, generator=self.ctx.make_generator("cpu", offset=1))
+        fitted = f"fitted in this run on {len(x)} centrals"
+        self.ctx.log(f"{fitted} ({self.method})")
+        provenance = {"model_file": "", "model_sha256": "", "model_origin": fitted}
+        if target is not None:
+            card = {
+                "data": f"{len(x)} centrals of the pipeline's training inputs",
+                "written_by_stage": self.ctx.stage_id,
+                "written_by": self.name,
+            }
+            sampler.save(target, card=card)
+            relative = target.relative_to(Path(self.ctx.work_dir).resolve()).as_posix()
+            provenance |= {"model_file": relative, "model_sha256": file_sha256(target)}
+            self.ctx.log(f"saved the sampler to {target}")
+        return sampler, provenance
+
+    def draw(self, model: JointSampler, halos: HaloCatalog, provenance: dict[str, str]) -> GalaxyCatalog:
+        generator = self.ctx.make_generator("cpu", offset=2)
+        return sample_centrals(model, halos, generator=generator, min_mass=self.params.min_mass, provenance=provenance)
 
     def _save_target(self, fitting: bool) -> Path | None:
         """The file ``save_model`` names inside the run folder, checked before anything is fitted (None: no save)."""
-        p: SamplerParams = self.params
+        p = self.params
         if not p.save_model:
             return None
         where = f"stage {self.ctx.stage_id!r} ({self.name}): param 'save_model' ({p.save_model!r})"
@@ -190,73 +280,6 @@ class SamplerStage(Stage):
                     "file it wrote itself in this run folder: choose another name, or remove the file"
                 )
         return target
-
-    def _sampler(
-        self, train_halos: HaloCatalog | None, train_galaxies: GalaxyCatalog | None
-    ) -> tuple[JointSampler, dict[str, str]]:
-        """The sampler to draw from and the provenance entries of the output's meta."""
-        p: SamplerParams = self.params
-        cls = sampler_class(self.method)
-        shipped = DEFAULT_MODELS_DIR / f"{self.method}.pt"
-        fitting = not p.model and (train_halos is not None or train_galaxies is not None)  # else file or shipped
-        target = self._save_target(fitting)
-        if p.model:
-            sampler = load_sampler(p.model)
-            if sampler.method != self.method:
-                raise ValidationError(
-                    f"{p.model} holds a {sampler.method!r} sampler; stage {self.name} needs {self.method!r}"
-                )
-            return sampler, model_provenance(Path(p.model), "file")
-        if train_halos is None and train_galaxies is None and shipped.is_file():
-            self.ctx.log(f"using the shipped {self.method} sampler ({shipped.name}, see its MODEL_CARD.md)")
-            return load_sampler(shipped), model_provenance(shipped, "shipped")
-        if train_halos is None or train_galaxies is None:
-            raise ValidationError(
-                f"stage {self.name}: give a fitted sampler file (param 'model') or both inputs 'train_halos' and "
-                "'train_galaxies' to fit one"
-            )
-        halo_rows, galaxy_rows = central_pairs(train_halos, train_galaxies)
-        x = property_matrix(train_halos, p.conditions, role="training halo catalog")[halo_rows]
-        y = property_matrix(train_galaxies, p.targets, role="training galaxy catalog")[galaxy_rows]
-        sampler = cls(list(p.conditions), list(p.targets), **p.hyper)
-        sampler.fit(x, y, generator=self.ctx.make_generator("cpu", offset=1))
-        fitted = f"fitted in this run on {len(x)} centrals"
-        self.ctx.log(f"{fitted} ({self.method})")
-        provenance = {"model_file": "", "model_sha256": "", "model_origin": fitted}
-        if target is not None:
-            card = {
-                "data": f"{len(x)} centrals of the pipeline's training inputs",
-                "written_by_stage": self.ctx.stage_id,
-                "written_by": self.name,
-            }
-            sampler.save(target, card=card)
-            relative = target.relative_to(Path(self.ctx.work_dir).resolve()).as_posix()
-            provenance |= {"model_file": relative, "model_sha256": file_sha256(target)}
-            self.ctx.log(f"saved the sampler to {target}")
-        return sampler, provenance
-
-    def run(
-        self,
-        halos: HaloCatalog,
-        train_halos: HaloCatalog | None = None,
-        train_galaxies: GalaxyCatalog | None = None,
-    ) -> dict[str, GalaxyCatalog]:
-        p: SamplerParams = self.params
-        sampler, provenance = self._sampler(train_halos, train_galaxies)
-        keep = torch.nonzero(halos["mass"] >= p.min_mass).reshape(-1)
-        x = property_matrix(halos, sampler.condition_names, role="halo catalog")[keep]
-        n_targets = len(sampler.target_names)
-        gen = self.ctx.make_generator("cpu", offset=2)
-        draws = sampler.sample(x, 1, generator=gen)[0] if len(keep) else torch.zeros(0, n_targets)
-        columns: dict[str, torch.Tensor] = {"pos": halos["pos"][keep]}
-        if "vel" in halos.columns:
-            columns["vel"] = halos["vel"][keep]
-        columns |= {"host": keep, "is_central": torch.ones(len(keep), dtype=torch.bool)}
-        columns |= {name: draws[:, j].to(torch.float32) for j, name in enumerate(sampler.target_names)}
-        origin = provenance["model_origin"]
-        described = origin if origin.startswith("fitted") else provenance["model_file"]
-        meta = {"sampler": self.method, "model": described, **provenance, "min_mass": p.min_mass}
-        return {"galaxies": GalaxyCatalog(columns=columns, box=halos.box, meta=meta)}
 
 
 def _written_by(path: Path) -> tuple[str, str] | None:

@@ -1,8 +1,10 @@
-"""The plugin face of ``cosmoseg.galaxies``: the galaxy model, the HOD and the four joint samplers as stages."""
+"""The plugin face of ``cosmoseg.galaxies``: the galaxy model, the HOD, the four joint samplers, population models and
+the mock catalog as stages; `run` converts and calls the library."""
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -10,52 +12,53 @@ import torch
 
 from cosmoseg.data import GalaxyCatalog, HaloCatalog
 from cosmoseg.errors import ValidationError
+from cosmoseg.galaxies._examples import toy_halos
 from cosmoseg.galaxies.hod import HODParams, populate, prepare_hod
-from cosmoseg.galaxies.model import VARIANTS, paint_galaxies
-from cosmoseg.galaxies.population import DEFAULT_POPULATION_CONDITIONS
-from cosmoseg.galaxies.sampler_stage import DEFAULT_MODELS_DIR, SamplerStage, model_provenance, toy_halos
+from cosmoseg.galaxies.hod_fit import calibrate_hod
+from cosmoseg.galaxies.mock import mock_catalog
+from cosmoseg.galaxies.model import VariantName, paint_galaxies
+from cosmoseg.galaxies.population import (
+    DEFAULT_POPULATION_CONDITIONS,
+    PopulationModel,
+    fit_population,
+    load_population,
+    populate_galaxies,
+)
+from cosmoseg.galaxies.sampler_stage import DEFAULT_MODELS_DIR, FittedModelStage, SamplerStage
 from cosmoseg.hookspecs import hookimpl
-from cosmoseg.pipeline.params import InputPath
+from cosmoseg.pipeline.params import InputPath, param
 from cosmoseg.pipeline.stage import Stage
 
 SHIPPED_POPULATION = DEFAULT_MODELS_DIR / "population.pt"
 """The shipped population model (centrals and satellites), with its card in MODEL_CARD.md."""
 
+SEED_DOC = "seed of the draws; -1 = the stage's seed"
+VARIANT_DOC = '"fiducial" (Behroozi+13 SMHM, quenching by M*, assembly, environment) or "moster13" (Moster+13, by M_h)'
 
-def _seed(stage: Stage, seed: int) -> int:
+
+def _seed(stage: Stage[Any], seed: int) -> int:
     return stage.ctx.seed % (2**62) if seed < 0 else seed
 
 
 @dataclasses.dataclass(frozen=True)
 class GalaxyModelStageParams:
-    """variant: "fiducial" (Behroozi et al. 2013 SMHM, quenching by stellar mass, assembly and environment) or
-    "moster13" (Moster et al. 2013 SMHM, quenching by halo mass). seed: -1 = the stage's seed. satellites: False
-    paints centrals only. min_log_mstar: drop galaxies below this log10 M* (Msun/h); 0 keeps all."""
+    """The galaxy model's params (its knobs per variant: :class:`cosmoseg.galaxies.model.GalaxyModelParams`)."""
 
-    variant: str = "fiducial"
-    seed: int = -1
-    satellites: bool = True
-    min_log_mstar: float = 0.0
-
-    def problems(self) -> list[str]:
-        out = []
-        if self.variant not in VARIANTS:
-            out.append(f"param 'variant' must be one of {sorted(VARIANTS)}, got {self.variant!r}")
-        if self.seed < -1:
-            out.append(f"param 'seed' must be >= 0, or -1 for the stage's seed, got {self.seed}")
-        return out
+    variant: VariantName = param("fiducial", doc=VARIANT_DOC)  # noqa: RUF009 (a str)
+    seed: int = param(-1, ge=-1, doc=SEED_DOC)
+    satellites: bool = param(True, doc="False paints centrals only")
+    min_log_mstar: float = param(0.0, doc="drop galaxies below this log10 M* (Msun/h); 0 keeps all")
 
 
-class GalaxyModelStage(Stage):
+class GalaxyModelStage(Stage[GalaxyModelStageParams]):
     """Galaxies painted onto haloes by the semi-empirical model: the truth the samplers learn from."""
 
     name = "galaxies.model"
-    Params = GalaxyModelStageParams
     inputs = {"halos": HaloCatalog}
     outputs = {"galaxies": GalaxyCatalog}
 
     def run(self, halos: HaloCatalog) -> dict[str, GalaxyCatalog]:
-        p: GalaxyModelStageParams = self.params
+        p = self.params
         galaxies = paint_galaxies(
             halos,
             variant=p.variant,
@@ -71,57 +74,62 @@ class GalaxyModelStage(Stage):
         return {"halos": toy_halos(generator)}
 
 
-_HOD_FIELDS = {f.name: f for f in dataclasses.fields(HODParams)}
+def _copied_fields(cls: type) -> list[tuple[str, Any, Any]]:
+    """``(name, type, field)`` of every field of the dataclass ``cls``, with its default, bounds and doc, for
+    ``dataclasses.make_dataclass``: a params class that takes over another's fields without declaring them again."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        copy = dataclasses.field(default=f.default, default_factory=f.default_factory, metadata=f.metadata)
+        out.append((f.name, hints[f.name], copy))
+    return out
 
 
-@dataclasses.dataclass(frozen=True)
-class HODStageParams:
-    """The Zheng et al. (2007) parameters (masses log10 Msun/h; defaults: their M_r < -21 sample): log_m_min,
-    sigma_log_m, log_m0, log_m1, alpha, modulate_satellites; decorations: a_cen, a_sat (assembly bias in [-1, 1],
-    with a secondary halo property), alpha_c, alpha_s (velocity bias). secondary: halo column ranked at fixed mass
-    for assembly bias ("" = none). velocities: give galaxies velocities (the haloes need vel). seed: -1 = the
-    stage's seed."""
+class _HODStageRules:
+    """The methods of :data:`HODStageParams`."""
 
-    log_m_min: float = 12.79
-    sigma_log_m: float = 0.39
-    log_m0: float = 11.92
-    log_m1: float = 13.94
-    alpha: float = 1.15
-    modulate_satellites: bool = False
-    a_cen: float = 0.0
-    a_sat: float = 0.0
-    alpha_c: float = 0.0
-    alpha_s: float = 1.0
-    secondary: str = ""
-    velocities: bool = True
-    seed: int = -1
+    a_cen: float
+    a_sat: float
+    secondary: str
 
     def hod(self) -> HODParams:
-        return HODParams(**{k: getattr(self, k) for k in _HOD_FIELDS})
+        """The ``HODParams`` of these params (their first ten fields)."""
+        return HODParams(**{f.name: getattr(self, f.name) for f in dataclasses.fields(HODParams)})
 
     def problems(self) -> list[str]:
-        out = []
-        try:
-            self.hod()
-        except ValidationError as err:
-            out += [f"params: {problem}" for problem in err.problems]
         if (self.a_cen or self.a_sat) and not self.secondary:
-            out.append("params 'a_cen'/'a_sat' (assembly bias) need a 'secondary' halo property, e.g. 'concentration'")
-        if self.seed < -1:
-            out.append(f"param 'seed' must be >= 0, or -1 for the stage's seed, got {self.seed}")
-        return out
+            return ["params 'a_cen'/'a_sat' (assembly bias) need a 'secondary' halo property, e.g. 'concentration'"]
+        return []
 
 
-class HODStage(Stage):
+HODStageParams = dataclasses.make_dataclass(
+    "HODStageParams",
+    [
+        *_copied_fields(HODParams),
+        ("secondary", str, param("", doc='halo column ranked at fixed mass for assembly bias ("" = none)')),
+        ("velocities", bool, param(True, doc="give galaxies velocities (the haloes need vel)")),
+        ("seed", int, param(-1, ge=-1, doc=SEED_DOC)),
+    ],
+    bases=(_HODStageRules,),
+    frozen=True,
+    namespace={
+        "__module__": __name__,
+        "__doc__": "The params of galaxies.hod: the ten fields of :class:`~cosmoseg.galaxies.hod.HODParams` (the "
+        "Zheng et al. 2007 occupation and its decorations, with their defaults and bounds), then secondary, "
+        "velocities and seed.",
+    },
+)
+
+
+class HODStage(Stage[HODStageParams]):  # type: ignore[valid-type]
     """Galaxies from the Zheng et al. (2007) halo occupation distribution, with optional decorations.
 
     Given ``calibration_halos`` and ``calibration_galaxies`` (galaxies with ``host`` and ``is_central`` in those
     haloes, e.g. the truth of another box), the five occupation parameters are fitted to them
-    (:func:`cosmoseg.galaxies.hod_fit.fit_zheng07`) instead of taken from the params; decorations still are.
+    (:func:`cosmoseg.galaxies.hod_fit.calibrate_hod`) instead of taken from the params; decorations still are.
     """
 
     name = "galaxies.hod"
-    Params = HODStageParams
     inputs = {"halos": HaloCatalog, "calibration_halos": HaloCatalog, "calibration_galaxies": GalaxyCatalog}
     optional_inputs = frozenset({"calibration_halos", "calibration_galaxies"})
     outputs = {"galaxies": GalaxyCatalog}
@@ -132,18 +140,14 @@ class HODStage(Stage):
         calibration_halos: HaloCatalog | None = None,
         calibration_galaxies: GalaxyCatalog | None = None,
     ) -> dict[str, GalaxyCatalog]:
-        p: HODStageParams = self.params
+        p = self.params
         params = p.hod()
         if (calibration_halos is None) != (calibration_galaxies is None):
             raise ValidationError(
                 "give both calibration_halos and calibration_galaxies (or neither)", context=self.name
             )
         if calibration_halos is not None and calibration_galaxies is not None:
-            from cosmoseg.galaxies.hod_fit import fit_zheng07
-
-            fitted = fit_zheng07(calibration_halos, calibration_galaxies)
-            params = params.clone(**{k: getattr(fitted, k) for k in ("log_m_min", "sigma_log_m", "log_m0", "log_m1",
-                                                                     "alpha")})  # fmt: skip
+            params = calibrate_hod(params, calibration_halos, calibration_galaxies)
             self.ctx.log(
                 f"calibrated: log M_min {params.log_m_min:.3f}, sigma {params.sigma_log_m:.3f}, log M_0 "
                 f"{params.log_m0:.3f}, log M_1 {params.log_m1:.3f}, alpha {params.alpha:.3f}"
@@ -195,115 +199,83 @@ class RegressionStage(SamplerStage):
 
 
 @dataclasses.dataclass(frozen=True)
-class PopulationStageParams:
-    """model: a population model file from `cosmoseg galaxies train --satellites` ("" = fit one on the
-    train_halos / train_galaxies inputs, or without them the shipped default). min_mass: haloes lighter than this
-    (Msun/h) get no galaxies. conditions, method, hyper: of a model fitted here (halo properties; sampler method and
-    its hyper-parameters)."""
+class PopulationParams:
+    """The params of galaxies.population."""
 
-    model: InputPath = ""  # type: ignore[assignment]
-    min_mass: float = 0.0
-    conditions: tuple[str, ...] = DEFAULT_POPULATION_CONDITIONS
-    method: Literal["flow", "hival", "gauss", "regression"] = "flow"
-    hyper: dict[str, Any] = dataclasses.field(default_factory=dict)
+    model: InputPath = param("", doc='file of `galaxies train --satellites` ("" = fit here or shipped)')  # noqa: RUF009
+    min_mass: float = param(0.0, ge=0, doc="haloes lighter than this (Msun/h) get no galaxies")
+    conditions: tuple[str, ...] = param(
+        DEFAULT_POPULATION_CONDITIONS, doc="halo properties the samplers of a model fitted here condition on"
+    )
+    method: Literal["flow", "hival", "gauss", "regression"] = param("flow", doc="sampler method of a model fitted here")
+    hyper: dict[str, Any] = param({}, doc="its hyper-parameters")  # noqa: RUF009 (copied per instance)
 
     def problems(self) -> list[str]:
-        out = []
-        if self.min_mass < 0:
-            out.append(f"param 'min_mass' must be >= 0 Msun/h, got {self.min_mass}")
-        if not self.conditions:
-            out.append("param 'conditions' needs at least one halo property")
-        return out
+        return [] if self.conditions else ["param 'conditions' needs at least one halo property"]
 
 
-class PopulationStage(Stage):
+class PopulationStage(FittedModelStage, Stage[PopulationParams]):
     """Centrals and satellites for every halo from a galaxy population model: occupations, positions and
     velocities from an HOD and profile fitted to a training catalog, properties from its learned samplers."""
 
     name = "galaxies.population"
     version = "2"
     """2: the model file actually used and its sha256 in the output's meta (model_file, model_sha256, model_origin)."""
-    Params = PopulationStageParams
-    inputs = {"halos": HaloCatalog, "train_halos": HaloCatalog, "train_galaxies": GalaxyCatalog}
-    optional_inputs = frozenset({"train_halos", "train_galaxies"})
-    outputs = {"galaxies": GalaxyCatalog}
+    what = "population model"
 
-    def _model(
-        self, train_halos: HaloCatalog | None, train_galaxies: GalaxyCatalog | None
-    ) -> tuple[Any, str, dict[str, str]]:
-        """The population model, how errors name it, and the provenance entries of the output's meta."""
-        from cosmoseg.galaxies.population import fit_population, load_population
+    def shipped_model(self) -> Path:
+        return SHIPPED_POPULATION
 
-        p: PopulationStageParams = self.params
-        if p.model:
-            return load_population(p.model), p.model, model_provenance(Path(p.model), "file")
-        if train_halos is None and train_galaxies is None:
-            self.ctx.log(f"using the shipped population model ({SHIPPED_POPULATION.name}, see its model card)")
-            shipped = model_provenance(SHIPPED_POPULATION, "shipped")
-            return load_population(SHIPPED_POPULATION), f"the shipped {SHIPPED_POPULATION.name}", shipped
-        if train_halos is None or train_galaxies is None:
-            raise ValidationError("give both inputs train_halos and train_galaxies to fit a population model here")
+    def load(self, path: str | Path) -> PopulationModel:
+        return load_population(path)
+
+    def fit(self, train_halos: HaloCatalog, train_galaxies: GalaxyCatalog) -> tuple[PopulationModel, dict[str, str]]:
+        p = self.params
         model = fit_population(
             train_halos, train_galaxies, conditions=p.conditions, method=p.method, hyper=p.hyper, seed=self.ctx.seed
         )
         fitted = f"fitted in this run on {len(train_galaxies)} galaxies"
         self.ctx.log(f"{fitted} (population model)")
-        return model, "the model fitted in this run", {"model_file": "", "model_sha256": "", "model_origin": fitted}
+        return model, {"model_file": "", "model_sha256": "", "model_origin": fitted}
 
-    def run(
-        self,
-        halos: HaloCatalog,
-        train_halos: HaloCatalog | None = None,
-        train_galaxies: GalaxyCatalog | None = None,
-    ) -> dict[str, GalaxyCatalog]:
-        from cosmoseg.galaxies.population import populate_galaxies
-
-        p: PopulationStageParams = self.params
-        model, where, provenance = self._model(train_halos, train_galaxies)
+    def draw(self, model: PopulationModel, halos: HaloCatalog, provenance: dict[str, str]) -> GalaxyCatalog:
+        named = {"file": self.params.model, "shipped": f"the shipped {SHIPPED_POPULATION.name}"}
         galaxies = populate_galaxies(
             model,
             halos,
             seed=self.ctx.seed % (2**62),
             generator=self.ctx.make_generator("cpu", offset=1),
-            min_mass=p.min_mass,
-            where=where,
+            min_mass=self.params.min_mass,
+            where=named.get(provenance["model_origin"], "the model fitted in this run"),
             provenance=provenance,
         )
         n_cen = int(galaxies["is_central"].sum())
         self.ctx.log(f"{len(galaxies)} galaxies: {n_cen} centrals, {len(galaxies) - n_cen} satellites")
-        return {"galaxies": galaxies}
+        return galaxies
 
     @classmethod
     def example_params(cls) -> dict[str, Any]:
         return {"hyper": {"epochs": 2, "hidden_features": 8, "layers": 1}}
 
-    @classmethod
-    def example_inputs(cls, generator: torch.Generator) -> dict[str, Any]:
-        from cosmoseg.galaxies.model import paint_galaxies
-
-        halos = toy_halos(generator)
-        return {"halos": halos, "train_halos": halos, "train_galaxies": paint_galaxies(halos, seed=3)}
-
 
 @dataclasses.dataclass(frozen=True)
-class CatalogStageParams:
-    """rsd_axis: the line of sight of the redshift-space positions pos_rsd: 0, 1, 2 (x, y, z), or -1 for none."""
+class CatalogParams:
+    """The params of galaxies.catalog."""
 
-    rsd_axis: Literal[-1, 0, 1, 2] = 2
+    rsd_axis: Literal[-1, 0, 1, 2] = param(
+        2, doc="line of sight of the redshift-space positions pos_rsd: 0, 1, 2 (x, y, z), or -1 for none"
+    )
 
 
-class CatalogStage(Stage):
+class CatalogStage(Stage[CatalogParams]):
     """The mock galaxy catalog: galaxies with their host's row and mass and redshift-space positions, in the
     documented layout of docs/mock.md whatever made the galaxies (population model, galaxy model or HOD)."""
 
     name = "galaxies.catalog"
-    Params = CatalogStageParams
     inputs = {"galaxies": GalaxyCatalog, "halos": HaloCatalog}
     outputs = {"catalog": GalaxyCatalog}
 
     def run(self, galaxies: GalaxyCatalog, halos: HaloCatalog) -> dict[str, GalaxyCatalog]:
-        from cosmoseg.galaxies.mock import mock_catalog
-
         catalog = mock_catalog(galaxies, halos, rsd_axis=self.params.rsd_axis)
         self.ctx.log(
             f"{catalog.meta['n_galaxies']} galaxies ({catalog.meta['n_satellites']} satellites), "
@@ -313,8 +285,6 @@ class CatalogStage(Stage):
 
     @classmethod
     def example_inputs(cls, generator: torch.Generator) -> dict[str, Any]:
-        from cosmoseg.galaxies.model import paint_galaxies
-
         halos = toy_halos(generator)
         return {"galaxies": paint_galaxies(halos, seed=3), "halos": halos}
 

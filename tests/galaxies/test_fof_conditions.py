@@ -10,9 +10,10 @@ from cosmoseg import Cosmology
 from cosmoseg.data import HaloCatalog
 from cosmoseg.errors import ValidationError
 from cosmoseg.galaxies import model as galaxy_model
+from cosmoseg.galaxies._examples import toy_halos
 from cosmoseg.galaxies.features import DEFAULT_HALO_PROPERTIES, property_matrix
 from cosmoseg.galaxies.model import GalaxyModelParams, paint_galaxies
-from cosmoseg.galaxies.sampler_stage import DEFAULT_MODELS_DIR, toy_halos
+from cosmoseg.galaxies.sampler_stage import DEFAULT_MODELS_DIR
 from cosmoseg.galaxies.samplers.base import load_sampler
 from cosmoseg.galaxies.stages import FlowStage, GaussStage
 from cosmoseg.pipeline.context import RunContext

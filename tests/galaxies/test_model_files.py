@@ -13,8 +13,9 @@ import torch
 
 from cosmoseg import run_pipeline
 from cosmoseg.errors import CosmosegError, ValidationError
+from cosmoseg.galaxies._examples import toy_halos
 from cosmoseg.galaxies.model import paint_galaxies
-from cosmoseg.galaxies.sampler_stage import DEFAULT_MODELS_DIR, toy_halos
+from cosmoseg.galaxies.sampler_stage import DEFAULT_MODELS_DIR
 from cosmoseg.galaxies.samplers.base import load_sampler
 from cosmoseg.galaxies.stages import SHIPPED_POPULATION, FlowStage, GaussStage, PopulationStage
 from cosmoseg.pipeline.config import load_config
@@ -196,7 +197,7 @@ def test_the_population_stage_names_its_model_file_and_checksum(data: tuple, tmp
 
 PLUGIN = '''
 from cosmoseg import HaloCatalog, Stage, hookimpl
-from cosmoseg.galaxies.sampler_stage import toy_halos
+from cosmoseg.galaxies._examples import toy_halos
 
 
 class ToyHalos(Stage):

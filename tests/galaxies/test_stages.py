@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from pathlib import Path
 
 import pytest
@@ -9,8 +11,8 @@ import torch
 
 from cosmoseg.data import HaloCatalog
 from cosmoseg.errors import ValidationError
+from cosmoseg.galaxies._examples import toy_halos
 from cosmoseg.galaxies.model import paint_galaxies
-from cosmoseg.galaxies.sampler_stage import toy_halos
 from cosmoseg.galaxies.samplers.base import load_sampler
 from cosmoseg.galaxies.stages import GaussStage, RegressionStage
 from cosmoseg.pipeline.context import RunContext
@@ -50,7 +52,7 @@ def test_min_mass_and_clear_errors(data: tuple, tmp_path: Path) -> None:
     cut = float(halos["mass"].median())
     out = _stage(GaussStage, hyper=HYPER, min_mass=cut).run(halos, train_halos=halos, train_galaxies=truth)
     assert len(out["galaxies"]) == int((halos["mass"] >= cut).sum())
-    with pytest.raises(ValidationError, match="give a fitted sampler file"):
+    with pytest.raises(ValidationError, match="give a fitted gauss sampler file"):
         _stage(GaussStage).run(halos)
     path = tmp_path / "t" / "g.pt"
     _stage(GaussStage, tmp_path, hyper=HYPER, save_model="g.pt").run(halos, train_halos=halos, train_galaxies=truth)
@@ -81,3 +83,34 @@ def test_the_shipped_flow_is_documented_and_used_by_default(data: tuple) -> None
     parsed, _ = parse_params(FlowStage.Params, {}, FlowStage.name)
     out = FlowStage(parsed, RunContext(device=torch.device("cpu"), seed=5, stage_id="t")).run(halos)["galaxies"]
     assert len(out) == len(halos) and bool(torch.isfinite(out["log_mstar"]).all())
+
+
+def test_each_param_is_declared_once_with_its_bounds() -> None:
+    """galaxies.model's variant is a choice of the variants; galaxies.hod's params are HODParams' own fields (same
+    names, defaults, bounds and docs) and three more; bounds and choices are reported by name before anything runs."""
+    from cosmoseg.galaxies.hod import HODParams
+    from cosmoseg.galaxies.model import VARIANTS, VariantName
+    from cosmoseg.galaxies.stages import GalaxyModelStage, HODStage, HODStageParams, PopulationStage
+
+    assert set(typing.get_args(VariantName)) == set(VARIANTS)
+    _, problems = parse_params(GalaxyModelStage.Params, {"variant": "nope", "seed": -2}, "m")
+    assert problems == [
+        "m: param 'variant' must be one of ['fiducial', 'moster13'], got 'nope'",
+        "m: param 'seed' must be >= -1, got -2",
+    ]
+    assert HODStage.Params is HODStageParams
+    hod, stage = dataclasses.fields(HODParams), dataclasses.fields(HODStageParams)
+    assert [(f.name, f.default, dict(f.metadata)) for f in stage[: len(hod)]] == [
+        (f.name, f.default, dict(f.metadata)) for f in hod
+    ]
+    assert [f.name for f in stage[len(hod) :]] == ["secondary", "velocities", "seed"]
+    assert HODStageParams().hod() == HODParams()
+    _, problems = parse_params(HODStageParams, {"sigma_log_m": 0.0, "a_sat": 2.0}, "h")
+    assert problems == ["h: param 'sigma_log_m' must be > 0, got 0.0", "h: param 'a_sat' must be <= 1, got 2.0"]
+    _, problems = parse_params(HODStageParams, {"a_cen": 0.5}, "h")  # a rule across fields
+    assert problems == [
+        "h: params 'a_cen'/'a_sat' (assembly bias) need a 'secondary' halo property, e.g. 'concentration'"
+    ]
+    for cls in (GaussStage, PopulationStage):
+        _, problems = parse_params(cls.Params, {"min_mass": -1.0}, "s")
+        assert problems == ["s: param 'min_mass' must be >= 0, got -1.0"]
