@@ -11,8 +11,8 @@ standard deviation over ``--clustering-draws`` draws per halo, and the mean |P/P
 (``cosmoseg.galaxies.clustering``). The row "truth redrawn" (the galaxy model painted again on the same haloes,
 ``TruthRedraw``) is the floor of every number. ``--n-validation`` may be the number of boxes (score a model on every
 box of a new suite; no HOD then). Prints a line when a scored box is a training box of a model (its model card).
-Writes the stellar-mass vs colour figure and one P(k) figure per sub-population to ``--figures``, and the three
-tables to ``--output``.
+Writes the stellar-mass vs colour figure and one P(k) figure per sub-population to ``--figures``
+(``cosmoseg.galaxies.figures``), and the three tables to ``--output``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 from cosmoseg.data import save_artifact
-from cosmoseg.galaxies.clustering import comparison_markdown, run_clustering, write_figures
+from cosmoseg.galaxies.clustering import comparison_markdown, run_clustering
+from cosmoseg.galaxies.figures import write_figures
 from cosmoseg.galaxies.training import (
     TRUTH_REDRAWN,
     TruthRedraw,

@@ -14,18 +14,15 @@ on the held-out boxes of a suite:
 * the **power spectrum** of each sub-population (TSC, interlaced, shot noise subtracted:
   :func:`cosmoseg.measure.power.catalog_power_spectrum`) and its ratio to the truth's, per k bin of width k_f;
 * the **large-scale bias** against the linear density field ``fields["delta"]`` of the box (the initial field
-  scaled to z = 0): the least-squares ratio over the Fourier modes with |k| < k_max,
-  b = sum_k Re(delta_g delta_L*) / sum_k |delta_L|^2, i.e. <P_gL / P_LL> weighted by P_LL per mode. Its error comes
-  from the residual delta_g - b delta_L (the stochasticity, shot noise included): var(b) = S / sum_k |delta_L|^2 with
-  S the mean residual power per mode (sums over the full complex grid). The galaxies are at their z = 0 (Eulerian)
-  positions while delta_L is the initial field, so b includes the propagator damping exp(-k^2 sigma_v^2 / 2) of the
-  few modes below k_max; it is the same for every method, and the differences b_method - b_truth are estimated
-  the same way from the difference field (its error is then free of cosmic variance);
+  scaled to z = 0): the least-squares ratio over the Fourier modes with |k| < k_max and its error
+  (:func:`cosmoseg.measure.bias.bias_from_modes`). The galaxies are at their z = 0 (Eulerian) positions while
+  delta_L is the initial field, so b includes the propagator damping of the few modes below k_max; it is the same
+  for every method, and the differences b_method - b_truth are estimated the same way from the difference field
+  (its error is then free of cosmic variance);
 * an **HOD** as a fifth method: a Zheng et al. (2007) central occupation A <N_cen>(M; log M_min, sigma_logM)
-  (:func:`cosmoseg.galaxies.hod.mean_occupation`, satellites off: the samplers predict centrals only) fitted per
-  sub-population by weighted least squares to the truth's binned fraction of haloes hosting a selected central in
-  the training boxes (:func:`fit_central_occupation`; A = 1 is the textbook form, ``fit_amplitude=False``), then
-  drawn as Bernoulli centrals in the held-out haloes. It predicts no galaxy properties (its KS / C2ST are n/a).
+  (satellites off: the samplers predict centrals only) fitted per sub-population to the truth's binned fraction of
+  haloes hosting a selected central in the training boxes (:func:`cosmoseg.galaxies.hod_fit.fit_central_occupation`),
+  then drawn as Bernoulli centrals in the held-out haloes. It predicts no galaxy properties (its KS / C2ST are n/a).
 
 Per box, every sampler draws ``n_draws`` sets of properties per halo (generators seeded with ``seed`` + the box's
 position + draw x :data:`DRAW_SEED_STRIDE`); results are averaged over the held-out boxes and the draws. The
@@ -33,7 +30,7 @@ P(k)-ratio errors are the box-to-box scatter of the mean (the draw-to-draw scatt
 the per-mode errors of one draw combined over boxes, and the ``_spread`` columns the scatter of the box-averaged
 bias between draws. A :class:`~cosmoseg.galaxies.training.TruthRedraw` among the samplers (the galaxy model painted
 again on the same haloes) gives the floor: the truth is one draw too, so even a perfect sampler has Δb ≠ 0 against
-it.
+it. The figures of a comparison are in :mod:`cosmoseg.galaxies.figures`.
 """
 
 from __future__ import annotations
@@ -42,57 +39,41 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
-import numpy.typing as npt
 import torch
 
 from cosmoseg.data import Field, Table, load_artifact
 from cosmoseg.errors import ValidationError
 from cosmoseg.galaxies.features import central_pairs, property_matrix
-from cosmoseg.galaxies.hod import HODParams, mean_occupation
+from cosmoseg.galaxies.hod_fit import CentralOccupationFit, fit_central_occupation
 from cosmoseg.galaxies.samplers.base import JointSampler
-from cosmoseg.galaxies.training import TRUTH_REDRAWN as TRUTH_REDRAWN_NAME
-from cosmoseg.galaxies.training import TruthRedraw, box_pairs
+from cosmoseg.galaxies.training import TruthRedraw, box_pairs, split_boxes
+from cosmoseg.measure.bias import bias_from_modes
 from cosmoseg.measure.power import catalog_density_modes, catalog_power_spectrum
-from cosmoseg.mesh.fourier import rfft_k_magnitude, rfft_mode_weights
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from cosmoseg.sim.suites import find_boxes
 
 __all__ = [
     "COLOUR_CUT",
-    "HALO_MASS_BINS",
+    "DRAW_SEED_STRIDE",
     "MSTAR_THRESHOLDS",
-    "BiasEstimate",
-    "CentralOccupationFit",
     "ClusteringBox",
     "ClusteringResult",
     "Selection",
-    "bias_from_modes",
     "clustering_comparison",
-    "colour_mass_plane",
     "comparison_markdown",
     "default_selections",
     "draw_centrals",
-    "fit_central_occupation",
     "has_linear_field",
-    "linear_bias",
     "load_clustering_box",
-    "occupation_fraction",
-    "plot_colour_mass",
-    "plot_power_ratios",
+    "meta_names",
     "run_clustering",
-    "write_figures",
 ]
 
 COLOUR_CUT = 0.97
 """g - i [mag] between blue (below) and red (at or above) centrals: the valley of the truth's colour bimodality."""
 MSTAR_THRESHOLDS = (10.0, 10.5)
 """log10 M* [Msun/h] thresholds of the stellar-mass-selected samples."""
-HALO_MASS_BINS = ((11.5, 12.0), (12.0, 12.5), (12.5, 13.0), (13.0, 15.0))
-"""log10 M_halo [Msun/h] bins [low, high) of the stellar-mass vs colour figure."""
 HOD_METHOD = "hod"
 
 
@@ -122,144 +103,6 @@ def default_selections(
     """M* thresholds (``log_mstar >= t``), then red (``color_gi >= colour_cut``) and blue (below)."""
     out = [Selection(f"M*>{t:g}", "log_mstar", low=float(t)) for t in thresholds]
     return (*out, Selection("red", "color_gi", low=colour_cut), Selection("blue", "color_gi", high=colour_cut))
-
-
-# ---------------------------------------------------------------------------------------------------------
-# bias against the linear field
-
-
-@dataclasses.dataclass(frozen=True)
-class BiasEstimate:
-    """Large-scale bias b against the linear field and its 1-sigma error; ``n_modes`` modes with |k| < k_max."""
-
-    bias: float
-    error: float
-    n_modes: int
-
-
-def _low_k(n: int, length: float, k_max: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mask (n, n, n//2+1) of the modes with 0 < |k| < k_max and the full-grid weight of each cell."""
-    k = rfft_k_magnitude(n, length, device=device, dtype=torch.float64)
-    weights = rfft_mode_weights(n, device=device, dtype=torch.float64).expand_as(k)
-    return (k > 0) & (k < k_max), weights
-
-
-def bias_from_modes(delta_g: torch.Tensor, delta_l: torch.Tensor, length: float, k_max: float) -> BiasEstimate:
-    """Least-squares b = sum Re(delta_g delta_L*) / sum |delta_L|^2 over the modes with |k| < k_max [h/Mpc].
-
-    delta_g, delta_l: (n, n, n//2+1) complex Fourier modes (``torch.fft.rfftn`` convention) of the tracer and the
-    linear field on one grid of a box of side ``length`` Mpc/h. Error: sqrt(S / sum |delta_L|^2), S = mean
-    |delta_g - b delta_L|^2 per mode (sums over the full complex grid).
-    """
-    if delta_g.shape != delta_l.shape:
-        raise ValidationError(f"mode grids differ: {tuple(delta_g.shape)} vs {tuple(delta_l.shape)}")
-    mask, weights = _low_k(delta_l.shape[0], length, k_max, delta_l.device)
-    if not bool(mask.any()):
-        raise ValidationError(f"no Fourier mode below k_max = {k_max} h/Mpc in a box of {length} Mpc/h")
-    g, lin, w = delta_g[mask].to(torch.complex128), delta_l[mask].to(torch.complex128), weights[mask]
-    auto = float((w * lin.abs().square()).sum())
-    bias = float((w * (g * lin.conj()).real).sum()) / auto
-    residual = float((w * (g - bias * lin).abs().square()).sum()) / float(w.sum())
-    return BiasEstimate(bias=bias, error=math.sqrt(residual / auto), n_modes=int(w.sum()))
-
-
-def linear_bias(
-    pos: torch.Tensor, delta_lin: torch.Tensor, length: float, *, k_max: float = 0.2, scheme: str = "tsc"
-) -> BiasEstimate:
-    """b of a catalog (pos (N, 3) Mpc/h) against a linear field delta_lin (n, n, n) of the same box (side Mpc/h).
-
-    The catalog is painted on the field's n^3 mesh (``catalog_density_modes``: compensated, interlaced).
-    """
-    n = delta_lin.shape[0]
-    modes = catalog_density_modes(pos, length, n_mesh=n, scheme=scheme)  # type: ignore[arg-type]
-    return bias_from_modes(modes.delta_k, torch.fft.rfftn(delta_lin.double()), length, k_max)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# the HOD baseline
-
-
-@dataclasses.dataclass(frozen=True)
-class CentralOccupationFit:
-    """<N_cen>(M) = amplitude * 1/2 [1 + erf((log M - log_m_min) / sigma_log_m)] (M in Msun/h, log10).
-
-    rms: root-mean-square residual of the binned fraction (unweighted), for the record.
-    """
-
-    log_m_min: float
-    sigma_log_m: float
-    amplitude: float = 1.0
-    rms: float = 0.0
-
-    @property
-    def params(self) -> HODParams:
-        """The Zheng07 ``HODParams`` of the central step (satellites pushed out of reach: log M_0 = log M_1 = 20)."""
-        return HODParams(log_m_min=self.log_m_min, sigma_log_m=self.sigma_log_m, log_m0=20.0, log_m1=20.0)
-
-    def mean(self, mass: torch.Tensor) -> torch.Tensor:
-        """<N_cen> of haloes of mass ``mass`` (any shape, Msun/h), float64."""
-        return self.amplitude * mean_occupation(mass, self.params)[0]
-
-    def draw(self, mass: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """``(N,)`` bool: a Bernoulli central per halo of mass ``mass`` (N,) Msun/h."""
-        p = self.mean(mass).cpu()
-        return (torch.rand(p.shape, generator=generator, dtype=torch.float64) < p).to(mass.device)
-
-
-def occupation_fraction(
-    log_mass: npt.ArrayLike, selected: npt.ArrayLike, edges: npt.ArrayLike
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-    """Fraction of haloes hosting a selected central per log-mass bin: (centres, fraction, counts), empty bins out.
-
-    log_mass: (N,) log10 Msun/h. selected: (N,) bool. edges: (B+1,) log10 Msun/h.
-    """
-    lm, sel, e = np.asarray(log_mass, np.float64), np.asarray(selected, bool), np.asarray(edges, np.float64)
-    counts = np.histogram(lm, e)[0]
-    hits = np.histogram(lm[sel], e)[0]
-    keep = counts > 0
-    centres = 0.5 * (e[1:] + e[:-1])
-    return centres[keep], hits[keep] / counts[keep], counts[keep].astype(np.int64)
-
-
-def fit_central_occupation(
-    log_mass: npt.ArrayLike,
-    selected: npt.ArrayLike,
-    *,
-    edges: npt.ArrayLike | None = None,
-    fit_amplitude: bool = True,
-) -> CentralOccupationFit:
-    """Fit the Zheng07 central occupation to the binned fraction of haloes with a selected central.
-
-    log_mass: (N,) log10 Msun/h; selected: (N,) bool. edges: log-mass bin edges (default 0.1 dex over the range).
-    Least squares (``scipy.optimize.least_squares``, bounded) on (fraction - model) sqrt(counts), i.e. binomial
-    errors with a common variance; ``fit_amplitude`` frees A in (0, 1] (A = 1 otherwise).
-    """
-    from scipy.optimize import least_squares
-
-    lm = np.asarray(log_mass, np.float64)
-    if lm.size == 0:
-        raise ValidationError("no haloes to fit an occupation to")
-    if edges is None:
-        edges = np.arange(math.floor(lm.min() * 10) / 10, lm.max() + 0.1, 0.1)
-    centres, frac, counts = occupation_fraction(lm, selected, edges)
-    weight = np.sqrt(counts)
-    top = max(float(frac.max()), 1e-3)
-    above = np.flatnonzero(frac >= 0.5 * top)
-    start_mmin = float(centres[above[0]]) if above.size else float(np.median(lm))
-
-    def model(theta: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        amp = theta[2] if fit_amplitude else 1.0
-        fit = CentralOccupationFit(log_m_min=float(theta[0]), sigma_log_m=float(theta[1]), amplitude=float(amp))
-        return fit.mean(torch.from_numpy(10.0**centres)).numpy()
-
-    lo = [float(edges[0]) - 2.0, 0.02] + ([1e-4] if fit_amplitude else [])
-    hi = [float(edges[-1]) + 2.0, 3.0] + ([1.0] if fit_amplitude else [])
-    x0 = [start_mmin, 0.3] + ([min(max(top, 2e-4), 1.0)] if fit_amplitude else [])
-    result = least_squares(lambda t: (frac - model(t)) * weight, x0, bounds=(lo, hi))
-    theta = result.x
-    rms = float(np.sqrt(np.mean((frac - model(theta)) ** 2)))
-    amp = float(theta[2]) if fit_amplitude else 1.0
-    return CentralOccupationFit(log_m_min=float(theta[0]), sigma_log_m=float(theta[1]), amplitude=amp, rms=rms)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -358,12 +201,6 @@ class ClusteringResult:
     draws: dict[str, list[torch.Tensor]]
     boxes: tuple[ClusteringBox, ...] = ()
     targets: tuple[str, ...] = ()
-
-
-def _mean_err(values: Sequence[float]) -> tuple[float, float]:
-    arr = np.asarray(values, np.float64)
-    err = float(arr.std(ddof=1) / math.sqrt(arr.size)) if arr.size > 1 else 0.0
-    return float(arr.mean()), err
 
 
 def _spread(values: Sequence[float]) -> float:
@@ -551,8 +388,6 @@ def run_clustering(
     n_validation, seed, allow_all=True)`` (as in training; every box when ``n_validation`` is their number), the
     HOD fitted on the others (``hod``; no HOD when no box is left to fit it on). ``n_draws``: draws per halo.
     ``options``: k_max, k_max_power, n_mesh of :func:`clustering_comparison`."""
-    from cosmoseg.galaxies.training import find_boxes, split_boxes
-
     if not samplers:
         raise ValidationError("no sampler to compare")
     first = next(iter(samplers.values()))
@@ -577,151 +412,10 @@ def run_clustering(
     )
 
 
-def _file_name(population: str) -> str:
-    text = population.replace("M*>", "mstar_gt_").replace(".", "p")
-    return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in text)
-
-
-def write_figures(result: ClusteringResult, folder: Path, *, dpi: int = 90) -> list[Path]:
-    """colour_mass.png (:func:`plot_colour_mass` of the held-out boxes) and power_ratio_<population>.png
-    (:func:`plot_power_ratios`, k < k_max of the bias shaded) in ``folder``; returns the paths."""
-    folder = Path(folder)
-    planes = colour_mass_plane(result.draws, result.boxes, targets=result.targets)
-    paths = [folder / "colour_mass.png"]
-    plot_colour_mass(planes, path=paths[0], dpi=dpi)
-    k_max = float(result.curves.meta["k_max"])
-    for j, name in enumerate(_meta_names(result.curves, "population")):
-        paths.append(folder / f"power_ratio_{_file_name(name)}.png")
-        plot_power_ratios(result.curves, j, path=paths[-1], dpi=dpi, k_max=k_max)
-    return paths
-
-
-# ---------------------------------------------------------------------------------------------------------
-# the stellar-mass vs colour plane, figures, markdown
-
-
-def colour_mass_plane(
-    draws: Mapping[str, Sequence[torch.Tensor]],
-    boxes: Sequence[ClusteringBox],
-    *,
-    targets: Sequence[str],
-    mass_bins: Sequence[tuple[float, float]] = HALO_MASS_BINS,
-) -> dict[str, list[npt.NDArray[np.float64]]]:
-    """(log_mstar, color_gi) points per halo-mass bin: "truth" and every method of ``draws`` -> per bin (n, 2).
-
-    draws: name -> per box (M, D) properties (columns ``targets``), as :func:`draw_centrals` gives.
-    mass_bins: [low, high) in log10 M_halo [Msun/h].
-    """
-    cols = [list(targets).index("log_mstar"), list(targets).index("color_gi")]
-    sources = {"truth": [b.truth for b in boxes]} | {k: list(v) for k, v in draws.items()}
-    log_mass = torch.cat([torch.log10(b.mass) for b in boxes]).numpy()
-    out: dict[str, list[npt.NDArray[np.float64]]] = {}
-    for name, per_box in sources.items():
-        points = torch.cat([p[:, cols] for p in per_box]).double().numpy()
-        out[name] = [points[(log_mass >= lo) & (log_mass < hi)] for lo, hi in mass_bins]
-    return out
-
-
-def plot_colour_mass(
-    planes: Mapping[str, Sequence[npt.NDArray[np.float64]]],
-    mass_bins: Sequence[tuple[float, float]] = HALO_MASS_BINS,
-    *,
-    colour_cut: float = COLOUR_CUT,
-    path: str | Path | None = None,
-    dpi: int = 90,
-) -> Figure:
-    """Grid of 2-D histograms of (log M*, g - i): rows = truth then the methods, columns = halo-mass bins.
-
-    Method rows carry the truth's contours (levels 10%, 40%, 70% of the peak). Saved with ``save_figure``.
-    """
-    from matplotlib.figure import Figure
-
-    from cosmoseg.measure.figures import save_figure
-
-    names = list(planes)
-    ncol = len(mass_bins)
-    fig = Figure(figsize=(2.3 * ncol, 1.9 * len(names)), layout="constrained")
-    axes = fig.subplots(len(names), ncol, sharex=True, sharey=True, squeeze=False)
-    xedges, yedges = np.linspace(9.2, 11.8, 41), np.linspace(0.4, 1.5, 41)
-    for c in range(ncol):
-        truth_hist = np.histogram2d(*planes["truth"][c].T, bins=(xedges, yedges))[0] if "truth" in planes else None
-        for r, name in enumerate(names):
-            ax = axes[r, c]
-            pts = planes[name][c]
-            hist = np.histogram2d(*pts.T, bins=(xedges, yedges))[0]
-            ax.pcolormesh(xedges, yedges, hist.T, cmap="Greys" if name == "truth" else "Blues", rasterized=True)
-            if name != "truth" and truth_hist is not None and truth_hist.max() > 0:
-                xc, yc = 0.5 * (xedges[1:] + xedges[:-1]), 0.5 * (yedges[1:] + yedges[:-1])
-                levels = truth_hist.max() * np.array([0.1, 0.4, 0.7])
-                ax.contour(xc, yc, truth_hist.T, levels=levels, colors="C3", linewidths=0.7)
-            ax.axhline(colour_cut, color="k", ls=":", lw=0.7)
-            ax.text(0.03, 0.94, f"{name}\nN={len(pts)}", transform=ax.transAxes, va="top", fontsize=6)
-            if r == 0:
-                lo, hi = mass_bins[c]
-                ax.set_title(f"log M_h in [{lo:g}, {hi:g})", fontsize=8)
-            if r == len(names) - 1:
-                ax.set_xlabel("log M* [Msun/h]", fontsize=8)
-            if c == 0:
-                ax.set_ylabel("g - i", fontsize=8)
-            ax.tick_params(labelsize=7)
-    if path is not None:
-        save_figure(fig, path, dpi=dpi)
-    return fig
-
-
-def _meta_names(table: Table, prefix: str) -> list[str]:
+def meta_names(table: Table, prefix: str) -> list[str]:
+    """The names a comparison table lists in its meta, in order: ``meta_names(summary, "method")`` reads
+    ``method_0``, ``method_1``, ..."""
     return [str(table.meta[f"{prefix}_{i}"]) for i in range(sum(k.startswith(f"{prefix}_") for k in table.meta))]
-
-
-def plot_power_ratios(
-    curves: Table, population: int, *, path: str | Path | None = None, dpi: int = 90, k_max: float | None = None
-) -> Figure:
-    """P(k) of one sub-population (index into meta ``population_j``) for every method, the truth dashed, and below
-    the stored ratio ``ratio`` (mean over boxes and draws of P_method / P_truth) with its stored ``ratio_err`` as a
-    band; ``k_max`` shades k < k_max (the bias)."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import NullFormatter
-
-    from cosmoseg.measure.figures import save_figure
-
-    methods, pops = _meta_names(curves, "method"), _meta_names(curves, "population")
-    rows = curves["population"] == population
-    if not bool(rows.any()):
-        raise ValidationError(f"no curve for population {population}")
-    fig = Figure(figsize=(6.0, 5.2), layout="constrained")
-    ax, rax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
-    truth_drawn = False
-    for m, name in enumerate(methods):
-        pick = rows & (curves["method"] == m)
-        if not bool(pick.any()):
-            continue
-        k = curves["k"][pick].numpy()
-        if not truth_drawn:
-            ax.plot(k, curves["power_truth"][pick].numpy(), "k--", lw=1.2, label="truth")
-            truth_drawn = True
-        colour = "0.45" if name == TRUTH_REDRAWN_NAME else f"C{m}"
-        ax.plot(k, curves["power_method"][pick].numpy(), "-", lw=1.4, color=colour, label=name)
-        ratio, err = curves["ratio"][pick].numpy(), curves["ratio_err"][pick].numpy()
-        rax.plot(k, ratio, "-", lw=1.4, color=colour)
-        rax.fill_between(k, ratio - err, ratio + err, color=colour, alpha=0.18, lw=0)
-    n_draws = int(curves.meta.get("n_draws", 1))
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_ylabel(r"$P(k)$ [(Mpc/$h$)$^3$]")
-    ax.legend(fontsize=7)
-    title = f"centrals {pops[population]}" + (f" ({n_draws} draws per halo)" if n_draws > 1 else "")
-    ax.set_title(title, fontsize=10)
-    rax.axhline(1.0, color="k", ls="--", lw=1.0)
-    rax.set_ylabel(r"$\langle P/P_{\rm truth}\rangle$")
-    rax.set_xlabel(r"$k$ [$h$/Mpc]")
-    rax.xaxis.set_minor_formatter(NullFormatter())
-    if k_max is not None:
-        k_low = float(curves["k"][rows].min())
-        for axis in (ax, rax):
-            axis.axvspan(k_low * 0.9, k_max, color="0.9", zorder=-1)
-    if path is not None:
-        save_figure(fig, path, dpi=dpi)
-    return fig
 
 
 def comparison_markdown(summary: Table, scores: Table | None = None, score_targets: Sequence[str] = ()) -> str:
@@ -731,8 +425,8 @@ def comparison_markdown(summary: Table, scores: Table | None = None, score_targe
 
     With several draws per halo (meta ``n_draws`` > 1) Δb and b_method are shown as mean ± standard deviation over
     the draws; with one, ± the per-mode error."""
-    methods, pops = _meta_names(summary, "method"), _meta_names(summary, "population")
-    score_names = _meta_names(scores, "method") if scores is not None else []
+    methods, pops = meta_names(summary, "method"), meta_names(summary, "population")
+    score_names = meta_names(scores, "method") if scores is not None else []
     n_draws = int(summary.meta.get("n_draws", 1))
     spread = n_draws > 1 and "bias_diff_spread" in summary
 

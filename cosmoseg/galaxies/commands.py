@@ -313,7 +313,8 @@ def evaluate_command(
     """
     from cosmoseg.data import save_artifact
     from cosmoseg.errors import CosmosegError
-    from cosmoseg.galaxies.clustering import comparison_markdown, has_linear_field, run_clustering, write_figures
+    from cosmoseg.galaxies.clustering import comparison_markdown, has_linear_field, run_clustering
+    from cosmoseg.galaxies.figures import write_figures
     from cosmoseg.galaxies.training import (
         TRUTH_REDRAWN,
         TruthRedraw,

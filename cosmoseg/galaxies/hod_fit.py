@@ -4,17 +4,22 @@
 and fits
 
 * the central step (log M_min, σ_logM) to the binned fraction of haloes with a central
-  (:func:`cosmoseg.galaxies.clustering.fit_central_occupation`, amplitude fixed to 1);
+  (:func:`fit_central_occupation`, amplitude fixed to 1);
 * the satellite power law <N_sat> = ((M − M_0) / M_1)^α to the binned mean satellite counts: least squares on
   log10 <N_sat> over the bins with satellites, each weighted by the square root of its number of satellites.
 
 ``modulate_satellites`` stays off and no decoration is fitted. :func:`calibrate_hod` puts the five into a set of
 ``HODParams`` whose decorations it keeps: the ``galaxies.hod`` stage does so when it is given ``calibration_halos``
 and ``calibration_galaxies``.
+
+:func:`fit_central_occupation` alone (any selection of centrals, with a free amplitude A: <N_cen> = A × the Zheng07
+step) is also the HOD row of the clustering comparison (:mod:`cosmoseg.galaxies.clustering`), fitted per
+sub-population.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -23,13 +28,104 @@ import torch
 
 from cosmoseg.data import GalaxyCatalog, HaloCatalog
 from cosmoseg.errors import ValidationError
-from cosmoseg.galaxies.clustering import fit_central_occupation
-from cosmoseg.galaxies.hod import HODParams
+from cosmoseg.galaxies.hod import HODParams, mean_occupation
 
-__all__ = ["OCCUPATION_PARAMETERS", "calibrate_hod", "fit_satellite_occupation", "fit_zheng07", "occupation_counts"]
+__all__ = [
+    "OCCUPATION_PARAMETERS",
+    "CentralOccupationFit",
+    "calibrate_hod",
+    "fit_central_occupation",
+    "fit_satellite_occupation",
+    "fit_zheng07",
+    "occupation_counts",
+    "occupation_fraction",
+]
 
 OCCUPATION_PARAMETERS = ("log_m_min", "sigma_log_m", "log_m0", "log_m1", "alpha")
 """The five Zheng07 occupation parameters that :func:`fit_zheng07` fits (the decorations are not fitted)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CentralOccupationFit:
+    """<N_cen>(M) = amplitude * 1/2 [1 + erf((log M - log_m_min) / sigma_log_m)] (M in Msun/h, log10).
+
+    rms: root-mean-square residual of the binned fraction (unweighted), for the record.
+    """
+
+    log_m_min: float
+    sigma_log_m: float
+    amplitude: float = 1.0
+    rms: float = 0.0
+
+    @property
+    def params(self) -> HODParams:
+        """The Zheng07 ``HODParams`` of the central step (satellites pushed out of reach: log M_0 = log M_1 = 20)."""
+        return HODParams(log_m_min=self.log_m_min, sigma_log_m=self.sigma_log_m, log_m0=20.0, log_m1=20.0)
+
+    def mean(self, mass: torch.Tensor) -> torch.Tensor:
+        """<N_cen> of haloes of mass ``mass`` (any shape, Msun/h), float64."""
+        return self.amplitude * mean_occupation(mass, self.params)[0]
+
+    def draw(self, mass: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``(N,)`` bool: a Bernoulli central per halo of mass ``mass`` (N,) Msun/h."""
+        p = self.mean(mass).cpu()
+        return (torch.rand(p.shape, generator=generator, dtype=torch.float64) < p).to(mass.device)
+
+
+def occupation_fraction(
+    log_mass: npt.ArrayLike, selected: npt.ArrayLike, edges: npt.ArrayLike
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """Fraction of haloes hosting a selected central per log-mass bin: (centres, fraction, counts), empty bins out.
+
+    log_mass: (N,) log10 Msun/h. selected: (N,) bool. edges: (B+1,) log10 Msun/h.
+    """
+    lm, sel, e = np.asarray(log_mass, np.float64), np.asarray(selected, bool), np.asarray(edges, np.float64)
+    counts = np.histogram(lm, e)[0]
+    hits = np.histogram(lm[sel], e)[0]
+    keep = counts > 0
+    centres = 0.5 * (e[1:] + e[:-1])
+    return centres[keep], hits[keep] / counts[keep], counts[keep].astype(np.int64)
+
+
+def fit_central_occupation(
+    log_mass: npt.ArrayLike,
+    selected: npt.ArrayLike,
+    *,
+    edges: npt.ArrayLike | None = None,
+    fit_amplitude: bool = True,
+) -> CentralOccupationFit:
+    """Fit the Zheng07 central occupation to the binned fraction of haloes with a selected central.
+
+    log_mass: (N,) log10 Msun/h; selected: (N,) bool. edges: log-mass bin edges (default 0.1 dex over the range).
+    Least squares (``scipy.optimize.least_squares``, bounded) on (fraction - model) sqrt(counts), i.e. binomial
+    errors with a common variance; ``fit_amplitude`` frees A in (0, 1] (A = 1 otherwise).
+    """
+    from scipy.optimize import least_squares
+
+    lm = np.asarray(log_mass, np.float64)
+    if lm.size == 0:
+        raise ValidationError("no haloes to fit an occupation to")
+    if edges is None:
+        edges = np.arange(math.floor(lm.min() * 10) / 10, lm.max() + 0.1, 0.1)
+    centres, frac, counts = occupation_fraction(lm, selected, edges)
+    weight = np.sqrt(counts)
+    top = max(float(frac.max()), 1e-3)
+    above = np.flatnonzero(frac >= 0.5 * top)
+    start_mmin = float(centres[above[0]]) if above.size else float(np.median(lm))
+
+    def model(theta: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        amp = theta[2] if fit_amplitude else 1.0
+        fit = CentralOccupationFit(log_m_min=float(theta[0]), sigma_log_m=float(theta[1]), amplitude=float(amp))
+        return fit.mean(torch.from_numpy(10.0**centres)).numpy()
+
+    lo = [float(edges[0]) - 2.0, 0.02] + ([1e-4] if fit_amplitude else [])
+    hi = [float(edges[-1]) + 2.0, 3.0] + ([1.0] if fit_amplitude else [])
+    x0 = [start_mmin, 0.3] + ([min(max(top, 2e-4), 1.0)] if fit_amplitude else [])
+    result = least_squares(lambda t: (frac - model(t)) * weight, x0, bounds=(lo, hi))
+    theta = result.x
+    rms = float(np.sqrt(np.mean((frac - model(theta)) ** 2)))
+    amp = float(theta[2]) if fit_amplitude else 1.0
+    return CentralOccupationFit(log_m_min=float(theta[0]), sigma_log_m=float(theta[1]), amplitude=amp, rms=rms)
 
 
 def occupation_counts(halos: HaloCatalog, galaxies: GalaxyCatalog) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,4 +1,5 @@
-"""Clustering of galaxy sub-populations (cosmoseg.galaxies.clustering) and `cosmoseg galaxies evaluate --clustering`."""
+"""Clustering of galaxy sub-populations (cosmoseg.galaxies.clustering), its figures (cosmoseg.galaxies.figures) and
+`cosmoseg galaxies evaluate --clustering`."""
 
 from __future__ import annotations
 
@@ -6,27 +7,21 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from typer.testing import CliRunner
 
 from cosmoseg.data import Box, Field, Table, load_artifact, save_artifact
+from cosmoseg.galaxies._examples import toy_halos
 from cosmoseg.galaxies.clustering import (
     COLOUR_CUT,
-    CentralOccupationFit,
     ClusteringBox,
     clustering_comparison,
-    colour_mass_plane,
     comparison_markdown,
     default_selections,
     draw_centrals,
-    fit_central_occupation,
-    linear_bias,
-    plot_colour_mass,
-    plot_power_ratios,
 )
 from cosmoseg.galaxies.commands import app as galaxies_app
-from cosmoseg.galaxies.sampler_stage import toy_halos
+from cosmoseg.galaxies.figures import colour_mass_plane, plot_colour_mass, plot_power_ratios
 from cosmoseg.galaxies.training import find_boxes, split_boxes, train_sampler
 
 torch.set_num_threads(1)
@@ -94,29 +89,6 @@ def test_selections_partition_and_thresholds() -> None:
     assert sel["red"].tolist() == [False, True, True, False, False] and COLOUR_CUT == 0.97
     assert sel["M*>10"].tolist() == [False, True, True, True, True]
     assert sel["M*>10.5"].tolist() == [False, False, True, False, True]
-
-
-def test_bias_estimator_recovers_b_of_a_poisson_sampled_field() -> None:
-    gen = torch.Generator().manual_seed(3)
-    delta = _linear_field(gen)
-    for b in (0.5, 2.0):
-        pos = _poisson_catalog(delta, b, per_cell=4.0, generator=gen)
-        est = linear_bias(pos, delta, LENGTH, k_max=0.3)
-        assert est.error < 0.04 and est.n_modes > 100
-        assert abs(est.bias - b) < 4 * est.error + 0.03 * b, (b, est)
-
-
-@pytest.mark.parametrize("fit_amplitude", [False, True])
-def test_hod_fit_recovers_known_occupation(fit_amplitude: bool) -> None:
-    gen = torch.Generator().manual_seed(5)
-    log_mass = 11.0 + 3.5 * torch.rand(40000, generator=gen, dtype=torch.float64)
-    true = CentralOccupationFit(log_m_min=12.3, sigma_log_m=0.35, amplitude=0.8 if fit_amplitude else 1.0)
-    selected = true.draw(10.0**log_mass, torch.Generator().manual_seed(6))
-    fit = fit_central_occupation(log_mass.numpy(), selected.numpy(), fit_amplitude=fit_amplitude)
-    assert abs(fit.log_m_min - 12.3) < 0.05 and abs(fit.sigma_log_m - 0.35) < 0.05, fit
-    assert abs(fit.amplitude - true.amplitude) < 0.02 and fit.rms < 0.05
-    assert fit.params.log_m_min == fit.log_m_min  # a Zheng07 HODParams with satellites out of reach
-    assert float(fit.mean(torch.tensor([1e20]))) == pytest.approx(true.amplitude, abs=0.02)
 
 
 def test_oracle_sampler_has_ratio_one_and_the_truths_bias() -> None:

@@ -1,4 +1,5 @@
-"""The Zheng et al. (2007) HOD: occupations, NFW satellites, assembly bias, counter-based randomness, errors."""
+"""The Zheng et al. (2007) HOD: occupations, NFW satellites, assembly bias, counter-based randomness, errors, and its
+calibration to a catalog (cosmoseg.galaxies.hod_fit)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from cosmoseg.galaxies.hod import (
     prepare_hod,
     r200_from_mass,
 )
+from cosmoseg.galaxies.hod_fit import CentralOccupationFit, fit_central_occupation
 
 LENGTH = 200.0
 BOX = Box(length=LENGTH)
@@ -326,3 +328,16 @@ def test_calibration_recovers_the_parameters_of_a_populated_catalog() -> None:
     assert abs(len(out) - len(galaxies)) < 5 * math.sqrt(len(galaxies))
     with pytest.raises(ValidationError, match="both calibration"):
         stage.run(halos=halos, calibration_halos=halos)
+
+
+@pytest.mark.parametrize("fit_amplitude", [False, True])
+def test_hod_fit_recovers_known_occupation(fit_amplitude: bool) -> None:
+    gen = torch.Generator().manual_seed(5)
+    log_mass = 11.0 + 3.5 * torch.rand(40000, generator=gen, dtype=torch.float64)
+    true = CentralOccupationFit(log_m_min=12.3, sigma_log_m=0.35, amplitude=0.8 if fit_amplitude else 1.0)
+    selected = true.draw(10.0**log_mass, torch.Generator().manual_seed(6))
+    fit = fit_central_occupation(log_mass.numpy(), selected.numpy(), fit_amplitude=fit_amplitude)
+    assert abs(fit.log_m_min - 12.3) < 0.05 and abs(fit.sigma_log_m - 0.35) < 0.05, fit
+    assert abs(fit.amplitude - true.amplitude) < 0.02 and fit.rms < 0.05
+    assert fit.params.log_m_min == fit.log_m_min  # a Zheng07 HODParams with satellites out of reach
+    assert float(fit.mean(torch.tensor([1e20]))) == pytest.approx(true.amplitude, abs=0.02)
