@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
-import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from cosmoseg.galaxies.features import DEFAULT_GALAXY_PROPERTIES, DEFAULT_HALO_PROPERTIES
 from cosmoseg.galaxies.population import DEFAULT_POPULATION_CONDITIONS
+from cosmoseg.pipeline.commands import NValidationOption, SeedOption, invocation, report_errors
 from cosmoseg.pipeline.params import parse_key_values
 
 app = typer.Typer(help="Halo -> galaxy samplers (Abramo et al.): train and evaluate on a suite.", no_args_is_help=True)
 
-DEFAULT_CONDITIONS = "log_mass,log_vmax,concentration,spin,log_env_density_r2"
-DEFAULT_TARGETS = "log_mstar,log_ssfr,color_gi,log_radius,log_z"
+DEFAULT_CONDITIONS = ",".join(DEFAULT_HALO_PROPERTIES)
+DEFAULT_TARGETS = ",".join(DEFAULT_GALAXY_PROPERTIES)
 # --reverse targets: no concentration, which is 0 wherever unresolved (a spike a flow's density cannot hold)
 DEFAULT_REVERSE_TARGETS = "log_mass,log_vmax,spin,log_env_density_r2"
 
@@ -39,6 +40,7 @@ def _markdown(table: Any, names: list[str], targets: list[str]) -> str:
 
 @app.command("train")
 def train_command(
+    ctx: typer.Context,
     source: Annotated[
         Path,
         typer.Argument(
@@ -75,35 +77,28 @@ def train_command(
     ] = False,
     hyper: Annotated[list[str] | None, typer.Option(help="Hyper-parameter key=value (repeatable).")] = None,
     variant: Annotated[str, typer.Option(help="Galaxy-model variant that paints a suite's truth.")] = "fiducial",
-    n_validation: Annotated[int, typer.Option(help="Whole boxes of a suite held out for the metrics.")] = 2,
+    n_validation: NValidationOption = 2,
     validation_fraction: Annotated[
         float, typer.Option(help="Share of a catalog's haloes (with their galaxies) held out for the metrics.")
     ] = 0.2,
     min_log_mstar: Annotated[
         float, typer.Option(help="A catalog's galaxies: subhaloes with log10 M* / (Msun/h) at least this.")
     ] = 9.0,
-    seed: Annotated[int, typer.Option(help="Seed of the split, the truth and the fit.")] = 0,
+    seed: SeedOption = 0,
     output: Annotated[
         Path | None,
         typer.Option(help="Model file (default runs/galaxies/<method>.pt, population.pt with --satellites)."),
     ] = None,
 ) -> None:
     """Fit a sampler (or, with --satellites, a population model) on a suite or a hydro run's catalog, score it on
-    held-out boxes or haloes, and save it with a model card."""
-    from cosmoseg.errors import CosmosegError
+    held-out boxes or haloes, and save it with a model card (its command: this one, every option spelled out)."""
     from cosmoseg.galaxies.training import is_suite
 
     name = "population" if satellites else f"{method}{'-reverse' if reverse else ''}"
     path = output or Path("runs") / "galaxies" / f"{name}.pt"
-    try:
+    with report_errors():
         if reverse and (satellites or not is_suite(source)):
             raise ValueError("--reverse trains on a suite's centrals only (not with --satellites or a catalog)")
-        command = [
-            *("cosmoseg", "galaxies", "train", str(source), "--method", method),
-            *(("--satellites",) if satellites else ()),
-            *(("--reverse",) if reverse else ()),
-            *(item for h in (hyper or []) for item in ("--hyper", h)),
-        ]
         options = _TrainOptions(
             method=method,
             hyper=parse_key_values(hyper or [], "--hyper"),
@@ -114,12 +109,9 @@ def train_command(
             seed=seed,
         )
         if satellites:
-            saved = _train_population(source, options, conditions, targets, command, path)
+            saved = _train_population(source, options, conditions, targets, invocation(ctx), path)
         else:
-            saved = _train_sampler(source, options, conditions, targets, reverse, command, path)
-    except (CosmosegError, ValueError) as error:
-        typer.echo(f"error: {' '.join(str(error).split())}", err=True)
-        raise typer.Exit(1) from None
+            saved = _train_sampler(source, options, conditions, targets, reverse, invocation(ctx), path)
     print(f"{'population model' if satellites else 'sampler'}: {saved}")
 
 
@@ -137,7 +129,8 @@ class _TrainOptions:
 def _source_pairs(source: Path, options: _TrainOptions, *, satellites: bool) -> tuple[Any, Any, str]:
     """(training (halos, galaxies), validation (halos, galaxies) or None, data description) of a suite or catalog."""
     from cosmoseg.galaxies.population import concatenate_boxes, split_by_halo
-    from cosmoseg.galaxies.training import box_pairs, catalog_pairs, find_boxes, is_suite, split_boxes
+    from cosmoseg.galaxies.training import box_pairs, catalog_pairs, is_suite, split_boxes
+    from cosmoseg.sim.suites import find_boxes
 
     if is_suite(source):
         train_paths, val_paths = split_boxes(find_boxes(source), options.n_validation, options.seed)
@@ -170,7 +163,7 @@ def _train_population(
     options: _TrainOptions,
     conditions: str | None,
     targets: str | None,
-    command: list[str],
+    command: str,
     path: Path,
 ) -> Path:
     from cosmoseg.galaxies.population import evaluate_population, fit_population
@@ -181,7 +174,7 @@ def _train_population(
     model = fit_population(
         *train, conditions=cond, targets=targ, method=options.method, hyper=options.hyper, seed=options.seed
     )
-    card: dict[str, Any] = {"data": data, "command": _command(command, cond, targ, options, path)}
+    card: dict[str, Any] = {"data": data, "command": command}
     if val is not None:
         metrics = evaluate_population(model, *val, seed=options.seed)
         card["metrics"] = metrics
@@ -197,10 +190,10 @@ def _train_sampler(
     conditions: str | None,
     targets: str | None,
     reverse: bool,
-    command: list[str],
+    command: str,
     path: Path,
 ) -> Path:
-    from cosmoseg.galaxies.features import central_pairs, property_matrix
+    from cosmoseg.galaxies.features import central_rows
     from cosmoseg.galaxies.training import evaluate_samplers, is_suite, suite_rows, train_rows
 
     suite = is_suite(source)
@@ -209,7 +202,8 @@ def _train_sampler(
     default_cond, default_targ = reversed_defaults if reverse else (default_cond, DEFAULT_TARGETS)
     cond, targ = _names(conditions or default_cond), _names(targets or default_targ)
     if suite:
-        from cosmoseg.galaxies.training import find_boxes, split_boxes, split_card
+        from cosmoseg.galaxies.training import split_boxes, split_card
+        from cosmoseg.sim.suites import find_boxes
 
         train_paths, val_paths = split_boxes(find_boxes(source), options.n_validation, options.seed)
         split = split_card(source, train_paths, val_paths)
@@ -226,17 +220,11 @@ def _train_sampler(
         split = {}
         train, val, data = _source_pairs(source, options, satellites=False)
 
-        def rows(halos: Any, galaxies: Any) -> tuple[Any, Any]:
-            halo_rows, galaxy_rows = central_pairs(halos, galaxies)
-            return (
-                property_matrix(halos, cond, role=f"halo catalog of {source}")[halo_rows],
-                property_matrix(galaxies, targ, role=f"galaxy catalog of {source}")[galaxy_rows],
-            )
-
-        x, y = rows(*train)
-        val_rows = rows(*val) if val is not None else None
+        roles = (f"halo catalog of {source}", f"galaxy catalog of {source}")
+        x, y = central_rows(*train, cond, targ, roles=roles)
+        val_rows = central_rows(*val, cond, targ, roles=roles) if val is not None else None
     sampler = train_rows(options.method, x, y, cond, targ, hyper=options.hyper, seed=options.seed)
-    card: dict[str, Any] = {"data": data, "command": _command(command, cond, targ, options, path), **split}
+    card: dict[str, Any] = {"data": data, "command": command, **split}
     if val_rows is not None:
         table = evaluate_samplers({options.method: sampler}, *val_rows, seed=options.seed)
         card["metrics"] = {k: float(v[0]) for k, v in table.columns.items() if k != "method"}
@@ -244,35 +232,13 @@ def _train_sampler(
     return sampler.save(path, card=card)
 
 
-def _command(command: list[str], cond: list[str], targ: list[str], options: _TrainOptions, path: Path) -> str:
-    """The command line that reproduces a training run, every default spelled out."""
-    full = [
-        *command,
-        *("--conditions", ",".join(cond), "--targets", ",".join(targ), "--variant", options.variant),
-        *("--n-validation", str(options.n_validation), "--validation-fraction", f"{options.validation_fraction:g}"),
-        *("--min-log-mstar", f"{options.min_log_mstar:g}", "--seed", str(options.seed), "--output", str(path)),
-    ]
-    return " ".join(shlex.quote(a) for a in full)
-
-
 @app.command("evaluate")
 def evaluate_command(
     suite_dir: Annotated[Path, typer.Argument(help="Suite folder of `cosmoseg simulate`.")],
     model: Annotated[list[Path], typer.Option("--model", help="A fitted sampler file (repeatable).")],
     variant: Annotated[str, typer.Option(help="Galaxy-model variant that paints the truth.")] = "fiducial",
-    n_validation: Annotated[
-        int,
-        typer.Option(
-            help="Held-out boxes (the same split as training); the number of boxes scores every box (a new suite)."
-        ),
-    ] = 2,
-    seed: Annotated[
-        int,
-        typer.Option(
-            help="Seed of the split (as in training), the truth and the draws. A split onto boxes a model card lists "
-            "as training boxes is reported."
-        ),
-    ] = 0,
+    n_validation: NValidationOption = 2,
+    seed: SeedOption = 0,
     n_draws: Annotated[int, typer.Option(help="Draws per halo for the interval coverage.")] = 100,
     clustering_draws: Annotated[
         int,
@@ -306,28 +272,29 @@ def evaluate_command(
 ) -> None:
     """Compare fitted samplers on the held-out boxes: KS, W1, conditional C2ST, coverage; writes evaluation.h5.
 
-    A row "truth redrawn" (the galaxy model painted again on the same haloes) gives the floor of every metric. With
-    the clustering, evaluation.h5 also holds ``clustering`` (per method and sub-population: number density, bias
-    against the linear field and its spread over draws, mean |P/P_truth - 1|) and ``clustering_curves`` (P(k) ratio
-    per k bin).
+    The held-out boxes are those of training's split (the same --n-validation and --seed); --n-validation equal to
+    the number of boxes scores every box (a new suite). A scored box that a model card lists as a training box is
+    reported. A row "truth redrawn" (the galaxy model painted again on the same haloes) gives the floor of every
+    metric. With the clustering, evaluation.h5 also holds ``clustering`` (per method and sub-population: number
+    density, bias against the linear field and its spread over draws, mean |P/P_truth - 1|) and ``clustering_curves``
+    (P(k) ratio per k bin).
     """
     from cosmoseg.data import save_artifact
-    from cosmoseg.errors import CosmosegError
     from cosmoseg.galaxies.clustering import comparison_markdown, has_linear_field, run_clustering
     from cosmoseg.galaxies.figures import write_figures
     from cosmoseg.galaxies.training import (
         TRUTH_REDRAWN,
         TruthRedraw,
         evaluate_samplers,
-        find_boxes,
         load_samplers,
         split_boxes,
         suite_rows,
         training_box_notes,
     )
+    from cosmoseg.sim.suites import find_boxes
 
     notes: list[str] = []
-    try:
+    with report_errors():
         if clustering_draws < 1:
             raise ValueError(f"--clustering-draws must be >= 1, got {clustering_draws}")
         samplers: dict[str, Any] = dict(load_samplers(model))
@@ -370,9 +337,6 @@ def evaluate_command(
         elif figures is not None:
             raise ValueError("--figures needs the clustering (boxes with 'fields', and not --no-clustering)")
         saved = save_artifact(output / "evaluation.h5", objects)
-    except (CosmosegError, ValueError) as error:
-        typer.echo(f"error: {' '.join(str(error).split())}", err=True)
-        raise typer.Exit(1) from None
     for note in notes:
         print(note)
     print(_markdown(table, list(samplers), first.target_names))

@@ -23,7 +23,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from cosmoseg.data import GalaxyCatalog, HaloCatalog, Table, load_artifact, open_artifact
@@ -33,7 +32,7 @@ from cosmoseg.galaxies.model import paint_galaxies
 from cosmoseg.galaxies.samplers.base import JointSampler, load_sampler, sampler_class
 from cosmoseg.measure.calibration import coverage, pit_values
 from cosmoseg.measure.twosample import c2st, ks_2samp, wasserstein_1d
-from cosmoseg.sim.suites import find_boxes
+from cosmoseg.sim.suites import box_index, find_boxes, split_suite
 
 __all__ = [
     "TRUTH_REDRAWN",
@@ -61,17 +60,18 @@ TRUTH_REDRAWN = "truth redrawn"
 def split_boxes(
     paths: Sequence[Path], n_validation: int, seed: int, *, allow_all: bool = False
 ) -> tuple[list[Path], list[Path]]:
-    """Whole boxes for training and validation: ``n_validation`` boxes drawn with ``seed``.
+    """Whole boxes for training and validation: the ``n_validation`` validation boxes of
+    :func:`cosmoseg.sim.suites.split_suite` (the one seeded split of a suite), the rest for training, each in the
+    order of ``paths``.
 
     ``allow_all``: ``n_validation`` may be the number of boxes (every box scored, none to train on: evaluating a
     fitted model on a new suite); training needs at least one box, so it is refused otherwise.
     """
-    top = len(paths) if allow_all else len(paths) - 1
-    if not 0 <= n_validation <= top:
-        raise ValidationError(f"n_validation must be in [0, {top}] for {len(paths)} boxes, got {n_validation}")
-    order = np.random.default_rng(seed).permutation(len(paths))
-    val = sorted(int(i) for i in order[:n_validation])
-    return [p for i, p in enumerate(paths) if i not in val], [paths[i] for i in val]
+    try:
+        split = split_suite(len(paths), n_validation, seed=seed, allow_all=allow_all)
+    except ValidationError as error:
+        raise ValidationError(error.problems, context="n_validation") from None
+    return split.pick(paths, "train"), split.pick(paths, "validation")
 
 
 def box_pairs(path: Path, variant: str, seed: int, *, satellites: bool = False) -> tuple[HaloCatalog, GalaxyCatalog]:
@@ -81,8 +81,7 @@ def box_pairs(path: Path, variant: str, seed: int, *, satellites: bool = False) 
     halos = objects.get("halos")
     if not isinstance(halos, HaloCatalog):
         raise ValidationError(f"{path}: a suite box needs 'halos' (HaloCatalog), it has {sorted(objects)}")
-    index = int(path.stem.split("_")[-1]) if path.stem.split("_")[-1].isdigit() else 0
-    return halos, paint_galaxies(halos, variant=variant, seed=seed + index, satellites=satellites)
+    return halos, paint_galaxies(halos, variant=variant, seed=seed + box_index(path), satellites=satellites)
 
 
 def is_suite(source: Path) -> bool:
