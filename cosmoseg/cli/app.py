@@ -7,7 +7,7 @@ import sys
 import textwrap
 import typing
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -181,7 +181,7 @@ def stages_show(
         for key, typ in items.items():
             optional = " (optional)" if key in cls.optional_inputs else ""
             out.print(f"  {key}: {typ.__name__}{optional}")
-    from cosmoseg.pipeline.params import field_bounds, field_doc
+    from cosmoseg.pipeline.params import field_bounds, field_doc, type_text
 
     hints = typing.get_type_hints(cls.Params)
     fields = dataclasses.fields(cls.Params)
@@ -196,11 +196,11 @@ def stages_show(
             default = repr(field.default_factory())
         else:
             default = "required"
-        type_name = getattr(hints.get(field.name), "__name__", str(hints.get(field.name)))
-        type_name = type_name.replace("typing.", "")
+        type_name = type_text(hints.get(field.name, Any))
         bounds, doc = field_bounds(field), field_doc(field)
         line = f"  {field.name}: {type_name} = {default}" + (f"  ({bounds})" if bounds else "")
-        out.print(line + (f": {doc}" if doc else ""), markup=False)
+        line += f": {doc}" if doc else ""
+        out.print(textwrap.fill(line, width=100, subsequent_indent="      ", break_on_hyphens=False), markup=False)
 
 
 def plugins(config: ConfigOption = None) -> None:

@@ -23,6 +23,22 @@ def _describe(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+def type_text(tp: Any) -> str:
+    """A params field's type as a user reads it: ``int``, ``list[float]``, ``float | None``, ``'ngp' | 'cic'``."""
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (Union, types.UnionType):
+        return " | ".join(type_text(a) for a in args)
+    if origin is not None and args:
+        return f"{getattr(origin, '__name__', str(origin))}[{', '.join(type_text(a) for a in args)}]"
+    if tp is type(None):
+        return "None"
+    if tp is Ellipsis:
+        return "..."
+    return _describe(tp)
+
+
 def _coerce(value: Any, tp: Any, where: str) -> tuple[Any, str | None]:
     """``value`` converted to type ``tp``, or a problem text."""
     origin, args = get_origin(tp), get_args(tp)
@@ -137,7 +153,9 @@ def parse_params(params_cls: type, raw: dict[str, Any], where: str) -> tuple[Any
 
     Unknown keys, missing required keys, values of the wrong type, values outside the bounds a field declares with
     :func:`param`, and the dataclass's own checks (``__post_init__`` raising ValueError, or a ``problems()`` method
-    for rules across fields) are all reported, one line each.
+    for rules across fields) are all reported, one line each. The dataclass's checks run whenever every value has
+    its type, so a rule across fields is reported together with a bound; a check that cannot run on an
+    out-of-bounds value (it raises) is left for after the bounds are fixed.
     """
     problems: list[str] = []
     fields = {f.name: f for f in dataclasses.fields(params_cls) if f.init}
@@ -146,26 +164,33 @@ def parse_params(params_cls: type, raw: dict[str, Any], where: str) -> tuple[Any
     for key in unknown:
         problems.append(f"{where}: unknown param {key!r} (known: {', '.join(sorted(fields)) or 'none'})")
     values: dict[str, Any] = {}
+    typed = not problems  # every key known, every value of its type: the dataclass's own checks can run
     for name, field in fields.items():
         if name not in raw:
             if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
                 problems.append(f"{where}: missing required param {name!r}")
+                typed = False
             continue
         value, problem = _coerce(raw[name], hints.get(name, Any), f"param {name!r}")
+        typed = typed and problem is None
         if problem is None and field.metadata.get("bounds"):
             problem = _bound_problem(name, value, field.metadata["bounds"])
         if problem:
             problems.append(f"{where}: {problem}")
         values[name] = value
-    if problems:
+    if not typed:
         return None, problems
     try:
         instance = params_cls(**values)
     except (ValueError, TypeError) as err:
-        return None, [f"{where}: {err}"]
+        return None, [*problems, f"{where}: {err}"]
     check = getattr(instance, "problems", None)
-    if callable(check):
-        problems.extend(f"{where}: {p}" for p in check())
+    try:
+        problems += [f"{where}: {p}" for p in check()] if callable(check) else []
+    except Exception:
+        if not problems:
+            raise
+        # the check could not run on an out-of-bounds value: the bounds say what to fix first
     return (None if problems else instance), problems
 
 
