@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-import cosmoseg
 from cosmoseg.data import DataObject, GalaxyCatalog, HaloCatalog
 from cosmoseg.errors import ValidationError
 from cosmoseg.galaxies._examples import toy_halos
@@ -58,7 +57,7 @@ def model_file_name(path: Path) -> str:
     """How provenance names a model file: a shipped one relative to the installed package
     (``cosmoseg/galaxies/default_models/flow.pt``), any other by its absolute path."""
     resolved = path.resolve()
-    package_root = Path(cosmoseg.__file__).resolve().parent.parent
+    package_root = Path(__file__).resolve().parents[2]  # the folder that holds the cosmoseg package
     if resolved.is_relative_to(DEFAULT_MODELS_DIR.resolve()):
         return resolved.relative_to(package_root).as_posix()
     return str(resolved)

@@ -105,7 +105,7 @@ def test_each_param_is_declared_once_with_its_bounds() -> None:
     ]
     assert [f.name for f in stage[len(hod) :]] == ["secondary", "velocities", "seed"]
     assert HODStageParams().hod() == HODParams()
-    _, problems = parse_params(HODStageParams, {"sigma_log_m": 0.0, "a_sat": 2.0}, "h")
+    _, problems = parse_params(HODStageParams, {"sigma_log_m": 0.0, "a_sat": 2.0, "secondary": "concentration"}, "h")
     assert problems == ["h: param 'sigma_log_m' must be > 0, got 0.0", "h: param 'a_sat' must be <= 1, got 2.0"]
     _, problems = parse_params(HODStageParams, {"a_cen": 0.5}, "h")  # a rule across fields
     assert problems == [
