@@ -4,6 +4,7 @@ two-sample and calibration metrics, and the figures that show them (``cosmoseg.m
 The ``*_table(s)`` functions and :func:`segmentation_scores` measure data-model objects and return the tables the
 ``measure.*`` stages output (the stages only delegate to them)."""
 
+from cosmoseg.measure.bias import BiasEstimate, bias_from_modes, linear_bias
 from cosmoseg.measure.bispectrum import BISPECTRUM_UNITS, Bispectrum, bispectrum, bispectrum_table
 from cosmoseg.measure.calibration import (
     calibration,
@@ -54,6 +55,7 @@ from cosmoseg.measure.twosample import auc_score, c2st, energy_distance, ks_2sam
 
 __all__ = [
     "BISPECTRUM_UNITS",
+    "BiasEstimate",
     "BinnedSpectrum",
     "Bispectrum",
     "CatalogModes",
@@ -62,6 +64,7 @@ __all__ = [
     "SegmentationScoreTables",
     "adjusted_rand_index",
     "auc_score",
+    "bias_from_modes",
     "bin_modes",
     "binary_scores",
     "bispectrum",
@@ -83,6 +86,7 @@ __all__ = [
     "field_power_table",
     "halo_mass_function",
     "ks_2samp",
+    "linear_bias",
     "mass_function_table",
     "match_instances",
     "model_power_in_bins",

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from cosmoseg.data import Box, Cosmology, Field, Particles, save_artifact
-from cosmoseg.galaxies.sampler_stage import toy_halos  # the paint tests take their haloes from here alone
+from cosmoseg.galaxies._examples import toy_halos  # the paint tests take their haloes from here alone
 from cosmoseg.paint.data import PaintBox
 from cosmoseg.paint.fields import LOG_UNIT, to_log_mass
 from cosmoseg.paint.models import save_paint_model
