@@ -434,6 +434,7 @@ def bispectrum_table(
     values = field.channel(channel) if device is None else field.channel(channel).to(device)
     result = bispectrum(values, field.box.length, k1=k1, k2=k2, thetas=angles, dk=dk or None, method=method)
     meta = {
+        "kind": "bispectrum",
         "channel": channel,
         "box": field.box.length,
         "n": field.n,

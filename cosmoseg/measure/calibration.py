@@ -222,7 +222,7 @@ def calibration_tables(
             "coverage": cov.coverage.T.reshape(-1).cpu(),
             "coverage_err": cov.err.cpu().repeat(n_par),
         },
-        meta=meta,
+        meta=meta | {"kind": "coverage"},
     )
     pit_table = Table(
         columns={
@@ -231,7 +231,7 @@ def calibration_tables(
             "pit_high": result.edges[1:].cpu().repeat(n_par),
             "count": result.counts.T.reshape(-1).cpu(),
         },
-        meta=meta,
+        meta=meta | {"kind": "pit"},
     )
     summary = {
         "parameter": torch.arange(n_par),
@@ -240,4 +240,4 @@ def calibration_tables(
     }
     if bool(torch.isfinite(result.z_mean).all() and torch.isfinite(result.z_std).all()):
         summary |= {"z_mean": result.z_mean.cpu(), "z_std": result.z_std.cpu()}
-    return coverage_table, pit_table, Table(columns=summary, meta=meta)
+    return coverage_table, pit_table, Table(columns=summary, meta=meta | {"kind": "generic"})

@@ -116,7 +116,7 @@ def halo_mass_function(
     }
     units = {"m_low": "Msun/h", "m_high": "Msun/h", "m_mid": "Msun/h", "dndlnm": DENSITY_UNITS}
     units["dndlnm_err"] = DENSITY_UNITS
-    meta = {"volume": volume, "n_total": int(masses.numel()), "n_outside": below + above}
+    meta = {"kind": "mass_function", "volume": volume, "n_total": int(masses.numel()), "n_outside": below + above}
     return Table(columns=columns, units=units, meta=meta)
 
 
@@ -156,7 +156,7 @@ def stellar_mass_function(
         "dndlogm": counts / (volume * width),
         "dndlogm_err": counts.sqrt() / (volume * width),
     }
-    meta = {"volume": volume, "n_total": int(log_mstar.numel()), "n_outside": below + above}
+    meta = {"kind": "mass_function", "volume": volume, "n_total": int(log_mstar.numel()), "n_outside": below + above}
     return Table(columns=columns, units=units, meta=meta)
 
 

@@ -265,6 +265,7 @@ def pdf_table(
     units = {"bin_low": bin_unit, "bin_high": bin_unit, "bin_mid": bin_unit, "pdf": density_unit}
     units["pdf_err"] = density_unit
     meta = {
+        "kind": "pdf",
         "channel": channel,
         "smoothing_radius": smoothing_radius,
         "kernel": kernel,

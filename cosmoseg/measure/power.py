@@ -94,7 +94,8 @@ class BinnedSpectrum:
         columns = {"k": self.k, **powers, "n_modes": self.n_modes}
         if edges:
             columns |= {"k_low": self.k_low, "k_high": self.k_high}
-        return spectrum_table(columns | dict(extra or {}), meta)
+        kind = {"kind": "generic" if multipoles else "power_spectrum"}
+        return spectrum_table(columns | dict(extra or {}), kind | dict(meta or {}))
 
 
 def _check_ells(ells: Sequence[int], los_axis: int) -> tuple[int, ...]:
@@ -329,7 +330,8 @@ class CrossSpectrum:
         ``n_modes``, ``k_low``, ``k_high``."""
         powers = {f"power_{ell}": p for ell, p in self.multipoles.items()} if multipoles else {"power": self.power}
         columns = {"k": self.k, **powers, "power_a": self.power_a, "power_b": self.power_b, "r": self.r}
-        return spectrum_table(columns | {"n_modes": self.n_modes, "k_low": self.k_low, "k_high": self.k_high}, meta)
+        columns |= {"n_modes": self.n_modes, "k_low": self.k_low, "k_high": self.k_high}
+        return spectrum_table(columns, {"kind": "generic" if multipoles else "power_spectrum"} | dict(meta or {}))
 
 
 def correlation_coefficient(power_ab: torch.Tensor, power_aa: torch.Tensor, power_bb: torch.Tensor) -> torch.Tensor:

@@ -379,7 +379,7 @@ def segmentation_scores(
     scores_table = Table(
         columns=_finite_columns({k: torch.tensor([v], dtype=torch.float64) for k, v in scores.items()}),
         units={"VI": "nats"},
-        meta={"particle_mass": particle_mass, "iou_threshold": iou_threshold},
+        meta={"kind": "generic", "particle_mass": particle_mass, "iou_threshold": iou_threshold},
     )
 
     positive = semantic >= threshold if semantic.is_floating_point() else semantic
@@ -389,9 +389,13 @@ def segmentation_scores(
     rates = per_mass_rates(t_labels, p_labels, particle_mass, edges, pred_positive=positive)
     mass_units = {"m_low": "Msun/h", "m_high": "Msun/h", "m_mid": "Msun/h"}
     mass_units |= {name: "log10 Msun/h" for name in rates if name.startswith("q")}
-    per_mass = Table(columns=_finite_columns(rates), units=mass_units, meta={"particle_mass": particle_mass})
+    per_mass = Table(
+        columns=_finite_columns(rates), units=mass_units, meta={"kind": "violin", "particle_mass": particle_mass}
+    )
 
     thresholds = torch.linspace(0.0, 1.0, n_thresholds + 2, dtype=torch.float64)[1:-1]
     curve_input = semantic if semantic.is_floating_point() else semantic.to(torch.float64)
-    curves = Table(columns=_finite_columns(score_curves(curve_input, t_labels, thresholds.to(device))))
+    curves = Table(
+        columns=_finite_columns(score_curves(curve_input, t_labels, thresholds.to(device))), meta={"kind": "generic"}
+    )
     return SegmentationScoreTables(scores=scores_table, per_mass=per_mass, curves=curves, summary=summary)

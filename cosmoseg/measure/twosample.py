@@ -643,7 +643,8 @@ def two_sample_tables(
             "std_sample": a.std(dim=0).cpu() if len(a) > 1 else torch.zeros(a.shape[1], dtype=torch.float64),
             "std_reference": b.std(dim=0).cpu() if len(b) > 1 else torch.zeros(b.shape[1], dtype=torch.float64),
         },
-        meta={f"column_{i}": label for i, label in enumerate(labels)}
+        meta={"kind": "two_sample"}
+        | {f"column_{i}": label for i, label in enumerate(labels)}
         | {"n_sample": len(sample), "n_reference": len(reference)},
     )
     context = {}
@@ -692,6 +693,7 @@ def two_sample_tables(
     summary = Table(
         columns={key: torch.tensor([value], dtype=torch.float64) for key, value in row.items()},
         meta={
+            "kind": "c2st",
             "columns": ",".join(labels),
             "context_columns": ",".join(context_columns),
             "classifier": classifier,

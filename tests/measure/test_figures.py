@@ -10,6 +10,8 @@ from cosmoseg.data import Table
 from cosmoseg.measure import figures
 from cosmoseg.measure.stages import ReportParams, ReportStage
 from cosmoseg.pipeline.context import RunContext
+from cosmoseg.plugins import build_registry
+from cosmoseg.testing import assert_stage_contract
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -242,3 +244,20 @@ def test_every_measure_stage_output_can_be_drawn(tmp_path: Path) -> None:
                 assert_real_png(tmp_path / files.meta["file_0"])
                 drawn.append(files.meta["kind_0"])
     assert {"power_spectrum", "coverage", "pit", "two_sample", "c2st"} <= set(drawn)
+
+
+MEASURING_STAGES = sorted(
+    name for name in build_registry().stages if name.startswith("measure.") and name != "measure.report"
+)
+
+
+@pytest.mark.parametrize("name", MEASURING_STAGES)
+def test_every_measured_table_carries_the_kind_its_columns_had(name: str) -> None:
+    """A table names its figure (meta kind); the kind is the one its column names gave, so no figure changes."""
+    outputs = assert_stage_contract(build_registry().stage(name))
+    tables = {key: value for key, value in outputs.items() if isinstance(value, Table) and value.columns}
+    assert tables, f"{name} measured no table"
+    for key, table in tables.items():
+        kind = table.meta.get("kind")
+        assert kind in figures.FIGURES, f"{name}.{key}: meta kind {kind!r}"
+        assert kind == figures.guess_kind(table), f"{name}.{key}"

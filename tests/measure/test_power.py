@@ -60,8 +60,10 @@ def test_spectrum_tables_name_their_columns_and_units() -> None:
         k=k, power=10 / k, n_modes=torch.tensor([6.0, 18.0]), k_low=k - 0.05, k_high=k + 0.05, multipoles={0: k, 2: -k}
     )
     table = spectrum.to_table(meta={"box": 100.0})
-    assert list(table.columns) == ["k", "power", "n_modes", "k_low", "k_high"] and table.meta == {"box": 100.0}
+    assert list(table.columns) == ["k", "power", "n_modes", "k_low", "k_high"]
+    assert table.meta == {"kind": "power_spectrum", "box": 100.0}
     assert table.units == {"k": "h/Mpc", "power": "(Mpc/h)^3", "n_modes": "", "k_low": "h/Mpc", "k_high": "h/Mpc"}
     table = spectrum.to_table(multipoles=True, edges=False, extra={"power_linear": k})
     assert list(table.columns) == ["k", "power_0", "power_2", "n_modes", "power_linear"]
     assert {table.units[name] for name in ("power_0", "power_2", "power_linear")} == {"(Mpc/h)^3"}
+    assert table.meta == {"kind": "generic"}  # multipoles: one curve per column against k
