@@ -13,7 +13,7 @@ import torch
 from cosmoseg import Box, Cosmology, Segmentation
 from cosmoseg.measure.mass_function import halo_mass_function, theory_in_bins
 from cosmoseg.measure.onepoint import field_pdf
-from cosmoseg.measure.stages import SegmentationScores, SegmentationScoresParams
+from cosmoseg.measure.stages import SegmentationScoresParams, SegmentationScoresStage
 from cosmoseg.pipeline.context import RunContext
 
 
@@ -60,7 +60,7 @@ def main() -> None:
         probabilities = (predicted > 0).float() * 0.8 + 0.1
         truth = Segmentation(labels=truth_labels, box=box)
         prediction = Segmentation(labels=predicted, probabilities=probabilities, box=box)
-        stage = SegmentationScores(SegmentationScoresParams(), RunContext(device=torch.device("cpu"), seed=0))
+        stage = SegmentationScoresStage(SegmentationScoresParams(), RunContext(device=torch.device("cpu"), seed=0))
         seconds = best(lambda s=stage, t=truth, p=prediction: s.run(truth=t, prediction=p), repeat=2)
         scores = stage.run(truth=truth, prediction=prediction)["scores"]
         print(

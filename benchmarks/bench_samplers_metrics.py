@@ -26,12 +26,12 @@ import torch
 
 from cosmoseg.data import GalaxyCatalog, ParameterEstimate, Table
 from cosmoseg.measure.stages import (
-    Calibration,
     CalibrationParams,
-    Report,
+    CalibrationStage,
     ReportParams,
-    TwoSample,
+    ReportStage,
     TwoSampleParams,
+    TwoSampleStage,
 )
 from cosmoseg.measure.twosample import c2st, energy_distance, ks_2samp, wasserstein_1d
 from cosmoseg.pipeline.context import RunContext
@@ -90,7 +90,7 @@ def bench_two_sample(repeat: int) -> None:
         print(f"  C2ST {classifier}, 5 features: {seconds:.2f} s")
 
     ctx = RunContext(device=torch.device("cpu"), seed=1, stage_id="two_sample")
-    stage = TwoSample(TwoSampleParams(context_columns=("log_mhost",)), ctx)
+    stage = TwoSampleStage(TwoSampleParams(context_columns=("log_mhost",)), ctx)
     seconds = best(lambda: stage.run(sample=a, reference=b), 1)
     print(f"  stage (defaults + 1 context column): {seconds:.2f} s")
 
@@ -102,7 +102,7 @@ def bench_calibration(repeat: int) -> None:
     truth = mean + torch.randn((n_estimates, 2), generator=generator, dtype=torch.float64)
     samples = mean[:, None] + torch.randn((n_estimates, n_samples, 2), generator=generator, dtype=torch.float64)
     ctx = RunContext(device=torch.device("cpu"), seed=1, stage_id="calibration")
-    stage = Calibration(CalibrationParams(), ctx)
+    stage = CalibrationStage(CalibrationParams(), ctx)
     print(f"measure.calibration: B = {n_estimates} estimates of P = 2 parameters")
     for label, draws in ((f"S = {n_samples} posterior samples each", samples), ("Gaussian mean +- std", None)):
         estimate = ParameterEstimate(names=("a", "b"), mean=mean, std=torch.ones_like(mean), samples=draws, truth=truth)
@@ -170,7 +170,7 @@ def bench_report(repeat: int) -> None:
     print("measure.report: one PNG per table kind (1-20 rows), written to a temporary folder")
     with tempfile.TemporaryDirectory() as folder:
         ctx = RunContext(device=torch.device("cpu"), seed=1, stage_id="report", work_dir=pathlib.Path(folder))
-        stage = Report(ReportParams(), ctx)
+        stage = ReportStage(ReportParams(), ctx)
         importing = "matplotlib" not in sys.modules
         start = time.perf_counter()
         stage.run(table=tables["generic"], reference=None)

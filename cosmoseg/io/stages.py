@@ -12,7 +12,7 @@ import dataclasses
 import tempfile
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -25,7 +25,7 @@ from cosmoseg.io.gadget import read_gadget_snapshot
 from cosmoseg.io.tng import check_same_box, read_group_catalog, read_tng_galaxies, read_tng_groups, read_tng_subhalos
 from cosmoseg.io.writers import write_example_files
 from cosmoseg.pipeline.params import InputPath, param
-from cosmoseg.pipeline.stage import Stage
+from cosmoseg.pipeline.stage import P, Stage
 
 IdsToGrid = Literal["auto", "none", "one-based", "zero-based", "offset"]
 """The modes of ``cosmoseg.io.gadget.IDS_TO_GRID_MODES`` as a param type."""
@@ -63,6 +63,17 @@ def _examples() -> dict[str, str]:
     return {kind: str(path) for kind, path in write_example_files(folder).items()}
 
 
+class _ReaderStage(Stage[P]):
+    """A reading stage: its contract run reads the tiny file of ``example_file`` that ``write_example_files``
+    makes in the other code's format."""
+
+    example_file: ClassVar[str]
+
+    @classmethod
+    def example_params(cls) -> dict[str, Any]:
+        return {"path": _examples()[cls.example_file]}
+
+
 # ---- io.snapshot -------------------------------------------------------------------------------------------
 
 
@@ -90,11 +101,12 @@ class SnapshotParams:
         return out
 
 
-class SnapshotStage(Stage[SnapshotParams]):
+class SnapshotStage(_ReaderStage[SnapshotParams]):
     """The particles of one type of a Gadget-4 / AREPO / TNG HDF5 snapshot (a user's gravity-only run)."""
 
     name = "io.snapshot"
     outputs = {"particles": Particles}
+    example_file = "snapshot"
 
     def run(self) -> dict[str, Particles]:
         p = self.params
@@ -107,10 +119,6 @@ class SnapshotStage(Stage[SnapshotParams]):
             f"z = {particles.box.redshift:.3g}{grid} ({particles.meta.get('n_files', 1)} file(s))"
         )
         return {"particles": particles}
-
-    @classmethod
-    def example_params(cls) -> dict[str, Any]:
-        return {"path": _examples()["snapshot"]}
 
 
 # ---- io.halos ----------------------------------------------------------------------------------------------
@@ -131,7 +139,7 @@ class HalosParams:
         return _reader_problems(self.path, "must name the group catalog", self.cosmology, self.code_units)
 
 
-class HalosStage(Stage[HalosParams]):
+class HalosStage(_ReaderStage[HalosParams]):
     """FoF groups or Subfind subhaloes of a Gadget-4 / AREPO / TNG group catalog, as a halo catalog.
 
     Given the run's ``snapshot`` (optional), the catalog must describe the same box (side, redshift, Ω_m, h).
@@ -141,6 +149,7 @@ class HalosStage(Stage[HalosParams]):
     inputs = {"snapshot": Particles}
     optional_inputs = frozenset({"snapshot"})
     outputs = {"halos": HaloCatalog}
+    example_file = "groups"
 
     def run(self, snapshot: Particles | None = None) -> dict[str, HaloCatalog]:
         p = self.params
@@ -155,10 +164,6 @@ class HalosStage(Stage[HalosParams]):
             halos = halos.select(halos["n_part"] >= p.min_particles)
         self.ctx.log(f"{len(halos)} {p.kind} from {p.path}")
         return {"halos": halos}
-
-    @classmethod
-    def example_params(cls) -> dict[str, Any]:
-        return {"path": _examples()["groups"]}
 
     @classmethod
     def example_inputs(cls, generator: torch.Generator) -> dict[str, Particles]:
@@ -185,12 +190,13 @@ class GalaxiesParams:
         return _reader_problems(self.path, "must name the group catalog", self.cosmology, self.code_units)
 
 
-class GalaxiesStage(Stage[GalaxiesParams]):
+class GalaxiesStage(_ReaderStage[GalaxiesParams]):
     """The galaxies of a hydrodynamical run (subhaloes with stars above a stellar-mass threshold), with their
     host groups' rows (``host``), central flags and properties (M*, sSFR, g - i, size, metallicity)."""
 
     name = "io.galaxies"
     outputs = {"galaxies": GalaxyCatalog}
+    example_file = "galaxies"
 
     def run(self) -> dict[str, GalaxyCatalog]:
         p = self.params
@@ -198,10 +204,6 @@ class GalaxiesStage(Stage[GalaxiesParams]):
         centrals = int(galaxies["is_central"].sum()) if "is_central" in galaxies else 0
         self.ctx.log(f"{len(galaxies)} galaxies ({centrals} centrals) from {p.path}")
         return {"galaxies": galaxies}
-
-    @classmethod
-    def example_params(cls) -> dict[str, Any]:
-        return {"path": _examples()["galaxies"]}
 
 
 # ---- io.field ----------------------------------------------------------------------------------------------
@@ -224,11 +226,12 @@ class FieldParams:
         return out
 
 
-class FieldStage(Stage[FieldParams]):
+class FieldStage(_ReaderStage[FieldParams]):
     """A grid (δ, φ, ...) from a .npy cube or a plain HDF5 file, as a field."""
 
     name = "io.field"
     outputs = {"field": Field}
+    example_file = "cube"
 
     def run(self) -> dict[str, Field]:
         field = read_cube(**_reader_arguments(self.params, self.ctx.device))
@@ -237,7 +240,7 @@ class FieldStage(Stage[FieldParams]):
 
     @classmethod
     def example_params(cls) -> dict[str, Any]:
-        return {"path": _examples()["cube"], "length": 40.0}
+        return super().example_params() | {"length": 40.0}
 
 
 @hookimpl

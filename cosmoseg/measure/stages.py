@@ -493,13 +493,6 @@ class ReportStage(Stage[ReportParams]):
         return {"files": Table(columns={"figure": torch.arange(1)}, meta=meta)}
 
 
-# The names the benchmarks import (benchmarks/bench_measure_stats.py, bench_samplers_metrics.py).
-SegmentationScores = SegmentationScoresStage
-TwoSample = TwoSampleStage
-Calibration = CalibrationStage
-Report = ReportStage
-
-
 @hookimpl
 def cosmoseg_register_stages(register: Any) -> None:
     for stage in (

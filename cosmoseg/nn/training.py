@@ -27,6 +27,7 @@ class NonFiniteLossError(CosmosegError, FloatingPointError):
     """The loss of a training step is NaN or infinite (the run diverged). A ``FloatingPointError``, and a cosmoseg
     error, so that the training commands report it as one ``error:`` line."""
 
+
 Batch = tuple[Any, Any]
 
 

@@ -60,7 +60,8 @@ class Stage(Generic[P]):
         if "Params" in cls.__dict__:
             return
         for base in getattr(cls, "__orig_bases__", ()):
-            if get_origin(base) is Stage:
+            origin = get_origin(base)  # Stage[P], or a generic subclass of it such as ReaderStage[P]
+            if isinstance(origin, type) and issubclass(origin, Stage):
                 (argument,) = get_args(base)
                 if isinstance(argument, type):
                     cls.Params = argument

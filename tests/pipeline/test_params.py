@@ -11,6 +11,7 @@ from cosmoseg import Stage, param
 from cosmoseg.data import Field
 from cosmoseg.pipeline import NoParams
 from cosmoseg.pipeline.params import field_bounds, field_doc, parse_params, type_text
+from cosmoseg.pipeline.stage import P
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +39,17 @@ def test_stage_with_a_type_argument_sets_its_params() -> None:
 
     assert GridStage.Params is GridParams and Child.Params is GridParams
     assert Bare.Params is NoParams
+
+
+def test_a_generic_base_stage_passes_its_type_argument_on() -> None:
+    class ReaderStage(Stage[P]):  # a family of stages sharing code, each with its own params
+        example_file = ""
+
+    class GridReader(ReaderStage[GridParams]):
+        name = "demo.grid_reader"
+
+    assert GridReader.Params is GridParams
+    assert ReaderStage.Params is NoParams  # the unbound type variable sets nothing
 
 
 def test_bounds_and_docs_are_declared_once() -> None:
