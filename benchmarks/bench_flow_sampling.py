@@ -19,7 +19,7 @@ import time
 import torch
 
 from cosmoseg.galaxies.samplers.base import load_sampler
-from cosmoseg.galaxies.samplers.flow import nflows_inverse
+from cosmoseg.nn.flows import nflows_inverse
 
 
 def row(step: str, seconds: str, note: str) -> None:

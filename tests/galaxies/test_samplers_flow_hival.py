@@ -14,8 +14,9 @@ import pytest
 import torch
 
 from cosmoseg.galaxies.samplers import load_sampler
-from cosmoseg.galaxies.samplers.flow import FlowSampler, build_nflows_transform
+from cosmoseg.galaxies.samplers.flow import FlowSampler
 from cosmoseg.galaxies.samplers.hival import HiValSampler, hival_partition, min_class_size
+from cosmoseg.nn.flows import build_nflows_transform
 
 SD1, SD2, CORR = 0.2, math.sqrt(0.02), -1 / math.sqrt(2)
 FLOW_HYPER = {"layers": 2, "hidden_features": 32, "bins": 8, "epochs": 60, "batch_size": 256, "lr": 3e-3}
@@ -221,8 +222,8 @@ def test_hival_save_load_round_trip(hival, tmp_path: Path) -> None:
 )
 def test_fast_inverse_equals_nflows_inverse(features, context, layers, hidden, blocks, bins, chunk) -> None:
     """The sampler's inverse (degree-ordered MADE, one spline per coordinate, threaded chunks) is nflows' inverse."""
-    from cosmoseg.galaxies.samplers.flow import build_nflows_transform
-    from cosmoseg.galaxies.samplers.flow_inverse import FastSplineInverse
+    from cosmoseg.nn.flow_inverse import FastSplineInverse
+    from cosmoseg.nn.flows import build_nflows_transform
 
     torch.manual_seed(features + blocks)
     transform = build_nflows_transform(
@@ -244,7 +245,7 @@ def test_spline_inverse_rows_inverts_nflows_spline() -> None:
     """rq_spline_inverse_rows undoes nflows' forward spline, inside the bound and on the linear tails."""
     from nflows.transforms.splines import unconstrained_rational_quadratic_spline
 
-    from cosmoseg.galaxies.samplers.flow_inverse import rq_spline_inverse_rows
+    from cosmoseg.nn.flow_inverse import rq_spline_inverse_rows
 
     g = torch.Generator().manual_seed(4)
     m, k = 5000, 6

@@ -17,7 +17,7 @@ Backends (hyper ``backend``):
 
 Sampling is deterministic under a ``torch.Generator``: the base noise is drawn from the generator and pushed through
 the inverse transform (nflows' own ``Flow.sample`` would use the global RNG); the inverse is
-:class:`~cosmoseg.galaxies.samplers.flow_inverse.FastSplineInverse`, equal to nflows' and about 20x faster. The same
+:class:`~cosmoseg.nn.flow_inverse.FastSplineInverse`, equal to nflows' and about 20x faster. The same
 class also learns the reverse direction (galaxy → halo): pass the galaxy properties as ``condition_names`` and the
 halo properties as ``target_names`` (``cosmoseg galaxies train --reverse``).
 """
@@ -32,9 +32,10 @@ import torch
 
 from cosmoseg.errors import ValidationError
 from cosmoseg.galaxies.samplers.base import JointSampler, Progress, register_sampler
-from cosmoseg.galaxies.samplers.flow_inverse import FastSplineInverse
+from cosmoseg.nn.flow_inverse import FastSplineInverse
+from cosmoseg.nn.flows import build_nflows_transform
 
-__all__ = ["FlowSampler", "build_nflows_transform"]
+__all__ = ["FlowSampler"]
 
 DEFAULTS: dict[str, Any] = {
     "backend": "nflows",
@@ -50,51 +51,6 @@ DEFAULTS: dict[str, Any] = {
     "grad_clip": 5.0,
 }
 _CHUNK = 65536
-
-
-def build_nflows_transform(
-    features: int,
-    context_features: int,
-    *,
-    layers: int = 4,
-    hidden_features: int = 32,
-    num_blocks: int = 1,
-    bins: int = 8,
-    tail_bound: float = 5.0,
-) -> torch.nn.Module:
-    """The nflows ``CompositeTransform`` y (B, features) -> noise (B, features) given context (B, context_features).
-
-    ``layers`` spline autoregressive transforms with a ``ReversePermutation`` between consecutive ones; these are the
-    only nflows transforms the sampler uses (and the ones the tests check for inverse / log-det consistency).
-    """
-    from nflows.transforms import CompositeTransform, ReversePermutation
-    from nflows.transforms.autoregressive import MaskedPiecewiseRationalQuadraticAutoregressiveTransform
-
-    parts: list[torch.nn.Module] = []
-    for i in range(layers):
-        if i > 0 and features > 1:
-            parts.append(ReversePermutation(features))
-        parts.append(
-            MaskedPiecewiseRationalQuadraticAutoregressiveTransform(
-                features=features,
-                hidden_features=hidden_features,
-                context_features=context_features,
-                num_bins=bins,
-                tails="linear",
-                tail_bound=tail_bound,
-                num_blocks=num_blocks,
-            )
-        )
-    return CompositeTransform(parts)
-
-
-def nflows_inverse(transform: torch.nn.Module, noise: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-    """y (B, D) from noise (B, D) through the inverse of :func:`build_nflows_transform`'s composite (context (B, C)).
-
-    Equal to ``transform.inverse(noise, context=context)[0]``, about 20x faster
-    (:class:`~cosmoseg.galaxies.samplers.flow_inverse.FastSplineInverse`).
-    """
-    return FastSplineInverse(transform)(noise, context)
 
 
 @register_sampler
