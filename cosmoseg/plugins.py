@@ -37,6 +37,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "cosmoseg.protohalo.stages",
     "cosmoseg.galaxies.stages",
     "cosmoseg.paint.stages",
+    "cosmoseg.infer.stages",
 )
 """Modules of the built-in plugins; they go through the same registry as third-party ones."""
 

@@ -343,3 +343,43 @@ def evaluate_command(
     if report:
         print(report)
     print(f"evaluation: {saved}")
+
+
+@app.command("paint-suite")
+def paint_suite_command(
+    suite_dir: Annotated[Path, typer.Argument(help="Suite folder of `cosmoseg simulate` (box_*.h5 with halos).")],
+    output: Annotated[Path, typer.Option(help="Folder for galaxies_<i>.h5 (default: <suite>/galaxies-<variant>).")]
+    | None = None,
+    variant: Annotated[str, typer.Option(help="Galaxy-model variant: fiducial or moster13.")] = "fiducial",
+    nuisance: Annotated[
+        bool,
+        typer.Option(
+            "--nuisance/--no-nuisance",
+            help="Draw the galaxy model's nuisance parameters per box (a Latin hypercube of offsets from the variant: "
+            "scatter_dex ±0.1, sat_log_m1 ±0.3, sat_alpha ±0.2, quench_log_mass ±0.3).",
+        ),
+    ] = True,
+    min_log_mstar: Annotated[
+        float, typer.Option(help="Keep galaxies with log10 M* / (Msun/h) at least this (above the suite's resolution).")
+    ] = 9.0,
+    boxes: Annotated[str | None, typer.Option(help="Only these box indices, e.g. 0,3,5-7.")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Keep galaxy files already painted with these settings.")
+    ] = False,
+    seed: SeedOption = 0,
+) -> None:
+    """Paint centrals and satellites onto every box of a suite with the galaxy model, the model's nuisance parameters
+    drawn per box; the catalogs that `cosmoseg infer train` learns cosmology from."""
+    from cosmoseg.galaxies.suite_galaxies import NUISANCE_OFFSETS, SuiteGalaxySettings, paint_suite
+    from cosmoseg.sim.commands import parse_indices
+
+    with report_errors():
+        settings = SuiteGalaxySettings(
+            variant=variant,
+            nuisance=dict(NUISANCE_OFFSETS) if nuisance else {},
+            min_log_mstar=min_log_mstar,
+            seed=seed,
+        )
+        folder = output or suite_dir / f"galaxies-{variant}"
+        paths = paint_suite(suite_dir, folder, settings, boxes=parse_indices(boxes) if boxes else None, resume=resume)
+    typer.echo(f"{len(paths)} galaxy file(s) in {folder}")
