@@ -23,6 +23,9 @@ of the ratio panel.
 | :func:`plot_pit` | PIT histograms with the uniform expectation and its ±1σ band |
 | :func:`plot_two_sample` | per-column KS statistic and W1 distance |
 | :func:`plot_c2st` | C2ST AUC ± error against the 0.5 of indistinguishable samples |
+| :func:`plot_predicted_vs_true` | inferred parameter (mean ± 1σ) against its truth, the 1:1 line, the metrics |
+| :func:`plot_tarp` | TARP expected coverage against the credibility level, the diagonal, a bootstrap band |
+| :func:`plot_inference_metrics` | the metrics of parameter inference as a table (a row per metric) |
 
 Tables (:func:`table_kind`, :func:`figure_for_table`, :data:`FIGURES`): a table's kind is its meta ``kind`` where
 that names one of the kinds below, else it is guessed from its column names (:func:`guess_kind`), checked in this
@@ -40,6 +43,8 @@ order; :data:`FIGURES` holds the drawing function of each kind:
 | ``pit`` | ``pit_low``, ``pit_high``, ``count`` | ``parameter`` |
 | ``two_sample`` | ``ks_statistic``, ``wasserstein`` | ``column`` (index; names in meta ``column_<i>``), ``ks_pvalue`` |
 | ``c2st`` | ``auc``, ``auc_err`` | |
+| ``tarp`` | ``alpha``, ``ecp`` | ``ecp_low`` + ``ecp_high`` (band), ``parameter_<i>`` in meta |
+| ``inference_metrics`` | ``rmse``, ``r2``, ``chi2`` | other ``measure.inference.METRIC_KEYS``, ``parameter`` |
 | ``generic`` | anything else: every other 1-D numeric column against the first | |
 
 Every ``<y>_err`` column of a table (or of its reference) is drawn as the error bars of its curve ``<y>`` (a
@@ -55,7 +60,7 @@ is labelled as of log10 values; violin quantile levels may also come as meta ``q
 ("0.05,0.25,0.5,…"), else they are taken as evenly spaced in (0, 1).
 
 A second, ``reference`` table of the same kind (e.g. the truth's P(k) beside a model's) is drawn as the
-reference curve and the ratio denominator.
+reference curve and the ratio denominator; for ``tarp`` it is a second TARP curve (e.g. another estimator's).
 """
 
 from __future__ import annotations
@@ -71,7 +76,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from cosmoseg.data import Table, atomic_write
+from cosmoseg.data import ParameterEstimate, Table, atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -79,17 +84,22 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIGURES",
+    "PARAMETER_LABELS",
     "figure_for_table",
     "guess_kind",
     "label_log_axis",
+    "parameter_label",
     "plot_bispectrum",
     "plot_c2st",
     "plot_confusion_slice",
     "plot_coverage",
+    "plot_inference_metrics",
     "plot_mass_function",
     "plot_pdf",
     "plot_pit",
     "plot_power_spectrum",
+    "plot_predicted_vs_true",
+    "plot_tarp",
     "plot_two_sample",
     "plot_violin",
     "save_figure",
@@ -740,6 +750,224 @@ def plot_c2st(
     return _finish(fig, path)
 
 
+PARAMETER_LABELS: dict[str, str] = {
+    "omega_m": r"$\Omega_{\rm m}$",
+    "omega_b": r"$\Omega_{\rm b}$",
+    "sigma_8": r"$\sigma_8$",
+    "h": r"$h$",
+    "n_s": r"$n_{\rm s}$",
+    "w0": r"$w_0$",
+    "wa": r"$w_a$",
+    "s_8": r"$S_8$",
+}
+"""Axis symbols of the cosmological parameters by their names in a ParameterEstimate (others are written as named)."""
+
+
+def parameter_label(name: str) -> str:
+    """The symbol of a parameter for axis labels and legends: :data:`PARAMETER_LABELS` (case-insensitive), else the
+    name itself."""
+    return PARAMETER_LABELS.get(name.lower(), name)
+
+
+def plot_predicted_vs_true(
+    estimate: ParameterEstimate,
+    parameter: str | int,
+    *,
+    max_points: int | None = 400,
+    use_samples: bool = True,
+    label: str = "",
+    title: str = "",
+    path: str | os.PathLike[str] | None = None,
+) -> Figure:
+    """The inferred posterior mean with its 1σ error bar against the truth, for one parameter of an estimate with
+    ``truth``, and the 1:1 line; the legend's title gives the metrics of all B estimates (RMSE, ε, R², reduced χ²,
+    68% coverage; :func:`~cosmoseg.measure.inference.inference_metrics`, its coverage from the samples where the
+    estimate has them and ``use_samples``). ``parameter``: a name of ``estimate.names`` or its index. Axes: "true X"
+    and "predicted X", X the parameter's symbol (:func:`parameter_label`), in the parameter's units. ``max_points``:
+    at most this many estimates are drawn, evenly spaced in their order, so that error bars stay readable (None: all);
+    the metrics always use all. ``label``: the name of the points (default "estimates")."""
+    from cosmoseg.measure.inference import inference_metrics
+
+    names = list(estimate.names)
+    if isinstance(parameter, str):
+        if parameter not in names:
+            raise ValueError(f"parameter {parameter!r} is not one of the estimate's {names}")
+        j = names.index(parameter)
+    else:
+        j = int(parameter)
+        if not 0 <= j < len(names):
+            raise ValueError(f"parameter index {j} is out of range for the estimate's {len(names)} parameters")
+    metrics = inference_metrics(estimate, use_samples=use_samples)[names[j]]  # refuses a missing truth or std = 0
+    assert estimate.truth is not None
+    truth, mean, std = (_np(t).reshape(-1, len(names))[:, j] for t in (estimate.truth, estimate.mean, estimate.std))
+    n = truth.size
+    shown = np.arange(n)
+    if max_points is not None and 0 < max_points < n:
+        shown = np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
+    symbol = parameter_label(names[j])
+    fig, ax, _ = _new_figure(figsize=(4.6, 4.6))
+    name = label or "estimates"
+    count = f"{shown.size} of {n} shown" if shown.size < n else f"N = {n}"
+    ax.errorbar(
+        truth[shown],
+        mean[shown],
+        yerr=std[shown],
+        fmt="o",
+        ms=2.5,
+        elinewidth=0.6,
+        capsize=0,
+        color="C0",
+        alpha=0.8,
+        label=rf"{name} (mean $\pm 1\sigma$; {count})",
+    )
+    lo = float(min(truth.min(), (mean - std)[shown].min()))
+    hi = float(max(truth.max(), (mean + std)[shown].max()))
+    pad = 0.05 * (hi - lo) if hi > lo else 0.05 * max(abs(hi), 1.0)
+    lims = (lo - pad, hi + pad)
+    ax.plot(lims, lims, "k--", lw=1.0, label="predicted = true")
+    ax.set_xlim(lims)
+    ax.set_ylim(lims)
+    ax.set_xlabel(f"true {symbol}")
+    ax.set_ylabel(f"predicted {symbol}")
+
+    def fmt(key: str, text: str, spec: str) -> str:
+        value = metrics[key]
+        return f"{text} = {value:{spec}}" if math.isfinite(value) else f"{text} undefined"
+
+    summary = "\n".join(
+        [
+            fmt("rmse", "RMSE", ".3g"),
+            fmt("relative_error", r"$\epsilon$", ".2%"),
+            fmt("r2", r"$R^2$", ".3f"),
+            fmt("chi2", r"$\chi^2$", ".2f"),
+            fmt("coverage_68", r"$1\sigma$ coverage", ".2f"),
+        ]
+    )
+    ax.legend(fontsize=8, loc="upper left", title=summary, title_fontsize=8, alignment="left")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _finish(fig, path)
+
+
+def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
+    return float(np.sum(0.5 * (y[1:] + y[:-1]) * np.diff(x)))
+
+
+def plot_tarp(
+    alpha: ArrayLike,
+    ecp: ArrayLike | Mapping[str, ArrayLike],
+    *,
+    low: ArrayLike | Mapping[str, ArrayLike] | None = None,
+    high: ArrayLike | Mapping[str, ArrayLike] | None = None,
+    label: str = "TARP",
+    band_label: str = "bootstrap 95%",
+    field: str = "",
+    title: str = "",
+    path: str | os.PathLike[str] | None = None,
+) -> Figure:
+    """The TARP expected coverage ECP(α) (A,) against the credibility level α (A,) in [0, 1], with the diagonal of a
+    calibrated posterior (:mod:`cosmoseg.measure.tarp`). ``ecp`` may map labels to curves on the same α (e.g. two
+    estimators); ``low`` / ``high``: (A,) the bootstrap band of the first curve, or mappings label -> (A,), drawn
+    shaded in the curve's colour (``band_label`` names it in the legend's title). Each curve's legend entry gives its
+    area ∫|ECP − α| dα. ``field``: the legend's title (e.g. the parameters tested)."""
+    a = _np(alpha).reshape(-1)
+    curves = _curves(ecp, label)
+    names = [name for name, _ in curves]
+    lows = _errors(low, names, a.size, "low")
+    highs = _errors(high, names, a.size, "high")
+    fig, ax, _ = _new_figure(figsize=(4.6, 4.6))
+    handles: list[Any] = [ax.plot([0, 1], [0, 1], "k--", lw=1.0)[0]]
+    texts = ["calibrated"]
+    banded = False
+    for i, ((name, y), lo, hi) in enumerate(zip(curves, lows, highs, strict=True)):
+        if y.shape != a.shape:
+            raise ValueError(f"ecp of curve {name!r} has shape {y.shape}, alpha {a.shape}")
+        colour = f"C{i}"
+        line = ax.plot(a, y, "-", lw=1.6, color=colour)[0]
+        handle: Any = line
+        if lo is not None and hi is not None:
+            handle = (ax.fill_between(a, lo, hi, color=colour, alpha=0.25, lw=0), line)
+            banded = True
+        area = _trapezoid(np.abs(y - a), a)
+        handles.append(handle)
+        texts.append(rf"{name} ($\int|{{\rm ECP}}-\alpha|\,d\alpha$ = {area:.3f})")
+    legend_title = "\n".join(t for t in (field, f"bands: {band_label}" if banded else "") if t)
+    ax.legend(
+        handles, texts, fontsize=8, loc="upper left", title=legend_title or None, title_fontsize=8, alignment="left"
+    )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(r"credibility level $\alpha$")
+    ax.set_ylabel("expected coverage (TARP)")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _finish(fig, path)
+
+
+INFERENCE_METRIC_LABELS: dict[str, tuple[str, str]] = {
+    "rmse": ("RMSE", "0"),
+    "relative_error": (r"mean relative error $\epsilon$", "0"),
+    "r2": (r"$R^2$", "1"),
+    "chi2": (r"reduced $\chi^2$ (uncut)", "1"),
+    "outlier_fraction": (r"fraction with $z^2 > 10$", "0.0016"),
+    "coverage_68": (r"coverage 68% ($1\sigma$)", "0.683"),
+    "coverage_95": (r"coverage 95% ($1.96\sigma$)", "0.950"),
+    "bias": (r"bias $\langle\mu-\theta\rangle$", "0"),
+}
+"""Row label and calibrated-Gaussian / perfect value of each metric of :func:`plot_inference_metrics`."""
+
+
+def plot_inference_metrics(
+    names: Sequence[str],
+    metrics: Mapping[str, ArrayLike],
+    *,
+    resolved: Mapping[str, ArrayLike] | None = None,
+    outlier_threshold: float = 10.0,
+    n_estimates: int | None = None,
+    title: str = "",
+    path: str | os.PathLike[str] | None = None,
+) -> Figure:
+    """The metrics of parameter inference (:mod:`cosmoseg.measure.inference`) drawn as a table: one row per metric
+    (the keys of ``metrics``, each (P,) over the parameters ``names``), one column per parameter and a column with the
+    value a perfect, calibrated estimator has. ``resolved``: key -> (P,) bool, False where a metric is undefined
+    (shown as "—"). ``n_estimates``: the number B of estimates, written in the title."""
+    cols = list(names)
+    keys = list(metrics)
+    fig, ax, _ = _new_figure(figsize=(2.4 + 1.1 * (len(cols) + 1), 0.45 + 0.3 * (len(keys) + 1)))
+    ax.axis("off")
+    text = []
+    for key in keys:
+        values = _np(metrics[key]).reshape(-1)
+        ok = np.ones(values.size, dtype=bool) if resolved is None or key not in resolved else _np(resolved[key]) > 0
+        row_label, ideal = INFERENCE_METRIC_LABELS.get(key, (key, ""))
+        if key == "outlier_fraction":
+            row_label = rf"fraction with $z^2 > {outlier_threshold:g}$"
+            ideal = f"{math.erfc(math.sqrt(outlier_threshold / 2)):.2g}"
+        cells = [f"{v:.4g}" if keep and np.isfinite(v) else "—" for v, keep in zip(values, ok, strict=True)]
+        text.append([row_label, *cells, ideal])
+    first = 2.4 / (2.4 + 1.1 * (len(cols) + 1))
+    table = ax.table(
+        cellText=text,
+        colLabels=["metric", *(parameter_label(c) for c in cols), "ideal"],
+        colWidths=[first] + [(1 - first) / (len(cols) + 1)] * (len(cols) + 1),
+        cellLoc="center",
+        bbox=(0.0, 0.0, 1.0, 1.0),
+    )
+    table.auto_set_font_size(False)
+    table.set_fontsize(9)
+    for (row, col), cell in table.get_celld().items():
+        if col == 0:
+            cell.set_text_props(ha="left")
+            cell.PAD = 0.03
+        if row == 0:
+            cell.set_text_props(weight="bold")
+    heading = title or "parameter inference"
+    if n_estimates is not None:
+        heading += f" (N = {n_estimates})"
+    ax.set_title(heading, fontsize=10)
+    return _finish(fig, path)
+
+
 # ---- tables ---------------------------------------------------------------------------------------------
 
 
@@ -774,6 +1002,10 @@ def guess_kind(table: Table) -> str:
         return "two_sample"
     if "auc" in cols and "auc_err" in cols:
         return "c2st"
+    if "alpha" in cols and "ecp" in cols:
+        return "tarp"
+    if {"rmse", "r2", "chi2"} <= set(cols):
+        return "inference_metrics"
     return "generic"
 
 
@@ -1054,6 +1286,51 @@ def _draw_c2st(table: Table, reference: Table | None, legend: _Legend) -> Figure
     return plot_c2st(table.columns["auc"], table.columns["auc_err"], labels=labels, title=legend.title)
 
 
+def _draw_tarp(table: Table, reference: Table | None, legend: _Legend) -> Figure:
+    tables = [(legend.label, table)]
+    if reference is not None and "alpha" in reference.columns and "ecp" in reference.columns:
+        tables.append((legend.reference_name, reference))
+    alpha = _np(table["alpha"])
+    curves: dict[str, np.ndarray] = {}
+    lows: dict[str, np.ndarray] = {}
+    highs: dict[str, np.ndarray] = {}
+    for name, t in tables:
+        curves[name] = _np(t["ecp"]) if len(t) == alpha.size else np.interp(alpha, _np(t["alpha"]), _np(t["ecp"]))
+        if "ecp_low" in t.columns and "ecp_high" in t.columns and len(t) == alpha.size:
+            lows[name], highs[name] = _np(t["ecp_low"]), _np(t["ecp_high"])
+    band = float(table.meta.get("band", 0.95))
+    field = legend.field
+    if not field:
+        indices = sorted(int(m.group(1)) for key in table.meta if (m := re.fullmatch(r"parameter_(\d+)", key)))
+        field = ", ".join(parameter_label(str(table.meta[f"parameter_{i}"])) for i in indices)
+    return plot_tarp(
+        alpha,
+        curves,
+        low=lows or None,
+        high=highs or None,
+        band_label=f"bootstrap {band:.0%}",
+        field=field,
+        title=legend.title,
+    )
+
+
+def _draw_inference_metrics(table: Table, reference: Table | None, legend: _Legend) -> Figure:
+    cols = table.columns
+    names = _names(table, "parameter", "parameter", len(table))
+    keys = [k for k in cols if k != "parameter" and not k.endswith("_resolved") and cols[k].ndim == 1]
+    keys = [k for k in keys if cols[k].dtype != torch.bool]
+    resolved = {k: cols[f"{k}_resolved"] for k in keys if f"{k}_resolved" in cols}
+    n = table.meta.get("n_estimates")
+    return plot_inference_metrics(
+        names,
+        {k: cols[k] for k in keys},
+        resolved=resolved,
+        outlier_threshold=float(table.meta.get("outlier_threshold", 10.0)),
+        n_estimates=int(n) if isinstance(n, int | float) and not isinstance(n, bool) else None,
+        title=legend.title or str(table.meta.get("label", "")),
+    )
+
+
 def _draw_generic(table: Table, reference: Table | None, legend: _Legend) -> Figure:
     return _plot_generic(table, legend.title, legend.field_of(table))
 
@@ -1068,6 +1345,8 @@ FIGURES: dict[str, Callable[[Table, Table | None, _Legend], Figure]] = {
     "pit": _draw_pit,
     "two_sample": _draw_two_sample,
     "c2st": _draw_c2st,
+    "tarp": _draw_tarp,
+    "inference_metrics": _draw_inference_metrics,
     "generic": _draw_generic,
 }
 """The figure of each kind of measurement table: kind -> drawing function (table, reference, legend)."""
