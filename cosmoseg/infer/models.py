@@ -7,8 +7,8 @@ feature ``u`` (log N), and an MLP gives an embedding ``h`` of the graph. Two hea
 
 * ``"moments"``: the posterior mean and standard deviation of each parameter, trained with the moment-network loss of
   Jeffrey & Wandelt (2020) that the papers use, L = Σ_p log Σ_b (θ - μ)² + log Σ_b ((θ - μ)² - σ²)²;
-* ``"flow"``: a conditional spline-autoregressive normalizing flow (:func:`cosmoseg.nn.flows.build_nflows_transform`)
-  over the parameters given ``h``, trained by maximum likelihood, so full posteriors (samples) follow and coverage,
+* ``"flow"``: a conditional location-scale (an MLP of ``h``) followed by a conditional spline-autoregressive normalizing
+  flow (:func:`cosmoseg.nn.flows.build_nflows_transform`) over the parameters given ``h``, trained by maximum likelihood, so full posteriors (samples) follow and coverage,
   TARP and SBC apply.
 
 Parameters are standardised inside the model to the prior box: θ_s = (θ - centre) / half-width, so the heads see
@@ -125,8 +125,10 @@ class CosmoGNN(nn.Module):
         else:
             from cosmoseg.nn.flows import build_nflows_transform
 
+            # a conditional location and log-scale first, so the splines only model the posterior's shape
+            self.location_scale = _mlp(hidden, hidden, 2 * self.n_params)
             self.head = build_nflows_transform(
-                self.n_params, hidden, layers=flow_layers, hidden_features=hidden, bins=flow_bins, tail_bound=3.0
+                self.n_params, hidden, layers=flow_layers, hidden_features=hidden, bins=flow_bins, tail_bound=4.0
             )
 
     # ---- the graph embedding -----------------------------------------------------------------------------------
@@ -173,10 +175,16 @@ class CosmoGNN(nn.Module):
             return moment_loss(mean_s, std_s, theta_s)
         return -self._flow_log_prob(theta_s, h).mean()
 
+    def _location_scale(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.location_scale(h)
+        return out[:, : self.n_params], out[:, self.n_params :].clamp(-8.0, 4.0)
+
     def _flow_log_prob(self, theta_s: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        noise, logabsdet = self.head(theta_s, context=h)
+        location, log_scale = self._location_scale(h)
+        residual = (theta_s - location) * torch.exp(-log_scale)
+        noise, logabsdet = self.head(residual, context=h)
         base = -0.5 * (noise**2).sum(dim=1) - 0.5 * self.n_params * math.log(2 * math.pi)
-        return base + logabsdet
+        return base + logabsdet - log_scale.sum(dim=1)
 
     def log_prob(self, data: Any, theta: torch.Tensor) -> torch.Tensor:
         """(G,) log posterior density of ``theta`` (G, P) in the parameters' units ("flow" head)."""
@@ -187,15 +195,19 @@ class CosmoGNN(nn.Module):
 
     def sample(self, data: Any, n_samples: int, generator: torch.Generator) -> torch.Tensor:
         """(G, S, P) posterior samples in the parameters' units ("flow" head)."""
-        from cosmoseg.nn.flows import nflows_inverse
-
         if self.head_kind != "flow":
             raise ValueError("sample() needs the 'flow' head; this model gives moments()")
-        h = self.embedding(data)
+        return self.sample_given(self.embedding(data), n_samples, generator)
+
+    def sample_given(self, h: torch.Tensor, n_samples: int, generator: torch.Generator) -> torch.Tensor:
+        """(G, S, P) samples of the flow head given graph embeddings ``h`` (G, hidden)."""
+        from cosmoseg.nn.flows import nflows_inverse
+
         g = h.shape[0]
         noise = torch.randn((g * n_samples, self.n_params), generator=generator, device=h.device, dtype=h.dtype)
         context = h.repeat_interleave(n_samples, dim=0)
-        theta_s = nflows_inverse(self.head, noise, context)
+        location, log_scale = self._location_scale(context)
+        theta_s = nflows_inverse(self.head, noise, context) * torch.exp(log_scale) + location
         return self.unstandardise(theta_s).reshape(g, n_samples, self.n_params)
 
 
