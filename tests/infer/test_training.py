@@ -73,7 +73,7 @@ def test_a_saved_model_loads_with_its_card_and_predicts_as_before(folder: Path, 
     model, meta = load_model(model_file)
     assert meta["box_length"] == LENGTH and meta["prior_low"] == pytest.approx(
         [0.0983, 0.5983], abs=1e-3
-    )  # the truths' range, 5% wider
+    )
     assert len(meta["split"]["test"]) == 3 and not set(meta["split"]["test"]) & set(meta["split"]["train"])
     assert meta["node_feature_names"][0] == "|v|/velocity_unit" and meta["test_metrics"]["omega_m"]["rmse"] > 0
     catalogs = load_catalogs(folder, meta["split"]["test"])
