@@ -14,6 +14,7 @@ from cosmoseg.measure.calibration import (
     pit_uniformity,
     pit_values,
 )
+from cosmoseg.measure.inference import inference_metrics, inference_table
 from cosmoseg.measure.mass_function import (
     halo_mass_function,
     mass_function_table,
@@ -51,6 +52,7 @@ from cosmoseg.measure.segmentation import (
     segmentation_scores,
     variation_of_information,
 )
+from cosmoseg.measure.tarp import gaussian_samples, tarp, tarp_coverage, tarp_table
 from cosmoseg.measure.twosample import auc_score, c2st, energy_distance, ks_2samp, two_sample_tables, wasserstein_1d
 
 __all__ = [
@@ -84,7 +86,10 @@ __all__ = [
     "field_cross_table",
     "field_pdf",
     "field_power_table",
+    "gaussian_samples",
     "halo_mass_function",
+    "inference_metrics",
+    "inference_table",
     "ks_2samp",
     "linear_bias",
     "mass_function_table",
@@ -103,6 +108,9 @@ __all__ = [
     "smoothed_variance_on_grid",
     "spectrum_table",
     "stellar_mass_function",
+    "tarp",
+    "tarp_coverage",
+    "tarp_table",
     "theory_in_bins",
     "theory_mass_function",
     "two_sample_tables",
