@@ -46,7 +46,7 @@ def test_block_list_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "measure.power_spectrum" not in registry.stages and "sim.gaussian_field" in registry.stages
     blocked = (
         "cosmoseg.sim.stages, cosmoseg.io.stages, cosmoseg.protohalo.stages, cosmoseg.galaxies.stages, "
-        "cosmoseg.paint.stages"
+        "cosmoseg.paint.stages, cosmoseg.infer.stages"
     )
     monkeypatch.setenv("COSMOSEG_BLOCK_PLUGINS", blocked)
     registry = build_registry(autoload=False)
