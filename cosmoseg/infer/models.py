@@ -8,8 +8,8 @@ feature ``u`` (log N), and an MLP gives an embedding ``h`` of the graph. Two hea
 * ``"moments"``: the posterior mean and standard deviation of each parameter, trained with the moment-network loss of
   Jeffrey & Wandelt (2020) that the papers use, L = Σ_p log Σ_b (θ - μ)² + log Σ_b ((θ - μ)² - σ²)²;
 * ``"flow"``: a conditional location-scale (an MLP of ``h``) followed by a conditional spline-autoregressive normalizing
-  flow (:func:`cosmoseg.nn.flows.build_nflows_transform`) over the parameters given ``h``, trained by maximum likelihood, so full posteriors (samples) follow and coverage,
-  TARP and SBC apply.
+  flow (:func:`cosmoseg.nn.flows.build_nflows_transform`) over the parameters given ``h``, trained by maximum
+  likelihood, so full posteriors (samples) follow and coverage, TARP and SBC apply.
 
 Parameters are standardised inside the model to the prior box: θ_s = (θ - centre) / half-width, so the heads see
 values in [-1, 1]; every output is in the parameters' own units.

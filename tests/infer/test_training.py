@@ -71,9 +71,7 @@ def model_file(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_a_saved_model_loads_with_its_card_and_predicts_as_before(folder: Path, model_file: Path) -> None:
     model, meta = load_model(model_file)
-    assert meta["box_length"] == LENGTH and meta["prior_low"] == pytest.approx(
-        [0.0983, 0.5983], abs=1e-3
-    )
+    assert meta["box_length"] == LENGTH and meta["prior_low"] == pytest.approx([0.0983, 0.5983], abs=1e-3)
     assert len(meta["split"]["test"]) == 3 and not set(meta["split"]["test"]) & set(meta["split"]["train"])
     assert meta["node_feature_names"][0] == "|v|/velocity_unit" and meta["test_metrics"]["omega_m"]["rmse"] > 0
     catalogs = load_catalogs(folder, meta["split"]["test"])
