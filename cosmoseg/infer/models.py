@@ -157,9 +157,13 @@ class CosmoGNN(nn.Module):
         """Posterior mean and standard deviation, each (G, P) in the parameters' units ("moments" head)."""
         if self.head_kind != "moments":
             raise ValueError("moments() needs the 'moments' head; this model has a flow: use sample()")
-        out = self.head(self.embedding(data))
-        mean_s, std_s = out[:, : self.n_params], nn.functional.softplus(out[:, self.n_params :]) + 1e-4
+        mean_s, std_s = self._standardised_moments(self.embedding(data))
         return self.unstandardise(mean_s), std_s * self.half_width
+
+    def _standardised_moments(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The moments head's mean and σ (G, P) of the standardised parameters given embeddings ``h``."""
+        out = self.head(h)
+        return out[:, : self.n_params], nn.functional.softplus(out[:, self.n_params :]) + 1e-4
 
     def forward(self, data: Any) -> torch.Tensor:
         """The graph embedding (G, hidden); :meth:`head_loss` turns it into the training loss."""
@@ -170,9 +174,7 @@ class CosmoGNN(nn.Module):
         moment-network loss, or the flow's mean negative log posterior density (of the standardised parameters)."""
         theta_s = self.standardise(theta)
         if self.head_kind == "moments":
-            out = self.head(h)
-            mean_s, std_s = out[:, : self.n_params], nn.functional.softplus(out[:, self.n_params :]) + 1e-4
-            return moment_loss(mean_s, std_s, theta_s)
+            return moment_loss(*self._standardised_moments(h), theta_s)
         return -self._flow_log_prob(theta_s, h).mean()
 
     def _location_scale(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

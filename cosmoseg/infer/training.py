@@ -22,7 +22,14 @@ import torch
 
 from cosmoseg.data import GalaxyCatalog, ParameterEstimate, load_artifact
 from cosmoseg.errors import ArtifactError, ValidationError
-from cosmoseg.infer.graphs import GraphSpec, edge_feature_names, galaxy_graph, node_feature_names, random_subbox
+from cosmoseg.infer.graphs import (
+    GraphSpec,
+    edge_feature_names,
+    galaxy_graph,
+    global_feature_names,
+    node_feature_names,
+    random_subbox,
+)
 from cosmoseg.infer.models import CosmoGNN
 from cosmoseg.infer.systematics import Compose, parse_systematics
 from cosmoseg.nn.checkpoints import read_checkpoint, save_checkpoint
@@ -264,7 +271,6 @@ def save_model(path: str | Path, model: CosmoGNN, metadata: dict[str, Any]) -> P
     meta = {
         "format": MODEL_FORMAT,
         "parameters": list(PARAMETERS),
-        "node_features": int(model.blocks[0].edge_model.mlp[0].in_features),
         **metadata,
     }
     return save_checkpoint(path, model=model, step=int(metadata.get("epochs", 0)), metadata=meta)
@@ -276,7 +282,7 @@ def model_from_metadata(meta: dict[str, Any]) -> CosmoGNN:
     return CosmoGNN(
         len(node_feature_names(spec)),
         len(edge_feature_names(spec)),
-        1,
+        len(global_feature_names(spec)),
         list(meta["prior_low"]),
         list(meta["prior_high"]),
         hidden=int(settings["hidden"]),
