@@ -363,6 +363,20 @@ def paint_suite_command(
         float, typer.Option(help="Keep galaxies with log10 M* / (Msun/h) at least this (above the suite's resolution).")
     ] = 9.0,
     boxes: Annotated[str | None, typer.Option(help="Only these box indices, e.g. 0,3,5-7.")] = None,
+    halos: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of halos_<i>.h5 to paint instead of the boxes' N-body haloes (`cosmoseg protohalo catalogs`: "
+            "the haloes of the initial conditions alone); default output <suite>/galaxies-<variant>-<folder name>."
+        ),
+    ] = None,
+    halo_columns: Annotated[
+        str,
+        typer.Option(
+            help="Paint from these halo columns only, comma-separated (e.g. pos,vel,mass: what haloes of the initial "
+            "conditions have); the others take the model's fallbacks. Empty = all."
+        ),
+    ] = "",
     resume: Annotated[
         bool, typer.Option("--resume", help="Keep galaxy files already painted with these settings.")
     ] = False,
@@ -379,7 +393,15 @@ def paint_suite_command(
             nuisance=dict(NUISANCE_OFFSETS) if nuisance else {},
             min_log_mstar=min_log_mstar,
             seed=seed,
+            halo_columns=tuple(c for c in halo_columns.split(",") if c),
         )
-        folder = output or suite_dir / f"galaxies-{variant}"
-        paths = paint_suite(suite_dir, folder, settings, boxes=parse_indices(boxes) if boxes else None, resume=resume)
+        folder = output or suite_dir / (f"galaxies-{variant}" + (f"-{halos.name}" if halos else ""))
+        paths = paint_suite(
+            suite_dir,
+            folder,
+            settings,
+            boxes=parse_indices(boxes) if boxes else None,
+            halos_dir=halos,
+            resume=resume,
+        )
     typer.echo(f"{len(paths)} galaxy file(s) in {folder}")

@@ -25,8 +25,8 @@ from typing import TypeVar
 import numpy as np
 
 from cosmoseg.data import GalaxyCatalog, HaloCatalog, load_artifact, open_artifact, save_artifact
-from cosmoseg.errors import ConfigError
-from cosmoseg.galaxies.model import VARIANTS
+from cosmoseg.errors import ArtifactError, ConfigError
+from cosmoseg.galaxies.model import REQUIRED_COLUMNS, VARIANTS
 from cosmoseg.galaxies.model import paint_galaxies as paint_with_model
 from cosmoseg.sim.suites import box_index, find_boxes
 
@@ -50,12 +50,15 @@ class SuiteGalaxySettings:
     nuisance: parameter -> (low, high) offsets from the variant's value; empty = the variant as it is.
     min_log_mstar: keep galaxies with log10 M* / (Msun/h) at least this (choose it above the suite's resolution).
     seed: seeds the Latin hypercube and each box's draws (with the box index).
+    halo_columns: paint from these halo columns only (the others take the model's fallbacks, as for haloes that
+        lack them, e.g. those read off the initial conditions); empty = every column the haloes have.
     """
 
     variant: str = "fiducial"
     nuisance: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=lambda: dict(NUISANCE_OFFSETS))
     min_log_mstar: float = 9.0
     seed: int = 0
+    halo_columns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems = []
@@ -67,13 +70,23 @@ class SuiteGalaxySettings:
                 problems.append(f"nuisance parameter {name!r} is not a galaxy model parameter")
             elif len(bounds) != 2 or not all(math.isfinite(b) for b in bounds) or not bounds[0] <= bounds[1]:
                 problems.append(f"nuisance range of {name!r} must be [low, high] with low <= high, got {bounds}")
+        missing = sorted(set(REQUIRED_COLUMNS) - set(self.halo_columns))
+        if self.halo_columns and missing:
+            problems.append(f"halo_columns must keep the model's required column(s) {missing}")
         if problems:
             raise ConfigError("\n".join(problems), context="paint-suite")
         object.__setattr__(self, "nuisance", {k: (float(a), float(b)) for k, (a, b) in self.nuisance.items()})
+        object.__setattr__(self, "halo_columns", tuple(self.halo_columns))
 
-    def fingerprint(self) -> str:
-        payload = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
-        return hashlib.sha256(payload.encode()).hexdigest()
+    def fingerprint(self, halos_source: str = "") -> str:
+        """A digest of the settings (and of ``halos_source``, the folder of the haloes when not the suite's own);
+        the settings of the first version, without those two, digest as they did then."""
+        payload = dataclasses.asdict(self)
+        if not self.halo_columns:
+            del payload["halo_columns"]
+        if halos_source:
+            payload["halos_source"] = halos_source
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=list).encode()).hexdigest()
 
 
 def nuisance_values(settings: SuiteGalaxySettings, n_boxes: int, index: int) -> dict[str, float]:
@@ -97,6 +110,13 @@ def box_galaxies(
 ) -> GalaxyCatalog:
     """Centrals and satellites of one box's ``halos`` with the variant changed by ``nuisance``, above the mass cut."""
     params = dataclasses.replace(VARIANTS[settings.variant], **nuisance)
+    if settings.halo_columns:
+        missing = sorted(set(settings.halo_columns) - set(halos.columns))
+        if missing:
+            raise ConfigError(f"the haloes lack the halo_columns {missing}; they have {sorted(halos.columns)}")
+        kept = {name: halos.columns[name] for name in settings.halo_columns}
+        units = {name: unit for name, unit in halos.units.items() if name in kept}
+        halos = dataclasses.replace(halos, columns=kept, units=units)
     galaxies = paint_with_model(halos, variant=params, seed=seed, min_log_mstar=settings.min_log_mstar)
     meta = dict(galaxies.meta) | {"galaxy_model": settings.variant, "min_log_mstar": settings.min_log_mstar}
     meta |= {f"nuisance_{name}": value for name, value in nuisance.items()}
@@ -121,6 +141,7 @@ def paint_suite(
     settings: SuiteGalaxySettings,
     *,
     boxes: Iterable[int] | None = None,
+    halos_dir: str | Path | None = None,
     resume: bool = False,
     progress: Progress | None = None,
     log: Callable[[str], None] = lambda message: None,
@@ -129,6 +150,9 @@ def paint_suite(
 
     The number of boxes (the Latin hypercube's size) is that of the suite's ``suite.json`` when present, else the
     number of box files, so painting a part of a suite gives each box the values it gets in the whole suite.
+    ``halos_dir``: take each box's haloes from ``halos_dir/halos_<i>.h5`` (e.g. ``cosmoseg protohalo catalogs``, the
+    haloes of the initial conditions alone) instead of the box file's N-body ``halos``; the nuisance values and draws
+    of a box are the same either way, so the two catalogs of a box differ by their haloes only.
     """
     suite, out = Path(suite_dir), Path(output_dir)
     paths = {box_index(p): p for p in find_boxes(suite)}
@@ -141,7 +165,10 @@ def paint_suite(
     if missing:
         raise ConfigError(f"boxes {missing} have no file box_<i>.h5 in {suite}", context="paint-suite")
     out.mkdir(parents=True, exist_ok=True)
-    fingerprint = settings.fingerprint()
+    halos_folder = Path(halos_dir) if halos_dir is not None else None
+    if halos_folder is not None and not halos_folder.is_dir():
+        raise ConfigError(f"{halos_folder}: no such folder of halo catalogs", context="paint-suite")
+    fingerprint = settings.fingerprint(str(halos_folder.resolve()) if halos_folder is not None else "")
     written = []
     items: Iterable[int] = progress(wanted, "painting galaxies") if progress else wanted
     for index in items:
@@ -149,12 +176,15 @@ def paint_suite(
         written.append(path)
         if resume and _is_done(path, fingerprint):
             continue
-        halos = load_artifact(paths[index])["halos"]
+        source = paths[index] if halos_folder is None else halos_folder / f"halos_{index:04d}.h5"
+        halos = load_artifact(source).get("halos")
+        if not isinstance(halos, HaloCatalog):
+            raise ArtifactError(f"{source}: holds no HaloCatalog 'halos'")
         nuisance = nuisance_values(settings, n_boxes, index)
         seed = int(np.random.SeedSequence([settings.seed, index, 7]).generate_state(1)[0])
         galaxies = box_galaxies(halos, settings, nuisance, seed)
         galaxies = dataclasses.replace(galaxies, meta=galaxies.meta | {"box_index": index})
-        attrs = {"galaxy_settings_fingerprint": fingerprint, "box_index": index, "source": str(paths[index])}
+        attrs = {"galaxy_settings_fingerprint": fingerprint, "box_index": index, "source": str(source)}
         save_artifact(path, {"galaxies": galaxies}, attrs=attrs)
         log(f"box {index}: {len(galaxies)} galaxies -> {path}")
     return written

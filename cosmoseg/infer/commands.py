@@ -120,6 +120,13 @@ def evaluate_command(
     output: Annotated[Path, typer.Option(help="Folder for evaluation.h5 and the figures.")] = Path(
         "runs/infer/evaluation"
     ),
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="Another folder of catalogs of the same boxes (e.g. the N-body-built ones when GALAXIES holds those "
+            "built from the initial conditions alone): also scored, and the estimates compared box by box."
+        ),
+    ] = None,
 ) -> None:
     """Score models on held-out boxes: RMSE, mean relative error ε, R², the uncut reduced χ² and the fraction of boxes
     with χ² > 10, 68%/95% coverage and TARP; prints a table, writes evaluation.h5 and figures (predicted vs true Ω_m
@@ -139,5 +146,6 @@ def evaluate_command(
             seed=seed,
             device=resolve_device(device),
             output=output,
+            reference=reference,
         )
     typer.echo(text)

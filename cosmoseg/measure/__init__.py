@@ -14,7 +14,7 @@ from cosmoseg.measure.calibration import (
     pit_uniformity,
     pit_values,
 )
-from cosmoseg.measure.inference import inference_metrics, inference_table
+from cosmoseg.measure.inference import inference_metrics, inference_table, paired_shift
 from cosmoseg.measure.mass_function import (
     halo_mass_function,
     mass_function_table,
@@ -95,6 +95,7 @@ __all__ = [
     "mass_function_table",
     "match_instances",
     "model_power_in_bins",
+    "paired_shift",
     "pdf_table",
     "per_mass_rates",
     "pit_histogram",

@@ -777,10 +777,14 @@ def plot_predicted_vs_true(
     use_samples: bool = True,
     label: str = "",
     title: str = "",
+    reference: ParameterEstimate | None = None,
+    reference_label: str = "reference",
     path: str | os.PathLike[str] | None = None,
 ) -> Figure:
     """The inferred posterior mean with its 1σ error bar against the truth, for one parameter of an estimate with
-    ``truth``, and the 1:1 line; the legend's title gives the metrics of all B estimates (RMSE, ε, R², reduced χ²,
+    ``truth``, and the 1:1 line; ``reference`` (optional): another estimate of the same objects (e.g. from another
+    catalog of the same boxes), drawn in grey behind with its ε in its label (``reference_label``); the legend's
+    title gives the metrics of all B estimates (RMSE, ε, R², reduced χ²,
     68% coverage; :func:`~cosmoseg.measure.inference.inference_metrics`, its coverage from the samples where the
     estimate has them and ``use_samples``). ``parameter``: a name of ``estimate.names`` or its index. Axes: "true X"
     and "predicted X", X the parameter's symbol (:func:`parameter_label`), in the parameter's units. ``max_points``:
@@ -808,6 +812,23 @@ def plot_predicted_vs_true(
     fig, ax, _ = _new_figure(figsize=(4.6, 4.6))
     name = label or "estimates"
     count = f"{shown.size} of {n} shown" if shown.size < n else f"N = {n}"
+    if reference is not None:
+        if tuple(reference.names) != tuple(names) or tuple(reference.mean.shape) != tuple(estimate.mean.shape):
+            raise ValueError("the reference must estimate the same parameters of the same objects as the estimate")
+        ref_mean, ref_std = (_np(t).reshape(-1, len(names))[:, j] for t in (reference.mean, reference.std))
+        ref_error = float(np.mean(np.abs(ref_mean - truth) / np.abs(truth)))
+        ax.errorbar(
+            truth[shown],
+            ref_mean[shown],
+            yerr=ref_std[shown],
+            fmt="s",
+            ms=2.5,
+            elinewidth=0.6,
+            capsize=0,
+            color="0.6",
+            alpha=0.7,
+            label=rf"{reference_label} ($\epsilon$ = {ref_error:.2%})",
+        )
     ax.errorbar(
         truth[shown],
         mean[shown],
@@ -822,6 +843,8 @@ def plot_predicted_vs_true(
     )
     lo = float(min(truth.min(), (mean - std)[shown].min()))
     hi = float(max(truth.max(), (mean + std)[shown].max()))
+    if reference is not None:
+        lo, hi = min(lo, float((ref_mean - ref_std)[shown].min())), max(hi, float((ref_mean + ref_std)[shown].max()))
     pad = 0.05 * (hi - lo) if hi > lo else 0.05 * max(abs(hi), 1.0)
     lims = (lo - pad, hi + pad)
     ax.plot(lims, lims, "k--", lw=1.0, label="predicted = true")

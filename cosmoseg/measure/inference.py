@@ -22,7 +22,8 @@ samples (and ``use_samples``), whether the truth lies inside the samples' centra
 meaningless and is refused. A single estimate (P,) counts as B = 1.
 
 :func:`inference_table` gives the metrics as a table (kind "inference_metrics"), :func:`tarp_table` (from
-:mod:`cosmoseg.measure.tarp`) the TARP expected coverage (kind "tarp").
+:mod:`cosmoseg.measure.tarp`) the TARP expected coverage (kind "tarp"). :func:`paired_shift` compares two estimates of
+the same objects (e.g. from two catalogs of one box) object by object, in units of the reference's σ.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "METRIC_KEYS",
     "inference_metrics",
     "inference_table",
+    "paired_shift",
     "tarp_table",
 ]
 
@@ -157,3 +159,38 @@ def inference_table(
     if label:
         meta["label"] = label
     return Table(columns=columns, meta=meta)
+
+
+PAIRED_KEYS: tuple[str, ...] = ("mean_shift", "rms_shift", "rms_shift_in_sigma", "within_1sigma", "sigma_ratio")
+"""The keys of :func:`paired_shift`."""
+
+
+def paired_shift(estimate: ParameterEstimate, reference: ParameterEstimate) -> dict[str, dict[str, float]]:
+    """How far ``estimate`` moves from ``reference``, object by object, per parameter: {name: {key: value}}.
+
+    Both estimate the same B objects in the same order (e.g. Ω_m of the same boxes from two catalogs built from one
+    set of initial conditions). With Δ = μ − μ_ref: ``mean_shift`` = mean Δ, ``rms_shift`` = √(mean Δ²) (the
+    parameter's units), ``rms_shift_in_sigma`` = √(mean (Δ/σ_ref)²), ``within_1sigma`` = the fraction with
+    |Δ| < σ_ref, ``sigma_ratio`` = mean σ / mean σ_ref. A Δ well inside σ_ref means the two catalogs carry the same
+    information for the estimator. ValueError when the names or shapes differ or a reference σ is 0.
+    """
+    if tuple(estimate.names) != tuple(reference.names):
+        raise ValueError(f"the estimates name different parameters: {estimate.names} and {reference.names}")
+    if tuple(estimate.mean.shape) != tuple(reference.mean.shape):
+        raise ValueError(
+            f"the estimates are of different objects: means of shape {tuple(estimate.mean.shape)} and "
+            f"{tuple(reference.mean.shape)}"
+        )
+    mean, std = estimate.mean.double().reshape(-1, len(estimate.names)), estimate.std.double()
+    ref_mean, ref_std = reference.mean.double().reshape(mean.shape), reference.std.double().reshape(mean.shape)
+    if bool((ref_std == 0).any()):
+        raise ValueError("the reference has a std of 0: shifts in units of its sigma are undefined")
+    delta = mean - ref_mean
+    values = {
+        "mean_shift": delta.mean(dim=0),
+        "rms_shift": delta.square().mean(dim=0).sqrt(),
+        "rms_shift_in_sigma": (delta / ref_std).square().mean(dim=0).sqrt(),
+        "within_1sigma": (delta.abs() < ref_std).double().mean(dim=0),
+        "sigma_ratio": std.reshape(mean.shape).mean(dim=0) / ref_std.mean(dim=0),
+    }
+    return {name: {key: float(values[key][j]) for key in PAIRED_KEYS} for j, name in enumerate(estimate.names)}

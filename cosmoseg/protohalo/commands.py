@@ -119,6 +119,62 @@ def export_command(
     print(f"weights: {path} ({path.stat().st_size / 2**20:.2f} MiB)")
 
 
+@app.command("catalogs")
+def catalogs_command(
+    suite_dir: Annotated[Path, typer.Argument(help="Suite folder holding box_*.h5 files of `cosmoseg simulate`.")],
+    truth: Annotated[
+        bool,
+        typer.Option(
+            "--truth", help="Take each box's true (FoF) Lagrangian segmentation instead of the networks' prediction."
+        ),
+    ] = False,
+    semantic: Annotated[
+        Path | None, typer.Option("--semantic", help="Semantic checkpoint (.pt; default: the shipped model).")
+    ] = None,
+    instance: Annotated[
+        Path | None, typer.Option("--instance", help="Instance checkpoint (.pt; default: the shipped model).")
+    ] = None,
+    min_particles: Annotated[
+        int, typer.Option(help="Leave out haloes of fewer voxels (the suite's FoF limit compares like for like).")
+    ] = 1,
+    lpt_order: Annotated[int, typer.Option(help="The LPT that places the haloes at z = 0 (1 or 2).")] = 2,
+    boxes: Annotated[str | None, typer.Option(help="Only these box indices, e.g. 0,3,5-7.")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Keep catalogs already written with these settings.")
+    ] = False,
+    device: DeviceOption = "auto",
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Folder for halos_<i>.h5 (default: SUITE/halos-protohalo, or SUITE/halos-lpt-truth)."),
+    ] = None,
+) -> None:
+    """Halo catalogs of a suite's boxes from their initial conditions alone (protohalo segmentation + 2LPT), one
+    halos_<i>.h5 per box, for `cosmoseg galaxies paint-suite --halos`."""
+    from cosmoseg.pipeline import resolve_device
+    from cosmoseg.protohalo.suite_catalogs import CatalogSettings, catalog_suite
+    from cosmoseg.sim.commands import parse_indices
+
+    with report_errors():
+        settings = CatalogSettings(
+            source="truth" if truth else "predicted",
+            semantic_model=str(semantic) if semantic else "",
+            instance_model=str(instance) if instance else "",
+            min_particles=min_particles,
+            lpt_order=lpt_order,
+        )
+        folder = output or suite_dir / ("halos-lpt-truth" if truth else "halos-protohalo")
+        paths = catalog_suite(
+            suite_dir,
+            folder,
+            settings,
+            boxes=parse_indices(boxes) if boxes else None,
+            resume=resume,
+            device=resolve_device(device),
+            log=typer.echo,
+        )
+    typer.echo(f"{len(paths)} halo catalog(s) in {folder}")
+
+
 @app.command("evaluate")
 def evaluate_command(
     boxes: Annotated[

@@ -90,6 +90,40 @@ def test_evaluate_writes_the_metrics_the_tarp_and_the_figures(folder: Path, mode
     assert (tmp_path / "toy_omega_m.png").stat().st_size > 0 and (tmp_path / "toy_tarp.png").is_file()
 
 
+def test_evaluate_against_a_reference_folder_compares_box_by_box(
+    folder: Path, model_file: Path, tmp_path: Path
+) -> None:
+    """--reference: the same catalogs as the reference give zero shifts; thinned ones move the estimates and the
+    galaxy-count ratio says by how much they were thinned."""
+    _, meta = load_model(model_file)
+    test = meta["split"]["test"]
+    same = evaluate_models(
+        folder, [model_file], device=torch.device("cpu"), output=tmp_path / "same", n_samples=50, reference=folder
+    )
+    assert "| toy | " in same.split("Box by box")[1]
+    with h5py.File(tmp_path / "same" / "evaluation.h5") as f:
+        assert f.attrs["reference"] == str(folder)
+    row = same.split("\n")[-1].split("|")
+    assert [float(row[i]) for i in (3, 4, 5)] == [0.0, 0.0, 0.0] and row[8].strip().startswith("1.00")
+    thinned = tmp_path / "thinned"
+    thinned.mkdir()
+    for index, catalog in load_catalogs(folder, test).items():
+        save_artifact(
+            thinned / f"galaxies_{index:04d}.h5", {"galaxies": catalog.select(torch.arange(0, len(catalog), 2))}
+        )
+    text = evaluate_models(
+        thinned, [model_file], device=torch.device("cpu"), output=tmp_path / "thin", n_samples=50, reference=folder
+    )
+    row = text.split("\n")[-1].split("|")
+    assert float(row[4]) > 0 and row[8].strip().startswith("0.50")
+    assert (tmp_path / "thin" / "toy_omega_m.png").stat().st_size > 0
+    missing = tmp_path / "missing"
+    missing.mkdir()
+    save_artifact(missing / f"galaxies_{test[0]:04d}.h5", {"galaxies": load_catalogs(folder, [test[0]])[test[0]]})
+    with pytest.raises(ArtifactError, match="no galaxy file for box"):
+        evaluate_models(folder, [model_file], device=torch.device("cpu"), output=tmp_path / "x", reference=missing)
+
+
 def test_the_stage_refuses_what_the_model_cannot_speak_for(model_file: Path) -> None:
     generator = torch.Generator().manual_seed(3)
     stage = OmegaMStage(OmegaMParams(model=str(model_file)), RunContext(device=torch.device("cpu"), seed=0))

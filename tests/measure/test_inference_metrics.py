@@ -10,7 +10,7 @@ import torch
 
 from cosmoseg.data import ParameterEstimate, Table
 from cosmoseg.measure import figures
-from cosmoseg.measure.inference import METRIC_KEYS, inference_metrics, inference_table
+from cosmoseg.measure.inference import METRIC_KEYS, inference_metrics, inference_table, paired_shift
 
 NAMES = ("omega_m", "w0")
 TRUTH = torch.tensor([[0.2, 0.0], [0.3, 0.0], [0.4, 0.0]], dtype=torch.float64)
@@ -141,3 +141,39 @@ def test_predicted_vs_true_figure(tmp_path: Path) -> None:
         figures.plot_predicted_vs_true(est, "h")
     with pytest.raises(ValueError, match="truth"):
         figures.plot_predicted_vs_true(ParameterEstimate(names=("omega_m",), mean=truth[:, :1], std=std[:, :1]), 0)
+
+
+def test_paired_shift_by_hand() -> None:
+    reference = estimate()
+    moved = estimate(
+        mean=MEAN + torch.tensor([[0.02, 0.0], [-0.05, 0.0], [0.02, 0.0]], dtype=torch.float64), std=2 * STD
+    )
+    shift = paired_shift(moved, reference)["omega_m"]
+    # Δ = 0.02, −0.05, 0.02; σ_ref = 0.04, 0.1, 0.02 -> Δ/σ_ref = 0.5, −0.5, 1.0
+    assert shift["mean_shift"] == pytest.approx(-0.01 / 3)
+    assert shift["rms_shift"] == pytest.approx(math.sqrt((0.02**2 * 2 + 0.05**2) / 3))
+    assert shift["rms_shift_in_sigma"] == pytest.approx(math.sqrt((0.25 + 0.25 + 1.0) / 3))
+    assert shift["within_1sigma"] == pytest.approx(2 / 3)
+    assert shift["sigma_ratio"] == pytest.approx(2.0)
+    assert paired_shift(reference, reference)["w0"]["rms_shift"] == 0.0
+
+
+def test_paired_shift_refuses_estimates_of_other_objects() -> None:
+    with pytest.raises(ValueError, match="different objects"):
+        paired_shift(estimate(mean=MEAN[:2], std=STD[:2], truth=TRUTH[:2]), estimate())
+    with pytest.raises(ValueError, match="different parameters"):
+        paired_shift(ParameterEstimate(names=("a", "b"), mean=MEAN, std=STD), estimate())
+    with pytest.raises(ValueError, match="std of 0"):
+        paired_shift(estimate(), estimate(std=torch.zeros_like(STD)))
+
+
+def test_predicted_vs_true_with_a_reference(tmp_path: Path) -> None:
+    fig = figures.plot_predicted_vs_true(
+        estimate(), "omega_m", reference=estimate(mean=TRUTH), reference_label="N-body"
+    )
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert any(label.startswith("N-body") and "0.00%" in label for label in labels)
+    with pytest.raises(ValueError, match="same parameters of the same objects"):
+        figures.plot_predicted_vs_true(
+            estimate(), "omega_m", reference=estimate(mean=MEAN[:2], std=STD[:2], truth=TRUTH[:2])
+        )
