@@ -92,13 +92,21 @@ def export_command(
     n_dens: Annotated[int | None, typer.Option(help="Instance: recommended clustering N_dens to store.")] = None,
     n_ngb: Annotated[int | None, typer.Option(help="Instance: recommended clustering N_ngb to store.")] = None,
     p_thresh: Annotated[float | None, typer.Option(help="Instance: recommended persistence threshold.")] = None,
+    suite: Annotated[
+        Path | None,
+        typer.Option(
+            help="Suite folder holding the checkpoint's train_boxes: record the cosmologies and particle masses they "
+            "span (cosmology, cosmology_range, particle_mass_range) for a checkpoint trained before they were recorded."
+        ),
+    ] = None,
 ) -> None:
     """Write a checkpoint's weights and metadata without the optimizer state: a third of the size, for shipping.
 
     For an instance model, --n-dens/--n-ngb/--p-thresh store the clustering settings that protohalo.panoptic and
     `evaluate` then use by default (tune them on training boxes, not on the validation ones)."""
+    from cosmoseg.data import Field, load_artifact
     from cosmoseg.nn import export_weights, read_checkpoint
-    from cosmoseg.protohalo.training import ARCHITECTURE_KEYS
+    from cosmoseg.protohalo.training import ARCHITECTURE_KEYS, training_cosmology
 
     with report_errors():
         metadata = read_checkpoint(checkpoint)["metadata"]
@@ -115,6 +123,13 @@ def export_command(
             if p_thresh is not None and not p_thresh >= 1.0:
                 raise ValueError(f"--p-thresh is a density ratio >= 1, got {p_thresh}")
             extra |= {k: v for k, v in clustering.items() if v is not None}
+        if suite is not None:
+            names = [str(name) for name in metadata.get("train_boxes", [])]
+            missing = [name for name in names if not (suite / name).is_file()]
+            if not names or missing:
+                raise ValueError(f"{suite} lacks the checkpoint's train_boxes {missing[:4] or '(none recorded)'}")
+            fields = [load_artifact(suite / name)["fields"] for name in names]
+            extra |= training_cosmology([f for f in fields if isinstance(f, Field)])
         path = export_weights(checkpoint, output, metadata=extra)
     print(f"weights: {path} ({path.stat().st_size / 2**20:.2f} MiB)")
 

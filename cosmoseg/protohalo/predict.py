@@ -18,7 +18,7 @@ from cosmoseg.data import Field, HaloCatalog, Segmentation
 from cosmoseg.errors import ValidationError
 from cosmoseg.protohalo.catalog import halo_catalog_from_segmentation
 from cosmoseg.protohalo.panoptic import combine_linear_fields, predict_panoptic
-from cosmoseg.protohalo.pretrained import load_model_pair
+from cosmoseg.protohalo.pretrained import DEFAULT_MODELS_DIR, load_model_pair
 from cosmoseg.protohalo.stitching import Progress
 
 __all__ = ["predict_protohaloes", "truth_summary"]
@@ -77,7 +77,9 @@ def predict_protohaloes(
     fields = combine_linear_fields(fields, potential)
     if truth is not None:
         _check_truth_grid(truth, fields.values.shape[1:], "fields'")
-    pair = load_model_pair(semantic_model or None, instance_model or None, device=device)
+    pair = load_model_pair(
+        semantic_model or None, instance_model or None, device=device, cell_size=fields.box.length / fields.n
+    )
     pair.check_fields(fields, where="input 'fields'")
     model_fields, notes = pair.prepare_fields(fields)
     for note in notes + pair.unchecked_notes():
@@ -107,8 +109,8 @@ def predict_protohaloes(
         predicted, fields, redshift=redshift, lpt_order=lpt_order, min_particles=min_particles
     )
     models = {
-        "semantic_model": semantic_model or f"default {pair.semantic_path.name}",
-        "instance_model": instance_model or f"default {pair.instance_path.name}",
+        "semantic_model": semantic_model or f"default {pair.semantic_path.relative_to(DEFAULT_MODELS_DIR)}",
+        "instance_model": instance_model or f"default {pair.instance_path.relative_to(DEFAULT_MODELS_DIR)}",
     }
     segmentation = Segmentation(
         labels=flat_labels.reshape(predicted.labels.shape).to(predicted.labels.device),

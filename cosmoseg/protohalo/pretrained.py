@@ -9,6 +9,7 @@ lattice step), and a box at another cell size, or a checkpoint with another chan
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = [
     "DEFAULT_MODELS_DIR",
     "PAPER_CLUSTERING",
     "PARTICLE_MASS_RTOL",
+    "SHIPPED_PAIR_DIRS",
     "ModelPair",
     "cosmology_differences",
     "default_checkpoint",
@@ -45,10 +47,32 @@ COSMOLOGY_RTOL = 0.01
 """A parameter that differs from the training value by more than this (relative; absolute for w0, wa) is named."""
 
 
-def default_checkpoint(task: str) -> Path:
-    """The shipped checkpoint of ``task`` ("semantic" or "instance")."""
+SHIPPED_PAIR_DIRS: tuple[Path, ...] = (DEFAULT_MODELS_DIR, DEFAULT_MODELS_DIR / "omega-m")
+"""The shipped model pairs, one per resolution: the default (``protohalo-64``, 0.78 Mpc/h cells, one cosmology) and
+``omega-m`` (0.39 Mpc/h cells, trained across the Ω_m–σ_8 suite of issue #20); each folder has its MODEL_CARD.md."""
+
+
+@functools.cache
+def _shipped_cell_size(folder: Path) -> float | None:
+    from cosmoseg.nn import read_checkpoint
+
+    path = folder / "semantic.pt"
+    if not path.is_file():
+        return None
+    meta = read_checkpoint(path)["metadata"]
+    return float(meta["box_length"]) / int(meta["grid_n"])
+
+
+def default_checkpoint(task: str, cell_size: float | None = None) -> Path:
+    """The shipped checkpoint of ``task`` ("semantic" or "instance"): of the shipped pair trained at ``cell_size``
+    (L/n, Mpc/h) when one is, else of the default pair."""
     if task not in INPUT_CHANNELS:
         raise ValidationError(f"task must be one of {sorted(INPUT_CHANNELS)}, got {task!r}")
+    if cell_size is not None:
+        for folder in SHIPPED_PAIR_DIRS:
+            trained = _shipped_cell_size(folder)
+            if trained is not None and abs(cell_size - trained) <= CELL_SIZE_RTOL * trained:
+                return folder / f"{task}.pt"
     return DEFAULT_MODELS_DIR / f"{task}.pt"
 
 
@@ -139,21 +163,40 @@ class ModelPair:
             )
         return prepared, notes
 
+    @property
+    def cosmology_range(self) -> dict[str, tuple[float, float]]:
+        """Parameters that vary across the training boxes (metadata ``cosmology_range``): name -> (low, high)."""
+        recorded = self.semantic_meta.get("cosmology_range") or {}
+        return {k: (float(v[0]), float(v[1])) for k, v in recorded.items()}
+
+    @property
+    def particle_mass_range(self) -> tuple[float, float]:
+        """(low, high) particle mass of the training boxes, Msun/h (one value twice for a one-cosmology suite)."""
+        low, high = self.semantic_meta.get("particle_mass_range") or (self.particle_mass, self.particle_mass)
+        return float(low), float(high)
+
     def domain_notes(self, fields: Field) -> list[str]:
         """Lines naming how the box of ``fields`` differs from the training boxes in particle mass (another Ω_m at
-        the same cell size) and cosmology (:data:`COSMOLOGY_RTOL`); empty when it does not (what cannot be checked
-        is :meth:`unchecked_notes`)."""
+        the same cell size) and cosmology (:data:`COSMOLOGY_RTOL`; outside the range for the parameters that vary
+        across the training boxes); empty when it does not (what cannot be checked is :meth:`unchecked_notes`)."""
         notes = []
         particle_mass = fields.box.cosmology.particle_mass(fields.n, fields.box.length)
-        if abs(particle_mass / self.particle_mass - 1) > PARTICLE_MASS_RTOL:
+        low, high = self.particle_mass_range
+        if not low * (1 - PARTICLE_MASS_RTOL) <= particle_mass <= high * (1 + PARTICLE_MASS_RTOL):
+            trained = f"{low:.4g}" if low == high else f"{low:.4g}–{high:.4g}"
             notes.append(
-                f"particle mass {particle_mass:.4g} Msun/h differs from the training boxes' {self.particle_mass:.4g} "
+                f"particle mass {particle_mass:.4g} Msun/h differs from the training boxes' {trained} "
                 "(another Omega_m): the models extrapolate"
             )
         trained = self.cosmology
         differences = (
             [] if trained is None else cosmology_differences(trained, fields.box.cosmology, rtol=COSMOLOGY_RTOL)
         )
+        for key, (low, high) in self.cosmology_range.items():
+            value = float(getattr(fields.box.cosmology, key))
+            pad = COSMOLOGY_RTOL * (1.0 if key in ("w0", "wa") else max(abs(low), abs(high)))
+            if not low - pad <= value <= high + pad:
+                differences.append(f"{key} {value:.6g} (trained {low:.6g}–{high:.6g})")
         if differences:
             joined = "; ".join(differences)
             notes.append(f"cosmology differs from the training boxes': {joined}: the models extrapolate")
@@ -189,14 +232,16 @@ def load_model_pair(
     instance: str | os.PathLike[str] | None = None,
     *,
     device: str | torch.device = "cpu",
+    cell_size: float | None = None,
 ) -> ModelPair:
-    """Load a semantic and an instance checkpoint (``None``: the shipped default) with ``weights_only=True``.
+    """Load a semantic and an instance checkpoint (``None``: the shipped one, of the pair trained at ``cell_size``
+    when given and one is, :func:`default_checkpoint`) with ``weights_only=True``.
 
     Raises `ArtifactError` for a checkpoint of the wrong task or channel layout, `ValidationError` when the two
     were trained at different crop sizes or resolutions.
     """
     paths = {
-        task: Path(path) if path is not None else default_checkpoint(task)
+        task: Path(path) if path is not None else default_checkpoint(task, cell_size)
         for task, path in (("semantic", semantic), ("instance", instance))
     }
     models, metas = {}, {}

@@ -21,8 +21,12 @@ __all__ = ["PanopticParams", "PanopticStage"]
 class PanopticParams:
     """The model pair, its threshold and clustering, the crop lattice, and where the catalog places the haloes."""
 
-    semantic_model: str = param("", doc='checkpoint of `cosmoseg protohalo train` ("" = the shipped model)')
-    instance_model: str = param("", doc='checkpoint of `cosmoseg protohalo train` ("" = the shipped model)')
+    semantic_model: str = param(
+        "", doc='checkpoint of `cosmoseg protohalo train` ("" = the shipped one trained at the box\'s cell size)'
+    )
+    instance_model: str = param(
+        "", doc='checkpoint of `cosmoseg protohalo train` ("" = the shipped one trained at the box\'s cell size)'
+    )
     threshold: float = param(
         -1.0, ge=-1, le=1, doc="semantic probability above which a voxel is in a halo (-1 = the model's)"
     )

@@ -56,6 +56,7 @@ __all__ = [
     "make_model",
     "split_boxes",
     "train",
+    "training_cosmology",
 ]
 
 Task = Literal["semantic", "instance"]
@@ -160,6 +161,23 @@ class TrainConfig:
             "embedding_dim": self.embedding_dim if self.task == "instance" else 1,
             "position_residual": self.position_residual if self.task == "instance" else 0.0,
         }
+
+
+def training_cosmology(fields: Sequence[Field]) -> dict[str, Any]:
+    """The metadata that say which cosmologies and particle masses the training boxes span.
+
+    ``cosmology``: the parameters every box shares (name -> value); ``cosmology_range``: name -> [low, high] of those
+    that vary (a suite over cosmologies, e.g. a Latin hypercube; empty for a one-cosmology suite);
+    ``particle_mass`` (the first box's) and ``particle_mass_range`` ([low, high], Msun/h).
+    """
+    values = {key: [float(getattr(f.box.cosmology, key)) for f in fields] for key in COSMOLOGY_KEYS}
+    masses = [float(f.box.cosmology.particle_mass(f.n, f.box.length)) for f in fields]
+    return {
+        "particle_mass": masses[0],
+        "particle_mass_range": [min(masses), max(masses)],
+        "cosmology": {key: v[0] for key, v in values.items() if min(v) == max(v)},
+        "cosmology_range": {key: [min(v), max(v)] for key, v in values.items() if min(v) != max(v)},
+    }
 
 
 def checkpoint_path(output_dir: str | os.PathLike[str], task: str) -> Path:
@@ -359,8 +377,7 @@ def train(
         "activation": "relu",
         "grid_n": first.n,
         "box_length": first.box.length,
-        "particle_mass": first.box.cosmology.particle_mass(first.n, first.box.length),
-        "cosmology": {key: float(getattr(first.box.cosmology, key)) for key in COSMOLOGY_KEYS},
+        **training_cosmology([fields for fields, _ in train_boxes]),
         "input_highpass": {"box_length": float(first.box.length), "channels": list(FILTERED_CHANNELS)},
         "beta": beta,
         "collapsed_fraction": fraction,

@@ -330,3 +330,50 @@ def test_the_stage_hands_every_param_to_the_library_by_name() -> None:
     keywords = inspect.signature(predict_protohaloes).parameters
     for field in dataclasses.fields(PanopticStage.Params):
         assert field.name in keywords and keywords[field.name].default == field.default, field.name
+
+
+@pytest.fixture(scope="module")
+def lhs_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A pair trained on boxes of two cosmologies (σ_8 0.7 and 0.9, Ω_m 0.25 and 0.35): a suite over cosmologies."""
+    from cosmoseg.data import Cosmology
+
+    root = tmp_path_factory.mktemp("lhs_models")
+    paths = []
+    for i, (omega_m, sigma_8) in enumerate(((0.25, 0.7), (0.35, 0.9))):
+        box = Box(length=16.0, cosmology=Cosmology(omega_m=omega_m, sigma_8=sigma_8))
+        path = root / "suite" / f"box_{i:04d}.h5"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fields = dataclasses.replace(_fields(i), box=box)
+        save_artifact(path, {"fields": fields, "segmentation": Segmentation(labels=_labels(), box=box)})
+        paths.append(path)
+    config = dataclasses.replace(TINY, n_validation=0)
+    return train(config, paths, root / "out"), train(dataclasses.replace(config, task="instance"), paths, root / "out")
+
+
+def test_a_suite_over_cosmologies_records_their_range_and_warns_only_outside_it(
+    lhs_models: tuple[Path, Path],
+) -> None:
+    from cosmoseg.data import Cosmology
+
+    pair = load_model_pair(*lhs_models)
+    assert pair.cosmology_range == {"omega_m": (0.25, 0.35), "sigma_8": (0.7, 0.9)}
+    assert pair.cosmology is not None and "sigma_8" not in pair.cosmology and "h" in pair.cosmology
+    low, high = pair.particle_mass_range
+    assert low == pytest.approx(Cosmology(omega_m=0.25).particle_mass(8, 16.0)) and high / low == pytest.approx(1.4)
+    inside = Box(length=16.0, cosmology=Cosmology(omega_m=0.3, sigma_8=0.8))
+    assert pair.domain_notes(dataclasses.replace(_fields(3), box=inside)) == []
+    outside = Box(length=16.0, cosmology=Cosmology(omega_m=0.3, sigma_8=1.1))
+    (note,) = pair.domain_notes(dataclasses.replace(_fields(3), box=outside))
+    assert "sigma_8 1.1 (trained 0.7–0.9)" in note and "particle mass" not in note
+    heavy = Box(length=16.0, cosmology=Cosmology(omega_m=0.5, sigma_8=0.8))
+    notes = pair.domain_notes(dataclasses.replace(_fields(3), box=heavy))
+    assert any("particle mass" in n and "–" in n for n in notes) and any("omega_m 0.5" in n for n in notes)
+
+
+def test_the_shipped_pair_is_chosen_by_the_box_cell_size() -> None:
+    from cosmoseg.protohalo.pretrained import SHIPPED_PAIR_DIRS
+
+    for folder in SHIPPED_PAIR_DIRS:
+        pair = load_model_pair(cell_size=load_model_pair(folder / "semantic.pt", folder / "instance.pt").cell_size)
+        assert pair.semantic_path == folder / "semantic.pt" and pair.instance_path == folder / "instance.pt"
+    assert load_model_pair(cell_size=0.123).semantic_path == default_checkpoint("semantic")

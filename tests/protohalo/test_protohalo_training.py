@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from cosmoseg.cli import build_app
-from cosmoseg.data import Box, Field, Segmentation, save_artifact
+from cosmoseg.data import Box, Cosmology, Field, Segmentation, load_artifact, save_artifact
 from cosmoseg.errors import ArtifactError, ConfigError, ValidationError
 from cosmoseg.protohalo.training import TrainConfig, find_boxes, load_model, split_boxes, train
 from cosmoseg.sim.suites import split_suite
@@ -236,6 +236,23 @@ def test_cli_train_end_to_end_and_help(tmp_path: Path) -> None:
     refused = runner.invoke(app, ["protohalo", "export", source, str(tmp_path / "v.pt"), "--p-thresh", "0.5"])
     assert refused.exit_code == 1 and "density ratio" in refused.output and not (tmp_path / "v.pt").exists()
     assert (tmp_path / "w.pt").stat().st_size < (tmp_path / "out" / "instance.pt").stat().st_size
+    # --suite records the span of the training boxes' cosmologies (for checkpoints trained before it was recorded)
+    (name,) = meta["train_boxes"]
+    suite_box = tmp_path / "suite" / name
+    objects = load_artifact(suite_box)
+    other = Box(length=16.0, cosmology=Cosmology(sigma_8=0.7))
+    moved = {"fields": dataclasses.replace(objects["fields"], box=other), "segmentation": objects["segmentation"]}
+    save_artifact(suite_box, moved)
+    args = ["protohalo", "export", source, str(tmp_path / "s.pt"), "--suite", str(tmp_path / "suite")]
+    assert runner.invoke(app, args).exit_code == 0
+    _, meta = load_model(tmp_path / "s.pt", "instance")
+    assert meta["cosmology"]["sigma_8"] == 0.7 and meta["cosmology_range"] == {}
+    assert meta["particle_mass_range"] == [meta["particle_mass"]] * 2
+    empty = tmp_path / "empty-suite"
+    empty.mkdir()
+    args = ["protohalo", "export", source, str(tmp_path / "t.pt"), "--suite", str(empty)]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 1 and "lacks the checkpoint's train_boxes" in refused.output
 
 
 def test_cli_errors_name_one_problem_per_line(tmp_path: Path) -> None:
