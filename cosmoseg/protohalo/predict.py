@@ -21,7 +21,7 @@ from cosmoseg.protohalo.panoptic import combine_linear_fields, predict_panoptic
 from cosmoseg.protohalo.pretrained import DEFAULT_MODELS_DIR, load_model_pair
 from cosmoseg.protohalo.stitching import Progress
 
-__all__ = ["predict_protohaloes", "truth_summary"]
+__all__ = ["predict_protohaloes", "truth_scores", "truth_summary"]
 
 
 def _check_truth_grid(truth: Segmentation, shape: tuple[int, ...], whose: str) -> None:
@@ -132,10 +132,10 @@ def predict_protohaloes(
     return segmentation, halos
 
 
-def truth_summary(prediction: Segmentation, truth: Segmentation, iou_threshold: float = 0.5) -> str:
-    """One log line scoring ``prediction`` against ``truth`` (the same ``(n, n, n)`` Lagrangian grid): the semantic
-    F1 (with TPR and PPV), both collapsed fractions, and the instance precision / recall at IoU >= ``iou_threshold``
-    with the halo counts. `ValidationError` when the grids differ."""
+def truth_scores(prediction: Segmentation, truth: Segmentation, iou_threshold: float = 0.5) -> dict[str, float]:
+    """A prediction scored against ``truth`` (the same ``(n, n, n)`` Lagrangian grid): the semantic F1, TPR and PPV,
+    both collapsed fractions, and the instance precision / recall at IoU >= ``iou_threshold`` with the numbers of
+    predicted and true haloes. `ValidationError` when the grids differ."""
     from cosmoseg.measure.instance_metrics import contingency, match_instances
     from cosmoseg.measure.segmentation import binary_scores
 
@@ -143,9 +143,25 @@ def truth_summary(prediction: Segmentation, truth: Segmentation, iou_threshold: 
     t, p = truth.labels.cpu(), prediction.labels.cpu()
     semantic = binary_scores(p > 0, t > 0)
     match = match_instances(contingency(t, p), iou_threshold=iou_threshold)
+    return {
+        "F1": float(semantic["F1"]),
+        "TPR": float(semantic["TPR"]),
+        "PPV": float(semantic["PPV"]),
+        "collapsed_fraction": float((p > 0).float().mean()),
+        "collapsed_fraction_true": float((t > 0).float().mean()),
+        "instance_precision": float(match.precision),
+        "instance_recall": float(match.recall),
+        "n_pred": float(match.n_pred),
+        "n_true": float(match.n_true),
+    }
+
+
+def truth_summary(prediction: Segmentation, truth: Segmentation, iou_threshold: float = 0.5) -> str:
+    """One log line of :func:`truth_scores`."""
+    s = truth_scores(prediction, truth, iou_threshold)
     return (
-        f"vs the truth: F1 {semantic['F1']:.3f} (TPR {semantic['TPR']:.3f}, PPV {semantic['PPV']:.3f}), collapsed "
-        f"fraction {float((p > 0).float().mean()):.3f} against {float((t > 0).float().mean()):.3f}; instances at "
-        f"IoU >= {iou_threshold:g}: precision {match.precision:.3f}, recall {match.recall:.3f} "
-        f"({match.n_pred} predicted, {match.n_true} true haloes)"
+        f"vs the truth: F1 {s['F1']:.3f} (TPR {s['TPR']:.3f}, PPV {s['PPV']:.3f}), collapsed "
+        f"fraction {s['collapsed_fraction']:.3f} against {s['collapsed_fraction_true']:.3f}; instances at "
+        f"IoU >= {iou_threshold:g}: precision {s['instance_precision']:.3f}, recall {s['instance_recall']:.3f} "
+        f"({int(s['n_pred'])} predicted, {int(s['n_true'])} true haloes)"
     )

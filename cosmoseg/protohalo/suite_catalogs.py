@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -27,10 +27,10 @@ import torch
 from cosmoseg.data import Field, HaloCatalog, Segmentation, load_artifact, open_artifact, save_artifact
 from cosmoseg.errors import ArtifactError, ConfigError
 from cosmoseg.protohalo.catalog import halo_catalog_from_segmentation
-from cosmoseg.protohalo.predict import predict_protohaloes, truth_summary
+from cosmoseg.protohalo.predict import predict_protohaloes, truth_scores, truth_summary
 from cosmoseg.sim.suites import box_index, find_boxes
 
-__all__ = ["CatalogSettings", "catalog_suite", "halos_path"]
+__all__ = ["CatalogSettings", "catalog_suite", "halos_path", "scores_summary"]
 
 T = TypeVar("T")
 Progress = Callable[[Iterable[T], str], Iterator[T]]
@@ -130,6 +130,7 @@ def catalog_suite(
     out.mkdir(parents=True, exist_ok=True)
     fingerprint = settings.fingerprint()
     written = []
+    box_scores: list[dict[str, float]] = []
     items: Iterable[int] = progress(wanted, "halo catalogs from the ICs") if progress else wanted
     for index in items:
         path = halos_path(out, index)
@@ -137,6 +138,7 @@ def catalog_suite(
         if resume and _is_done(path, fingerprint):
             continue
         fields, truth, n_fof = _box_objects(paths[index])
+        score_attrs: dict[str, float] = {}
         if settings.source == "truth":
             if truth is None:
                 raise ArtifactError(f"{paths[index]}: holds no Segmentation 'segmentation' to take as the truth")
@@ -154,10 +156,31 @@ def catalog_suite(
                 device=device,
             )
             scores = f"; {truth_summary(predicted, truth)}" if truth is not None else ""
+            if truth is not None:
+                box_scores.append(truth_scores(predicted, truth))
+                score_attrs = {f"score_{key}": value for key, value in box_scores[-1].items()}
         meta = halos.meta | {"catalog_source": settings.source, "box_index": index}
         halos = dataclasses.replace(halos, meta=meta)
         attrs = {"catalog_settings_fingerprint": fingerprint, "box_index": index, "source": str(paths[index])}
-        save_artifact(path, {"halos": halos}, attrs=attrs)
+        save_artifact(path, {"halos": halos}, attrs=attrs | score_attrs)
         against = f" against {n_fof} FoF haloes" if n_fof is not None else ""
         log(f"box {index}: {len(halos)} haloes ({settings.source}){against}{scores} -> {path}")
+    if box_scores:
+        log(scores_summary(box_scores))
     return written
+
+
+def scores_summary(box_scores: Sequence[dict[str, float]]) -> str:
+    """One line: the mean and spread over boxes of the scores of :func:`~cosmoseg.protohalo.predict.truth_scores`."""
+    table = {key: torch.tensor([s[key] for s in box_scores], dtype=torch.float64) for key in box_scores[0]}
+
+    def stat(key: str) -> str:
+        values = table[key]
+        spread = float(values.std()) if len(values) > 1 else 0.0
+        return f"{float(values.mean()):.3f} ± {spread:.3f}"
+
+    ratio = float(table["n_pred"].sum() / table["n_true"].sum().clamp(min=1))
+    return (
+        f"mean over {len(box_scores)} boxes (± the scatter between boxes): F1 {stat('F1')}, instance precision "
+        f"{stat('instance_precision')}, recall {stat('instance_recall')}; predicted / true haloes {ratio:.3f}"
+    )

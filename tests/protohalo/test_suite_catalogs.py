@@ -13,8 +13,8 @@ from cosmoseg.cli import build_app
 from cosmoseg.data import Box, Cosmology, HaloCatalog, Segmentation, load_artifact, save_artifact
 from cosmoseg.errors import ArtifactError, ConfigError
 from cosmoseg.protohalo.catalog import halo_catalog_from_segmentation
-from cosmoseg.protohalo.predict import predict_protohaloes
-from cosmoseg.protohalo.suite_catalogs import CatalogSettings, catalog_suite
+from cosmoseg.protohalo.predict import predict_protohaloes, truth_scores
+from cosmoseg.protohalo.suite_catalogs import CatalogSettings, catalog_suite, scores_summary
 from cosmoseg.protohalo.training import TrainConfig, train
 from cosmoseg.sim.ics import initial_conditions
 
@@ -84,6 +84,25 @@ def test_predicted_catalogs_are_the_networks_prediction_and_scored(
     assert len(halos) == len(expected)
     torch.testing.assert_close(halos["mass"], expected["mass"])
     assert "vs the truth: F1" in lines[0] and halos.meta["catalog_source"] == "predicted"
+    assert lines[-1].startswith("mean over 1 boxes (± the scatter between boxes): F1 ")
+    import h5py
+
+    truth = load_artifact(suite / "box_0001.h5")["segmentation"]
+    predicted, _ = predict_protohaloes(fields, semantic_model=str(sem), instance_model=str(ins))
+    with h5py.File(path) as f:
+        assert f.attrs["score_n_true"] == 3 and f.attrs["score_F1"] == pytest.approx(
+            truth_scores(predicted, truth)["F1"]
+        )
+
+
+def test_scores_summary_by_hand() -> None:
+    boxes = [
+        {"F1": 0.8, "instance_precision": 0.5, "instance_recall": 0.4, "n_pred": 10.0, "n_true": 20.0},
+        {"F1": 0.6, "instance_precision": 0.7, "instance_recall": 0.2, "n_pred": 20.0, "n_true": 20.0},
+    ]
+    line = scores_summary(boxes)
+    assert "F1 0.700 ± 0.141" in line and "precision 0.600 ± 0.141" in line and "recall 0.300 ± 0.141" in line
+    assert line.endswith("predicted / true haloes 0.750")
 
 
 def test_resume_keeps_catalogs_of_the_same_settings_only(suite: Path, tmp_path: Path) -> None:
