@@ -248,7 +248,14 @@ def evaluate_models(
     attrs = {"galaxies": str(folder), "boxes": boxes} | ({"reference": str(reference)} if reference else {})
     save_artifact(out / "evaluation.h5", tables, attrs=attrs)
     if figures:
-        _write_figures(out, estimates, tables, references, reference_label=Path(reference).name if reference else "")
+        _write_figures(
+            out,
+            estimates,
+            tables,
+            references,
+            label=folder.name if reference else "",
+            reference_label=Path(reference).name if reference else "",
+        )
     (out / "evaluation.md").write_text(text + "\n")
     return text
 
@@ -280,17 +287,22 @@ def _write_figures(
     estimates: dict[str, ParameterEstimate],
     tables: dict[str, Table],
     references: dict[str, ParameterEstimate] | None = None,
+    label: str = "",
     reference_label: str = "",
 ) -> None:
     from cosmoseg.measure.figures import figure_for_table, plot_predicted_vs_true, save_figure
 
     references = references or {}
-    for label, result in estimates.items():
+    for model_label, result in estimates.items():
         for name in PARAMETERS:
             fig = plot_predicted_vs_true(
-                result, name, reference=references.get(label), reference_label=reference_label or "reference"
+                result,
+                name,
+                label=label,
+                reference=references.get(model_label),
+                reference_label=reference_label or "reference",
             )
-            save_figure(fig, out / f"{label}_{name}.png")
+            save_figure(fig, out / f"{model_label}_{name}.png")
     tarps = [t for key, t in tables.items() if key.startswith("tarp_")]
     for table in tarps:
         _, fig = figure_for_table(table)

@@ -377,3 +377,24 @@ def test_the_shipped_pair_is_chosen_by_the_box_cell_size() -> None:
         pair = load_model_pair(cell_size=load_model_pair(folder / "semantic.pt", folder / "instance.pt").cell_size)
         assert pair.semantic_path == folder / "semantic.pt" and pair.instance_path == folder / "instance.pt"
     assert load_model_pair(cell_size=0.123).semantic_path == default_checkpoint("semantic")
+
+
+def test_the_omega_m_pair_is_small_documented_and_spans_its_suite() -> None:
+    import tomllib
+
+    from cosmoseg.protohalo.pretrained import SHIPPED_PAIR_DIRS
+
+    folder = SHIPPED_PAIR_DIRS[1]
+    files = [folder / "semantic.pt", folder / "instance.pt"]
+    assert sum(f.stat().st_size for f in files) <= 20 * 2**20
+    card = (folder / "MODEL_CARD.md").read_text()
+    for needed in ("configs/suites/omega-m.toml", "cosmoseg protohalo train", "F1", "steps", "precision"):
+        assert needed in card
+    pair = load_model_pair(*files)
+    assert pair.cell_size == pytest.approx(25.0 / 64) and pair.semantic_meta["threshold_calibrated"] is True
+    suite = tomllib.loads((Path(__file__).parents[2] / "configs/suites/omega-m.toml").read_text())
+    for name, (low, high) in suite["latin_hypercube"].items():
+        trained_low, trained_high = pair.cosmology_range[name]
+        assert low <= trained_low < low + 0.05 and high - 0.05 < trained_high <= high
+    for f in files:
+        torch.load(f, map_location="cpu", weights_only=True)
