@@ -24,11 +24,11 @@ from typing import TypeVar
 
 import numpy as np
 
-from cosmoseg.data import GalaxyCatalog, HaloCatalog, load_artifact, open_artifact, save_artifact
+from cosmoseg.data import GalaxyCatalog, HaloCatalog, load_artifact, save_artifact
 from cosmoseg.errors import ArtifactError, ConfigError
 from cosmoseg.galaxies.model import REQUIRED_COLUMNS, VARIANTS
 from cosmoseg.galaxies.model import paint_galaxies as paint_with_model
-from cosmoseg.sim.suites import box_index, find_boxes
+from cosmoseg.sim.suites import box_index, box_is_done, find_boxes
 
 T = TypeVar("T")
 Progress = Callable[[Iterable[T], str], Iterator[T]]
@@ -127,14 +127,6 @@ def galaxies_path(output_dir: Path, index: int) -> Path:
     return output_dir / f"galaxies_{index:04d}.h5"
 
 
-def _is_done(path: Path, fingerprint: str) -> bool:
-    try:
-        with open_artifact(path) as f:
-            return f.attrs.get("galaxy_settings_fingerprint") == fingerprint
-    except Exception:  # a missing or unreadable file is simply not done
-        return False
-
-
 def paint_suite(
     suite_dir: str | Path,
     output_dir: str | Path,
@@ -174,7 +166,7 @@ def paint_suite(
     for index in items:
         path = galaxies_path(out, index)
         written.append(path)
-        if resume and _is_done(path, fingerprint):
+        if resume and box_is_done(path, fingerprint, "galaxy_settings_fingerprint"):
             continue
         source = paths[index] if halos_folder is None else halos_folder / f"halos_{index:04d}.h5"
         halos = load_artifact(source).get("halos")

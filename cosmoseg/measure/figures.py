@@ -812,35 +812,20 @@ def plot_predicted_vs_true(
     fig, ax, _ = _new_figure(figsize=(4.6, 4.6))
     name = label or "estimates"
     count = f"{shown.size} of {n} shown" if shown.size < n else f"N = {n}"
+
+    def points(center: np.ndarray, error: np.ndarray, marker: str, color: str, alpha: float, text: str) -> None:
+        ax.errorbar(
+            truth[shown], center[shown], yerr=error[shown], fmt=marker, ms=2.5, elinewidth=0.6, capsize=0,
+            color=color, alpha=alpha, label=text,
+        )  # fmt: skip
+
     if reference is not None:
         if tuple(reference.names) != tuple(names) or tuple(reference.mean.shape) != tuple(estimate.mean.shape):
             raise ValueError("the reference must estimate the same parameters of the same objects as the estimate")
         ref_mean, ref_std = (_np(t).reshape(-1, len(names))[:, j] for t in (reference.mean, reference.std))
         ref_error = float(np.mean(np.abs(ref_mean - truth) / np.abs(truth)))
-        ax.errorbar(
-            truth[shown],
-            ref_mean[shown],
-            yerr=ref_std[shown],
-            fmt="s",
-            ms=2.5,
-            elinewidth=0.6,
-            capsize=0,
-            color="0.6",
-            alpha=0.7,
-            label=rf"{reference_label} ($\epsilon$ = {ref_error:.2%})",
-        )
-    ax.errorbar(
-        truth[shown],
-        mean[shown],
-        yerr=std[shown],
-        fmt="o",
-        ms=2.5,
-        elinewidth=0.6,
-        capsize=0,
-        color="C0",
-        alpha=0.8,
-        label=rf"{name} (mean $\pm 1\sigma$; {count})",
-    )
+        points(ref_mean, ref_std, "s", "0.6", 0.7, rf"{reference_label} ($\epsilon$ = {ref_error:.2%})")
+    points(mean, std, "o", "C0", 0.8, rf"{name} (mean $\pm 1\sigma$; {count})")
     lo = float(min(truth.min(), (mean - std)[shown].min()))
     hi = float(max(truth.max(), (mean + std)[shown].max()))
     if reference is not None:

@@ -12,6 +12,13 @@ from cosmoseg.pipeline.commands import DeviceOption, NValidationOption, SeedOpti
 
 app = typer.Typer(help="Protohalo segmentation from the initial conditions (López-Cano et al.).", no_args_is_help=True)
 
+SemanticOption = Annotated[
+    Path | None, typer.Option("--semantic", help="Semantic checkpoint (.pt; default: the shipped model).")
+]
+InstanceOption = Annotated[
+    Path | None, typer.Option("--instance", help="Instance checkpoint (.pt; default: the shipped model).")
+]
+
 
 @app.command("train")
 def train_command(
@@ -143,12 +150,8 @@ def catalogs_command(
             "--truth", help="Take each box's true (FoF) Lagrangian segmentation instead of the networks' prediction."
         ),
     ] = False,
-    semantic: Annotated[
-        Path | None, typer.Option("--semantic", help="Semantic checkpoint (.pt; default: the shipped model).")
-    ] = None,
-    instance: Annotated[
-        Path | None, typer.Option("--instance", help="Instance checkpoint (.pt; default: the shipped model).")
-    ] = None,
+    semantic: SemanticOption = None,
+    instance: InstanceOption = None,
     min_particles: Annotated[
         int, typer.Option(help="Leave out haloes of fewer voxels (the suite's FoF limit compares like for like).")
     ] = 1,
@@ -200,12 +203,8 @@ def evaluate_command(
         Path | None,
         typer.Option(help="Suite folder holding the boxes the semantic model held out (its checkpoint records them)."),
     ] = None,
-    semantic: Annotated[
-        Path | None, typer.Option("--semantic", help="Semantic checkpoint (.pt; default: the shipped model).")
-    ] = None,
-    instance: Annotated[
-        Path | None, typer.Option("--instance", help="Instance checkpoint (.pt; default: the shipped model).")
-    ] = None,
+    semantic: SemanticOption = None,
+    instance: InstanceOption = None,
     twins: Annotated[
         list[Path] | None, typer.Option("--twins", help="Twin box files (segmentation_a/_b): the baseline.")
     ] = None,

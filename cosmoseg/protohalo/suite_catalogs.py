@@ -24,11 +24,11 @@ from typing import Literal, TypeVar
 
 import torch
 
-from cosmoseg.data import Field, HaloCatalog, Segmentation, load_artifact, open_artifact, save_artifact
+from cosmoseg.data import Field, HaloCatalog, Segmentation, load_artifact, save_artifact
 from cosmoseg.errors import ArtifactError, ConfigError
 from cosmoseg.protohalo.catalog import halo_catalog_from_segmentation
 from cosmoseg.protohalo.predict import predict_protohaloes, truth_scores, truth_summary
-from cosmoseg.sim.suites import box_index, find_boxes
+from cosmoseg.sim.suites import box_index, box_is_done, find_boxes
 
 __all__ = ["CatalogSettings", "catalog_suite", "halos_path", "scores_summary"]
 
@@ -82,14 +82,6 @@ def halos_path(output_dir: Path, index: int) -> Path:
     return output_dir / f"halos_{index:04d}.h5"
 
 
-def _is_done(path: Path, fingerprint: str) -> bool:
-    try:
-        with open_artifact(path) as f:
-            return f.attrs.get("catalog_settings_fingerprint") == fingerprint
-    except ArtifactError:
-        return False
-
-
 def _box_objects(path: Path) -> tuple[Field, Segmentation | None, int | None]:
     """The box's fields, its true segmentation (or None) and its number of FoF haloes (or None)."""
     objects = load_artifact(path)
@@ -135,7 +127,7 @@ def catalog_suite(
     for index in items:
         path = halos_path(out, index)
         written.append(path)
-        if resume and _is_done(path, fingerprint):
+        if resume and box_is_done(path, fingerprint, "catalog_settings_fingerprint"):
             continue
         fields, truth, n_fof = _box_objects(paths[index])
         score_attrs: dict[str, float] = {}

@@ -312,13 +312,14 @@ def split_suite(n_boxes: int, n_validation: int, n_test: int = 0, *, seed: int, 
     )
 
 
-def box_is_done(path: Path, fingerprint: str) -> bool:
-    """Whether ``path`` is a whole box file written for this suite fingerprint."""
+def box_is_done(path: Path, fingerprint: str, key: str = "suite_fingerprint") -> bool:
+    """Whether ``path`` is a whole artifact file whose attribute ``key`` is ``fingerprint``: a box written for this
+    suite, or a per-box product (galaxies, halo catalogs) written with these settings, for ``--resume``."""
     if not path.is_file():
         return False
     try:
         with open_artifact(path) as f:
-            return f.attrs.get("suite_fingerprint") == fingerprint
+            return f.attrs.get(key) == fingerprint
     except ArtifactError:
         return False
 
