@@ -217,6 +217,14 @@ def evaluate_command(
             "output; the paper keeps half of it, at 8 times the crops)."
         ),
     ] = 0,
+    oracles: Annotated[
+        bool,
+        typer.Option(
+            "--oracles",
+            help="Also score the instance model on the true mask, and the semantic mask with the true instances: "
+            "which of the two loses the instances.",
+        ),
+    ] = False,
     device: DeviceOption = "auto",
 ) -> None:
     """Score the panoptic prediction on validation boxes next to the twin baseline; writes <output>/evaluation.h5.
@@ -245,13 +253,14 @@ def evaluate_command(
             device=str(resolve_device(device)),
             keep=keep or None,
             log=print,
+            oracles=oracles,
         )
         path = save_artifact(output / "evaluation.h5", tables)
     scores = tables["scores"]
     for i, source in enumerate(scores["source"].tolist()):
         row = {key: float(scores[key][i]) for key in ("F1", "ARI", "instance_precision", "instance_precision_labelled")}
         print(
-            f"{SOURCES[source]:>8}: F1 {row['F1']:.4f}  ARI {row['ARI']:.4f}  instance precision "
+            f"{SOURCES[source]:>28}: F1 {row['F1']:.4f}  ARI {row['ARI']:.4f}  instance precision "
             f"{row['instance_precision']:.4f} (haloes below the labelling limit dropped: "
             f"{row['instance_precision_labelled']:.4f})"
         )

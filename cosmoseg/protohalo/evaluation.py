@@ -60,7 +60,7 @@ from cosmoseg.protohalo.panoptic import predict_panoptic
 from cosmoseg.protohalo.pretrained import cosmology_differences, load_model_pair
 from cosmoseg.protohalo.training import COSMOLOGY_KEYS
 
-__all__ = ["MISSING", "SOURCES", "drop_below", "evaluate", "labelling_limit"]
+__all__ = ["MISSING", "SOURCES", "drop_below", "evaluate", "labelling_limit", "oracle_instances"]
 
 MISSING = MISSING_FILL
 """Stored in place of an undefined value (0/0 ratio, quantile of an empty bin): the project's fill value
@@ -70,7 +70,8 @@ MISSING_NOTE = (
     "is 0 (docs/data-model.md, 'Missing values')"
 )
 
-SOURCES = ("model", "baseline")
+SOURCES = ("model", "baseline", "true mask + model instances", "model mask + true instances")
+"""The rows of the scores: the model pair, the twin baseline, and the two oracles of ``evaluate(oracles=True)``."""
 QUANTILES = (0.05, 0.16, 0.25, 0.5, 0.75, 0.84, 0.95)
 """Levels of the quantiles of log10 M_pred per true-mass bin: the violins, and the median with its 16–84% range."""
 SEMANTIC_KEYS = ("TP", "FP", "TN", "FN", "TPR", "TNR", "PPV", "ACC", "F1")
@@ -89,6 +90,27 @@ def labelling_limit(truth: Segmentation) -> int:
     sizes = torch.bincount(truth.labels.flatten().long().cpu())[1:]
     sizes = sizes[sizes > 0]
     return int(sizes.min()) if len(sizes) else 1
+
+
+def oracle_instances(mask: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """The best instances a perfect instance model could give the foreground ``mask``: each voxel of the mask takes
+    the label of the nearest voxel of a true halo (itself when it is in one; nearest with periodic distances on the
+    grid), so the instance errors left are the mask's. ``mask``: (n, n, n) bool; ``truth``: (n, n, n) int labels, 0 =
+    background. Returns (n, n, n) int64 labels (0 outside the mask, and everywhere when the truth has no halo)."""
+    from scipy.spatial import cKDTree
+
+    labels = torch.zeros(truth.shape, dtype=torch.int64)
+    inside = mask.cpu().bool()
+    true = truth.cpu().long()
+    halo_voxels = torch.nonzero(true > 0)
+    if len(halo_voxels) == 0 or not bool(inside.any()):
+        return labels
+    queries = torch.nonzero(inside)
+    tree = cKDTree(halo_voxels.numpy(), boxsize=list(true.shape))
+    _, nearest = tree.query(queries.numpy())
+    source = halo_voxels[torch.as_tensor(nearest)]
+    labels[tuple(queries.T)] = true[tuple(source.T)]
+    return labels
 
 
 def drop_below(labels: torch.Tensor, min_voxels: int) -> torch.Tensor:
@@ -206,6 +228,7 @@ def evaluate(
     n_mf_bins: int = 10,
     keep: int | None = None,
     log: Callable[[str], None] | None = None,
+    oracles: bool = False,
 ) -> dict[str, Table]:
     """Score the panoptic prediction on ``box_paths`` and the twin baseline on ``twin_paths``.
 
@@ -219,6 +242,9 @@ def evaluate(
     with "warning:" per box whose particle mass or cosmology differs from the training boxes'
     (:meth:`ModelPair.domain_notes`). All boxes and twins must share one cosmology and cell size (else a
     `ValidationError` naming the difference).
+    oracles: also score two oracles on each box, which separate the failure modes: the instance model clustering the
+    *true* mask ("true mask + model instances": the instance model's own errors), and the semantic mask given the
+    true instances (:func:`oracle_instances`; "model mask + true instances": what the mask alone costs).
     Returns the Tables ``scores``, ``per_mass`` and ``mass_function`` described in the module docstring.
     """
     if not box_paths:
@@ -227,7 +253,7 @@ def evaluate(
     size_in, size_out, threshold = pair.size_in, pair.size_out, pair.threshold
 
     say = log or (lambda line: None)
-    pools = {"model": _Pool(), "baseline": _Pool()}
+    pools = {name: _Pool() for name in SOURCES}
     segmentations: list[tuple[str, Segmentation]] = []
     pred_masses: list[torch.Tensor] = []
     true_masses: list[torch.Tensor] = []
@@ -256,6 +282,26 @@ def evaluate(
         )
         assert pred.probabilities is not None
         pools["model"].add(truth.labels, pred.labels, pred.probabilities > threshold, labelling_limit(truth))
+        if oracles:
+            true_mask = truth.labels > 0
+            clustered = predict_panoptic(
+                model_fields,
+                pair.semantic,
+                pair.instance,
+                size_in=size_in,
+                size_out=size_out,
+                threshold=threshold,
+                batch_size=batch_size,
+                device=device,
+                keep=keep,
+                mask=true_mask,
+                **pair.clustering,
+            )
+            limit = labelling_limit(truth)
+            pools["true mask + model instances"].add(truth.labels, clustered.labels, true_mask, limit)
+            positive = pred.probabilities > threshold
+            oracle = oracle_instances(positive, truth.labels)
+            pools["model mask + true instances"].add(truth.labels, oracle, positive, limit)
         segmentations.append((name, truth))
         for seg, out in ((pred, pred_masses), (truth, true_masses)):
             catalog, _ = halo_catalog_from_segmentation(seg, fields)

@@ -361,6 +361,7 @@ def predict_panoptic(
     amp: bool = True,
     keep: int | None = None,
     progress: Progress | None = None,
+    mask: torch.Tensor | None = None,
 ) -> Segmentation:
     """Full-box protohalo instance segmentation of ``fields`` (channels δ, φ) with the two models.
 
@@ -375,6 +376,10 @@ def predict_panoptic(
     are clustered over their whole output before the centre is cut out. ``progress(iterable, total=...,
     description=...)`` (e.g. a stage's ``self.ctx.progress``) is advanced once per batch of crops of the semantic
     lattice and of each instance lattice (the instance batches include their clustering); ``None``: silent.
+
+    ``mask`` (optional, (n, n, n) bool): the voxels to cluster into instances instead of the semantic map above the
+    threshold (an oracle study: the true mask, to score the instance model alone); the probabilities are returned
+    as computed.
 
     Returns a ``Segmentation`` on ``fields``' device: labels 1..K by decreasing size (0 = no halo), the
     probabilities, and ``meta`` with the threshold and the crop sizes.
@@ -405,7 +410,11 @@ def predict_panoptic(
         keep=keep,
         progress=progress,
     )
-    mask = probs > float(threshold)
+    if mask is None:
+        mask = probs > float(threshold)
+    elif tuple(mask.shape) != tuple(probs.shape):
+        raise ValidationError(f"mask has shape {tuple(mask.shape)}, but the box is {tuple(probs.shape)}")
+    mask = mask.to(probs.device).bool()
 
     dev, dtype = _model_device_dtype(instance_model, device)
     make_positions = position_channels or _default_positions

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from cosmoseg.cli import build_app
 from cosmoseg.data import Box, Cosmology, Field, Segmentation, Table, load_artifact, save_artifact
 from cosmoseg.errors import ValidationError
-from cosmoseg.protohalo.evaluation import MISSING, evaluate
+from cosmoseg.protohalo.evaluation import MISSING, evaluate, oracle_instances
 from cosmoseg.protohalo.training import TrainConfig, train
 
 Trained = tuple[Path, Path, list[Path]]
@@ -245,3 +245,31 @@ def test_evaluate_scores_the_boxes_the_models_held_out(trained: Trained, tmp_pat
     shipped = r"\['box_0007.h5', 'box_0001.h5'\]"  # the shipped models' held-out boxes
     with pytest.raises(ValidationError, match=rf"lacks the models' validation boxes {shipped}"):
         validation_boxes(tmp_path)
+
+
+def test_oracle_instances_take_the_nearest_true_halo_across_the_boundary() -> None:
+    truth = torch.zeros((6, 6, 6), dtype=torch.int64)
+    truth[0:2, 0:2, 0:2] = 4
+    truth[3:5, 3:5, 3:5] = 9
+    mask = torch.zeros((6, 6, 6), dtype=torch.bool)
+    mask[0:2, 0:2, 0:2] = True  # inside halo 4
+    mask[5, 0, 0] = True  # one voxel from halo 4 across the x face, far from halo 9
+    mask[3, 3, 2] = True  # next to halo 9
+    labels = oracle_instances(mask, truth)
+    assert bool((labels[0:2, 0:2, 0:2] == 4).all())
+    assert int(labels[5, 0, 0]) == 4 and int(labels[3, 3, 2]) == 9
+    assert int((labels > 0).sum()) == int(mask.sum())
+    assert not bool(oracle_instances(mask, torch.zeros_like(truth)).any())
+
+
+def test_oracles_separate_the_mask_from_the_instances(trained: Trained) -> None:
+    sem, ins, paths = trained
+    scores = evaluate(sem, ins, paths, oracles=True)["scores"]
+    assert scores["source"].tolist() == [0, 2, 3]
+    names = [scores.meta[f"source_{i}"] for i in (2, 3)]
+    assert names == ["true mask + model instances", "model mask + true instances"]
+    # clustering the true mask: the semantic scores are perfect, the instances are the instance model's
+    assert float(scores["F1"][1]) == pytest.approx(1.0) and float(scores["FP"][1]) == 0
+    # the model's mask with the true instances: the model's semantic scores, every true halo it touches kept whole
+    assert float(scores["F1"][2]) == pytest.approx(float(scores["F1"][0]))
+    assert float(scores["n_pred_haloes"][2]) <= float(scores["n_true_haloes"][2])
