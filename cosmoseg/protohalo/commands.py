@@ -39,6 +39,13 @@ def train_command(
         float,
         typer.Option(help="Instance only: embedding = this scale (1/(Mpc/h)) x Lagrangian position + net; 0 = off."),
     ] = 0.0,
+    c_background: Annotated[
+        float,
+        typer.Option(
+            help="Instance only: weight of a term keeping voxels of no halo away from every halo centre "
+            "(0 = the paper's loss)."
+        ),
+    ] = 0.0,
     n_validation: NValidationOption = 1,
     split_from: Annotated[
         Path | None,
@@ -79,6 +86,7 @@ def train_command(
             steps=steps,
             lr=lr,
             position_residual=position_residual,
+            c_background=c_background,
             lr_schedule=lr_schedule,  # type: ignore[arg-type]
             init_from=str(init_from) if init_from else "",
             split_from=str(split_from) if split_from else "",

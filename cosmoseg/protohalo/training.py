@@ -41,7 +41,15 @@ from torch import nn
 
 from cosmoseg.data import COSMOLOGY_PARAMETERS, Field, Segmentation, load_artifact
 from cosmoseg.errors import ArtifactError, ConfigError, ValidationError
-from cosmoseg.nn import Trainer, VNet, balanced_cross_entropy, discriminative_loss, load_checkpoint, read_checkpoint
+from cosmoseg.nn import (
+    Trainer,
+    VNet,
+    background_push_loss,
+    balanced_cross_entropy,
+    discriminative_loss,
+    load_checkpoint,
+    read_checkpoint,
+)
 from cosmoseg.protohalo.data import ProtohaloCrops, balanced_ce_beta, collapsed_fraction
 from cosmoseg.protohalo.panoptic import FILTERED_CHANNELS, INPUT_CHANNELS, calibrate_threshold, semantic_probabilities
 from cosmoseg.sim.suites import find_boxes, split_suite
@@ -75,7 +83,9 @@ class TrainConfig:
     boxes are held out (0: no validation loss), chosen by ``seed``, or the boxes a checkpoint recorded when
     ``split_from`` names it (:func:`split_boxes`). ``validate_every`` steps the validation loss is measured on
     ``validation_crops`` fixed crops and the checkpoint is written. The Weinberger parameters default to the
-    paper's (δ_pull = 0.5, δ_push = 1.5, c_pull = c_push = 1, c_reg = 0.001).
+    paper's (δ_pull = 0.5, δ_push = 1.5, c_pull = c_push = 1, c_reg = 0.001). ``c_background`` > 0 adds
+    :func:`~cosmoseg.nn.losses.background_push_loss` (margin δ_push) to the instance loss: the voxels of no halo kept
+    away from every halo centre (0, the paper's loss, leaves them untrained).
     """
 
     task: Task = "semantic"
@@ -99,6 +109,7 @@ class TrainConfig:
     c_pull: float = 1.0
     c_push: float = 1.0
     c_reg: float = 0.001
+    c_background: float = 0.0
     position_residual: float = 0.0
     lr_schedule: Literal["constant", "cosine"] = "constant"
     init_from: str = ""
@@ -131,6 +142,8 @@ class TrainConfig:
             out.append(f"n_validation must be >= 0, got {self.n_validation}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             out.append(f"lr must be a positive number, got {self.lr}")
+        if not self.c_background >= 0:
+            out.append(f"c_background must be >= 0, got {self.c_background}")
         if self.position_residual:
             if self.task != "instance" or self.embedding_dim != 3:
                 out.append("position_residual needs the instance task with embedding_dim = 3 (positions are 3-D)")
@@ -288,7 +301,7 @@ def _loss_fn(config: TrainConfig, beta: float) -> Callable[[torch.Tensor, torch.
         return lambda logits, labels: balanced_cross_entropy(logits[:, 0].float(), (labels > 0).float(), beta)
 
     def instance(embedding: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return discriminative_loss(
+        total = discriminative_loss(
             embedding.float(),
             labels,
             delta_pull=config.delta_pull,
@@ -297,6 +310,11 @@ def _loss_fn(config: TrainConfig, beta: float) -> Callable[[torch.Tensor, torch.
             c_push=config.c_push,
             c_reg=config.c_reg,
         )[0]
+        if config.c_background:
+            total = total + config.c_background * background_push_loss(
+                embedding.float(), labels, margin=config.delta_push
+            )
+        return total
 
     return instance
 
@@ -388,7 +406,9 @@ def train(
         "seed": config.seed,
     }
     if config.task == "instance":
-        metadata |= {k: getattr(config, k) for k in ("delta_pull", "delta_push", "c_pull", "c_push", "c_reg")}
+        metadata |= {
+            k: getattr(config, k) for k in ("delta_pull", "delta_push", "c_pull", "c_push", "c_reg", "c_background")
+        }
     metadata |= {"lr_schedule": config.lr_schedule, "init_from": os.path.basename(config.init_from)}
     torch.manual_seed(config.seed)
     model = make_model(metadata)

@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from cosmoseg.nn import balanced_cross_entropy, discriminative_loss
+from cosmoseg.nn import background_push_loss, balanced_cross_entropy, discriminative_loss
 
 
 def _reference(embedding, labels, dp=0.5, dd=1.5, cp=1.0, cd=1.0, cr=0.001):
@@ -136,3 +136,35 @@ def test_balanced_cross_entropy_bad_input():
         balanced_cross_entropy(torch.zeros(3), torch.zeros(4), 0.5)
     with pytest.raises(ValueError, match="beta"):
         balanced_cross_entropy(torch.zeros(3), torch.zeros(3), 1.5)
+
+
+def test_background_push_by_hand() -> None:
+    # one crop, D = 1, four voxels: two of halo 1 at 0, background at 0.5 and 3; margin 1.5
+    emb = torch.tensor([0.0, 0.0, 0.5, 3.0]).reshape(1, 1, 4)
+    labels = torch.tensor([[1, 1, 0, 0]])
+    assert float(background_push_loss(emb, labels, margin=1.5)) == pytest.approx((1.0**2 + 0.0) / 2)
+    # two haloes, centres 0 and 2: background 0.5 -> (1.0², 0) / 2; background 3 -> (0, 0.5²) / 2
+    emb = torch.tensor([0.0, 2.0, 0.5, 3.0]).reshape(1, 1, 4)
+    labels = torch.tensor([[1, 2, 0, 0]])
+    assert float(background_push_loss(emb, labels, margin=1.5)) == pytest.approx((0.5 + 0.125) / 2)
+    # a crop with no halo, or no background, contributes 0 (and keeps the graph)
+    emb = torch.tensor([0.0, 1.0, 2.0, 3.0], requires_grad=True).reshape(2, 1, 2)
+    loss = background_push_loss(emb, torch.tensor([[0, 0], [1, 1]]))
+    loss.backward()
+    assert float(loss.detach()) == 0.0
+    with pytest.raises(ValueError, match="do not match"):
+        background_push_loss(torch.zeros(1, 3, 4), torch.zeros(1, 5, dtype=torch.int64))
+
+
+def test_background_push_pulls_bridging_voxels_away_under_gradient_descent() -> None:
+    # a background voxel halfway between two haloes (the bridge of a false positive) moves off the line between them
+    emb = torch.tensor([[0.0, 0.0], [3.0, 0.0], [1.5, 0.1]], requires_grad=True)
+    labels = torch.tensor([[1, 2, 0]])
+    optimizer = torch.optim.SGD([emb], lr=0.1)
+    for _ in range(200):
+        optimizer.zero_grad()
+        background_push_loss(emb.T[None], labels, margin=1.5).backward()
+        emb.grad[:2] = 0.0  # hold the haloes still
+        optimizer.step()
+    distances = torch.linalg.vector_norm(emb[2] - emb[:2], dim=1)
+    assert bool((distances >= 1.5 - 1e-3).all())

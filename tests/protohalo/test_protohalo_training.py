@@ -92,6 +92,18 @@ def test_instance_training_and_load_model(tmp_path: Path) -> None:
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
 
 
+def test_the_background_term_is_recorded_and_changes_the_training(tmp_path: Path) -> None:
+    paths = _suite(tmp_path / "suite")
+    config = dataclasses.replace(TINY, task="instance", n_validation=0)
+    plain = train(config, paths, tmp_path / "plain")
+    pushed = train(dataclasses.replace(config, c_background=1.0), paths, tmp_path / "pushed")
+    _, meta = load_model(pushed, "instance")
+    assert meta["c_background"] == 1.0 and load_model(plain, "instance")[1]["c_background"] == 0.0
+    a, b = (torch.load(p, weights_only=True)["model"] for p in (plain, pushed))
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    assert "c_background must be >= 0" in "; ".join(dataclasses.replace(config, c_background=-1.0).problems())
+
+
 def test_position_residual_embedding_is_scaled_positions_plus_the_net(tmp_path: Path) -> None:
     config = dataclasses.replace(TINY, task="instance", n_validation=0, position_residual=0.5)
     paths = _suite(tmp_path / "suite")
