@@ -10,7 +10,7 @@ import typer
 
 from cosmoseg.galaxies.features import DEFAULT_GALAXY_PROPERTIES, DEFAULT_HALO_PROPERTIES
 from cosmoseg.galaxies.population import DEFAULT_POPULATION_CONDITIONS
-from cosmoseg.pipeline.commands import NValidationOption, SeedOption, invocation, report_errors
+from cosmoseg.pipeline.commands import BoxesOption, NValidationOption, SeedOption, invocation, report_errors
 from cosmoseg.pipeline.params import parse_key_values
 
 app = typer.Typer(help="Halo -> galaxy samplers (Abramo et al.): train and evaluate on a suite.", no_args_is_help=True)
@@ -362,7 +362,7 @@ def paint_suite_command(
     min_log_mstar: Annotated[
         float, typer.Option(help="Keep galaxies with log10 M* / (Msun/h) at least this (above the suite's resolution).")
     ] = 9.0,
-    boxes: Annotated[str | None, typer.Option(help="Only these box indices, e.g. 0,3,5-7.")] = None,
+    boxes: BoxesOption = None,
     halos: Annotated[
         Path | None,
         typer.Option(

@@ -21,6 +21,7 @@ import typer
 from cosmoseg.errors import CosmosegError
 
 __all__ = [
+    "BoxesOption",
     "DeviceOption",
     "NTestOption",
     "NValidationOption",
@@ -34,6 +35,7 @@ DeviceOption = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, 
 SeedOption = Annotated[int, typer.Option(help="Seed of the split of the suite into boxes, and of the fit or draws.")]
 NValidationOption = Annotated[int, typer.Option(help="Whole boxes held out for validation (model selection).")]
 NTestOption = Annotated[int, typer.Option(help="Whole boxes held out for the test (never seen in training).")]
+BoxesOption = Annotated[str | None, typer.Option(help="Only these box indices, e.g. 0,3,5-7.")]
 
 
 def error_lines(error: BaseException) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cosmoseg.pipeline.commands import DeviceOption, NValidationOption, SeedOption, report_errors
+from cosmoseg.pipeline.commands import BoxesOption, DeviceOption, NValidationOption, SeedOption, report_errors
 
 app = typer.Typer(help="Protohalo segmentation from the initial conditions (López-Cano et al.).", no_args_is_help=True)
 
@@ -164,7 +164,7 @@ def catalogs_command(
         int, typer.Option(help="Leave out haloes of fewer voxels (the suite's FoF limit compares like for like).")
     ] = 1,
     lpt_order: Annotated[int, typer.Option(help="The LPT that places the haloes at z = 0 (1 or 2).")] = 2,
-    boxes: Annotated[str | None, typer.Option(help="Only these box indices, e.g. 0,3,5-7.")] = None,
+    boxes: BoxesOption = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Keep catalogs already written with these settings.")
     ] = False,

@@ -37,6 +37,7 @@ Tables:
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -268,7 +269,8 @@ def evaluate(
             say(f"{name}: {note}")
         for note in pair.domain_notes(fields):
             say(f"warning: {name}: {note}")
-        pred = predict_panoptic(
+        panoptic = functools.partial(
+            predict_panoptic,
             model_fields,
             pair.semantic,
             pair.instance,
@@ -280,26 +282,13 @@ def evaluate(
             keep=keep,
             **pair.clustering,
         )
+        pred = panoptic()
         assert pred.probabilities is not None
-        pools["model"].add(truth.labels, pred.labels, pred.probabilities > threshold, labelling_limit(truth))
+        positive, limit = pred.probabilities > threshold, labelling_limit(truth)
+        pools["model"].add(truth.labels, pred.labels, positive, limit)
         if oracles:
             true_mask = truth.labels > 0
-            clustered = predict_panoptic(
-                model_fields,
-                pair.semantic,
-                pair.instance,
-                size_in=size_in,
-                size_out=size_out,
-                threshold=threshold,
-                batch_size=batch_size,
-                device=device,
-                keep=keep,
-                mask=true_mask,
-                **pair.clustering,
-            )
-            limit = labelling_limit(truth)
-            pools["true mask + model instances"].add(truth.labels, clustered.labels, true_mask, limit)
-            positive = pred.probabilities > threshold
+            pools["true mask + model instances"].add(truth.labels, panoptic(mask=true_mask).labels, true_mask, limit)
             oracle = oracle_instances(positive, truth.labels)
             pools["model mask + true instances"].add(truth.labels, oracle, positive, limit)
         segmentations.append((name, truth))

@@ -7,14 +7,14 @@ from typing import Annotated
 
 import typer
 
-from cosmoseg.pipeline.commands import DeviceOption, report_errors
+from cosmoseg.pipeline.commands import BoxesOption, DeviceOption, report_errors
 
 
 def simulate(
     suite: Annotated[Path, typer.Argument(help="Suite TOML file (see configs/suites/).")],
     output: Annotated[Path | None, typer.Option(help="Output folder (default: runs/suites/<suite name>).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Keep boxes already simulated with these settings.")] = False,
-    boxes: Annotated[str | None, typer.Option(help="Only these box indices, e.g. 0,3,5-7.")] = None,
+    boxes: BoxesOption = None,
     device: DeviceOption = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
