@@ -185,6 +185,7 @@ def evaluate_models(
     rows, paired_rows = [], []
     estimates: dict[str, ParameterEstimate] = {}
     references: dict[str, ParameterEstimate] = {}
+    reference_catalogs: dict[tuple[int, ...], dict[int, GalaxyCatalog]] = {}
     for number, model_path in enumerate(models):
         model_path = Path(model_path)
         model, meta = load_model(model_path, device)
@@ -202,7 +203,9 @@ def evaluate_models(
         label = model_path.stem
         estimates[label] = result
         if reference is not None:
-            ref_catalogs = load_catalogs(reference, chosen)
+            if tuple(chosen) not in reference_catalogs:  # models of one split share the reference's files
+                reference_catalogs[tuple(chosen)] = load_catalogs(reference, chosen)
+            ref_catalogs = reference_catalogs[tuple(chosen)]
             for index, catalog in ref_catalogs.items():
                 check_catalog_for_model(catalog, meta, f"{reference}/galaxies_{index:04d}.h5")
             ref_graphs = build_graphs(ref_catalogs, spec, effects, seed=seed + 1)
