@@ -21,7 +21,7 @@ Conventions
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ __all__ = [
     "compose_symmetries",
     "cube_symmetries",
     "invert_symmetry",
+    "symmetry_average",
     "transform_positions",
 ]
 
@@ -106,3 +107,34 @@ def transform_positions(
     moved = apply_symmetry(pos_channels, perm_t, flips_t)[list(perm_t)]
     sign = torch.tensor([-1.0 if f else 1.0 for f in flips_t], dtype=moved.dtype, device=moved.device)
     return moved * sign[:, None, None, None]
+
+
+def symmetry_average(
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    volume: torch.Tensor,
+    symmetries: Sequence[Symmetry],
+    vector_channels: Sequence[int] = (),
+) -> torch.Tensor:
+    """Test-time augmentation: the mean over ``symmetries`` g of g⁻¹ · predict(g · volume).
+
+    volume: ``(C, n, n, n)`` scalar channels (moved by :func:`apply_symmetry`). predict: ``(C, n, n, n) -> (C', n, n,
+    n)``, a map on the whole periodic box. vector_channels: the 3 output channels (in order x, y, z) that form a vector
+    field, such as a displacement; they are brought back as vectors (:func:`transform_positions`), the other output
+    channels as scalars. With the identity alone this is ``predict(volume)``. For a predictor that is exactly
+    equivariant the result equals ``predict(volume)``; for a learned one it averages out what is not.
+    """
+    if not symmetries:
+        raise ValueError("symmetry_average needs at least one symmetry")
+    vectors = [int(c) for c in vector_channels]
+    if vectors and len(vectors) != 3:
+        raise ValueError(f"vector_channels must name 3 channels (x, y, z) or none, got {vectors}")
+    total: torch.Tensor | None = None
+    for perm, flips in symmetries:
+        out = torch.as_tensor(predict(apply_symmetry(volume, perm, flips).contiguous()))
+        back_perm, back_flips = invert_symmetry(perm, flips)
+        back = apply_symmetry(out, back_perm, back_flips).clone()
+        if vectors:
+            back[vectors] = transform_positions(out[vectors], back_perm, back_flips)
+        total = back if total is None else total + back
+    assert total is not None
+    return total / len(symmetries)

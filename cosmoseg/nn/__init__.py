@@ -1,7 +1,12 @@
 """Shared network blocks, losses, the training loop and checkpoints."""
 
 from cosmoseg.nn.checkpoints import export_weights, load_checkpoint, read_checkpoint, save_checkpoint
-from cosmoseg.nn.losses import background_push_loss, balanced_cross_entropy, discriminative_loss
+from cosmoseg.nn.losses import (
+    background_push_loss,
+    balanced_cross_entropy,
+    centre_offset_loss,
+    discriminative_loss,
+)
 from cosmoseg.nn.training import NonFiniteLossError, Trainer
 from cosmoseg.nn.vnet import ResidualBlock, SegmentationModel, VNet, VNetBackbone, central_crop, make_head
 
@@ -15,6 +20,7 @@ __all__ = [
     "background_push_loss",
     "balanced_cross_entropy",
     "central_crop",
+    "centre_offset_loss",
     "discriminative_loss",
     "export_weights",
     "load_checkpoint",

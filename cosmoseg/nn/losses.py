@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["balanced_cross_entropy", "discriminative_loss"]
+__all__ = ["background_push_loss", "balanced_cross_entropy", "centre_offset_loss", "discriminative_loss"]
 
 
 def balanced_cross_entropy(logits: torch.Tensor, target: torch.Tensor, beta: float) -> torch.Tensor:
@@ -128,3 +128,53 @@ def background_push_loss(embedding: torch.Tensor, labels: torch.Tensor, *, margi
         dist = torch.cdist(x[k][outside], mu)
         terms.append((torch.clamp(margin - dist, min=0.0) ** 2).mean())
     return torch.stack(terms).mean()
+
+
+def centre_offset_loss(
+    offsets: torch.Tensor,
+    target: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    weighting: str = "halo",
+    huber_delta: float = 1.0,
+) -> torch.Tensor:
+    """Regression of every halo voxel's offset to its halo's centre (the Hough-voting instance formulation).
+
+    ``offsets`` and ``target`` are (B, 3, *spatial) (any length unit, e.g. cells), ``labels`` (B, *spatial) integer
+    instance ids with 0 = background (excluded). Per voxel the error is the Huber loss of each component,
+    ``h(e) = e²/2`` for ``|e| <= δ`` and ``δ(|e| − δ/2)`` beyond (``δ = huber_delta``), summed over the 3 components.
+    ``weighting = "voxel"``: the mean over the halo voxels of a crop; ``"halo"``: the mean over the crop's haloes of
+    the mean over each halo's voxels, so a small halo weighs as much as a large one. A crop without halo voxels
+    contributes 0; the result is the mean over the B crops.
+    """
+    if offsets.shape != target.shape or offsets.ndim < 3:
+        raise ValueError(
+            f"offsets {tuple(offsets.shape)} and target {tuple(target.shape)} must both be (B, D, *spatial)"
+        )
+    if labels.shape != offsets.shape[:1] + offsets.shape[2:]:
+        raise ValueError(f"labels {tuple(labels.shape)} do not match offsets {tuple(offsets.shape)} (B, D, *spatial)")
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be an integer tensor, got {labels.dtype}")
+    if weighting not in ("voxel", "halo"):
+        raise ValueError(f"weighting must be 'voxel' or 'halo', got {weighting!r}")
+    if not huber_delta > 0:
+        raise ValueError(f"huber_delta must be positive, got {huber_delta}")
+    b = offsets.shape[0]
+    error = F.huber_loss(offsets, target, reduction="none", delta=huber_delta).sum(1).reshape(b, -1)
+    lab = labels.reshape(b, -1).to(torch.int64)
+    inside = lab > 0
+    crop = torch.arange(b, device=lab.device)[:, None].expand_as(lab)[inside]
+    err = error[inside]
+    per_crop = torch.zeros(b, dtype=error.dtype, device=error.device)
+    if weighting == "voxel":
+        count = torch.bincount(crop, minlength=b).to(error.dtype)
+        per_crop = per_crop.index_add(0, crop, err) / count.clamp_min(1.0)
+    else:
+        _, halo = torch.unique(crop * (int(lab.max()) + 1) + lab[inside], return_inverse=True)
+        n_halo = int(halo.max()) + 1 if halo.numel() else 0
+        size = torch.bincount(halo, minlength=n_halo).to(error.dtype)
+        halo_mean = torch.zeros(n_halo, dtype=error.dtype, device=error.device).index_add(0, halo, err) / size
+        halo_crop = torch.zeros(n_halo, dtype=torch.int64, device=lab.device).scatter(0, halo, crop)
+        n_per_crop = torch.bincount(halo_crop, minlength=b).to(error.dtype)
+        per_crop = per_crop.index_add(0, halo_crop, halo_mean) / n_per_crop.clamp_min(1.0)
+    return per_crop.mean() + offsets.sum() * 0.0

@@ -23,7 +23,13 @@ InstanceOption = Annotated[
 @app.command("train")
 def train_command(
     suite_dir: Annotated[Path, typer.Argument(help="Suite folder holding box_*.h5 files of `cosmoseg simulate`.")],
-    task: Annotated[str, typer.Option(help="semantic or instance.")] = "semantic",
+    task: Annotated[
+        str,
+        typer.Option(
+            help="semantic, instance (the paper's embedding), offsets (centre offsets) or panoptic (one net: semantic "
+            "logit + centre offsets)."
+        ),
+    ] = "semantic",
     steps: Annotated[int, typer.Option(help="Total optimizer steps (a resumed run trains up to it).")] = 1000,
     size_in: Annotated[int, typer.Option(help="Input crop side (voxels).")] = 40,
     size_out: Annotated[int, typer.Option(help="Output crop side (voxels); size_in - size_out must be even.")] = 32,
@@ -46,6 +52,10 @@ def train_command(
             "(0 = the paper's loss)."
         ),
     ] = 0.0,
+    offset_weighting: Annotated[
+        str, typer.Option(help="offsets/panoptic: 'halo' (every halo weighs the same) or 'voxel'.")
+    ] = "halo",
+    c_offset: Annotated[float, typer.Option(help="panoptic: weight of the offset loss beside the semantic one.")] = 0.1,
     n_validation: NValidationOption = 1,
     split_from: Annotated[
         Path | None,
@@ -74,8 +84,8 @@ def train_command(
     say = (lambda message: None) if quiet else (lambda message: console.print(message, markup=False))
     folder = output or Path("runs") / "protohalo"
     with report_errors():
-        if task not in ("semantic", "instance"):
-            raise ValueError(f"--task must be semantic or instance, got {task!r}")
+        if task not in ("semantic", "instance", "offsets", "panoptic"):
+            raise ValueError(f"--task must be semantic, instance, offsets or panoptic, got {task!r}")
         config = TrainConfig(
             task=task,  # type: ignore[arg-type]
             size_in=size_in,
@@ -87,6 +97,8 @@ def train_command(
             lr=lr,
             position_residual=position_residual,
             c_background=c_background,
+            offset_weighting=offset_weighting,  # type: ignore[arg-type]
+            c_offset=c_offset,
             lr_schedule=lr_schedule,  # type: ignore[arg-type]
             init_from=str(init_from) if init_from else "",
             split_from=str(split_from) if split_from else "",
@@ -107,6 +119,15 @@ def export_command(
     n_dens: Annotated[int | None, typer.Option(help="Instance: recommended clustering N_dens to store.")] = None,
     n_ngb: Annotated[int | None, typer.Option(help="Instance: recommended clustering N_ngb to store.")] = None,
     p_thresh: Annotated[float | None, typer.Option(help="Instance: recommended persistence threshold.")] = None,
+    smoothing: Annotated[
+        float | None, typer.Option(help="Offsets/panoptic: the vote density's Gaussian smoothing (cells) to store.")
+    ] = None,
+    min_votes: Annotated[
+        float | None, typer.Option(help="Offsets/panoptic: the smallest seed strength to store.")
+    ] = None,
+    seed_separation: Annotated[
+        float | None, typer.Option(help="Offsets/panoptic: the smallest distance between seeds (cells) to store.")
+    ] = None,
     suite: Annotated[
         Path | None,
         typer.Option(
@@ -118,7 +139,8 @@ def export_command(
     """Write a checkpoint's weights and metadata without the optimizer state: a third of the size, for shipping.
 
     For an instance model, --n-dens/--n-ngb/--p-thresh store the clustering settings that protohalo.panoptic and
-    `evaluate` then use by default (tune them on training boxes, not on the validation ones)."""
+    `evaluate` then use by default; for an offsets or panoptic model, --smoothing/--min-votes/--seed-separation store
+    its centre grouping (tune them on training boxes, not on the validation ones)."""
     from cosmoseg.data import Field, load_artifact
     from cosmoseg.nn import export_weights, read_checkpoint
     from cosmoseg.protohalo.training import ARCHITECTURE_KEYS, training_cosmology
@@ -138,6 +160,14 @@ def export_command(
             if p_thresh is not None and not p_thresh >= 1.0:
                 raise ValueError(f"--p-thresh is a density ratio >= 1, got {p_thresh}")
             extra |= {k: v for k, v in clustering.items() if v is not None}
+        grouping = {"smoothing": smoothing, "min_votes": min_votes, "seed_separation": seed_separation}
+        if any(v is not None for v in grouping.values()):
+            if metadata.get("task") not in ("offsets", "panoptic"):
+                raise ValueError("--smoothing/--min-votes/--seed-separation apply to offsets and panoptic checkpoints")
+            negative = {k: v for k, v in grouping.items() if v is not None and not v >= 0}
+            if negative:
+                raise ValueError(f"the grouping settings must be >= 0, got {negative}")
+            extra |= {k: float(v) for k, v in grouping.items() if v is not None}
         if suite is not None:
             names = [str(name) for name in metadata.get("train_boxes", [])]
             missing = [name for name in names if not (suite / name).is_file()]
@@ -233,6 +263,12 @@ def evaluate_command(
             "which of the two loses the instances.",
         ),
     ] = False,
+    symmetries: Annotated[
+        int,
+        typer.Option(
+            help="Test-time augmentation over this many of the 48 cube symmetries (centre-offsets models only)."
+        ),
+    ] = 1,
     device: DeviceOption = "auto",
 ) -> None:
     """Score the panoptic prediction on validation boxes next to the twin baseline; writes <output>/evaluation.h5.
@@ -260,6 +296,7 @@ def evaluate_command(
             batch_size=batch_size,
             device=str(resolve_device(device)),
             keep=keep or None,
+            symmetries=symmetries,
             log=print,
             oracles=oracles,
         )

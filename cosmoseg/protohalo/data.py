@@ -36,6 +36,8 @@ import torch
 
 from cosmoseg.data import Field, Segmentation, load_artifact
 from cosmoseg.mesh.symmetry import apply_symmetry, cube_symmetries, transform_positions
+from cosmoseg.protohalo.centres import centre_offsets
+from cosmoseg.protohalo.panoptic import INPUT_CHANNELS
 from cosmoseg.protohalo.stitching import extract_crops
 
 __all__ = [
@@ -45,11 +47,9 @@ __all__ = [
     "lagrangian_position_channels",
 ]
 
-Mode = Literal["semantic", "instance"]
-INPUT_CHANNELS: dict[str, tuple[str, ...]] = {
-    "semantic": ("delta", "phi"),
-    "instance": ("delta", "phi", "q_x", "q_y", "q_z"),
-}
+Mode = Literal["semantic", "instance", "offsets", "panoptic"]
+OFFSET_MODES = ("offsets", "panoptic")
+"""The modes whose samples carry the centre-offset targets (:func:`cosmoseg.protohalo.centres.centre_offsets`)."""
 
 
 def lagrangian_position_channels(
@@ -114,7 +114,11 @@ class ProtohaloCrops(torch.utils.data.Dataset):
       (δ, φ, q_x, q_y, q_z) with ``q`` in Mpc/h relative to the crop centre (:func:`lagrangian_position_channels`);
     * ``labels``: int64 ``(size_out,)*3`` the box's halo ids on the central output crop (0 = no halo);
     * ``box``, ``corner`` (the output crop's first voxel in the box, before the symmetry), ``symmetry`` (index into
-      :func:`cube_symmetries`).
+      :func:`cube_symmetries`);
+    * ``offsets`` (modes "offsets" and "panoptic" only): float32 ``(3, size_out, size_out, size_out)`` the offset in
+      cells from each voxel to its halo's Lagrangian centre (:func:`~cosmoseg.protohalo.centres.centre_offsets` of the
+      whole box, so haloes cut by the crop edge keep their true centre), moved as a vector by the symmetry
+      (:func:`transform_positions`); 0 outside haloes.
     """
 
     def __init__(
@@ -147,6 +151,7 @@ class ProtohaloCrops(torch.utils.data.Dataset):
         self.symmetries = cube_symmetries()
         self.inputs: list[torch.Tensor] = []
         self.labels: list[torch.Tensor] = []
+        self.offsets: list[torch.Tensor] = []
         self.cell: float | None = None
         for source in boxes:
             fields, seg, name = _load_box(source, segmentation_key)
@@ -178,6 +183,8 @@ class ProtohaloCrops(torch.utils.data.Dataset):
         values = torch.stack([fields.channel("delta"), fields.channel("phi")]).to("cpu", torch.float32)
         self.inputs.append(values)
         self.labels.append(seg.labels.to("cpu", torch.int64)[None])
+        if self.mode in OFFSET_MODES:
+            self.offsets.append(centre_offsets(self.labels[-1][0]))
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -216,10 +223,14 @@ class ProtohaloCrops(torch.utils.data.Dataset):
         if self.mode == "instance":
             positions = transform_positions(self.positions, perm, flips, self.size_in)
             inputs = torch.cat([inputs, positions])
-        return {
+        sample: dict[str, torch.Tensor | int] = {
             "inputs": inputs.contiguous(),
             "labels": labels.contiguous(),
             "box": box,
             "corner": corner[0] % self.inputs[box].shape[-1],
             "symmetry": symmetry,
         }
+        if self.mode in OFFSET_MODES:
+            offsets = extract_crops(self.offsets[box], corner, self.size_out)[0]
+            sample["offsets"] = transform_positions(offsets, perm, flips).contiguous()
+        return sample

@@ -57,7 +57,6 @@ from cosmoseg.measure.instance_metrics import (
 from cosmoseg.measure.mass_function import halo_mass_function
 from cosmoseg.measure.segmentation import binary_scores, default_mass_edges, per_mass_rates, voxel_halo_masses
 from cosmoseg.protohalo.catalog import halo_catalog_from_segmentation
-from cosmoseg.protohalo.panoptic import predict_panoptic
 from cosmoseg.protohalo.pretrained import cosmology_differences, load_model_pair
 from cosmoseg.protohalo.training import COSMOLOGY_KEYS
 
@@ -230,13 +229,16 @@ def evaluate(
     keep: int | None = None,
     log: Callable[[str], None] | None = None,
     oracles: bool = False,
+    symmetries: int = 1,
 ) -> dict[str, Table]:
     """Score the panoptic prediction on ``box_paths`` and the twin baseline on ``twin_paths``.
 
     semantic_checkpoint, instance_checkpoint: the model pair (``None``: the shipped default).
     box_paths: box files holding ``fields`` (δ, φ) and the FoF ``segmentation``, at the models' resolution.
     twin_paths: twin box files holding ``segmentation_a`` and ``segmentation_b``.
-    The clustering uses the instance checkpoint's recommended settings (:attr:`ModelPair.clustering`).
+    The clustering uses the instance checkpoint's recommended settings (:attr:`ModelPair.clustering`, or
+    :attr:`ModelPair.grouping` for a centre-offsets model); ``symmetries``: test-time augmentation of an offsets or
+    panoptic model (:meth:`ModelPair.predict`).
     keep: central part of each output crop used (see :func:`~cosmoseg.protohalo.panoptic.predict_panoptic`).
     Each box's fields are prepared as ``protohalo.panoptic`` prepares them (:meth:`ModelPair.prepare_fields`: the
     modes longer than the training boxes removed); ``log(line)`` gets a line per box for that, and a line starting
@@ -251,7 +253,7 @@ def evaluate(
     if not box_paths:
         raise ValidationError("evaluate needs at least one validation box")
     pair = load_model_pair(semantic_checkpoint, instance_checkpoint, device=device)
-    size_in, size_out, threshold = pair.size_in, pair.size_out, pair.threshold
+    threshold = pair.threshold
 
     say = log or (lambda line: None)
     pools = {name: _Pool() for name in SOURCES}
@@ -270,17 +272,7 @@ def evaluate(
         for note in pair.domain_notes(fields):
             say(f"warning: {name}: {note}")
         panoptic = functools.partial(
-            predict_panoptic,
-            model_fields,
-            pair.semantic,
-            pair.instance,
-            size_in=size_in,
-            size_out=size_out,
-            threshold=threshold,
-            batch_size=batch_size,
-            device=device,
-            keep=keep,
-            **pair.clustering,
+            pair.predict, model_fields, batch_size=batch_size, device=device, keep=keep, symmetries=symmetries
         )
         pred = panoptic()
         assert pred.probabilities is not None

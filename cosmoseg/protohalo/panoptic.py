@@ -35,12 +35,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 
 from cosmoseg.data import Field, Segmentation
 from cosmoseg.errors import ValidationError
+from cosmoseg.mesh.symmetry import cube_symmetries, symmetry_average
+from cosmoseg.protohalo.centres import DEFAULT_GROUPING, instances_from_offsets
 from cosmoseg.protohalo.clustering import persistence_clustering
 from cosmoseg.protohalo.stitching import Progress, predict_instances, predict_semantic
 
@@ -52,6 +55,7 @@ __all__ = [
     "input_fields",
     "instance_labels_for_crops",
     "predict_panoptic",
+    "predict_panoptic_offsets",
     "remove_long_modes",
     "semantic_probabilities",
 ]
@@ -62,7 +66,11 @@ PositionChannels = Callable[[int, float], torch.Tensor]
 INPUT_CHANNELS: dict[str, tuple[str, ...]] = {
     "semantic": ("delta", "phi"),
     "instance": ("delta", "phi", "q_x", "q_y", "q_z"),
+    "offsets": ("delta", "phi"),
+    "panoptic": ("delta", "phi"),
 }
+"""The input channels of each network: the semantic and instance nets of the paper, the centre-offset net
+(:mod:`cosmoseg.protohalo.centres`) and the shared-backbone net that predicts both (1 logit + 3 offsets)."""
 
 
 def combine_linear_fields(density: Field, potential: Field | None = None) -> Field:
@@ -110,6 +118,9 @@ def combine_linear_fields(density: Field, potential: Field | None = None) -> Fie
         meta=dict(density.meta),
     )
 
+
+OUTPUT_CHANNELS: dict[str, int] = {"semantic": 1, "offsets": 3, "panoptic": 4}
+"""The output channels of the networks whose width is fixed (the instance embedding's is its own)."""
 
 FILTERED_CHANNELS: tuple[str, ...] = ("phi",)
 """The channels :func:`remove_long_modes` filters by default, the preprocessing of the shipped models: φ only.
@@ -227,15 +238,16 @@ def _call(model: Model, x: torch.Tensor, kind: str, size_out: int, amp: bool = F
     except RuntimeError as err:
         raise ValidationError(
             f"the {kind} model failed on crops of shape {tuple(x.shape)}; it must take {len(channels)} input "
-            f"channels {channels} and return (B, {'1' if kind == 'semantic' else 'D'}, {size_out}, {size_out}, "
+            f"channels {channels} and return (B, {OUTPUT_CHANNELS.get(kind, 'D')}, {size_out}, {size_out}, "
             f"{size_out}): {err}"
         ) from err
     out = torch.as_tensor(out)
     spatial = (size_out, size_out, size_out)
+    width = OUTPUT_CHANNELS.get(kind)
     ok = out.ndim == 5 and out.shape[0] == x.shape[0] and tuple(out.shape[2:]) == spatial
-    ok = ok and (out.shape[1] == 1 if kind == "semantic" else out.shape[1] >= 1)
+    ok = ok and (out.shape[1] == width if width else out.shape[1] >= 1)
     if not ok:
-        want = f"({x.shape[0]}, {'1' if kind == 'semantic' else 'D'}, {size_out}, {size_out}, {size_out})"
+        want = f"({x.shape[0]}, {width or 'D'}, {size_out}, {size_out}, {size_out})"
         raise ValidationError(
             f"the {kind} model returned shape {tuple(out.shape)} for input crops {tuple(x.shape)} with channels "
             f"{channels}; expected {want}"
@@ -248,9 +260,10 @@ def _call(model: Model, x: torch.Tensor, kind: str, size_out: int, amp: bool = F
     return out
 
 
-def _semantic_probabilities(
+def _lattice_outputs(
     values: torch.Tensor,
     model: Model,
+    kind: str,
     *,
     size_in: int,
     size_out: int,
@@ -261,16 +274,22 @@ def _semantic_probabilities(
     keep: int | None = None,
     progress: Progress | None = None,
 ) -> torch.Tensor:
+    """The ``(C, n, n, n)`` float32 outputs of ``model`` (a ``kind`` network) on one crop lattice, on the CPU."""
     dev, dtype = _model_device_dtype(model, device)
     keep = size_out if keep is None else keep
     t = (size_out - keep) // 2
 
     def predict(crops: torch.Tensor) -> torch.Tensor:
-        logits = _call(model, crops.to(device=dev, dtype=dtype), "semantic", size_out, amp)
-        return torch.sigmoid(logits[:, 0, t : t + keep, t : t + keep, t : t + keep].float()).cpu()
+        out = _call(model, crops.to(device=dev, dtype=dtype), kind, size_out, amp)
+        return out[:, :, t : t + keep, t : t + keep, t : t + keep].float().cpu()
 
     with _evaluating(model):
         return predict_semantic(values, predict, size_in, keep, batch_size, offset, progress=progress)
+
+
+def _semantic_probabilities(values: torch.Tensor, model: Model, **lattice: Any) -> torch.Tensor:
+    """``(n, n, n)`` sigmoid of a semantic net's logits on one lattice (``lattice``: as :func:`_lattice_outputs`)."""
+    return torch.sigmoid(_lattice_outputs(values, model, "semantic", **lattice)[0])
 
 
 def semantic_probabilities(
@@ -479,3 +498,91 @@ def calibrate_threshold(probabilities: Sequence[torch.Tensor], target_fraction: 
     lower = float(torch.kthvalue(flat, total - k).values)  # the (k+1)-th largest
     upper = float(torch.kthvalue(flat, total - k + 1).values)  # the k-th largest
     return 0.5 * (lower + upper)
+
+
+def predict_panoptic_offsets(
+    fields: Field,
+    semantic_model: Model | None,
+    offset_model: Model,
+    *,
+    size_in: int,
+    size_out: int,
+    threshold: float,
+    batch_size: int = 4,
+    grouping: Mapping[str, float] | None = None,
+    symmetries: int = 1,
+    offset: int = 0,
+    device: torch.device | str | None = None,
+    amp: bool = True,
+    keep: int | None = None,
+    progress: Progress | None = None,
+    mask: torch.Tensor | None = None,
+) -> Segmentation:
+    """Full-box protohalo segmentation with the centre-offset instance formulation (:mod:`cosmoseg.protohalo.centres`).
+
+    ``offset_model``: ``(B, 2, s_in³)`` crops of (δ, φ) → ``(B, 3, s_out³)`` offsets (cells) to the halo centre, with
+    ``semantic_model`` the semantic net; or, with ``semantic_model=None``, a shared-backbone net → ``(B, 4, s_out³)``,
+    channel 0 the semantic logit and 1–3 the offsets. Each net runs on one crop lattice (no second lattice and no
+    stitching: the offsets share the box's frame); a voxel is in a halo where the probability is above ``threshold``
+    (or where ``mask`` is, an oracle study), and the votes of those voxels are grouped once over the whole box
+    (:func:`~cosmoseg.protohalo.centres.instances_from_offsets`; ``grouping``: its ``smoothing``, ``min_votes``,
+    ``seed_separation``, default :data:`~cosmoseg.protohalo.centres.DEFAULT_GROUPING`).
+
+    ``symmetries`` > 1: test-time augmentation over the first ``symmetries`` of the 48 cube symmetries
+    (:func:`~cosmoseg.mesh.symmetry.symmetry_average`): the probabilities are averaged, and the offsets averaged as
+    vectors, each brought back to the box's frame. The cost is ``symmetries`` times the networks'.
+    ``offset``, ``device``, ``amp``, ``keep``, ``progress``: as :func:`predict_panoptic`.
+
+    Returns a ``Segmentation`` on ``fields``' device: labels 1..K by decreasing size (0 = no halo), the probabilities,
+    and ``meta`` with the threshold, the crop sizes, the grouping (``grouping_<setting>``) and the number of
+    symmetries.
+    """
+    if not (isinstance(threshold, (int, float)) and 0.0 <= float(threshold) <= 1.0):
+        raise ValidationError(f"threshold must be a probability in [0, 1], got {threshold!r}")
+    if not (isinstance(symmetries, int) and 1 <= symmetries <= 48):
+        raise ValidationError(f"symmetries must be an integer from 1 to 48, got {symmetries!r}")
+    settings = {**DEFAULT_GROUPING, **(grouping or {})}
+    unknown = sorted(set(settings) - set(DEFAULT_GROUPING))
+    if unknown:
+        raise ValidationError(f"unknown grouping setting(s) {unknown}; known: {sorted(DEFAULT_GROUPING)}")
+    values = input_fields(fields)
+    lattice: dict[str, Any] = {
+        "size_in": size_in,
+        "size_out": size_out,
+        "batch_size": batch_size,
+        "device": device,
+        "offset": offset,
+        "amp": amp,
+        "keep": keep,
+        "progress": progress,
+    }
+
+    def predict(volume: torch.Tensor) -> torch.Tensor:
+        if semantic_model is None:
+            out = _lattice_outputs(volume, offset_model, "panoptic", **lattice)
+            return torch.cat([torch.sigmoid(out[:1]), out[1:]])
+        probs = _semantic_probabilities(volume, semantic_model, **lattice)
+        return torch.cat([probs[None], _lattice_outputs(volume, offset_model, "offsets", **lattice)])
+
+    maps = symmetry_average(predict, values, cube_symmetries()[:symmetries], vector_channels=(1, 2, 3))
+    probs, offsets = maps[0], maps[1:]
+    if mask is None:
+        mask = probs > float(threshold)
+    elif tuple(mask.shape) != tuple(probs.shape):
+        raise ValidationError(f"mask has shape {tuple(mask.shape)}, but the box is {tuple(probs.shape)}")
+    labels = instances_from_offsets(offsets, mask.cpu().bool(), **settings)
+    dev_out = fields.values.device
+    return Segmentation(
+        labels=labels.to(dev_out),
+        probabilities=probs.to(dev_out),
+        box=fields.box,
+        meta={
+            "threshold": float(threshold),
+            "size_in": int(size_in),
+            "size_out": int(size_out),
+            "keep": int(size_out if keep is None else keep),
+            "instances": "centre offsets",
+            **{f"grouping_{k}": float(v) for k, v in settings.items()},
+            "symmetries": int(symmetries),
+        },
+    )

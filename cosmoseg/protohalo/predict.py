@@ -17,7 +17,7 @@ import torch
 from cosmoseg.data import Field, HaloCatalog, Segmentation
 from cosmoseg.errors import ValidationError
 from cosmoseg.protohalo.catalog import halo_catalog_from_segmentation
-from cosmoseg.protohalo.panoptic import combine_linear_fields, predict_panoptic
+from cosmoseg.protohalo.panoptic import combine_linear_fields
 from cosmoseg.protohalo.pretrained import DEFAULT_MODELS_DIR, load_model_pair
 from cosmoseg.protohalo.stitching import Progress
 
@@ -51,6 +51,7 @@ def predict_protohaloes(
     offset: int = 0,
     keep: int = 0,
     amp: bool = True,
+    symmetries: int = 1,
     device: torch.device | str = "cpu",
     progress: Progress | None = None,
     log: Callable[[str], None] | None = None,
@@ -60,7 +61,9 @@ def predict_protohaloes(
     fields: δ and φ (or δ alone: φ is then solved from it, or taken from ``potential``). semantic_model,
     instance_model: checkpoints of ``cosmoseg protohalo train`` ("" = the shipped models). threshold: semantic
     probability above which a voxel is in a halo (-1 = the one calibrated and stored with the semantic model).
-    n_dens, n_ngb, p_thresh: the persistence clustering (0 = the instance model's recommendation, else the paper's).
+    n_dens, n_ngb, p_thresh: the persistence clustering (0 = the instance model's recommendation, else the paper's;
+    unused by a centre-offsets model, whose grouping is the one its checkpoint stores). symmetries: test-time
+    augmentation of a centre-offsets model (:meth:`~cosmoseg.protohalo.pretrained.ModelPair.predict`).
     redshift, lpt_order: where the catalog places the haloes (LPT of their particles); min_particles: smaller
     predicted haloes are dropped from the labels and the catalog. batch_size, iou_threshold, offset, keep (0 = the
     whole output crop), amp: as :func:`~cosmoseg.protohalo.panoptic.predict_panoptic`. truth: the true Lagrangian
@@ -89,16 +92,14 @@ def predict_protohaloes(
     threshold = pair.threshold if threshold == -1.0 else threshold
     given = {"n_dens": n_dens, "n_ngb": n_ngb, "p_thresh": p_thresh}
     clustering = {k: v if v else pair.clustering[k] for k, v in given.items()}
-    predicted = predict_panoptic(
+    if pair.kind != "embedding":
+        clustering = {}
+    predicted = pair.predict(
         model_fields,
-        pair.semantic,
-        pair.instance,
-        size_in=pair.size_in,
-        size_out=pair.size_out,
         threshold=threshold,
         batch_size=batch_size,
-        **clustering,
-        iou_threshold=iou_threshold,
+        clustering={**clustering, "iou_threshold": iou_threshold},
+        symmetries=symmetries,
         offset=offset,
         device=device,
         amp=amp,

@@ -17,9 +17,16 @@ from typing import Any
 
 import torch
 
-from cosmoseg.data import Field, cosmology_differences
-from cosmoseg.errors import ProblemCollector, ValidationError
-from cosmoseg.protohalo.panoptic import FILTERED_CHANNELS, INPUT_CHANNELS, remove_long_modes
+from cosmoseg.data import Field, Segmentation, cosmology_differences
+from cosmoseg.errors import ArtifactError, ProblemCollector, ValidationError
+from cosmoseg.protohalo.centres import DEFAULT_GROUPING
+from cosmoseg.protohalo.panoptic import (
+    FILTERED_CHANNELS,
+    INPUT_CHANNELS,
+    predict_panoptic,
+    predict_panoptic_offsets,
+    remove_long_modes,
+)
 from cosmoseg.protohalo.training import COSMOLOGY_KEYS, load_model
 
 __all__ = [
@@ -112,6 +119,48 @@ class ModelPair:
             "n_ngb": int(self.instance_meta.get("n_ngb", PAPER_CLUSTERING["n_ngb"])),
             "p_thresh": float(self.instance_meta.get("p_thresh", PAPER_CLUSTERING["p_thresh"])),
         }
+
+    @property
+    def kind(self) -> str:
+        """How the instances are made: "embedding" (the paper's instance net and clustering), "offsets" (a centre-offset
+        net beside the semantic one) or "panoptic" (one net for the semantic logit and the offsets)."""
+        task = str(self.instance_meta.get("task"))
+        return {"instance": "embedding"}.get(task, task)
+
+    @property
+    def grouping(self) -> dict[str, float]:
+        """The centre grouping's settings stored with an offsets or panoptic checkpoint (``cosmoseg protohalo export
+        --smoothing ...``), else :data:`~cosmoseg.protohalo.centres.DEFAULT_GROUPING`."""
+        return {k: float(self.instance_meta.get(k, v)) for k, v in DEFAULT_GROUPING.items()}
+
+    def predict(
+        self,
+        fields: Field,
+        *,
+        clustering: dict[str, Any] | None = None,
+        grouping: dict[str, float] | None = None,
+        symmetries: int = 1,
+        **options: Any,
+    ) -> Segmentation:
+        """The panoptic segmentation of ``fields`` (prepared with :meth:`prepare_fields`) by this pair.
+
+        The paper's pair runs :func:`~cosmoseg.protohalo.panoptic.predict_panoptic` with :attr:`clustering` updated by
+        ``clustering``; an offsets or panoptic pair runs :func:`~cosmoseg.protohalo.panoptic.predict_panoptic_offsets`
+        with :attr:`grouping` updated by ``grouping`` and ``symmetries`` (test-time augmentation). ``options``: the
+        shared keywords of both (``threshold``, default :attr:`threshold`; ``batch_size``, ``device``, ``keep``,
+        ``offset``, ``amp``, ``progress``, ``mask``); ``clustering`` may also hold ``iou_threshold``.
+        """
+        common = {"size_in": self.size_in, "size_out": self.size_out, "threshold": self.threshold} | options
+        if self.kind == "embedding":
+            if symmetries != 1:
+                raise ValidationError("test-time augmentation (symmetries > 1) needs an offsets or panoptic model")
+            settings = self.clustering | (clustering or {})
+            return predict_panoptic(fields, self.semantic, self.instance, **common, **settings)
+        semantic = None if self.kind == "panoptic" else self.semantic
+        settings = {**self.grouping, **(grouping or {})}
+        return predict_panoptic_offsets(
+            fields, semantic, self.instance, grouping=settings, symmetries=symmetries, **common
+        )
 
     @property
     def cell_size(self) -> float:
@@ -227,6 +276,22 @@ class ModelPair:
         problems.raise_if_any(ValidationError, context="protohalo models")
 
 
+SEMANTIC_TASKS = ("semantic", "panoptic")
+INSTANCE_TASKS = ("instance", "offsets", "panoptic")
+
+
+def _task_of(path: Path, role: str, allowed: tuple[str, ...]) -> str:
+    from cosmoseg.nn import read_checkpoint
+
+    if not path.is_file():
+        raise ValidationError(f"{path}: no such {role} checkpoint")
+    task = str(read_checkpoint(path)["metadata"].get("task", ""))
+    if task not in allowed:
+        expected = " or ".join(repr(t) for t in allowed)
+        raise ArtifactError(f"{path}: 'task' is {task!r} in the checkpoint, expected {expected} for the {role} model")
+    return task
+
+
 def load_model_pair(
     semantic: str | os.PathLike[str] | None = None,
     instance: str | os.PathLike[str] | None = None,
@@ -237,27 +302,37 @@ def load_model_pair(
     """Load a semantic and an instance checkpoint (``None``: the shipped one, of the pair trained at ``cell_size``
     when given and one is, :func:`default_checkpoint`) with ``weights_only=True``.
 
-    Raises `ArtifactError` for a checkpoint of the wrong task or channel layout, `ValidationError` when the two
-    were trained at different crop sizes or resolutions.
+    The semantic checkpoint is a "semantic" net, or a "panoptic" one (one net for both; then ``instance`` must be
+    ``None`` or the same file). The instance checkpoint is the paper's "instance" embedding net or a centre-"offsets"
+    net. Raises `ArtifactError` for a checkpoint whose task cannot fill its role or of the wrong channel layout,
+    `ValidationError` for a missing file or when the two were trained at different crop sizes or resolutions.
     """
-    paths = {
-        task: Path(path) if path is not None else default_checkpoint(task, cell_size)
-        for task, path in (("semantic", semantic), ("instance", instance))
-    }
+    semantic_path = Path(semantic) if semantic is not None else default_checkpoint("semantic", cell_size)
+    semantic_task = _task_of(semantic_path, "semantic", SEMANTIC_TASKS)
+    if semantic_task == "panoptic":
+        if instance is not None and Path(instance).resolve() != semantic_path.resolve():
+            raise ValidationError(
+                f"{semantic_path} is a panoptic net (semantic and instance heads in one): give no other instance "
+                f"checkpoint (got {instance})"
+            )
+        instance_path = semantic_path
+    else:
+        instance_path = Path(instance) if instance is not None else default_checkpoint("instance", cell_size)
+    allowed = INSTANCE_TASKS if semantic_task == "panoptic" else INSTANCE_TASKS[:2]
+    instance_task = _task_of(instance_path, "instance", allowed)
     models, metas = {}, {}
-    for task, path in paths.items():
-        if not path.is_file():
-            raise ValidationError(f"{path}: no such {task} checkpoint")
-        models[task], metas[task] = load_model(path, task, {"channels": list(INPUT_CHANNELS[task])}, device=str(device))
+    for role, path, task in (("semantic", semantic_path, semantic_task), ("instance", instance_path, instance_task)):
+        expect = {"channels": list(INPUT_CHANNELS[task])}
+        models[role], metas[role] = load_model(path, task, expect, device=str(device))
     s, i = metas["semantic"], metas["instance"]
     problems = ProblemCollector()
     for key in ("size_in", "size_out", "grid_n", "box_length", "input_highpass"):
         problems.check(
             s.get(key) == i.get(key),
-            f"{key} is {s.get(key)!r} in {paths['semantic']} but {i.get(key)!r} in {paths['instance']}",
+            f"{key} is {s.get(key)!r} in {semantic_path} but {i.get(key)!r} in {instance_path}",
         )
     problems.raise_if_any(ValidationError, context="the semantic and instance checkpoints disagree")
-    return ModelPair(models["semantic"], models["instance"], s, i, paths["semantic"], paths["instance"])
+    return ModelPair(models["semantic"], models["instance"], s, i, semantic_path, instance_path)
 
 
 def validation_boxes(suite_dir: str | os.PathLike[str], semantic: str | os.PathLike[str] | None = None) -> list[Path]:

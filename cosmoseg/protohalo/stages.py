@@ -41,6 +41,9 @@ class PanopticParams:
     offset: int = param(0, ge=0, doc="corner of the first crop lattice, voxels")
     keep: int = param(0, ge=0, doc="side of the central part of each output crop used, = the lattice step (0 = all)")
     amp: bool = param(True, doc="float16 autocast of the networks on CUDA (ignored on the CPU)")
+    symmetries: int = param(
+        1, ge=1, le=48, doc="test-time augmentation over this many cube symmetries (centre-offsets models only)"
+    )
 
     def problems(self) -> list[str]:
         """-1 (threshold) and 0 (p_thresh) stand for the model's value: the values between them and the valid range

@@ -81,7 +81,7 @@ def _run_lattice(
     progress: Progress | None = None,
     description: str = "crops",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predictions ``(M, s_out, s_out, s_out)`` of every crop of one lattice, and the output-crop corners.
+    """Predictions ``(M, [C,] s_out, s_out, s_out)`` of every crop of one lattice, and the output-crop corners.
 
     ``progress`` (see :data:`Progress`) is advanced once per batch of ``batch_size`` crops, with ``description``."""
     if batch_size <= 0:
@@ -99,8 +99,8 @@ def _run_lattice(
     for b in batches:
         crops = extract_crops(fields, starts[b : b + batch_size] - margin, size_in)
         pred = torch.as_tensor(predict(crops))
-        expected = (len(crops), size_out, size_out, size_out)
-        if tuple(pred.shape) != expected:
+        if pred.ndim < 4 or pred.shape[0] != len(crops) or tuple(pred.shape[-3:]) != (size_out,) * 3:
+            expected = f"({len(crops)}, [channels,] {size_out}, {size_out}, {size_out})"
             raise ValueError(f"the crop predictor returned shape {tuple(pred.shape)}, expected {expected}")
         outs.append(pred)
     return torch.cat(outs), starts
@@ -115,8 +115,8 @@ def predict_semantic(
     offset: int = 0,
     progress: Progress | None = None,
 ) -> torch.Tensor:
-    """Full-box ``(n, n, n)`` map from ``predict(crops (B, C, s_in^3)) -> (B, s_out^3)`` on one periodic lattice;
-    ``progress`` (:data:`Progress`) advances once per batch of crops."""
+    """Full-box ``([C',] n, n, n)`` map from ``predict(crops (B, C, s_in^3)) -> (B, [C',] s_out^3)`` on one periodic
+    lattice; ``progress`` (:data:`Progress`) advances once per batch of crops."""
     preds, starts = _run_lattice(fields, predict, size_in, size_out, batch_size, offset, progress, "semantic")
     return place_crops(preds, starts, fields.shape[1])
 
@@ -140,6 +140,8 @@ def predict_lattice_labels(
     (:data:`Progress`) advances once per batch of crops, with ``description``.
     """
     preds, starts = _run_lattice(fields, predict, size_in, size_out, batch_size, offset, progress, description)
+    if preds.ndim != 4:
+        raise ValueError(f"the instance predictor must return (B, {size_out}, {size_out}, {size_out}) labels per crop")
     if preds.is_floating_point() or preds.dtype == torch.bool:
         raise ValueError(f"the instance predictor must return integer labels, got {preds.dtype}")
     preds = preds.to(torch.int64)

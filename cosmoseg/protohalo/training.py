@@ -6,7 +6,14 @@ Lagrangian ``Segmentation``), splits them by box into training and validation (:
 * the **semantic** net: (δ, φ) → 1 logit per voxel, balanced cross-entropy (eq. 3) with β, the fraction of
   voxels in no halo, measured on the training boxes;
 * the **instance** net: (δ, φ, q_x, q_y, q_z) → ``embedding_dim`` pseudo-space coordinates per voxel, Weinberger
-  loss (eqs. 4–7) on the voxels that belong to haloes (label > 0).
+  loss (eqs. 4–7) on the voxels that belong to haloes (label > 0);
+* the **offsets** net (an instance formulation beside the paper's, :mod:`cosmoseg.protohalo.centres`): (δ, φ) → the
+  3 components of the offset (cells) from each voxel to its halo's Lagrangian centre,
+  :func:`~cosmoseg.nn.centre_offset_loss` on the halo voxels (``offset_weighting`` "halo": every halo weighs the
+  same, small ones as much as large ones; "voxel": every voxel);
+* the **panoptic** net: one shared V-Net, (δ, φ) → 1 semantic logit and the 3 offsets; its loss is the balanced
+  cross-entropy plus ``c_offset`` times the offset loss, and its semantic threshold is calibrated as the semantic
+  net's.
 
 Both are `cosmoseg.nn.VNet` with ``crop = (size_in - size_out) / 2``; with ``position_residual`` > 0 the instance
 embedding is that scale times the Lagrangian position of the voxel plus the V-Net's output
@@ -46,6 +53,7 @@ from cosmoseg.nn import (
     VNet,
     background_push_loss,
     balanced_cross_entropy,
+    centre_offset_loss,
     discriminative_loss,
     load_checkpoint,
     read_checkpoint,
@@ -67,7 +75,7 @@ __all__ = [
     "training_cosmology",
 ]
 
-Task = Literal["semantic", "instance"]
+Task = Literal["semantic", "instance", "offsets", "panoptic"]
 COSMOLOGY_KEYS = COSMOLOGY_PARAMETERS
 """The cosmological parameters of the training boxes a checkpoint records (metadata ``cosmology``)."""
 ARCHITECTURE_KEYS = ("task", "in_channels", "size_in", "size_out", "base_filters", "depth", "embedding_dim")
@@ -110,6 +118,8 @@ class TrainConfig:
     c_push: float = 1.0
     c_reg: float = 0.001
     c_background: float = 0.0
+    offset_weighting: Literal["halo", "voxel"] = "halo"
+    c_offset: float = 0.1
     position_residual: float = 0.0
     lr_schedule: Literal["constant", "cosine"] = "constant"
     init_from: str = ""
@@ -142,6 +152,10 @@ class TrainConfig:
             out.append(f"n_validation must be >= 0, got {self.n_validation}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             out.append(f"lr must be a positive number, got {self.lr}")
+        if self.offset_weighting not in ("halo", "voxel"):
+            out.append(f"offset_weighting must be 'halo' or 'voxel', got {self.offset_weighting!r}")
+        if not (math.isfinite(self.c_offset) and self.c_offset > 0):
+            out.append(f"c_offset must be a positive number, got {self.c_offset}")
         if not self.c_background >= 0:
             out.append(f"c_background must be >= 0, got {self.c_background}")
         if self.position_residual:
@@ -161,7 +175,7 @@ class TrainConfig:
 
     @property
     def out_channels(self) -> int:
-        return 1 if self.task == "semantic" else self.embedding_dim
+        return {"semantic": 1, "offsets": 3, "panoptic": 4}.get(self.task, self.embedding_dim)
 
     def architecture(self) -> dict[str, Any]:
         return {
@@ -171,7 +185,7 @@ class TrainConfig:
             "size_out": self.size_out,
             "base_filters": self.base_filters,
             "depth": self.depth,
-            "embedding_dim": self.embedding_dim if self.task == "instance" else 1,
+            "embedding_dim": self.out_channels,
             "position_residual": self.position_residual if self.task == "instance" else 0.0,
         }
 
@@ -250,12 +264,16 @@ def _load_boxes(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[Field, Se
     return boxes
 
 
-def _batches(crops: ProtohaloCrops, batch_size: int, first_step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Batches of consecutive samples: step ``s`` (0-based) gets samples ``s·B … s·B + B − 1``."""
+def _batches(crops: ProtohaloCrops, batch_size: int, first_step: int) -> Iterator[tuple[torch.Tensor, Any]]:
+    """Batches of consecutive samples: step ``s`` (0-based) gets samples ``s·B … s·B + B − 1``.
+
+    The targets are the labels ``(B, s³)``, or ``(labels, offsets (B, 3, s³))`` where the samples carry offsets."""
     step = first_step
     while True:
         items = [crops[(step * batch_size + k) % len(crops)] for k in range(batch_size)]
-        yield torch.stack([it["inputs"] for it in items]), torch.stack([it["labels"] for it in items])
+        labels = torch.stack([it["labels"] for it in items])
+        targets = (labels, torch.stack([it["offsets"] for it in items])) if "offsets" in items[0] else labels
+        yield torch.stack([it["inputs"] for it in items]), targets
         step += 1
 
 
@@ -296,9 +314,31 @@ def make_model(metadata: Mapping[str, Any]) -> nn.Module:
     return net
 
 
-def _loss_fn(config: TrainConfig, beta: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+class SemanticHead(nn.Module):
+    """The semantic logit ``(B, 1, s_out³)`` of a panoptic net (its channel 0), for code that wants a semantic net."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)[:, :1]
+
+
+def _loss_fn(config: TrainConfig, beta: float) -> Callable[[torch.Tensor, Any], torch.Tensor]:
     if config.task == "semantic":
         return lambda logits, labels: balanced_cross_entropy(logits[:, 0].float(), (labels > 0).float(), beta)
+    if config.task in ("offsets", "panoptic"):
+
+        def offsets(out: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            labels, target = targets
+            pred = out[:, -3:].float()
+            loss = centre_offset_loss(pred, target, labels, weighting=config.offset_weighting)
+            if config.task == "offsets":
+                return loss
+            return balanced_cross_entropy(out[:, 0].float(), (labels > 0).float(), beta) + config.c_offset * loss
+
+        return offsets
 
     def instance(embedding: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         total = discriminative_loss(
@@ -325,6 +365,8 @@ def _calibrated_threshold(
     """Threshold matching the training boxes' collapsed fraction, or None when the lattice does not fit a box."""
     if not config.calibrate or any(f.n % config.size_out for f, _ in boxes):
         return None
+    if config.task == "panoptic":
+        model = SemanticHead(model)
     probs = [
         semantic_probabilities(
             fields, model, size_in=config.size_in, size_out=config.size_out, batch_size=config.batch_size
@@ -409,6 +451,10 @@ def train(
         metadata |= {
             k: getattr(config, k) for k in ("delta_pull", "delta_push", "c_pull", "c_push", "c_reg", "c_background")
         }
+    if config.task in ("offsets", "panoptic"):
+        metadata |= {"offset_weighting": config.offset_weighting, "offset_unit": "cells"}
+    if config.task == "panoptic":
+        metadata["c_offset"] = config.c_offset
     metadata |= {"lr_schedule": config.lr_schedule, "init_from": os.path.basename(config.init_from)}
     torch.manual_seed(config.seed)
     model = make_model(metadata)
@@ -448,9 +494,9 @@ def train(
 
     def save(final: bool) -> None:
         meta = {**metadata, "validation_loss": val_loss, "final": final}
-        if config.task == "semantic":
+        if config.task in ("semantic", "panoptic"):
             meta |= {"threshold": DEFAULT_THRESHOLD, "threshold_calibrated": False}
-        if final and config.task == "semantic":
+        if final and config.task in ("semantic", "panoptic"):
             threshold = _calibrated_threshold(trainer.model, config, train_boxes, fraction)
             if threshold is None:
                 say("semantic threshold not calibrated (calibration off or box side not a multiple of size_out): 0.5")

@@ -80,6 +80,7 @@ from cosmoseg.data import Particles
 from cosmoseg.data.table import MISSING_FILL, resolved_column
 from cosmoseg.errors import ProblemCollector, ValidationError
 from cosmoseg.mesh.grid import cell_centers
+from cosmoseg.mesh.periodic import minimal_image, wrap
 
 __all__ = [
     "C_MAX",
@@ -176,14 +177,14 @@ def halo_properties(
 
     # centre of mass, mean velocity, dispersion
     dx, com_offset, ref = _unwrapped(x, h, n_halo, length)
-    pos = _wrap(ref + com_offset, length)
+    pos = wrap(ref + com_offset, length)
     vel = _sum_by(v, h, n_halo) / count
     vel_disp = torch.sqrt(_sum_by(((v - vel[h]) ** 2).sum(1), h, n_halo) / count[:, 0])
 
     # shrinking-sphere centre and the radial profile around it
     rel = dx - com_offset[h]
     centre_offset = _shrinking_sphere(rel, h, n_part)
-    pos_center = _wrap(pos + centre_offset, length)
+    pos_center = wrap(pos + centre_offset, length)
     rc = rel - centre_offset[h]
     profile = _radial_profile(rc, h, n_part)
 
@@ -227,7 +228,7 @@ def halo_properties(
         dq, lagr_offset, lagr_ref = _unwrapped(q, h, n_halo, length)
         qrel = dq - lagr_offset[h]
         outer = (qrel[:, :, None] * qrel[:, None, :]).reshape(-1, 9)
-        columns["lagr_pos"] = _wrap(lagr_ref + lagr_offset, length)
+        columns["lagr_pos"] = wrap(lagr_ref + lagr_offset, length)
         columns["lagr_inertia"] = (_sum_by(outer, h, n_halo) / count).reshape(-1, 3, 3)
         units["lagr_inertia"] = "(Mpc/h)^2"
     for radius, name, values in zip(scales, names, _environment(particles, pos, scales), strict=True):
@@ -245,15 +246,6 @@ def _sum_by(values: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tenso
     return out.index_add_(0, index, values)
 
 
-def _min_image(d: torch.Tensor, length: float) -> torch.Tensor:
-    return d - length * torch.round(d / length)
-
-
-def _wrap(x: torch.Tensor, length: float) -> torch.Tensor:
-    wrapped = torch.remainder(x, length)
-    return torch.where(wrapped >= length, wrapped - length, wrapped)
-
-
 def _unwrapped(
     x: torch.Tensor, h: torch.Tensor, n_halo: int, length: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -262,7 +254,7 @@ def _unwrapped(
     first = torch.full((n_halo,), max(h.numel() - 1, 0), dtype=torch.int64, device=h.device)
     first.scatter_reduce_(0, h, positions, reduce="amin")
     ref = x[first] if n_halo else x.new_zeros((0, 3))
-    dx = _min_image(x - ref[h], length)
+    dx = minimal_image(x - ref[h], length)
     count = torch.bincount(h, minlength=n_halo).double().clamp_min(1.0)[:, None]
     return dx, _sum_by(dx, h, n_halo) / count, ref
 

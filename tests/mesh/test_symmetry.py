@@ -10,6 +10,7 @@ from cosmoseg.mesh.symmetry import (
     compose_symmetries,
     cube_symmetries,
     invert_symmetry,
+    symmetry_average,
     transform_positions,
 )
 
@@ -115,3 +116,40 @@ def test_bad_position_inputs() -> None:
         transform_positions(q, (0, 1, 2), (False,) * 3, crop_size=5)
     with pytest.raises(ValueError, match=r"\(3, n, n, n\)"):
         transform_positions(q[:2], (0, 1, 2), (False,) * 3)
+
+
+def test_symmetry_average_is_the_mean_of_the_transformed_predictions() -> None:
+    # a predictor that is not equivariant: output depends on the axis order (a scalar) and a fixed vector field
+    vol = _volume(n=4, seed=3)[None]
+    weights = torch.tensor([1.0, 10.0, 100.0], dtype=torch.float64)
+
+    def predict(v: torch.Tensor) -> torch.Tensor:
+        grad = torch.stack([v[0] - torch.roll(v[0], 1, d) for d in range(3)])
+        return torch.cat([(grad * weights[:, None, None, None]).sum(0, keepdim=True), grad])
+
+    chosen = [SYMS[k] for k in (0, 3, 11, 30)]
+    expected = []
+    for perm, flips in chosen:
+        out = predict(apply_symmetry(vol, perm, flips))
+        back = invert_symmetry(perm, flips)
+        expected.append(torch.cat([apply_symmetry(out[:1], *back), transform_positions(out[1:], *back)]))
+    mean = torch.stack(expected).mean(0)
+    assert torch.allclose(symmetry_average(predict, vol, chosen, vector_channels=(1, 2, 3)), mean)
+    assert torch.equal(symmetry_average(predict, vol, SYMS[:1]), predict(vol))
+    # without naming the vector channels they come back as scalars: a different (wrong) answer here
+    assert not torch.allclose(symmetry_average(predict, vol, chosen), mean)
+    with pytest.raises(ValueError, match="at least one"):
+        symmetry_average(predict, vol, [])
+    with pytest.raises(ValueError, match="3 channels"):
+        symmetry_average(predict, vol, chosen, vector_channels=(1, 2))
+
+
+def test_symmetry_average_of_an_equivariant_predictor_changes_nothing() -> None:
+    vol = _volume(n=6, seed=4)[None]
+
+    def gradient(v: torch.Tensor) -> torch.Tensor:  # centred differences: a true vector field, and its norm
+        g = torch.stack([(torch.roll(v[0], -1, d) - torch.roll(v[0], 1, d)) / 2 for d in range(3)])
+        return torch.cat([g.norm(dim=0, keepdim=True), g])
+
+    averaged = symmetry_average(gradient, vol, SYMS, vector_channels=(1, 2, 3))
+    assert torch.allclose(averaged, gradient(vol), atol=1e-12)

@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from cosmoseg.nn import background_push_loss, balanced_cross_entropy, discriminative_loss
+from cosmoseg.nn import background_push_loss, balanced_cross_entropy, centre_offset_loss, discriminative_loss
 
 
 def _reference(embedding, labels, dp=0.5, dd=1.5, cp=1.0, cd=1.0, cr=0.001):
@@ -168,3 +168,38 @@ def test_background_push_pulls_bridging_voxels_away_under_gradient_descent() -> 
         optimizer.step()
     distances = torch.linalg.vector_norm(emb[2] - emb[:2], dim=1)
     assert bool((distances >= 1.5 - 1e-3).all())
+
+
+def test_centre_offset_loss_by_hand() -> None:
+    # crop 0: halo 1 at two voxels (errors 2 along x -> Huber 1.5, and 0), halo 2 at one voxel (error 0.5 -> 0.125);
+    # crop 1 has no halo and contributes 0 to the mean over the 2 crops
+    offsets = torch.zeros(2, 3, 2, 2, 2)
+    target = torch.zeros(2, 3, 2, 2, 2)
+    labels = torch.zeros(2, 2, 2, 2, dtype=torch.int64)
+    labels[0, 0, 0, 0] = labels[0, 1, 1, 1] = 1
+    labels[0, 0, 1, 0] = 2
+    target[0, 0, 0, 0, 0] = 2.0
+    target[0, 1, 0, 1, 0] = 0.5
+    target[1] = 5.0  # background: ignored
+    by_halo = ((1.5 + 0.0) / 2 + 0.125) / 2 / 2
+    by_voxel = (1.5 + 0.0 + 0.125) / 3 / 2
+    assert float(centre_offset_loss(offsets, target, labels)) == pytest.approx(by_halo)
+    assert float(centre_offset_loss(offsets, target, labels, weighting="voxel")) == pytest.approx(by_voxel)
+    # δ scales the linear branch: |e| = 2 with δ = 4 is quadratic, e²/2 = 2
+    assert float(centre_offset_loss(offsets, target, labels, weighting="voxel", huber_delta=4.0)) == pytest.approx(
+        (2.0 + 0.0 + 0.125) / 3 / 2
+    )
+
+
+def test_centre_offset_loss_gradient_and_errors() -> None:
+    offsets = torch.zeros(1, 3, 2, 2, 2, requires_grad=True)
+    labels = torch.zeros(1, 2, 2, 2, dtype=torch.int64)
+    loss = centre_offset_loss(offsets, torch.ones(1, 3, 2, 2, 2), labels)
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and offsets.grad is not None
+    with pytest.raises(ValueError, match="weighting"):
+        centre_offset_loss(offsets, offsets, labels, weighting="mass")
+    with pytest.raises(ValueError, match="do not match"):
+        centre_offset_loss(offsets, offsets, labels[:, :1])
+    with pytest.raises(ValueError, match="integer"):
+        centre_offset_loss(offsets, offsets, labels.float())

@@ -136,7 +136,7 @@ def test_bad_inputs() -> None:
     with pytest.raises(ValueError, match="size_out <= size_in"):
         ProtohaloCrops([(fields, seg)], 4, 6)
     with pytest.raises(ValueError, match="mode"):
-        ProtohaloCrops([(fields, seg)], 6, 4, mode="panoptic")  # type: ignore[arg-type]
+        ProtohaloCrops([(fields, seg)], 6, 4, mode="embedding")  # type: ignore[arg-type]
     rho = Field(values=fields.values, box=fields.box, channels=("delta", "rho"))
     with pytest.raises(ValueError, match="phi"):
         ProtohaloCrops([(rho, seg)], 6, 4)

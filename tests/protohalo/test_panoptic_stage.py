@@ -116,7 +116,7 @@ def test_box_not_on_the_crop_lattice_is_a_clear_error(models: tuple[Path, Path])
 
 def test_swapped_checkpoints_are_a_clear_error(models: tuple[Path, Path]) -> None:
     sem, ins = models
-    with pytest.raises(ArtifactError, match=r"'task' is 'instance' in the checkpoint, expected 'semantic'"):
+    with pytest.raises(ArtifactError, match=r"'task' is 'instance' in the checkpoint, expected 'semantic' or 'panoptic'"):
         _run((ins, sem), _fields(5))
 
 
@@ -398,3 +398,33 @@ def test_the_omega_m_pair_is_small_documented_and_spans_its_suite() -> None:
         assert low <= trained_low < low + 0.05 and high - 0.05 < trained_high <= high
     for f in files:
         torch.load(f, map_location="cpu", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def offset_models(tmp_path_factory: pytest.TempPathFactory, models: tuple[Path, Path]) -> tuple[Path, Path]:
+    """The semantic net of ``models``, a centre-offsets net, and a panoptic net, on the same boxes."""
+    root = tmp_path_factory.mktemp("offset_models")
+    paths = sorted((models[0].parent.parent / "suite").glob("box_*.h5"))
+    offsets = train(dataclasses.replace(TINY, task="offsets", n_validation=0), paths, root)
+    panoptic = train(dataclasses.replace(TINY, task="panoptic", n_validation=0), paths, root)
+    return offsets, panoptic
+
+
+def test_an_offsets_pair_and_a_panoptic_net_run_as_the_stage(
+    models: tuple[Path, Path], offset_models: tuple[Path, Path]
+) -> None:
+    offsets, panoptic = offset_models
+    for sem, ins in ((models[0], offsets), (panoptic, panoptic)):
+        out = _run((sem, ins), _fields(5), threshold=0.3)
+        seg, halos = out["segmentation"], out["halos"]
+        assert seg.meta["instances"] == "centre offsets" and seg.meta["symmetries"] == 1
+        assert len(halos) == seg.n_instances
+        assert bool(((seg.labels > 0) == (seg.probabilities > 0.3)).all())  # every masked voxel joins a halo
+    augmented = _run((models[0], offsets), _fields(5), threshold=0.3, symmetries=4)["segmentation"]
+    assert augmented.meta["symmetries"] == 4
+    with pytest.raises(ValidationError, match="offsets or panoptic model"):
+        _run(models, _fields(5), symmetries=2)
+    with pytest.raises(ValidationError, match="panoptic net"):
+        _run((panoptic, offsets), _fields(5))
+    with pytest.raises(ArtifactError, match="expected 'instance' or 'offsets' for the instance model"):
+        _run((models[0], panoptic), _fields(5))

@@ -281,5 +281,35 @@ def test_cli_errors_name_one_problem_per_line(tmp_path: Path) -> None:
     assert lines[0] == "error: protohalo training settings:" and len(lines) == 4, lines
     assert any("must be even" in line for line in lines) and any("lr must be a positive" in line for line in lines)
     assert any("batch_size must be >= 1" in line for line in lines)
-    result = runner.invoke(app, ["protohalo", "train", str(tmp_path / "suite"), "--task", "panoptic"])
-    assert result.exit_code == 1 and "--task must be semantic or instance" in result.output
+    result = runner.invoke(app, ["protohalo", "train", str(tmp_path / "suite"), "--task", "embedding"])
+    assert result.exit_code == 1 and "--task must be semantic, instance, offsets or panoptic" in result.output
+
+
+def test_offsets_training_regresses_the_centre_offsets(tmp_path: Path) -> None:
+    paths = _suite(tmp_path / "suite")
+    config = dataclasses.replace(TINY, task="offsets", n_validation=0)
+    path = train(config, paths, tmp_path / "out")
+    model, meta = load_model(path, "offsets", expect={"in_channels": 2})
+    assert path.name == "offsets.pt" and meta["channels"] == ["delta", "phi"] and meta["embedding_dim"] == 3
+    assert meta["offset_weighting"] == "halo" and meta["offset_unit"] == "cells" and "threshold" not in meta
+    with torch.no_grad():
+        assert model(torch.randn(1, 2, 8, 8, 8)).shape == (1, 3, 4, 4, 4)
+    # the weighting changes the training; a longer run lowers the loss it is trained on
+    voxel = train(dataclasses.replace(config, offset_weighting="voxel"), paths, tmp_path / "voxel")
+    a, b = (torch.load(p, weights_only=True)["model"] for p in (path, voxel))
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    logged: list[float] = []
+    longer = dataclasses.replace(config, steps=40, lr=3e-3, validate_every=40)
+    train(longer, paths, tmp_path / "longer", progress=lambda step, loss: logged.append(loss))
+    assert sum(logged[-5:]) < sum(logged[:5])
+    assert "offset_weighting" in "; ".join(dataclasses.replace(config, offset_weighting="mass").problems())
+
+
+def test_panoptic_training_has_both_heads_and_a_calibrated_threshold(tmp_path: Path) -> None:
+    paths = _suite(tmp_path / "suite")
+    path = train(dataclasses.replace(TINY, task="panoptic", n_validation=0, c_offset=0.5), paths, tmp_path / "out")
+    model, meta = load_model(path, "panoptic")
+    assert meta["embedding_dim"] == 4 and meta["c_offset"] == 0.5 and meta["threshold_calibrated"]
+    with torch.no_grad():
+        assert model(torch.randn(2, 2, 8, 8, 8)).shape == (2, 4, 4, 4, 4)
+    assert "c_offset" in "; ".join(dataclasses.replace(TINY, task="panoptic", c_offset=0.0).problems())

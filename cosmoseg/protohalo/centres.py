@@ -1,0 +1,181 @@
+"""Instances from centre offsets: every halo voxel points at its halo's Lagrangian centre (Hough voting).
+
+The paper's instance network (López-Cano et al. §2.3) maps voxels into an abstract pseudo-space, trained with the
+discriminative loss; the clustering of its points then decides the haloes, crop by crop, and the crops are stitched
+(appendices B, D). Here a network predicts instead, for every voxel, the offset from its cell to the centre of its
+halo in the box's own periodic frame (Neven et al. 2019's spatial embedding, Kendall et al.'s and Panoptic-DeepLab's
+centre regression): a direct regression target, the same in every crop, so
+
+* training converges like a regression (:func:`cosmoseg.nn.centre_offset_loss` against :func:`centre_offsets`);
+* the votes ``q + offset`` of a halo's voxels pile up at one point of the box whatever crop they were predicted in,
+  so the full box is grouped once, with no stitching (:func:`group_by_centre`);
+* a false-positive voxel of the semantic mask votes for *one* centre (the nearest halo's): it can join a halo, but
+  it cannot bridge two.
+
+Units: offsets and votes are in cells (a cell is ``L / n``), voxel ``(i, j, k)`` sits at ``(i, j, k) + 1/2``
+(:mod:`cosmoseg.mesh.grid`), and the box is ``[0, n)³``, periodic.
+
+**Grouping.** The votes of the mask voxels are painted on the n³ grid (cloud in cell) and smoothed with a Gaussian of
+``smoothing`` cells. *Seeds* are the periodic local maxima (3³ neighbourhood) whose strength, the smoothed count
+times ``(2π σ²)^{3/2}`` (≈ the number of votes in a tight clump), is at least ``min_votes``; going down in strength,
+a seed closer than ``seed_separation`` cells to a stronger kept seed is dropped. Every vote joins its nearest kept
+seed (periodic distance). Labels are numbered 1..K by decreasing size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.spatial import cKDTree
+
+from cosmoseg.errors import ValidationError
+from cosmoseg.mesh.assign import paint_cic
+from cosmoseg.mesh.fourier import rfft_k_magnitude
+from cosmoseg.mesh.periodic import group_centres, minimal_image, wrap
+
+__all__ = ["DEFAULT_GROUPING", "centre_offsets", "group_by_centre", "instances_from_offsets", "voxel_votes"]
+
+DEFAULT_GROUPING: dict[str, float] = {"smoothing": 1.0, "min_votes": 8.0, "seed_separation": 2.0}
+"""The grouping settings used when a checkpoint records none."""
+
+
+def _cell_positions(n: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """``(3, n, n, n)`` cell centres ``index + 1/2``, in cells."""
+    ticks = torch.arange(n, dtype=dtype) + 0.5
+    return torch.stack(torch.meshgrid(ticks, ticks, ticks, indexing="ij"))
+
+
+def centre_offsets(labels: torch.Tensor) -> torch.Tensor:
+    """``(3, n, n, n)`` float32 offset (cells) from every voxel to the periodic centre of its halo; 0 outside haloes.
+
+    labels: ``(n, n, n)`` integer halo ids (0 = no halo). The centre of a halo is the periodic mean of its voxels'
+    cell centres (:func:`cosmoseg.mesh.periodic.group_centres`); the offset is its minimal image, so a halo across
+    the box boundary gets offsets that point across it.
+    """
+    labels = torch.as_tensor(labels)
+    if labels.ndim != 3 or len(set(labels.shape)) != 1:
+        raise ValidationError(f"labels must be a cubic (n, n, n) volume, got shape {tuple(labels.shape)}")
+    n = labels.shape[0]
+    flat = labels.reshape(-1).to(torch.int64)
+    inside = torch.nonzero(flat > 0).reshape(-1)
+    out = torch.zeros((3, n**3), dtype=torch.float32)
+    if inside.numel() == 0:
+        return out.reshape(3, n, n, n)
+    _, group = torch.unique(flat[inside], return_inverse=True)
+    q = _cell_positions(n).reshape(3, -1)[:, inside].T
+    centres = group_centres(q, group, int(group.max()) + 1, float(n))
+    out[:, inside] = minimal_image(centres[group] - q, float(n)).T.float()
+    return out.reshape(3, n, n, n)
+
+
+def voxel_votes(offsets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``(N, 3)`` float64 votes (cells, wrapped into ``[0, n)``) of the ``N`` voxels where ``mask``: cell + offset.
+
+    offsets: ``(3, n, n, n)`` cells; mask: ``(n, n, n)`` bool. Votes are in the C order of the mask's voxels.
+    """
+    if offsets.ndim != 4 or offsets.shape[0] != 3 or tuple(mask.shape) != tuple(offsets.shape[1:]):
+        raise ValidationError(
+            f"need offsets (3, n, n, n) and mask (n, n, n), got {tuple(offsets.shape)}, {tuple(mask.shape)}"
+        )
+    n = offsets.shape[-1]
+    points = _cell_positions(n) + offsets.detach().cpu().to(torch.float64)
+    return wrap(points[:, mask.cpu().bool()].T.contiguous(), float(n))
+
+
+def _smoothed_counts(votes: torch.Tensor, n: int, smoothing: float) -> torch.Tensor:
+    counts = paint_cic(votes, n, float(n))
+    if smoothing <= 0:
+        return counts
+    k = rfft_k_magnitude(n, float(n), dtype=torch.float64)
+    kernel = torch.exp(-0.5 * (k * smoothing) ** 2)
+    return torch.fft.irfftn(torch.fft.rfftn(counts) * kernel, s=counts.shape)
+
+
+def _seeds(density: torch.Tensor, strength_scale: float, min_votes: float, separation: float) -> np.ndarray:
+    """Cell centres ``(K, 3)`` of the kept seeds, strongest first."""
+    n = density.shape[-1]
+    padded = F.pad(density[None, None], (1, 1, 1, 1, 1, 1), mode="circular")
+    peak = F.max_pool3d(padded, kernel_size=3, stride=1)[0, 0]
+    strength = density * strength_scale
+    is_seed = (density >= peak) & (strength >= min_votes)
+    index = torch.nonzero(is_seed)
+    order = torch.argsort(-strength[is_seed], stable=True)
+    candidates = (index[order].double() + 0.5).numpy()
+    if len(candidates) == 0 or separation <= 0:
+        return candidates
+    tree = cKDTree(candidates, boxsize=float(n))
+    kept = np.ones(len(candidates), dtype=bool)
+    for i in range(len(candidates)):  # greedy suppression, strongest first
+        if kept[i]:
+            close = np.asarray(tree.query_ball_point(candidates[i], separation - 1e-9), dtype=np.int64)
+            kept[close[close > i]] = False
+    return candidates[kept]
+
+
+def group_by_centre(
+    votes: torch.Tensor,
+    n: int,
+    *,
+    smoothing: float = DEFAULT_GROUPING["smoothing"],
+    min_votes: float = DEFAULT_GROUPING["min_votes"],
+    seed_separation: float = DEFAULT_GROUPING["seed_separation"],
+) -> torch.Tensor:
+    """``(N,)`` int64 group 1..K of each vote (see the module docstring); 0 for all when no seed reaches ``min_votes``.
+
+    votes: ``(N, 3)`` positions in cells in a periodic box ``[0, n)³``; smoothing: Gaussian σ in cells (0: none);
+    min_votes: the smallest seed strength (≈ votes); seed_separation: cells.
+    """
+    votes = torch.as_tensor(votes, dtype=torch.float64).cpu()
+    if votes.ndim != 2 or votes.shape[1] != 3:
+        raise ValidationError(f"votes must be (N, 3), got {tuple(votes.shape)}")
+    if not bool(torch.isfinite(votes).all()):
+        raise ValidationError("votes contain NaN or infinite values")
+    for name, value in (("smoothing", smoothing), ("min_votes", min_votes), ("seed_separation", seed_separation)):
+        if not (math.isfinite(value) and value >= 0):
+            raise ValidationError(f"{name} must be a finite number >= 0, got {value!r}")
+    if len(votes) == 0:
+        return torch.zeros(0, dtype=torch.int64)
+    votes = wrap(votes, float(n))
+    density = _smoothed_counts(votes, n, smoothing)
+    scale = (2 * math.pi * smoothing**2) ** 1.5 if smoothing > 0 else 1.0
+    seeds = _seeds(density, scale, min_votes, seed_separation)
+    if len(seeds) == 0:
+        return torch.zeros(len(votes), dtype=torch.int64)
+    _, nearest = cKDTree(seeds, boxsize=float(n)).query(votes.numpy(), k=1, workers=-1)
+    return _by_size(torch.as_tensor(nearest, dtype=torch.int64) + 1)
+
+
+def _by_size(groups: torch.Tensor) -> torch.Tensor:
+    """Groups relabelled 1..K by decreasing size (ties: the group met first in the array)."""
+    _, inverse, counts = torch.unique(groups, return_inverse=True, return_counts=True)
+    first = torch.full((len(counts),), len(groups), dtype=torch.int64).scatter_reduce_(
+        0, inverse, torch.arange(len(groups)), reduce="amin"
+    )
+    order = sorted(range(len(counts)), key=lambda g: (-int(counts[g]), int(first[g])))
+    mapping = torch.empty(len(counts), dtype=torch.int64)
+    mapping[torch.as_tensor(order, dtype=torch.int64)] = torch.arange(1, len(counts) + 1)
+    return mapping[inverse]
+
+
+def instances_from_offsets(
+    offsets: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    smoothing: float = DEFAULT_GROUPING["smoothing"],
+    min_votes: float = DEFAULT_GROUPING["min_votes"],
+    seed_separation: float = DEFAULT_GROUPING["seed_separation"],
+) -> torch.Tensor:
+    """``(n, n, n)`` int64 halo labels 1..K (by decreasing size; 0 outside ``mask``) from offsets ``(3, n, n, n)``.
+
+    The votes of the mask's voxels (:func:`voxel_votes`) grouped by :func:`group_by_centre` over the whole box.
+    """
+    mask = torch.as_tensor(mask).cpu().bool()
+    votes = voxel_votes(offsets, mask)
+    labels = torch.zeros(mask.shape, dtype=torch.int64)
+    labels[mask] = group_by_centre(
+        votes, mask.shape[-1], smoothing=smoothing, min_votes=min_votes, seed_separation=seed_separation
+    )
+    return labels

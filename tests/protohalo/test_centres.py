@@ -1,0 +1,106 @@
+"""The centre-offset instance formulation: targets, periodic centres, grouping of votes, and the data samples."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cosmoseg.data import Box, Field, Segmentation
+from cosmoseg.errors import ValidationError
+from cosmoseg.mesh.periodic import group_centres, minimal_image, wrap
+from cosmoseg.mesh.symmetry import apply_symmetry, cube_symmetries, transform_positions
+from cosmoseg.protohalo.centres import centre_offsets, group_by_centre, instances_from_offsets, voxel_votes
+from cosmoseg.protohalo.data import ProtohaloCrops
+
+SYMS = cube_symmetries()
+
+
+def _blobs(n: int = 16) -> torch.Tensor:
+    """Three cubic haloes: 3³ at (2..4)³, 2³ at (8..9)³ and a 4³ one across the corner of the box, (13, 14, 15, 0)³."""
+    labels = torch.zeros((n, n, n), dtype=torch.int64)
+    labels[2:5, 2:5, 2:5] = 1
+    labels[8:10, 8:10, 8:10] = 2
+    wrapped = torch.tensor([13, 14, 15, 0])
+    labels[wrapped[:, None, None], wrapped[None, :, None], wrapped[None, None, :]] = 3
+    return labels
+
+
+def test_periodic_helpers() -> None:
+    assert torch.allclose(minimal_image(torch.tensor([0.6, -0.6, 0.2, 1.4]), 1.0), torch.tensor([-0.4, 0.4, 0.2, 0.4]))
+    assert torch.equal(wrap(torch.tensor([-0.5, 10.0, 3.0]), 10.0), torch.tensor([9.5, 0.0, 3.0]))
+    # a group across the boundary: points at 9.5 and 0.5 (box 10) have their centre at 0 (or 10 -> wrapped to 0)
+    x = torch.tensor([[9.5, 5.0, 5.0], [0.5, 5.0, 5.0], [3.0, 3.0, 3.0], [4.0, 3.0, 3.0]], dtype=torch.float64)
+    centres = group_centres(x, torch.tensor([0, 0, 1, 1]), 3, 10.0)
+    assert torch.allclose(centres, torch.tensor([[0.0, 5.0, 5.0], [3.5, 3.0, 3.0], [0.0, 0.0, 0.0]], dtype=torch.float64))
+
+
+def test_centre_offsets_by_hand_and_across_the_boundary() -> None:
+    labels = torch.zeros((8, 8, 8), dtype=torch.int64)
+    labels[2, 2, 2] = labels[4, 2, 2] = 1  # centre (3.5, 2.5, 2.5): offsets ±1 along x
+    labels[7, 5, 5] = labels[0, 5, 5] = 2  # across the boundary: centre at x = 0 (= 8), offsets ±0.5
+    off = centre_offsets(labels)
+    assert off.shape == (3, 8, 8, 8) and off.dtype == torch.float32
+    assert off[:, 2, 2, 2].tolist() == [1.0, 0.0, 0.0] and off[:, 4, 2, 2].tolist() == [-1.0, 0.0, 0.0]
+    assert off[:, 7, 5, 5].tolist() == [0.5, 0.0, 0.0] and off[:, 0, 5, 5].tolist() == [-0.5, 0.0, 0.0]
+    assert float(off[:, labels == 0].abs().max()) == 0.0
+    # the votes of a halo meet at its centre, wrapped into the box
+    votes = voxel_votes(off, labels == 2)
+    assert torch.allclose(votes, torch.tensor([[0.0, 5.5, 5.5], [0.0, 5.5, 5.5]], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("k", [5, 17, 40])
+def test_centre_offsets_move_as_vectors_with_the_box(k: int) -> None:
+    labels = _blobs()
+    perm, flips = SYMS[k]
+    moved = centre_offsets(apply_symmetry(labels, perm, flips).contiguous())
+    assert torch.allclose(moved, transform_positions(centre_offsets(labels), perm, flips), atol=1e-6)
+
+
+def test_grouping_true_offsets_recovers_the_haloes_across_the_boundary() -> None:
+    labels = _blobs()
+    pred = instances_from_offsets(centre_offsets(labels), labels > 0, min_votes=1.0)
+    # one predicted halo per true halo, the boundary one included, labelled by decreasing size (64, 27, 8 voxels)
+    for true_id, pred_id in ((3, 1), (1, 2), (2, 3)):
+        assert bool((pred[labels == true_id] == pred_id).all())
+    assert bool((pred[labels == 0] == 0).all())
+    # a seed needs min_votes: the 8-voxel halo is dropped at 20 and its voxels join the nearest seed
+    pred = instances_from_offsets(centre_offsets(labels), labels > 0, min_votes=20.0)
+    assert int(pred.max()) == 2
+
+
+def test_group_by_centre_joins_noisy_votes_and_seeds_by_separation() -> None:
+    gen = torch.Generator().manual_seed(0)
+    # two clumps of 40 votes, one straddling the boundary (box 20 cells), with 0.3-cell noise
+    a = torch.tensor([0.2, 10.0, 10.0]) + 0.3 * torch.randn(40, 3, generator=gen)
+    b = torch.tensor([10.0, 4.0, 15.0]) + 0.3 * torch.randn(40, 3, generator=gen)
+    votes = torch.cat([a, b])
+    groups = group_by_centre(votes, 20, smoothing=1.0, min_votes=5.0, seed_separation=2.0)
+    assert set(groups[:40].tolist()) == {groups[0].item()} and set(groups[40:].tolist()) == {groups[40].item()}
+    assert groups[0] != groups[40]
+    # with the seeds forced further apart than the clumps, everything is one halo
+    assert set(group_by_centre(votes, 20, min_votes=5.0, seed_separation=15.0).tolist()) == {1}
+    assert group_by_centre(votes, 20, min_votes=1e6).tolist() == [0] * 80
+    with pytest.raises(ValidationError, match="votes must be"):
+        group_by_centre(torch.zeros(4, 2), 8)
+    with pytest.raises(ValidationError, match="smoothing"):
+        group_by_centre(votes, 20, smoothing=-1.0)
+
+
+def test_crops_carry_offsets_moved_with_the_symmetry() -> None:
+    labels = _blobs()
+    box = Box(length=32.0)
+    fields = Field(values=torch.randn(2, 16, 16, 16), box=box, channels=("delta", "phi"))
+    data = ProtohaloCrops([(fields, Segmentation(labels=labels, box=box))], size_in=10, size_out=8, mode="offsets")
+    corner = torch.tensor([12, 13, 14])
+    plain = data.crop(0, corner, 0)
+    assert plain["inputs"].shape == (2, 10, 10, 10) and plain["offsets"].shape == (3, 8, 8, 8)
+    full = centre_offsets(labels)
+    index = [(torch.arange(8) + c) % 16 for c in corner.tolist()]
+    expected = full[:, index[0][:, None, None], index[1][None, :, None], index[2][None, None, :]]
+    assert torch.equal(plain["offsets"], expected)  # the whole box's centres, not the crop's
+    for k in (9, 33):
+        perm, flips = SYMS[k]
+        sample = data.crop(0, corner, k)
+        assert torch.equal(sample["offsets"], transform_positions(plain["offsets"], perm, flips))
+        assert torch.equal(sample["labels"], apply_symmetry(plain["labels"], perm, flips))
+    assert "offsets" not in ProtohaloCrops([(fields, Segmentation(labels=labels, box=box))], 10, 8)[0]
