@@ -31,7 +31,9 @@ def test_periodic_helpers() -> None:
     # a group across the boundary: points at 9.5 and 0.5 (box 10) have their centre at 0 (or 10 -> wrapped to 0)
     x = torch.tensor([[9.5, 5.0, 5.0], [0.5, 5.0, 5.0], [3.0, 3.0, 3.0], [4.0, 3.0, 3.0]], dtype=torch.float64)
     centres = group_centres(x, torch.tensor([0, 0, 1, 1]), 3, 10.0)
-    assert torch.allclose(centres, torch.tensor([[0.0, 5.0, 5.0], [3.5, 3.0, 3.0], [0.0, 0.0, 0.0]], dtype=torch.float64))
+    assert torch.allclose(
+        centres, torch.tensor([[0.0, 5.0, 5.0], [3.5, 3.0, 3.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    )
 
 
 def test_centre_offsets_by_hand_and_across_the_boundary() -> None:

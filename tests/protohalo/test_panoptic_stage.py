@@ -116,7 +116,9 @@ def test_box_not_on_the_crop_lattice_is_a_clear_error(models: tuple[Path, Path])
 
 def test_swapped_checkpoints_are_a_clear_error(models: tuple[Path, Path]) -> None:
     sem, ins = models
-    with pytest.raises(ArtifactError, match=r"'task' is 'instance' in the checkpoint, expected 'semantic' or 'panoptic'"):
+    with pytest.raises(
+        ArtifactError, match=r"'task' is 'instance' in the checkpoint, expected 'semantic' or 'panoptic'"
+    ):
         _run((ins, sem), _fields(5))
 
 
