@@ -303,10 +303,11 @@ def evaluate_command(
         path = save_artifact(output / "evaluation.h5", tables)
     scores = tables["scores"]
     for i, source in enumerate(scores["source"].tolist()):
-        row = {key: float(scores[key][i]) for key in ("F1", "ARI", "instance_precision", "instance_precision_labelled")}
+        keys = ("F1", "ARI", "instance_precision", "instance_recall", "instance_precision_labelled")
+        row = {key: float(scores[key][i]) for key in (*keys, "instance_recall_labelled")}
         print(
-            f"{SOURCES[source]:>28}: F1 {row['F1']:.4f}  ARI {row['ARI']:.4f}  instance precision "
-            f"{row['instance_precision']:.4f} (haloes below the labelling limit dropped: "
-            f"{row['instance_precision_labelled']:.4f})"
+            f"{SOURCES[source]:>28}: F1 {row['F1']:.4f}  ARI {row['ARI']:.4f}  instance precision / recall "
+            f"{row['instance_precision']:.4f} / {row['instance_recall']:.4f} (haloes below the labelling limit "
+            f"dropped: {row['instance_precision_labelled']:.4f} / {row['instance_recall_labelled']:.4f})"
         )
     print(f"evaluation: {path}")

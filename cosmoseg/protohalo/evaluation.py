@@ -32,7 +32,13 @@ Tables:
   q95 of log10 M_pred);
   both sources share the bins;
 - ``mass_function``: dn/dlnM of the predicted and of the FoF haloes (catalogs built from the segmentations)
-  in shared bins, with ``ratio`` = pred / true (MISSING where the truth bin is empty: ``counts_true`` = 0).
+  in shared bins, with ``ratio`` = pred / true (MISSING where the truth bin is empty: ``counts_true`` = 0); with
+  twins, ``counts_twins`` and ``dndlnm_twins``, the mass function of the twins' ``segmentation_b`` (haloes above
+  the labelling limit) in the same bins;
+- ``eulerian`` (when the boxes hold their FoF ``halos`` catalog): rows per (source, bin of the FoF mass), source
+  0 = the model, 1 = the true segmentation placed by 2LPT: ``n_fof`` labelled FoF haloes, ``n_matched`` of them
+  matched (IoU ≥ 0.5), ``matched_fraction``, and the 16/50/84% quantiles of log10 M_pred/M_FoF and of the distance
+  between the 2LPT-placed and the FoF centres of mass (Mpc/h) (:mod:`cosmoseg.protohalo.eulerian`).
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ from typing import Any
 
 import torch
 
-from cosmoseg.data import Field, Segmentation, Table, load_artifact
+from cosmoseg.data import Field, HaloCatalog, Segmentation, Table, load_artifact
 from cosmoseg.data.table import MISSING_FILL
 from cosmoseg.errors import ValidationError
 from cosmoseg.measure.instance_metrics import (
@@ -57,6 +63,7 @@ from cosmoseg.measure.instance_metrics import (
 from cosmoseg.measure.mass_function import halo_mass_function
 from cosmoseg.measure.segmentation import binary_scores, default_mass_edges, per_mass_rates, voxel_halo_masses
 from cosmoseg.protohalo.catalog import halo_catalog_from_segmentation
+from cosmoseg.protohalo.eulerian import matched_halo_errors
 from cosmoseg.protohalo.pretrained import cosmology_differences, load_model_pair
 from cosmoseg.protohalo.training import COSMOLOGY_KEYS
 
@@ -248,7 +255,8 @@ def evaluate(
     oracles: also score two oracles on each box, which separate the failure modes: the instance model clustering the
     *true* mask ("true mask + model instances": the instance model's own errors), and the semantic mask given the
     true instances (:func:`oracle_instances`; "model mask + true instances": what the mask alone costs).
-    Returns the Tables ``scores``, ``per_mass`` and ``mass_function`` described in the module docstring.
+    Returns the Tables ``scores``, ``per_mass``, ``mass_function`` and (boxes with a FoF catalog) ``eulerian``
+    described in the module docstring.
     """
     if not box_paths:
         raise ValidationError("evaluate needs at least one validation box")
@@ -257,6 +265,7 @@ def evaluate(
 
     say = log or (lambda line: None)
     pools = {name: _Pool() for name in SOURCES}
+    eulerian: dict[str, list[dict[str, torch.Tensor]]] = {}
     segmentations: list[tuple[str, Segmentation]] = []
     pred_masses: list[torch.Tensor] = []
     true_masses: list[torch.Tensor] = []
@@ -287,12 +296,22 @@ def evaluate(
         for seg, out in ((pred, pred_masses), (truth, true_masses)):
             catalog, _ = halo_catalog_from_segmentation(seg, fields)
             out.append(catalog["mass"].to(torch.float64).cpu())
+        fof = objects.get("halos")
+        if isinstance(fof, HaloCatalog):
+            for source, seg in (("model", pred), ("true segmentation + 2LPT", truth)):
+                eulerian.setdefault(source, []).append(matched_halo_errors(seg, truth, fof, fields))
+        else:
+            say(f"{name}: no FoF 'halos' catalog: no Eulerian errors")
         volume += float(fields.box.length) ** 3
+    twin_masses: list[torch.Tensor] = []
+    twin_volume = 0.0
     for path in twin_paths:
         objects = _load(path, ("fields", "segmentation_a", "segmentation_b"))
         a, b = objects["segmentation_a"], objects["segmentation_b"]
         pools["baseline"].add(a.labels, b.labels, b.labels > 0, labelling_limit(a))
         segmentations.append((f"twin {Path(path).name}", a))
+        twin_masses.append(_segmentation_masses(b, labelling_limit(a)))
+        twin_volume += float(b.box.length) ** 3
     particle_mass = _one_cosmology_and_resolution(segmentations)
 
     used = [(i, name) for i, name in enumerate(SOURCES) if pools[name]]
@@ -349,6 +368,10 @@ def evaluate(
     hmf_pred = halo_mass_function(pred_m, volume, edges=mf_edges)
     hmf_true = halo_mass_function(true_m, volume, edges=mf_edges)
     ratio = torch.where(hmf_true["counts"] > 0, hmf_pred["dndlnm"] / hmf_true["dndlnm"].clamp(min=1e-300), MISSING)
+    twin_columns: dict[str, torch.Tensor] = {}
+    if twin_masses:
+        hmf_twin = halo_mass_function(torch.cat(twin_masses), twin_volume, edges=mf_edges)
+        twin_columns = {"counts_twins": hmf_twin["counts"], "dndlnm_twins": hmf_twin["dndlnm"]}
     mass_function = Table(
         columns={
             "m_low": hmf_true["m_low"],
@@ -361,6 +384,7 @@ def evaluate(
             "dndlnm_true": hmf_true["dndlnm"],
             "dndlnm_true_err": hmf_true["dndlnm_err"],
             "ratio": _finite(ratio),
+            **twin_columns,
         },
         units={
             "m_low": "Msun/h",
@@ -368,7 +392,69 @@ def evaluate(
             "m_mid": "Msun/h",
             **{k: hmf_true.units["dndlnm"] for k in ("dndlnm_pred", "dndlnm_pred_err", "dndlnm_true")},
             "dndlnm_true_err": hmf_true.units["dndlnm"],
+            **({"dndlnm_twins": hmf_true.units["dndlnm"]} if twin_columns else {}),
         },
         meta={"volume": volume, "particle_mass": particle_mass, "missing_value": MISSING, "missing": MISSING_NOTE},
     )
-    return {"scores": scores, "per_mass": per_mass, "mass_function": mass_function}
+    tables = {"scores": scores, "per_mass": per_mass, "mass_function": mass_function}
+    if eulerian:
+        tables["eulerian"] = _eulerian_table(eulerian, mf_edges)
+    return tables
+
+
+def _segmentation_masses(seg: Segmentation, min_voxels: int) -> torch.Tensor:
+    """Masses (Msun/h, float64) of the haloes of ``seg`` with at least ``min_voxels`` voxels: voxels × particle mass."""
+    sizes = torch.bincount(seg.labels.reshape(-1).to(torch.int64).cpu())[1:]
+    return sizes[sizes >= max(min_voxels, 1)].double() * _particle_mass(seg)
+
+
+def _mass_bin(m: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    """Bin index of each mass (-1 or len(edges) - 1 outside); the outer edges belong to their bins, as in the mass
+    function (:func:`~cosmoseg.measure.mass_function.halo_mass_function`)."""
+    edges = edges.to(m.dtype).clone()
+    edges[0], edges[-1] = edges[0] * (1 - 1e-9), edges[-1] * (1 + 1e-9)  # outer edges computed through log10
+    return torch.bucketize(m, edges, right=True) - 1
+
+
+def _eulerian_table(errors: dict[str, list[dict[str, torch.Tensor]]], edges: torch.Tensor) -> Table:
+    """Rows per (source, bin of the FoF mass): matched fraction, quantiles of log10 M_pred/M_FoF and of |Δx|."""
+    columns: dict[str, list[float]] = {}
+    for i, parts in enumerate(errors.values()):
+        merged = {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+        matched_bin, fof_bin = (_mass_bin(merged[key], edges) for key in ("m_fof", "m_fof_all"))
+        for j, (low, high) in enumerate(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True)):
+            inside = matched_bin == j
+            n_fof = int((fof_bin == j).sum())
+            ratio = torch.log10(merged["m_pred"][inside] / merged["m_fof"][inside])
+            error = merged["pos_error"][inside]
+            row = {
+                "source": float(i),
+                "m_low": low,
+                "m_high": high,
+                "m_mid": (low * high) ** 0.5,
+                "n_fof": float(n_fof),
+                "n_matched": float(int(inside.sum())),
+                "matched_fraction": int(inside.sum()) / n_fof if n_fof else MISSING,
+            }
+            for q in (0.16, 0.5, 0.84):
+                have = bool(inside.any())
+                row[f"log_mass_ratio_q{round(100 * q):02d}"] = float(ratio.quantile(q)) if have else MISSING
+                row[f"pos_error_q{round(100 * q):02d}"] = float(error.quantile(q)) if have else MISSING
+            for key, value in row.items():
+                columns.setdefault(key, []).append(value)
+    return Table(
+        columns={
+            key: torch.tensor(values, dtype=torch.int64 if key == "source" else torch.float64)
+            for key, values in columns.items()
+        },
+        units={"m_low": "Msun/h", "m_high": "Msun/h", "m_mid": "Msun/h"}
+        | {f"pos_error_q{q}": "Mpc/h" for q in ("16", "50", "84")}
+        | {f"log_mass_ratio_q{q}": "dex" for q in ("16", "50", "84")},
+        meta={
+            **{f"source_{i}": name for i, name in enumerate(errors)},
+            "matched": "IoU >= 0.5 of the Lagrangian voxels",
+            "pos_error": "periodic distance between the 2LPT-placed centre of mass and the FoF halo's pos",
+            "missing_value": MISSING,
+            "missing": MISSING_NOTE,
+        },
+    )

@@ -273,3 +273,51 @@ def test_oracles_separate_the_mask_from_the_instances(trained: Trained) -> None:
     # the model's mask with the true instances: the model's semantic scores, every true halo it touches kept whole
     assert float(scores["F1"][2]) == pytest.approx(float(scores["F1"][0]))
     assert float(scores["n_pred_haloes"][2]) <= float(scores["n_true_haloes"][2])
+
+
+def test_eulerian_errors_by_hand() -> None:
+    from cosmoseg.protohalo.catalog import halo_catalog_from_segmentation
+    from cosmoseg.protohalo.eulerian import fof_rows_of_labels, matched_halo_errors
+
+    box = Box(length=16.0)
+    fields = Field(values=0.01 * _fields(3, box).values, box=box, channels=("delta", "phi"))
+    truth = Segmentation(labels=_labels(), box=box)  # sizes 27, 18, 12: labels 1..3 in decreasing size
+    placed, _ = halo_catalog_from_segmentation(truth, fields)
+    shift = torch.tensor([[0.3, 0.0, 0.0], [0.0, -0.4, 0.0], [0.0, 0.0, 15.5]], dtype=placed["pos"].dtype)
+    fof = dataclasses.replace(placed, columns={**placed.columns, "pos": placed["pos"] + shift})  # 15.5 = -0.5 periodic
+    assert fof_rows_of_labels(truth, fof).tolist() == [-1, 0, 1, 2]
+    exact = matched_halo_errors(truth, truth, fof, fields)
+    assert torch.allclose(exact["pos_error"], torch.tensor([0.3, 0.4, 0.5], dtype=torch.float64), atol=1e-5)
+    assert torch.equal(exact["m_pred"], exact["m_fof"]) and len(exact["m_fof_all"]) == 3
+    # halo 1 grown by 3 voxels: still matched (IoU 27/30), mass ratio 30/27
+    grown = _labels()
+    grown[3, 0, 0:3] = 1
+    errors = matched_halo_errors(Segmentation(labels=grown, box=box), truth, fof, fields)
+    ratio = errors["m_pred"] / errors["m_fof"]
+    assert torch.allclose(torch.sort(ratio).values, torch.tensor([1.0, 1.0, 30 / 27], dtype=torch.float64))
+    # labels that are not the catalog's rows in order are refused
+    swapped = torch.where(truth.labels == 1, 2, torch.where(truth.labels == 2, 1, truth.labels))
+    with pytest.raises(ValidationError, match="label k must be the halo of row k - 1"):
+        fof_rows_of_labels(Segmentation(labels=swapped, box=box), fof)
+
+
+def test_evaluate_writes_the_eulerian_table_and_the_twins_mass_function(tmp_path: Path, trained: Trained) -> None:
+    from cosmoseg.protohalo.catalog import halo_catalog_from_segmentation
+
+    paths = []
+    for path in _suite(tmp_path / "suite"):
+        objects = load_artifact(path)
+        fof, _ = halo_catalog_from_segmentation(objects["segmentation"], objects["fields"])
+        save_artifact(path, {**objects, "halos": dataclasses.replace(fof, meta={"finder": "test"})})
+        paths.append(path)
+    sem, ins, _ = trained
+    tables = evaluate(sem, ins, paths, twin_paths=[_twin(tmp_path / "twin.h5", same=True)])
+    table = tables["eulerian"]
+    truth_rows = table["source"] == 1
+    assert table.meta["source_1"] == "true segmentation + 2LPT"
+    # the true segmentation placed by 2LPT is the "FoF" catalog here: every halo matched, no mass or position error
+    matched = table["n_matched"][truth_rows]
+    assert int(matched.sum()) == 6 and torch.equal(matched, table["n_fof"][truth_rows])
+    assert float(table["pos_error_q84"][truth_rows].abs().max()) < 1e-5
+    mf = tables["mass_function"]
+    assert torch.equal(mf["counts_twins"], mf["counts_true"] // 2)  # one twin box, the same haloes as each box
