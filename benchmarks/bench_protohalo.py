@@ -1,5 +1,9 @@
 """Time the full-box protohalo panoptic prediction (semantic net, instance net, clustering, stitching).
 
+Any pair of ``cosmoseg protohalo train``: the paper's (semantic + instance embedding, persistence clustering per
+crop, two lattices stitched) or a centre-offsets one (offsets net, or one panoptic net; ``clustering_s`` is then the
+vote grouping over the whole box, with no stitching).
+
     python benchmarks/bench_protohalo.py [--n 128] [--device cpu|cuda] [--batch-size 4] [--no-amp] [--repeat 1]
     python benchmarks/bench_protohalo.py --train-step [--device cpu|cuda] [--batch-size 2] [--repeat 3]
 
@@ -19,6 +23,7 @@ fresh weights): forward and backward of --batch-size random crops of size_in^3, 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import resource
@@ -93,6 +98,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--semantic", default=None, help="semantic checkpoint (default: shipped)")
     parser.add_argument("--instance", default=None, help="instance checkpoint (default: shipped)")
+    parser.add_argument("--symmetries", type=int, default=1, help="test-time augmentation (offsets/panoptic pairs)")
     parser.add_argument("--train-step", action="store_true", help="time a training step of the semantic V-Net")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -108,33 +114,31 @@ def main() -> None:
     fields = initial_conditions(cosmology, n=args.n, length=length, seed=1).fields
 
     runs = []
-    original = panoptic.persistence_clustering
+    # the grouping step of the pair's kind: persistence clustering per crop, or the vote grouping over the box
+    grouping_name = "persistence_clustering" if pair.kind == "embedding" else "instances_from_offsets"
+    original = getattr(panoptic, grouping_name)
     for attempt in range(args.repeat + 1):
         semantic, instance = Timer(pair.semantic, device), Timer(pair.instance, device)
         clustering = Timer(original, torch.device("cpu"))
-        panoptic.persistence_clustering = clustering
+        setattr(panoptic, grouping_name, clustering)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         try:
             start = time.perf_counter()
             prepared, _ = pair.prepare_fields(fields)  # as protohalo.panoptic: phi's modes beyond the training box
             preprocess = time.perf_counter() - start
-            seg = panoptic.predict_panoptic(
+            timed = dataclasses.replace(pair, semantic=semantic, instance=instance)
+            seg = timed.predict(
                 prepared,
-                semantic,
-                instance,
-                size_in=pair.size_in,
-                size_out=pair.size_out,
-                threshold=pair.threshold,
                 batch_size=args.batch_size,
                 device=device,
                 amp=not args.no_amp,
                 keep=args.keep,
-                **pair.clustering,
+                **({"symmetries": args.symmetries} if pair.kind != "embedding" else {}),
             )
             total = time.perf_counter() - start
         finally:
-            panoptic.persistence_clustering = original
+            setattr(panoptic, grouping_name, original)
         if attempt == 0 and args.repeat > 0:
             continue  # warm-up
         runs.append(
@@ -166,7 +170,9 @@ def main() -> None:
         "batch_size": args.batch_size,
         "amp": (not args.no_amp) and device.type == "cuda",
         "crop": f"{pair.size_in}->{pair.size_out}, keep {args.keep or pair.size_out}",
-        "clustering": pair.clustering,
+        "kind": pair.kind,
+        "clustering": pair.clustering if pair.kind == "embedding" else pair.grouping,
+        "symmetries": args.symmetries if pair.kind != "embedding" else 1,
         **{k: round(v, 3) if isinstance(v, float) else v for k, v in best.items()},
         "peak_memory_mib": round(peak, 1),
     }

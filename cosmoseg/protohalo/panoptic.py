@@ -55,6 +55,7 @@ __all__ = [
     "input_fields",
     "instance_labels_for_crops",
     "predict_panoptic",
+    "offset_maps",
     "predict_panoptic_offsets",
     "remove_long_modes",
     "semantic_probabilities",
@@ -500,6 +501,48 @@ def calibrate_threshold(probabilities: Sequence[torch.Tensor], target_fraction: 
     return 0.5 * (lower + upper)
 
 
+def offset_maps(
+    fields: Field,
+    semantic_model: Model | None,
+    offset_model: Model,
+    *,
+    size_in: int,
+    size_out: int,
+    batch_size: int = 4,
+    symmetries: int = 1,
+    offset: int = 0,
+    device: torch.device | str | None = None,
+    amp: bool = True,
+    keep: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The full-box maps of a centre-offsets pair: the probability ``(n, n, n)`` of being in a halo and the offsets
+    ``(3, n, n, n)`` (cells) to the halo centre, float32 on the CPU (arguments: :func:`predict_panoptic_offsets`)."""
+    if not (isinstance(symmetries, int) and 1 <= symmetries <= 48):
+        raise ValidationError(f"symmetries must be an integer from 1 to 48, got {symmetries!r}")
+    values = input_fields(fields)
+    lattice: dict[str, Any] = {
+        "size_in": size_in,
+        "size_out": size_out,
+        "batch_size": batch_size,
+        "device": device,
+        "offset": offset,
+        "amp": amp,
+        "keep": keep,
+        "progress": progress,
+    }
+
+    def predict(volume: torch.Tensor) -> torch.Tensor:
+        if semantic_model is None:
+            out = _lattice_outputs(volume, offset_model, "panoptic", **lattice)
+            return torch.cat([torch.sigmoid(out[:1]), out[1:]])
+        probs = _semantic_probabilities(volume, semantic_model, **lattice)
+        return torch.cat([probs[None], _lattice_outputs(volume, offset_model, "offsets", **lattice)])
+
+    maps = symmetry_average(predict, values, cube_symmetries()[:symmetries], vector_channels=(1, 2, 3))
+    return maps[0], maps[1:]
+
+
 def predict_panoptic_offsets(
     fields: Field,
     semantic_model: Model | None,
@@ -539,33 +582,24 @@ def predict_panoptic_offsets(
     """
     if not (isinstance(threshold, (int, float)) and 0.0 <= float(threshold) <= 1.0):
         raise ValidationError(f"threshold must be a probability in [0, 1], got {threshold!r}")
-    if not (isinstance(symmetries, int) and 1 <= symmetries <= 48):
-        raise ValidationError(f"symmetries must be an integer from 1 to 48, got {symmetries!r}")
     settings = {**DEFAULT_GROUPING, **(grouping or {})}
     unknown = sorted(set(settings) - set(DEFAULT_GROUPING))
     if unknown:
         raise ValidationError(f"unknown grouping setting(s) {unknown}; known: {sorted(DEFAULT_GROUPING)}")
-    values = input_fields(fields)
-    lattice: dict[str, Any] = {
-        "size_in": size_in,
-        "size_out": size_out,
-        "batch_size": batch_size,
-        "device": device,
-        "offset": offset,
-        "amp": amp,
-        "keep": keep,
-        "progress": progress,
-    }
-
-    def predict(volume: torch.Tensor) -> torch.Tensor:
-        if semantic_model is None:
-            out = _lattice_outputs(volume, offset_model, "panoptic", **lattice)
-            return torch.cat([torch.sigmoid(out[:1]), out[1:]])
-        probs = _semantic_probabilities(volume, semantic_model, **lattice)
-        return torch.cat([probs[None], _lattice_outputs(volume, offset_model, "offsets", **lattice)])
-
-    maps = symmetry_average(predict, values, cube_symmetries()[:symmetries], vector_channels=(1, 2, 3))
-    probs, offsets = maps[0], maps[1:]
+    probs, offsets = offset_maps(
+        fields,
+        semantic_model,
+        offset_model,
+        size_in=size_in,
+        size_out=size_out,
+        batch_size=batch_size,
+        symmetries=symmetries,
+        offset=offset,
+        device=device,
+        amp=amp,
+        keep=keep,
+        progress=progress,
+    )
     if mask is None:
         mask = probs > float(threshold)
     elif tuple(mask.shape) != tuple(probs.shape):
