@@ -58,10 +58,11 @@ def scores_markdown(results: dict[tuple[str, str], dict[str, Table]], twins: dic
     return "\n".join(lines)
 
 
-def _ratio_text(n_pred: float, n_true: float) -> str:
+def _ratio_text(n_pred: float, n_true: float, scale: float = 1.0) -> str:
+    """``scale · n_pred / n_true`` with its Poisson error (scale: the ratio of the volumes, true over predicted)."""
     if n_true == 0:
         return "–"
-    ratio = n_pred / n_true
+    ratio = scale * n_pred / n_true
     error = ratio * math.sqrt(1 / n_true + 1 / n_pred) if n_pred else float("nan")
     return f"{ratio:.2f} ± {error:.2f}" if math.isfinite(error) else f"{ratio:.2f}"
 

@@ -20,6 +20,7 @@ import itertools
 from pathlib import Path
 
 import torch
+from tune_protohalo_clustering import instance_summary  # the sibling script (benchmarks/)
 
 from cosmoseg.data import Segmentation, load_artifact
 from cosmoseg.protohalo.centres import instances_from_offsets
@@ -65,10 +66,7 @@ def main() -> None:
             if args.labelled:
                 labels = drop_below(labels, labelling_limit(truth))
             rows.append(truth_scores(Segmentation(labels=labels, probabilities=probs, box=truth.box), truth))
-        precision = sum(r["instance_precision"] for r in rows) / len(rows)
-        recall = sum(r["instance_recall"] for r in rows) / len(rows)
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
-        ratio = sum(r["n_pred"] for r in rows) / max(sum(r["n_true"] for r in rows), 1.0)
+        f1, precision, recall, ratio = instance_summary(rows)
         print(
             f"| {smoothing:g} | {min_votes:g} | {separation:g} | {f1:.3f} | {precision:.3f} | {recall:.3f} | "
             f"{ratio:.3f} |"

@@ -362,6 +362,20 @@ def _default_positions(size: int, cell: float) -> torch.Tensor:
     return lagrangian_position_channels(size, cell)
 
 
+def _check_threshold(threshold: float) -> None:
+    if not (isinstance(threshold, (int, float)) and 0.0 <= float(threshold) <= 1.0):
+        raise ValidationError(f"threshold must be a probability in [0, 1], got {threshold!r}")
+
+
+def _voxels_in_haloes(probs: torch.Tensor, threshold: float, mask: torch.Tensor | None) -> torch.Tensor:
+    """``(n, n, n)`` bool on the probabilities' device: ``probs > threshold``, or the given oracle ``mask``."""
+    if mask is None:
+        return probs > float(threshold)
+    if tuple(mask.shape) != tuple(probs.shape):
+        raise ValidationError(f"mask has shape {tuple(mask.shape)}, but the box is {tuple(probs.shape)}")
+    return mask.to(probs.device).bool()
+
+
 def predict_panoptic(
     fields: Field,
     semantic_model: Model,
@@ -404,8 +418,7 @@ def predict_panoptic(
     Returns a ``Segmentation`` on ``fields``' device: labels 1..K by decreasing size (0 = no halo), the
     probabilities, and ``meta`` with the threshold and the crop sizes.
     """
-    if not (isinstance(threshold, (int, float)) and 0.0 <= float(threshold) <= 1.0):
-        raise ValidationError(f"threshold must be a probability in [0, 1], got {threshold!r}")
+    _check_threshold(threshold)
     values = input_fields(fields)
     n = values.shape[-1]
     keep = size_out if keep is None else keep
@@ -430,11 +443,7 @@ def predict_panoptic(
         keep=keep,
         progress=progress,
     )
-    if mask is None:
-        mask = probs > float(threshold)
-    elif tuple(mask.shape) != tuple(probs.shape):
-        raise ValidationError(f"mask has shape {tuple(mask.shape)}, but the box is {tuple(probs.shape)}")
-    mask = mask.to(probs.device).bool()
+    mask = _voxels_in_haloes(probs, threshold, mask)
 
     dev, dtype = _model_device_dtype(instance_model, device)
     make_positions = position_channels or _default_positions
@@ -580,8 +589,7 @@ def predict_panoptic_offsets(
     and ``meta`` with the threshold, the crop sizes, the grouping (``grouping_<setting>``) and the number of
     symmetries.
     """
-    if not (isinstance(threshold, (int, float)) and 0.0 <= float(threshold) <= 1.0):
-        raise ValidationError(f"threshold must be a probability in [0, 1], got {threshold!r}")
+    _check_threshold(threshold)
     settings = {**DEFAULT_GROUPING, **(grouping or {})}
     unknown = sorted(set(settings) - set(DEFAULT_GROUPING))
     if unknown:
@@ -600,11 +608,7 @@ def predict_panoptic_offsets(
         keep=keep,
         progress=progress,
     )
-    if mask is None:
-        mask = probs > float(threshold)
-    elif tuple(mask.shape) != tuple(probs.shape):
-        raise ValidationError(f"mask has shape {tuple(mask.shape)}, but the box is {tuple(probs.shape)}")
-    labels = instances_from_offsets(offsets, mask.cpu().bool(), **settings)
+    labels = instances_from_offsets(offsets, _voxels_in_haloes(probs, threshold, mask), **settings)
     dev_out = fields.values.device
     return Segmentation(
         labels=labels.to(dev_out),

@@ -321,3 +321,35 @@ def test_evaluate_writes_the_eulerian_table_and_the_twins_mass_function(tmp_path
     assert float(table["pos_error_q84"][truth_rows].abs().max()) < 1e-5
     mf = tables["mass_function"]
     assert torch.equal(mf["counts_twins"], mf["counts_true"] // 2)  # one twin box, the same haloes as each box
+
+
+def test_instances_benchmark_scores_pairs_side_by_side_with_figures(
+    trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    from cosmoseg.protohalo.catalog import halo_catalog_from_segmentation
+
+    script = Path(__file__).parents[2] / "benchmarks" / "protohalo_instances.py"
+    spec = importlib.util.spec_from_file_location("protohalo_instances", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sem, ins, paths = trained
+    offsets = train(dataclasses.replace(TINY, task="offsets", n_validation=0), paths, tmp_path / "offsets")
+    boxes = []
+    for path in _suite(tmp_path / "suite"):
+        objects = load_artifact(path)
+        fof, _ = halo_catalog_from_segmentation(objects["segmentation"], objects["fields"])
+        save_artifact(path, {**objects, "halos": fof})
+        boxes.append(str(path))
+    twin = str(_twin(tmp_path / "twin.h5", same=False))
+    args = ["--pair", "paper", str(sem), str(ins), "--pair", "offsets", str(sem), str(offsets)]
+    module.main([*args, "--set", "a", *boxes, "--set", "b", boxes[0], "--twins", twin, "--symmetries", "2"])
+    out = capsys.readouterr().out
+    for row in ("| paper | a |", "| offsets | b |", "| offsets + TTA 2 | a |", "| twin baseline | twins |"):
+        assert row in out, row
+    assert "| true segmentation + 2LPT |" in out and "twins / FoF (per volume)" in out
+    module.main([*args, "--set", "a", *boxes, "--figures", str(tmp_path / "fig")])
+    for name in ("instances_mass_function.png", "instances_eulerian.png"):
+        assert (tmp_path / "fig" / name).stat().st_size > 1000
