@@ -68,7 +68,7 @@ def _ratio_text(n_pred: float, n_true: float, scale: float = 1.0) -> str:
 
 
 def mass_function_markdown(results: dict[tuple[str, str], dict[str, Table]], boxes: str) -> str:
-    """Predicted / FoF counts per mass bin (the bins of each evaluation are the same when the truth is)."""
+    """Predicted / FoF counts per mass bin (every evaluation has the same bins, ``--mass-bins``)."""
     chosen = {pair: tables["mass_function"] for (pair, name), tables in results.items() if name == boxes}
     first = next(iter(chosen.values()))
     masses = " | ".join(f"{float(m):.2g}" for m in first["m_mid"])
@@ -84,9 +84,6 @@ def mass_function_markdown(results: dict[tuple[str, str], dict[str, Table]], box
         ]
         lines.append("| twins / FoF (per volume) | " + " | ".join(ratios) + " |")
     for pair, mf in chosen.items():
-        if not torch.allclose(mf["m_mid"], first["m_mid"]):
-            lines.append(f"| {pair} | (other bins: its predicted masses reach further) |")
-            continue
         cells = [_ratio_text(float(p), float(t)) for p, t in zip(mf["counts_pred"], mf["counts_true"], strict=True)]
         lines.append(f"| {pair} / FoF | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -150,22 +147,22 @@ def figure_eulerian(results: dict[tuple[str, str], dict[str, Table]], boxes: str
 
     fig = Figure(figsize=(9.0, 3.8))
     mass_axis, pos_axis = fig.subplots(1, 2)
-    drawn_truth = False
-    for (pair, name), tables in results.items():
-        if name != boxes or "eulerian" not in tables:
-            continue
-        table = tables["eulerian"]
-        for source in (0, 1):
-            if source == 1 and drawn_truth:
-                continue
-            keep = ((table["source"] == source) & (table["n_matched"] > 0)).numpy()
-            m = table["m_mid"].numpy()[keep]
-            label = pair if source == 0 else "true segmentation + 2LPT"
-            style = {"marker": "o" if source == 0 else "s", "capsize": 2, "label": label}
-            for axis, prefix in ((mass_axis, "log_mass_ratio"), (pos_axis, "pos_error")):
-                q16, q50, q84 = (table[f"{prefix}_q{q}"].numpy()[keep] for q in ("16", "50", "84"))
-                axis.errorbar(m, q50, yerr=np.stack([q50 - q16, q84 - q50]), **style)
-        drawn_truth = True
+    series = [
+        (pair, tables["eulerian"], source)
+        for (pair, name), tables in results.items()
+        if name == boxes and "eulerian" in tables
+        for source in (0, 1)
+    ]
+    series = [item for i, item in enumerate(series) if item[2] == 0 or i == 1]  # the true segmentation once
+    for k, (pair, table, source) in enumerate(series):
+        keep = ((table["source"] == source) & (table["n_matched"] > 0)).numpy()
+        dodge = 10.0 ** (0.02 * (k - (len(series) - 1) / 2))  # side by side within a bin, so the bars stay apart
+        m = table["m_mid"].numpy()[keep] * dodge
+        label = pair if source == 0 else "true segmentation + 2LPT"
+        style = {"marker": "o" if source == 0 else "s", "ms": 4, "capsize": 2, "label": label}
+        for axis, prefix in ((mass_axis, "log_mass_ratio"), (pos_axis, "pos_error")):
+            q16, q50, q84 = (table[f"{prefix}_q{q}"].numpy()[keep] for q in ("16", "50", "84"))
+            axis.errorbar(m, q50, yerr=np.stack([q50 - q16, q84 - q50]), **style)
     mass_axis.axhline(0.0, color="0.5", lw=0.8)
     mass_axis.set_ylabel(r"$\log_{10} M_{\rm pred}/M_{\rm FoF}$ (median, 16–84%)")
     pos_axis.set_ylabel(r"$|\Delta x|$ to the FoF centre [Mpc/$h$] (median, 16–84%)")
@@ -183,6 +180,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", nargs="+", action="append", required=True, metavar="NAME BOX", dest="sets")
     parser.add_argument("--twins", nargs="*", type=Path, default=[])
     parser.add_argument("--symmetries", type=int, default=1, help="also score offsets pairs with this TTA")
+    parser.add_argument(
+        "--mass-bins",
+        nargs=3,
+        type=float,
+        default=(12.25, 15.0, 0.25),
+        metavar=("LOG10_LOW", "LOG10_HIGH", "DEX"),
+        help="the shared bins of the mass function and of the Eulerian errors",
+    )
     parser.add_argument("--figures", type=Path, default=None)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
@@ -196,6 +201,8 @@ def main(argv: list[str] | None = None) -> None:
             )
     results: dict[tuple[str, str], dict[str, Table]] = {}
     twins_row = None
+    low, high, step = args.mass_bins
+    edges = [10.0 ** (low + step * k) for k in range(round((high - low) / step) + 1)]
     for set_name, *boxes in args.sets:
         for name, semantic, instance, symmetries in runs:
             start = time.perf_counter()
@@ -206,6 +213,7 @@ def main(argv: list[str] | None = None) -> None:
                 twin_paths=args.twins,
                 device=args.device,
                 symmetries=symmetries,
+                mass_edges=edges,
             )
             print(f"{name} on {set_name} ({len(boxes)} boxes): {time.perf_counter() - start:.1f} s")
             results[(name, set_name)] = tables

@@ -44,6 +44,7 @@ Tables:
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -233,6 +234,7 @@ def evaluate(
     device: str = "cpu",
     n_mass_bins: int = 8,
     n_mf_bins: int = 10,
+    mass_edges: Sequence[float] | None = None,
     keep: int | None = None,
     log: Callable[[str], None] | None = None,
     oracles: bool = False,
@@ -243,6 +245,8 @@ def evaluate(
     semantic_checkpoint, instance_checkpoint: the model pair (``None``: the shipped default).
     box_paths: box files holding ``fields`` (δ, φ) and the FoF ``segmentation``, at the models' resolution.
     twin_paths: twin box files holding ``segmentation_a`` and ``segmentation_b``.
+    mass_edges: the bin edges (Msun/h, increasing) of the mass function and the Eulerian table, so that several
+    evaluations share them; default ``n_mf_bins`` bins equal in log M over the predicted and true masses.
     The clustering uses the instance checkpoint's recommended settings (:attr:`ModelPair.clustering`, or
     :attr:`ModelPair.grouping` for a centre-offsets model); ``symmetries``: test-time augmentation of an offsets or
     panoptic model (:meth:`ModelPair.predict`).
@@ -260,6 +264,8 @@ def evaluate(
     """
     if not box_paths:
         raise ValidationError("evaluate needs at least one validation box")
+    if mass_edges is not None and (len(mass_edges) < 2 or any(b <= a for a, b in itertools.pairwise(mass_edges))):
+        raise ValidationError(f"mass_edges must be at least 2 increasing masses, got {list(mass_edges)}")
     pair = load_model_pair(semantic_checkpoint, instance_checkpoint, device=device)
     threshold = pair.threshold
 
@@ -364,7 +370,10 @@ def evaluate(
     )
 
     pred_m, true_m = torch.cat(pred_masses), torch.cat(true_masses)
-    mf_edges = 10.0 ** default_mass_edges([pred_m, true_m], n_mf_bins)
+    if mass_edges is None:
+        mf_edges = 10.0 ** default_mass_edges([pred_m, true_m], n_mf_bins)
+    else:
+        mf_edges = torch.as_tensor(mass_edges, dtype=torch.float64)
     hmf_pred = halo_mass_function(pred_m, volume, edges=mf_edges)
     hmf_true = halo_mass_function(true_m, volume, edges=mf_edges)
     ratio = torch.where(hmf_true["counts"] > 0, hmf_pred["dndlnm"] / hmf_true["dndlnm"].clamp(min=1e-300), MISSING)

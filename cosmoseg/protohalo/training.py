@@ -15,7 +15,7 @@ Lagrangian ``Segmentation``), splits them by box into training and validation (:
   cross-entropy plus ``c_offset`` times the offset loss, and its semantic threshold is calibrated as the semantic
   net's.
 
-Both are `cosmoseg.nn.VNet` with ``crop = (size_in - size_out) / 2``; with ``position_residual`` > 0 the instance
+All are `cosmoseg.nn.VNet` with ``crop = (size_in - size_out) / 2``; with ``position_residual`` > 0 the instance
 embedding is that scale times the Lagrangian position of the voxel plus the V-Net's output
 (:class:`PositionResidual`). Training sample ``i`` of the run is sample
 ``i`` of a :class:`~cosmoseg.protohalo.data.ProtohaloCrops` (seeded per index), so the batch of step ``s`` is
