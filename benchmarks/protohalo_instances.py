@@ -14,7 +14,8 @@ boxes with :func:`cosmoseg.protohalo.evaluation.evaluate` (the tables of ``cosmo
 Prints markdown tables: the semantic F1 and the instance precision / recall (every predicted halo, then those
 above the labelling limit), the predicted / FoF mass function ratio per mass bin, and the Eulerian errors of the
 matched haloes (mass ratio, 2LPT position error). The twins give the baseline row and mass function. With
---figures, ``instances_mass_function.png`` (the first set) and ``instances_eulerian.png`` are written.
+--figures, ``instances_mass_function.png`` and ``instances_eulerian.png`` (the first set, the runs without TTA) are
+written.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from cosmoseg.data import Table
 from cosmoseg.measure.figures import plot_mass_function, save_figure
 from cosmoseg.protohalo.evaluation import evaluate
 from cosmoseg.protohalo.pretrained import load_model_pair
+
+TTA = " + TTA "
+"""In the name of a pair's run with test-time augmentation; the figures leave those runs out (the tables have them)."""
 
 
 def _row(scores: Table, source: int) -> dict[str, float]:
@@ -122,7 +126,9 @@ def eulerian_markdown(results: dict[tuple[str, str], dict[str, Table]], boxes: s
 
 
 def figure_mass_function(results: dict[tuple[str, str], dict[str, Table]], boxes: str, path: Path) -> Path:
-    chosen = {pair: tables["mass_function"] for (pair, name), tables in results.items() if name == boxes}
+    chosen = {
+        pair: tables["mass_function"] for (pair, name), tables in results.items() if name == boxes and TTA not in pair
+    }
     first = next(iter(chosen.values()))
     have = (first["counts_true"] > 0).numpy()
     curves = {f"{pair}": mf["dndlnm_pred"].numpy()[have] for pair, mf in chosen.items()}
@@ -150,7 +156,7 @@ def figure_eulerian(results: dict[tuple[str, str], dict[str, Table]], boxes: str
     series = [
         (pair, tables["eulerian"], source)
         for (pair, name), tables in results.items()
-        if name == boxes and "eulerian" in tables
+        if name == boxes and "eulerian" in tables and TTA not in pair
         for source in (0, 1)
     ]
     series = [item for i, item in enumerate(series) if item[2] == 0 or i == 1]  # the true segmentation once
@@ -197,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
         runs.append((name, semantic, None if instance == "-" else instance, 1))
         if args.symmetries > 1 and load_model_pair(semantic, None if instance == "-" else instance).kind != "embedding":
             runs.append(
-                (f"{name} + TTA {args.symmetries}", semantic, None if instance == "-" else instance, args.symmetries)
+                (f"{name}{TTA}{args.symmetries}", semantic, None if instance == "-" else instance, args.symmetries)
             )
     results: dict[tuple[str, str], dict[str, Table]] = {}
     twins_row = None
