@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -207,16 +208,21 @@ def test_cli_evaluate_warns_about_another_cosmology_and_keeps_crop_centres(train
     assert bad.exit_code == 1 and "keep=3" in bad.output
 
 
-def test_accuracy_benchmark_takes_the_boxes_as_arguments(
-    trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _benchmark(name: str) -> Any:
+    """The script ``benchmarks/<name>.py`` loaded as a module."""
     import importlib.util
 
-    script = Path(__file__).parents[2] / "benchmarks" / "accuracy_protohalo.py"
-    spec = importlib.util.spec_from_file_location("accuracy_protohalo", script)
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[2] / "benchmarks" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_accuracy_benchmark_takes_the_boxes_as_arguments(
+    trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = _benchmark("accuracy_protohalo")
     sem, ins, paths = trained
     module.main([str(paths[1]), "--semantic", str(sem), "--instance", str(ins)])
     out = capsys.readouterr().out
@@ -326,15 +332,9 @@ def test_evaluate_writes_the_eulerian_table_and_the_twins_mass_function(tmp_path
 def test_instances_benchmark_scores_pairs_side_by_side_with_figures(
     trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import importlib.util
-
     from cosmoseg.protohalo.catalog import halo_catalog_from_segmentation
 
-    script = Path(__file__).parents[2] / "benchmarks" / "protohalo_instances.py"
-    spec = importlib.util.spec_from_file_location("protohalo_instances", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _benchmark("protohalo_instances")
     sem, ins, paths = trained
     offsets = train(dataclasses.replace(TINY, task="offsets", n_validation=0), paths, tmp_path / "offsets")
     boxes = []
