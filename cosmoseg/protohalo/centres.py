@@ -19,7 +19,11 @@ Units: offsets and votes are in cells (a cell is ``L / n``), voxel ``(i, j, k)``
 ``smoothing`` cells. *Seeds* are the periodic local maxima (3³ neighbourhood) whose strength, the smoothed count
 times ``(2π σ²)^{3/2}`` (≈ the number of votes in a tight clump), is at least ``min_votes``; going down in strength,
 a seed closer than ``seed_separation`` cells to a stronger kept seed is dropped. Every vote joins its nearest kept
-seed (periodic distance). Labels are numbered 1..K by decreasing size.
+seed (periodic distance). With ``merge_radius`` = β > 0 the groups are then merged by size: going down from the
+largest, a smaller group whose seed lies within β R of a larger group's seed joins it, R = (3N / 4π)^{1/3} the
+Lagrangian radius (cells) of the larger group's N voxels. Protohaloes do not overlap in Lagrangian space, so two
+true haloes' centres are about R apart or more, while a large halo whose far voxels voted poorly shows as several
+seeds well inside its radius. Labels are numbered 1..K by decreasing size.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from cosmoseg.mesh.periodic import group_centres, minimal_image, wrap
 
 __all__ = ["DEFAULT_GROUPING", "centre_offsets", "group_by_centre", "instances_from_offsets", "voxel_votes"]
 
-DEFAULT_GROUPING: dict[str, float] = {"smoothing": 1.0, "min_votes": 8.0, "seed_separation": 2.0}
+DEFAULT_GROUPING: dict[str, float] = {"smoothing": 1.0, "min_votes": 8.0, "seed_separation": 2.0, "merge_radius": 0.0}
 """The grouping settings used when a checkpoint records none."""
 
 
@@ -122,18 +126,26 @@ def group_by_centre(
     smoothing: float = DEFAULT_GROUPING["smoothing"],
     min_votes: float = DEFAULT_GROUPING["min_votes"],
     seed_separation: float = DEFAULT_GROUPING["seed_separation"],
+    merge_radius: float = DEFAULT_GROUPING["merge_radius"],
 ) -> torch.Tensor:
     """``(N,)`` int64 group 1..K of each vote (see the module docstring); 0 for all when no seed reaches ``min_votes``.
 
     votes: ``(N, 3)`` positions in cells in a periodic box ``[0, n)³``; smoothing: Gaussian σ in cells (0: none);
-    min_votes: the smallest seed strength (≈ votes); seed_separation: cells.
+    min_votes: the smallest seed strength (≈ votes); seed_separation: cells; merge_radius: β, a fraction of a group's
+    Lagrangian radius (0: no merging).
     """
     votes = torch.as_tensor(votes, dtype=torch.float64).cpu()
     if votes.ndim != 2 or votes.shape[1] != 3:
         raise ValidationError(f"votes must be (N, 3), got {tuple(votes.shape)}")
     if not bool(torch.isfinite(votes).all()):
         raise ValidationError("votes contain NaN or infinite values")
-    for name, value in (("smoothing", smoothing), ("min_votes", min_votes), ("seed_separation", seed_separation)):
+    settings = {
+        "smoothing": smoothing,
+        "min_votes": min_votes,
+        "seed_separation": seed_separation,
+        "merge_radius": merge_radius,
+    }
+    for name, value in settings.items():
         if not (math.isfinite(value) and value >= 0):
             raise ValidationError(f"{name} must be a finite number >= 0, got {value!r}")
     if len(votes) == 0:
@@ -145,7 +157,25 @@ def group_by_centre(
     if len(seeds) == 0:
         return torch.zeros(len(votes), dtype=torch.int64)
     _, nearest = cKDTree(seeds, boxsize=float(n)).query(votes.numpy(), k=1, workers=-1)
-    return _by_size(torch.as_tensor(nearest, dtype=torch.int64) + 1)
+    groups = torch.as_tensor(nearest, dtype=torch.int64)
+    if merge_radius > 0 and len(seeds) > 1:
+        groups = _merge_inside_radius(groups, seeds, n, merge_radius)
+    return _by_size(groups + 1)
+
+
+def _merge_inside_radius(groups: torch.Tensor, seeds: np.ndarray, n: int, beta: float) -> torch.Tensor:
+    """Seed indices (N,) after merging every group into a larger one whose seed is within β R (module docstring)."""
+    sizes = np.bincount(groups.numpy(), minlength=len(seeds))
+    radius = beta * (3.0 * sizes / (4.0 * math.pi)) ** (1.0 / 3.0)
+    tree = cKDTree(seeds, boxsize=float(n))
+    owner = np.arange(len(seeds))
+    for g in np.argsort(-sizes, kind="stable"):  # largest first: a group is absorbed by the largest that reaches it
+        if owner[g] != g or sizes[g] == 0:
+            continue
+        for h in tree.query_ball_point(seeds[g], radius[g]):
+            if h != g and owner[h] == h and sizes[h] <= sizes[g]:
+                owner[h] = g
+    return torch.as_tensor(owner, dtype=torch.int64)[groups]
 
 
 def _by_size(groups: torch.Tensor) -> torch.Tensor:
@@ -167,6 +197,7 @@ def instances_from_offsets(
     smoothing: float = DEFAULT_GROUPING["smoothing"],
     min_votes: float = DEFAULT_GROUPING["min_votes"],
     seed_separation: float = DEFAULT_GROUPING["seed_separation"],
+    merge_radius: float = DEFAULT_GROUPING["merge_radius"],
 ) -> torch.Tensor:
     """``(n, n, n)`` int64 halo labels 1..K (by decreasing size; 0 outside ``mask``) from offsets ``(3, n, n, n)``.
 
@@ -176,6 +207,11 @@ def instances_from_offsets(
     votes = voxel_votes(offsets, mask)
     labels = torch.zeros(mask.shape, dtype=torch.int64)
     labels[mask] = group_by_centre(
-        votes, mask.shape[-1], smoothing=smoothing, min_votes=min_votes, seed_separation=seed_separation
+        votes,
+        mask.shape[-1],
+        smoothing=smoothing,
+        min_votes=min_votes,
+        seed_separation=seed_separation,
+        merge_radius=merge_radius,
     )
     return labels

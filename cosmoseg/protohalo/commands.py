@@ -128,6 +128,10 @@ def export_command(
     seed_separation: Annotated[
         float | None, typer.Option(help="Offsets/panoptic: the smallest distance between seeds (cells) to store.")
     ] = None,
+    merge_radius: Annotated[
+        float | None,
+        typer.Option(help="Offsets/panoptic: merge a group into a larger one within this fraction of its radius."),
+    ] = None,
     suite: Annotated[
         Path | None,
         typer.Option(
@@ -139,8 +143,8 @@ def export_command(
     """Write a checkpoint's weights and metadata without the optimizer state: a third of the size, for shipping.
 
     For an instance model, --n-dens/--n-ngb/--p-thresh store the clustering settings that protohalo.panoptic and
-    `evaluate` then use by default; for an offsets or panoptic model, --smoothing/--min-votes/--seed-separation store
-    its centre grouping (tune them on training boxes, not on the validation ones)."""
+    `evaluate` then use by default; for an offsets or panoptic model, --smoothing/--min-votes/--seed-separation/
+    --merge-radius store its centre grouping (tune them on training boxes, not on the validation ones)."""
     from cosmoseg.data import Field, load_artifact
     from cosmoseg.nn import export_weights, read_checkpoint
     from cosmoseg.protohalo.training import ARCHITECTURE_KEYS, training_cosmology
@@ -160,10 +164,17 @@ def export_command(
             if p_thresh is not None and not p_thresh >= 1.0:
                 raise ValueError(f"--p-thresh is a density ratio >= 1, got {p_thresh}")
             extra |= {k: v for k, v in clustering.items() if v is not None}
-        grouping = {"smoothing": smoothing, "min_votes": min_votes, "seed_separation": seed_separation}
+        grouping = {
+            "smoothing": smoothing,
+            "min_votes": min_votes,
+            "seed_separation": seed_separation,
+            "merge_radius": merge_radius,
+        }
         if any(v is not None for v in grouping.values()):
             if metadata.get("task") not in ("offsets", "panoptic"):
-                raise ValueError("--smoothing/--min-votes/--seed-separation apply to offsets and panoptic checkpoints")
+                raise ValueError(
+                    "--smoothing/--min-votes/--seed-separation/--merge-radius apply to offsets and panoptic checkpoints"
+                )
             negative = {k: v for k, v in grouping.items() if v is not None and not v >= 0}
             if negative:
                 raise ValueError(f"the grouping settings must be >= 0, got {negative}")

@@ -106,3 +106,22 @@ def test_crops_carry_offsets_moved_with_the_symmetry() -> None:
         assert torch.equal(sample["offsets"], transform_positions(plain["offsets"], perm, flips))
         assert torch.equal(sample["labels"], apply_symmetry(plain["labels"], perm, flips))
     assert "offsets" not in ProtohaloCrops([(fields, Segmentation(labels=labels, box=box))], 10, 8)[0]
+
+
+def test_merge_radius_joins_a_split_halo_but_keeps_neighbours_apart() -> None:
+    gen = torch.Generator().manual_seed(1)
+    # one halo whose votes fell into two clumps 3 cells apart, of 200 and 100 votes (the larger group's Lagrangian
+    # radius R = (3·200/4π)^(1/3) = 3.63 cells), and a true neighbour of 40 voxels 6 cells from the larger clump
+    big_a = torch.tensor([10.5, 10.5, 10.5]) + 0.2 * torch.randn(200, 3, generator=gen)  # clumps at cell centres,
+    big_b = torch.tensor([13.5, 10.5, 10.5]) + 0.2 * torch.randn(100, 3, generator=gen)  # where the seeds will be
+    small = torch.tensor([10.5, 16.5, 10.5]) + 0.2 * torch.randn(40, 3, generator=gen)
+    votes = torch.cat([big_a, big_b, small])
+    grouping = {"smoothing": 0.5, "min_votes": 5.0, "seed_separation": 2.0}
+    split = group_by_centre(votes, 32, **grouping)
+    assert len(set(split.tolist())) == 3
+    merged = group_by_centre(votes, 32, **grouping, merge_radius=0.9)
+    assert set(merged[:300].tolist()) == {1} and set(merged[300:].tolist()) == {2}  # 3 < 0.9 R = 3.27 < 6
+    # by hand: with β R below the 3 cells between the clumps nothing merges
+    assert len(set(group_by_centre(votes, 32, **grouping, merge_radius=0.7).tolist())) == 3  # 0.7 R = 2.54 < 3
+    with pytest.raises(ValidationError, match="merge_radius"):
+        group_by_centre(votes, 32, merge_radius=-1.0)
