@@ -23,7 +23,7 @@ seed (periodic distance). With ``merge_radius`` = β > 0 the groups are then mer
 largest, a smaller group whose seed lies within β R of a larger group's seed joins it, R = (3N / 4π)^{1/3} the
 Lagrangian radius (cells) of the larger group's N voxels. Protohaloes do not overlap in Lagrangian space, so two
 true haloes' centres are about R apart or more, while a large halo whose far voxels voted poorly shows as several
-seeds well inside its radius. Labels are numbered 1..K by decreasing size.
+seeds well inside its radius. Labels are numbered 1..K by decreasing size (ties: the stronger seed first).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from cosmoseg.errors import ValidationError
 from cosmoseg.mesh.assign import paint_cic
 from cosmoseg.mesh.fourier import rfft_k_magnitude
 from cosmoseg.mesh.periodic import group_centres, minimal_image, wrap
+from cosmoseg.protohalo.catalog import labels_by_size
 
 __all__ = ["DEFAULT_GROUPING", "centre_offsets", "group_by_centre", "instances_from_offsets", "voxel_votes"]
 
@@ -160,7 +161,7 @@ def group_by_centre(
     groups = torch.as_tensor(nearest, dtype=torch.int64)
     if merge_radius > 0 and len(seeds) > 1:
         groups = _merge_inside_radius(groups, seeds, n, merge_radius)
-    return _by_size(groups + 1)
+    return labels_by_size(groups + 1)  # ties: the stronger seed first
 
 
 def _merge_inside_radius(groups: torch.Tensor, seeds: np.ndarray, n: int, beta: float) -> torch.Tensor:
@@ -176,18 +177,6 @@ def _merge_inside_radius(groups: torch.Tensor, seeds: np.ndarray, n: int, beta: 
             if h != g and owner[h] == h and sizes[h] <= sizes[g]:
                 owner[h] = g
     return torch.as_tensor(owner, dtype=torch.int64)[groups]
-
-
-def _by_size(groups: torch.Tensor) -> torch.Tensor:
-    """Groups relabelled 1..K by decreasing size (ties: the group met first in the array)."""
-    _, inverse, counts = torch.unique(groups, return_inverse=True, return_counts=True)
-    first = torch.full((len(counts),), len(groups), dtype=torch.int64).scatter_reduce_(
-        0, inverse, torch.arange(len(groups)), reduce="amin"
-    )
-    order = sorted(range(len(counts)), key=lambda g: (-int(counts[g]), int(first[g])))
-    mapping = torch.empty(len(counts), dtype=torch.int64)
-    mapping[torch.as_tensor(order, dtype=torch.int64)] = torch.arange(1, len(counts) + 1)
-    return mapping[inverse]
 
 
 def instances_from_offsets(

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import torch
 
-from cosmoseg.data import Field, HaloCatalog, Segmentation
+from cosmoseg.data import HaloCatalog, Segmentation
 from cosmoseg.errors import ValidationError
 from cosmoseg.measure.instance_metrics import match_instances
 from cosmoseg.mesh.periodic import minimal_image
-from cosmoseg.protohalo.catalog import halo_catalog_from_segmentation
 
 __all__ = ["fof_rows_of_labels", "matched_halo_errors"]
 
@@ -45,27 +44,27 @@ def fof_rows_of_labels(truth: Segmentation, fof: HaloCatalog) -> torch.Tensor:
 
 
 def matched_halo_errors(
-    prediction: Segmentation,
+    catalog: HaloCatalog,
+    labels: torch.Tensor,
     truth: Segmentation,
     fof: HaloCatalog,
-    fields: Field,
     *,
     iou_threshold: float = 0.5,
 ) -> dict[str, torch.Tensor]:
     """Mass and position errors of the predicted haloes that match a FoF halo (see the module docstring).
 
-    prediction, truth: Lagrangian segmentations on the grid of ``fields`` (the linear δ); fof: the box's N-body
-    catalog at z = 0 whose first rows are the truth's labels (:func:`fof_rows_of_labels`).
+    catalog, labels: a prediction's haloes placed by LPT and its (n³,) flat labels matching the catalog's rows, as
+    :func:`~cosmoseg.protohalo.catalog.halo_catalog_from_segmentation` returns them; truth: the true Lagrangian
+    segmentation on the same grid; fof: the box's N-body catalog at z = 0 whose first rows are the truth's labels
+    (:func:`fof_rows_of_labels`).
     Returns float64 (M,) tensors over the M matched pairs: ``m_fof`` and ``m_pred`` (Msun/h), ``pos_error``
     (Mpc/h); and ``m_fof_all`` (K,), the masses of every labelled FoF halo (the denominators of a matched fraction).
     """
     rows = fof_rows_of_labels(truth, fof)
-    catalog, labels = halo_catalog_from_segmentation(prediction, fields)
-    match = match_instances(truth.labels.reshape(-1).cpu(), labels.cpu(), iou_threshold=iou_threshold)
+    match = match_instances(truth.labels.reshape(-1).cpu(), labels.reshape(-1).cpu(), iou_threshold=iou_threshold)
     fof_row = rows[match.true_label.to(torch.int64)]
     pred_row = match.pred_label.to(torch.int64) - 1
-    length = float(fields.box.length)
-    dx = minimal_image(catalog["pos"].double()[pred_row] - fof["pos"].double().cpu()[fof_row], length)
+    dx = minimal_image(catalog["pos"].double()[pred_row] - fof["pos"].double().cpu()[fof_row], float(truth.box.length))
     return {
         "m_fof": fof["mass"].double().cpu()[fof_row],
         "m_pred": catalog["mass"].double().cpu()[pred_row],

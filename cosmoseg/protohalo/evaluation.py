@@ -299,15 +299,15 @@ def evaluate(
             oracle = oracle_instances(positive, truth.labels)
             pools["model mask + true instances"].add(truth.labels, oracle, positive, limit)
         segmentations.append((name, truth))
-        for seg, out in ((pred, pred_masses), (truth, true_masses)):
-            catalog, _ = halo_catalog_from_segmentation(seg, fields)
-            out.append(catalog["mass"].to(torch.float64).cpu())
         fof = objects.get("halos")
-        if isinstance(fof, HaloCatalog):
-            for source, seg in (("model", pred), ("true segmentation + 2LPT", truth)):
-                eulerian.setdefault(source, []).append(matched_halo_errors(seg, truth, fof, fields))
-        else:
+        if not isinstance(fof, HaloCatalog):
             say(f"{name}: no FoF 'halos' catalog: no Eulerian errors")
+        for source, seg, out in (("model", pred, pred_masses), ("true segmentation + 2LPT", truth, true_masses)):
+            catalog, catalog_labels = halo_catalog_from_segmentation(seg, fields)
+            out.append(catalog["mass"].to(torch.float64).cpu())
+            if isinstance(fof, HaloCatalog):
+                errors = matched_halo_errors(catalog, catalog_labels, truth, fof)
+                eulerian.setdefault(source, []).append(errors)
         volume += float(fields.box.length) ** 3
     twin_masses: list[torch.Tensor] = []
     twin_volume = 0.0

@@ -59,7 +59,13 @@ from cosmoseg.nn import (
     read_checkpoint,
 )
 from cosmoseg.protohalo.data import ProtohaloCrops, balanced_ce_beta, collapsed_fraction
-from cosmoseg.protohalo.panoptic import FILTERED_CHANNELS, INPUT_CHANNELS, calibrate_threshold, semantic_probabilities
+from cosmoseg.protohalo.panoptic import (
+    FILTERED_CHANNELS,
+    INPUT_CHANNELS,
+    OUTPUT_CHANNELS,
+    calibrate_threshold,
+    semantic_probabilities,
+)
 from cosmoseg.sim.suites import find_boxes, split_suite
 
 __all__ = [
@@ -175,7 +181,7 @@ class TrainConfig:
 
     @property
     def out_channels(self) -> int:
-        return {"semantic": 1, "offsets": 3, "panoptic": 4}.get(self.task, self.embedding_dim)
+        return OUTPUT_CHANNELS.get(self.task, self.embedding_dim)
 
     def architecture(self) -> dict[str, Any]:
         return {

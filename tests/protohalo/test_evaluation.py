@@ -292,13 +292,15 @@ def test_eulerian_errors_by_hand() -> None:
     shift = torch.tensor([[0.3, 0.0, 0.0], [0.0, -0.4, 0.0], [0.0, 0.0, 15.5]], dtype=placed["pos"].dtype)
     fof = dataclasses.replace(placed, columns={**placed.columns, "pos": placed["pos"] + shift})  # 15.5 = -0.5 periodic
     assert fof_rows_of_labels(truth, fof).tolist() == [-1, 0, 1, 2]
-    exact = matched_halo_errors(truth, truth, fof, fields)
+    exact = matched_halo_errors(*halo_catalog_from_segmentation(truth, fields), truth, fof)
     assert torch.allclose(exact["pos_error"], torch.tensor([0.3, 0.4, 0.5], dtype=torch.float64), atol=1e-5)
     assert torch.equal(exact["m_pred"], exact["m_fof"]) and len(exact["m_fof_all"]) == 3
     # halo 1 grown by 3 voxels: still matched (IoU 27/30), mass ratio 30/27
     grown = _labels()
     grown[3, 0, 0:3] = 1
-    errors = matched_halo_errors(Segmentation(labels=grown, box=box), truth, fof, fields)
+    errors = matched_halo_errors(
+        *halo_catalog_from_segmentation(Segmentation(labels=grown, box=box), fields), truth, fof
+    )
     ratio = errors["m_pred"] / errors["m_fof"]
     assert torch.allclose(torch.sort(ratio).values, torch.tensor([1.0, 1.0, 30 / 27], dtype=torch.float64))
     # labels that are not the catalog's rows in order are refused
