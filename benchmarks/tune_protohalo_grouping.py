@@ -10,7 +10,7 @@ boxes the models trained on, never the held-out ones, then store the best with `
 
     python benchmarks/tune_protohalo_grouping.py suites/protohalo-64/box_0000.h5 suites/protohalo-64/box_0002.h5 \
         --semantic cosmoseg/protohalo/default_models/semantic.pt --instance runs/ph-offsets/offsets.pt \
-        --smoothing 0.5 1 --min-votes 4 8 16 --seed-separation 1 2 3 --merge-radius 0 0.5 1
+        --smoothing 0.5 1 --min-votes 4 8 16 --seed-separation 1 2 3 --merge-radius 0 0.5 1 --vote-radius 0 0.8
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--min-votes", type=float, nargs="+", default=[4.0, 8.0, 16.0])
     parser.add_argument("--seed-separation", type=float, nargs="+", default=[1.0, 2.0, 3.0])
     parser.add_argument("--merge-radius", type=float, nargs="+", default=[0.0])
+    parser.add_argument("--vote-radius", type=float, nargs="+", default=[0.0])
     parser.add_argument("--symmetries", type=int, default=1, help="test-time augmentation of the maps")
     parser.add_argument("--labelled", action="store_true", help="drop predicted haloes below the labelling limit")
     args = parser.parse_args()
@@ -56,12 +57,14 @@ def main() -> None:
         )
         boxes.append((objects["segmentation"], maps))
     print(
-        "| smoothing | min_votes | seed_separation | merge_radius | instance F1 | precision | recall "
+        "| smoothing | min_votes | seed_separation | merge_radius | vote_radius | instance F1 | precision | recall "
         "| predicted / true haloes |"
     )
-    print("|---|---|---|---|---|---|---|---|")
-    settings = itertools.product(args.smoothing, args.min_votes, args.seed_separation, args.merge_radius)
-    for smoothing, min_votes, separation, merge in settings:
+    print("|---|---|---|---|---|---|---|---|---|")
+    settings = itertools.product(
+        args.smoothing, args.min_votes, args.seed_separation, args.merge_radius, args.vote_radius
+    )
+    for smoothing, min_votes, separation, merge, cut in settings:
         rows = []
         for truth, (probs, offsets) in boxes:
             labels = instances_from_offsets(
@@ -71,13 +74,14 @@ def main() -> None:
                 min_votes=min_votes,
                 seed_separation=separation,
                 merge_radius=merge,
+                vote_radius=cut,
             )
             if args.labelled:
                 labels = drop_below(labels, labelling_limit(truth))
             rows.append(truth_scores(Segmentation(labels=labels, probabilities=probs, box=truth.box), truth))
         f1, precision, recall, ratio = instance_summary(rows)
         print(
-            f"| {smoothing:g} | {min_votes:g} | {separation:g} | {merge:g} | {f1:.3f} | {precision:.3f} | "
+            f"| {smoothing:g} | {min_votes:g} | {separation:g} | {merge:g} | {cut:g} | {f1:.3f} | {precision:.3f} | "
             f"{recall:.3f} | "
             f"{ratio:.3f} |"
         )

@@ -578,7 +578,8 @@ def predict_panoptic_offsets(
     stitching: the offsets share the box's frame); a voxel is in a halo where the probability is above ``threshold``
     (or where ``mask`` is, an oracle study), and the votes of those voxels are grouped once over the whole box
     (:func:`~cosmoseg.protohalo.centres.instances_from_offsets`; ``grouping``: its ``smoothing``, ``min_votes``,
-    ``seed_separation``, ``merge_radius``, default :data:`~cosmoseg.protohalo.centres.DEFAULT_GROUPING`).
+    ``seed_separation``, ``merge_radius``, ``vote_radius``, default
+    :data:`~cosmoseg.protohalo.centres.DEFAULT_GROUPING`).
 
     ``symmetries`` > 1: test-time augmentation over the first ``symmetries`` of the 48 cube symmetries
     (:func:`~cosmoseg.mesh.symmetry.symmetry_average`): the probabilities are averaged, and the offsets averaged as

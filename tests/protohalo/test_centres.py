@@ -125,3 +125,20 @@ def test_merge_radius_joins_a_split_halo_but_keeps_neighbours_apart() -> None:
     assert len(set(group_by_centre(votes, 32, **grouping, merge_radius=0.7).tolist())) == 3  # 0.7 R = 2.54 < 3
     with pytest.raises(ValidationError, match="merge_radius"):
         group_by_centre(votes, 32, merge_radius=-1.0)
+
+
+def test_vote_radius_drops_far_votes_across_the_periodic_boundary() -> None:
+    gen = torch.Generator().manual_seed(2)
+    # a clump of 100 votes straddling the box's corner and two stray votes 5 cells either side of it along x: the
+    # strays' nearest seed is the clump's, the centroid stays at the corner (they cancel) and R = (3·102/4π)^(1/3)
+    # = 2.90 cells, so γ = 1 drops them (5 > 2.90) and γ = 2 keeps them (5 < 5.80)
+    clump = 0.2 * torch.randn(100, 3, generator=gen, dtype=torch.float64)
+    strays = torch.tensor([[5.0, 0.0, 0.0], [-5.0, 0.0, 0.0]], dtype=torch.float64)
+    votes = torch.remainder(torch.cat([clump, strays]), 32.0)
+    grouping = {"smoothing": 0.5, "min_votes": 5.0, "seed_separation": 2.0}
+    assert set(group_by_centre(votes, 32, **grouping).tolist()) == {1}
+    cut = group_by_centre(votes, 32, **grouping, vote_radius=1.0)
+    assert set(cut[:100].tolist()) == {1} and cut[100:].tolist() == [0, 0]
+    assert set(group_by_centre(votes, 32, **grouping, vote_radius=2.0).tolist()) == {1}
+    with pytest.raises(ValidationError, match="vote_radius"):
+        group_by_centre(votes, 32, vote_radius=float("nan"))
