@@ -13,9 +13,10 @@ boxes with :func:`cosmoseg.protohalo.evaluation.evaluate` (the tables of ``cosmo
 ``--symmetries K`` > 1 every centre-offsets pair is also scored with test-time augmentation over K cube symmetries.
 Prints markdown tables: the semantic F1 and the instance precision / recall (every predicted halo, then those
 above the labelling limit), the predicted / FoF mass function ratio per mass bin, and the Eulerian errors of the
-matched haloes (mass ratio, 2LPT position error). The twins give the baseline row and mass function. With
---figures, ``instances_mass_function.png`` and ``instances_eulerian.png`` (the first set, the runs without TTA) are
-written.
+matched haloes (mass ratio, 2LPT position error), and the instance recall by FoF mass and precision by predicted
+mass (IoU >= 0.5). The twins give the baseline row, mass function and recall / precision by mass. With --figures,
+``instances_mass_function.png``, ``instances_eulerian.png`` and ``instances_by_mass.png`` (the first set, the runs
+without TTA) are written.
 """
 
 from __future__ import annotations
@@ -148,6 +149,85 @@ def figure_mass_function(results: dict[tuple[str, str], dict[str, Table]], boxes
     return path
 
 
+def _binomial(k: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fraction k / n and its binomial standard error (NaN where n = 0)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f = np.where(n > 0, k / np.maximum(n, 1), np.nan)
+        return f, np.where(n > 0, np.sqrt(f * (1 - f) / np.maximum(n, 1)), np.nan)
+
+
+def _by_mass_series(
+    results: dict[tuple[str, str], dict[str, Table]], boxes: str, twins: bool = True
+) -> list[tuple[str, Table, int]]:
+    """(label, per_mass table, source) of every pair on ``boxes`` without TTA, then the twins (source 1) once."""
+    series = [
+        (pair, tables["per_mass"], 0) for (pair, name), tables in results.items() if name == boxes and TTA not in pair
+    ]
+    if twins and series:
+        first = series[0][1]
+        if bool((first["source"] == 1).any()):
+            series.append(("twins", first, 1))
+    return series
+
+
+def by_mass_markdown(results: dict[tuple[str, str], dict[str, Table]], boxes: str) -> str:
+    """Instance recall (matched / FoF haloes, by FoF mass) and precision (by predicted mass) per mass bin."""
+    series = _by_mass_series(results, boxes)
+    first = series[0][1]
+    rows = (first["source"] == 0).numpy()
+    masses = " | ".join(f"{float(m):.2g}" for m in first["m_mid"].numpy()[rows])
+    lines = [f"| recall / precision at M (Msun/h) | {masses} |", "|---" * (int(rows.sum()) + 1) + "|"]
+    for label, table, source in series:
+        keep = (table["source"] == source).numpy()
+        cells = []
+        for k_t, n_t, k_p, n_p in zip(
+            *(
+                table[key].numpy()[keep]
+                for key in ("n_true_matched", "n_true_haloes", "n_pred_matched", "n_pred_haloes")
+            ),
+            strict=True,
+        ):
+            recall = f"{k_t / n_t:.2f}" if n_t else "–"
+            precision = f"{k_p / n_p:.2f}" if n_p else "–"
+            cells.append(f"{recall} / {precision} ({int(n_t)})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def figure_by_mass(results: dict[tuple[str, str], dict[str, Table]], boxes: str, path: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9.0, 3.8))
+    recall_axis, precision_axis = fig.subplots(1, 2, sharey=True)
+    series = _by_mass_series(results, boxes)
+    for k, (label, table, source) in enumerate(series):
+        keep = (table["source"] == source).numpy()
+        dodge = 10.0 ** (0.015 * (k - (len(series) - 1) / 2))
+        m = table["m_mid"].numpy()[keep] * dodge
+        style = {"marker": "s" if label == "twins" else "o", "ms": 4, "capsize": 2, "label": label}
+        if label == "twins":
+            style |= {"color": "k", "ls": "--"}
+        for axis, matched, total in (
+            (recall_axis, "n_true_matched", "n_true_haloes"),
+            (precision_axis, "n_pred_matched", "n_pred_haloes"),
+        ):
+            f, err = _binomial(table[matched].numpy()[keep], table[total].numpy()[keep])
+            have = np.isfinite(f)
+            axis.errorbar(m[have], f[have], yerr=err[have], **style)
+    recall_axis.set_ylabel("fraction matched at IoU ≥ 0.5")
+    recall_axis.set_xlabel(r"$M_{\rm FoF}$ [$M_\odot/h$]")
+    precision_axis.set_xlabel(r"$M_{\rm pred}$ [$M_\odot/h$]")
+    recall_axis.set_title("recall (by FoF mass)", fontsize=9)
+    precision_axis.set_title("precision (by predicted mass)", fontsize=9)
+    for axis in (recall_axis, precision_axis):
+        axis.set_xscale("log")
+        axis.set_ylim(0.0, 1.0)
+        axis.axhline(0.65, color="0.6", lw=0.8, ls=":")
+    recall_axis.legend(fontsize=7, title=f"{boxes} boxes (binomial errors)", title_fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def figure_eulerian(results: dict[tuple[str, str], dict[str, Table]], boxes: str, path: Path) -> Path:
     from matplotlib.figure import Figure
 
@@ -229,12 +309,17 @@ def main(argv: list[str] | None = None) -> None:
     for set_name, *_ in args.sets:
         print(f"\nmass function, {set_name} boxes:\n" + mass_function_markdown(results, set_name))
         print(f"\nEulerian errors, {set_name} boxes:\n" + eulerian_markdown(results, set_name))
+        print(
+            f"\ninstance recall / precision by mass (FoF haloes), {set_name} boxes:\n"
+            + by_mass_markdown(results, set_name)
+        )
     if args.figures:
         first = args.sets[0][0]
         args.figures.mkdir(parents=True, exist_ok=True)
         for path in (
             figure_mass_function(results, first, args.figures / "instances_mass_function.png"),
             figure_eulerian(results, first, args.figures / "instances_eulerian.png"),
+            figure_by_mass(results, first, args.figures / "instances_by_mass.png"),
         ):
             print(f"figure: {path}")
 

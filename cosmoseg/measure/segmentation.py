@@ -11,7 +11,8 @@ Missing values: these functions return bare tensors, where a ratio 0/0 is ``zero
 quantile of an empty bin is NaN. In a table (``measure.segmentation_scores``) they follow the data model's one
 convention (docs/data-model.md, "Missing values"): the fill value ``MISSING_FILL`` = 0, read with the count beside
 it, which is 0 exactly where the value is missing: ``n_true`` for TPR and FNR, ``n_pred`` for FDR, ``n_violin`` for
-the quantiles (:data:`MISSING_COUNTS`).
+the quantiles, ``n_true_haloes`` and ``n_pred_haloes`` for the per-mass instance recall and precision
+(:data:`MISSING_COUNTS`).
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ MISSING_COUNTS: dict[str, str] = {
     "TPR": "n_true",
     "FNR": "n_true",
     "FDR": "n_pred",
+    "instance_recall": "n_true_haloes",
+    "instance_precision": "n_pred_haloes",
     **{f"q{round(100 * q):02d}": "n_violin" for q in QUANTILES},
 }
 """Per-mass columns of :func:`per_mass_rates` that can be missing (an empty bin), and the count column beside each
@@ -238,6 +241,7 @@ def per_mass_rates(
     pred_positive: torch.Tensor | None = None,
     quantiles: Sequence[float] = QUANTILES,
     zero_division: float = math.nan,
+    iou_threshold: float = 0.5,
 ) -> dict[str, torch.Tensor]:
     """Rates and predicted-mass distributions in bins of log10 halo mass (López-Cano et al. Figs. 6 and 8).
 
@@ -252,7 +256,10 @@ def per_mass_rates(
     - n_pred: voxels of predicted instances whose predicted mass falls in the bin; n_pred_haloes;
       FDR: of those, the fraction outside every true halo (eq. 10);
     - n_violin: true-halo voxels in the bin that are in a predicted instance, and q05 ... q95: quantiles of
-      their log10 M_pred (NaN where n_violin = 0).
+      their log10 M_pred (NaN where n_violin = 0);
+    - n_true_matched: true haloes of the bin matched one-to-one at IoU >= ``iou_threshold``
+      (:func:`match_instances`), ``instance_recall`` = n_true_matched / n_true_haloes; n_pred_matched: predicted
+      haloes of the bin (by their predicted mass) matched, ``instance_precision`` = n_pred_matched / n_pred_haloes.
 
     A rate is ``zero_division`` exactly where its count (:data:`MISSING_COUNTS`) is 0; in a table, NaN becomes the
     fill value 0 and the count says the bin is empty (docs/data-model.md, "Missing values").
@@ -303,6 +310,15 @@ def per_mass_rates(
     q = binned_quantiles(violin_bins, p_log_m[p_index[both]], n_bins, quantiles)
     for j, quantile in enumerate(quantiles):
         out[f"q{round(100 * quantile):02d}"] = q[:, j]
+    match = match_instances(contingency(truth, pred), iou_threshold=iou_threshold)
+    matched_true = count(t_bins[torch.searchsorted(t_ids, match.true_label.to(t_ids.device))])
+    matched_pred = count(p_bins[torch.searchsorted(p_ids, match.pred_label.to(p_ids.device))])
+    out |= {
+        "n_true_matched": matched_true,
+        "instance_recall": _ratio(matched_true, out["n_true_haloes"], zero_division),
+        "n_pred_matched": matched_pred,
+        "instance_precision": _ratio(matched_pred, out["n_pred_haloes"], zero_division),
+    }
     return out
 
 
@@ -386,7 +402,9 @@ def segmentation_scores(
     masses = [voxel_halo_masses(t_labels, particle_mass), voxel_halo_masses(p_labels, particle_mass)]
     edges = torch.tensor(mass_edges, dtype=torch.float64) if mass_edges else None
     edges = default_mass_edges(masses, n_mass_bins) if edges is None else edges
-    rates = per_mass_rates(t_labels, p_labels, particle_mass, edges, pred_positive=positive)
+    rates = per_mass_rates(
+        t_labels, p_labels, particle_mass, edges, pred_positive=positive, iou_threshold=iou_threshold
+    )
     mass_units = {"m_low": "Msun/h", "m_high": "Msun/h", "m_mid": "Msun/h"}
     mass_units |= {name: "log10 Msun/h" for name in rates if name.startswith("q")}
     per_mass = Table(

@@ -14,7 +14,8 @@ project's convention (docs/data-model.md, "Missing values"): it is stored as ``M
 - ``scores``: ``TP + FN`` behind TPR, ``TN + FP`` behind TNR, ``TP + FP`` behind PPV, ``n_pred_haloes`` behind
   ``instance_precision``, ``n_true_haloes`` behind ``instance_recall``, ``n_matched`` behind ``mean_iou``,
   ``n_pred_haloes_labelled`` behind ``instance_precision_labelled``;
-- ``per_mass``: ``n_true`` behind TPR and FNR, ``n_pred`` behind FDR, ``n_violin`` behind the quantiles;
+- ``per_mass``: ``n_true`` behind TPR and FNR, ``n_pred`` behind FDR, ``n_violin`` behind the quantiles,
+  ``n_true_haloes`` behind ``instance_recall``, ``n_pred_haloes`` behind ``instance_precision``;
 - ``mass_function``: ``counts_true`` behind ``ratio``.
 
 Tables:
@@ -29,7 +30,7 @@ Tables:
   truth segmentation's ``meta["min_particles"]``, else its smallest halo) before matching, as the truth was;
 - ``per_mass``: rows per (source, bin of log10 true/predicted halo mass), the columns of
   :func:`~cosmoseg.measure.segmentation.per_mass_rates` (TPR, FNR, FDR, quantiles q05, q16, q25, q50, q75, q84,
-  q95 of log10 M_pred);
+  q95 of log10 M_pred, and the instance recall by true mass and precision by predicted mass at IoU ≥ 0.5);
   both sources share the bins;
 - ``mass_function``: dn/dlnM of the predicted and of the FoF haloes (catalogs built from the segmentations)
   in shared bins, with ``ratio`` = pred / true (MISSING where the truth bin is empty: ``counts_true`` = 0); with
@@ -245,8 +246,9 @@ def evaluate(
     semantic_checkpoint, instance_checkpoint: the model pair (``None``: the shipped default).
     box_paths: box files holding ``fields`` (δ, φ) and the FoF ``segmentation``, at the models' resolution.
     twin_paths: twin box files holding ``segmentation_a`` and ``segmentation_b``.
-    mass_edges: the bin edges (Msun/h, increasing) of the mass function and the Eulerian table, so that several
-    evaluations share them; default ``n_mf_bins`` bins equal in log M over the predicted and true masses.
+    mass_edges: the bin edges (Msun/h, increasing) of the mass function, the per-mass rates and the Eulerian table, so
+    that several evaluations share them; default ``n_mf_bins`` (mass function, Eulerian) and ``n_mass_bins``
+    (per-mass rates) bins equal in log M over the predicted and true masses.
     The clustering uses the instance checkpoint's recommended settings (:attr:`ModelPair.clustering`, or
     :attr:`ModelPair.grouping` for a centre-offsets model); ``symmetries``: test-time augmentation of an offsets or
     panoptic model (:meth:`ModelPair.predict`).
@@ -338,12 +340,16 @@ def evaluate(
         },
     )
 
-    # shared log-mass bins over every true and predicted halo of both sources
-    all_masses = []
-    for _, name in used:
-        truth, pred, _ = pools[name].tensors()
-        all_masses += [voxel_halo_masses(truth, particle_mass), voxel_halo_masses(pred, particle_mass)]
-    edges = default_mass_edges(all_masses, n_mass_bins)
+    # shared log-mass bins over every true and predicted halo of both sources (or the caller's)
+    if mass_edges is None:
+        all_masses = []
+        for _, name in used:
+            truth, pred, _ = pools[name].tensors()
+            all_masses += [voxel_halo_masses(truth, particle_mass), voxel_halo_masses(pred, particle_mass)]
+        edges = default_mass_edges(all_masses, n_mass_bins)
+    else:
+        edges = torch.log10(torch.as_tensor(mass_edges, dtype=torch.float64))
+        n_mass_bins = len(edges) - 1
     per_mass_columns: dict[str, list[torch.Tensor]] = {}
     for i, name in used:
         truth, pred, positive = pools[name].tensors()

@@ -25,7 +25,9 @@ def _pair() -> tuple[Segmentation, Segmentation]:
 
 
 def test_every_per_mass_column_that_can_be_missing_has_its_count() -> None:
-    assert set(MISSING_COUNTS) == {"TPR", "FNR", "FDR"} | {f"q{round(100 * q):02d}" for q in QUANTILES}
+    assert set(MISSING_COUNTS) == {"TPR", "FNR", "FDR", "instance_recall", "instance_precision"} | {
+        f"q{round(100 * q):02d}" for q in QUANTILES
+    }
     truth, prediction = _pair()
     rates = per_mass_rates(truth.labels, prediction.labels, 1e11, torch.tensor(EDGES))
     for name, count in MISSING_COUNTS.items():

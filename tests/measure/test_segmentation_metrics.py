@@ -100,6 +100,12 @@ def test_per_mass_rates_by_hand() -> None:
     for q in ("q05", "q25", "q50", "q75", "q95"):
         assert r[q].tolist() == pytest.approx([math.log10(4), math.log10(8)])
     assert r["m_low"].tolist() == pytest.approx([1.0, 10**0.5]) and r["m_high"].tolist() == pytest.approx([10**0.5, 10])
+    # instances: 1 ~ 5 with IoU 6/10 (matched), 2 ~ 6 with 1/5 (not); both predictions (log10 M 0.90, 0.60) in bin 1
+    assert r["n_true_matched"].tolist() == [0, 1] and r["instance_recall"].tolist() == [0.0, 1.0]
+    assert r["n_pred_matched"].tolist() == [0, 1] and math.isnan(float(r["instance_precision"][0]))
+    assert float(r["instance_precision"][1]) == 0.5
+    strict = per_mass_rates(truth, pred, 1.0, [0.0, 0.5, 1.0], iou_threshold=0.7)  # 6/10 < 0.7: nothing matches
+    assert strict["instance_recall"].tolist() == [0.0, 0.0] and strict["n_pred_matched"].tolist() == [0, 0]
     # a semantic map that calls every voxel positive: TPR 1 while the instance FNR stays
     everything = per_mass_rates(truth, pred, 1.0, [0.0, 0.5, 1.0], pred_positive=torch.ones_like(truth, dtype=bool))
     assert everything["TPR"].tolist() == [1.0, 1.0] and everything["FNR"].tolist() == [0.5, 0.25]

@@ -330,6 +330,21 @@ def test_evaluate_writes_the_eulerian_table_and_the_twins_mass_function(tmp_path
     mf = tables["mass_function"]
     assert torch.equal(mf["counts_twins"], mf["counts_true"] // 2)  # one twin box, the same haloes as each box
 
+    # the per-mass instance counts in the caller's bins: they add up to the pooled matches, and identical twins match
+    # every halo of every bin
+    edges = [1e8, 1e12, 1e14, 1e18]
+    binned = evaluate(sem, ins, paths, twin_paths=[_twin(tmp_path / "twin.h5", same=True)], mass_edges=edges)
+    per_mass, scores = binned["per_mass"], binned["scores"]
+    assert per_mass["source"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert per_mass["m_low"][:3].tolist() == pytest.approx(edges[:-1])
+    for source in (0, 1):
+        rows = per_mass["source"] == source
+        assert float(per_mass["n_true_matched"][rows].sum()) == float(scores["n_matched"][source])
+        assert float(per_mass["n_pred_matched"][rows].sum()) == float(scores["n_matched"][source])
+        assert float(per_mass["n_true_haloes"][rows].sum()) == float(scores["n_true_haloes"][source])
+    twins = per_mass["source"] == 1
+    assert torch.equal(per_mass["n_true_matched"][twins], per_mass["n_true_haloes"][twins])
+
 
 def test_instances_benchmark_scores_pairs_side_by_side_with_figures(
     trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -352,6 +367,8 @@ def test_instances_benchmark_scores_pairs_side_by_side_with_figures(
     for row in ("| paper | a |", "| offsets | b |", "| offsets + TTA 2 | a |", "| twin baseline | twins |"):
         assert row in out, row
     assert "| true segmentation + 2LPT |" in out and "twins / FoF (per volume)" in out
+    by_mass = out.split("instance recall / precision by mass (FoF haloes), a boxes:")[1]
+    assert "| paper |" in by_mass and "| twins |" in by_mass and "| offsets + TTA" not in by_mass.split("\n\n")[0]
     module.main([*args, "--set", "a", *boxes, "--figures", str(tmp_path / "fig")])
-    for name in ("instances_mass_function.png", "instances_eulerian.png"):
+    for name in ("instances_mass_function.png", "instances_eulerian.png", "instances_by_mass.png"):
         assert (tmp_path / "fig" / name).stat().st_size > 1000
