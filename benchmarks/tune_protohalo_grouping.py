@@ -1,4 +1,4 @@
-"""Choose the centre grouping (smoothing, min_votes, seed_separation) to store with a centre-offsets protohalo model.
+"""Choose the centre grouping (smoothing, min_votes, ...) to store with a centre-offsets protohalo model.
 
 The pair's maps (probability and offsets, :func:`cosmoseg.protohalo.panoptic.offset_maps`) are computed once per
 box; every combination of the given settings then groups the votes of the voxels above the semantic threshold
@@ -6,11 +6,12 @@ box; every combination of the given settings then groups the votes of the voxels
 (``truth_scores``): the mean instance F1, precision and recall at IoU >= 0.5, and the ratio of predicted to true
 haloes, all with the predicted haloes below the truth's labelling limit dropped first (``--labelled``) or not. Use
 boxes the models trained on, never the held-out ones, then store the best with ``cosmoseg protohalo export
---smoothing --min-votes --seed-separation``.
+--smoothing --min-votes --seed-separation --merge-radius --vote-radius --grow-threshold``.
 
     python benchmarks/tune_protohalo_grouping.py suites/protohalo-64/box_0000.h5 suites/protohalo-64/box_0002.h5 \
         --semantic cosmoseg/protohalo/default_models/semantic.pt --instance runs/ph-offsets/offsets.pt \
-        --smoothing 0.5 1 --min-votes 4 8 16 --seed-separation 1 2 3 --merge-radius 0 0.5 1 --vote-radius 0 0.8
+        --smoothing 0.5 1 --min-votes 4 8 16 --seed-separation 1 2 3 --merge-radius 0 0.5 1 --vote-radius 0 0.7 \
+        --grow-threshold 0 0.5
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--seed-separation", type=float, nargs="+", default=[1.0, 2.0, 3.0])
     parser.add_argument("--merge-radius", type=float, nargs="+", default=[0.0])
     parser.add_argument("--vote-radius", type=float, nargs="+", default=[0.0])
+    parser.add_argument("--grow-threshold", type=float, nargs="+", default=[0.0])
     parser.add_argument("--symmetries", type=int, default=1, help="test-time augmentation of the maps")
     parser.add_argument("--labelled", action="store_true", help="drop predicted haloes below the labelling limit")
     args = parser.parse_args()
@@ -57,14 +59,16 @@ def main() -> None:
         )
         boxes.append((objects["segmentation"], maps))
     print(
-        "| smoothing | min_votes | seed_separation | merge_radius | vote_radius | instance F1 | precision | recall "
-        "| predicted / true haloes |"
+        "| smoothing | min_votes | seed_separation | merge_radius | vote_radius | grow_threshold | instance F1 "
+        "| precision | recall | predicted / true haloes |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     settings = itertools.product(
-        args.smoothing, args.min_votes, args.seed_separation, args.merge_radius, args.vote_radius
+        args.smoothing, args.min_votes, args.seed_separation, args.merge_radius, args.vote_radius, args.grow_threshold
     )
-    for smoothing, min_votes, separation, merge, cut in settings:
+    for smoothing, min_votes, separation, merge, cut, grow in settings:
+        if grow > 0 and (grow > pair.threshold or cut <= 0):
+            continue  # growing needs a vote radius and lowers the semantic threshold only
         rows = []
         for truth, (probs, offsets) in boxes:
             labels = instances_from_offsets(
@@ -74,16 +78,17 @@ def main() -> None:
                 min_votes=min_votes,
                 seed_separation=separation,
                 merge_radius=merge,
+                probabilities=probs,
                 vote_radius=cut,
+                grow_threshold=grow,
             )
             if args.labelled:
                 labels = drop_below(labels, labelling_limit(truth))
             rows.append(truth_scores(Segmentation(labels=labels, probabilities=probs, box=truth.box), truth))
         f1, precision, recall, ratio = instance_summary(rows)
         print(
-            f"| {smoothing:g} | {min_votes:g} | {separation:g} | {merge:g} | {cut:g} | {f1:.3f} | {precision:.3f} | "
-            f"{recall:.3f} | "
-            f"{ratio:.3f} |"
+            f"| {smoothing:g} | {min_votes:g} | {separation:g} | {merge:g} | {cut:g} | {grow:g} | {f1:.3f} | "
+            f"{precision:.3f} | {recall:.3f} | {ratio:.3f} |"
         )
 
 

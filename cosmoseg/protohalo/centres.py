@@ -26,7 +26,10 @@ true haloes' centres are about R apart or more, while a large halo whose far vox
 seeds well inside its radius. With ``vote_radius`` = γ > 0 a vote farther than γ max(R, 1) from the periodic centroid of
 its group's votes leaves it (its voxel becomes "no halo"): a voxel whose vote disagrees with its halo's centre is one
 the network is unsure of, a boundary or first-infall voxel, and dropping it raises the halo's IoU more often than
-not. Labels are numbered 1..K by decreasing size (ties: the stronger seed first).
+not. With ``grow_threshold`` = t > 0 as well (:func:`instances_from_offsets`), the voxels outside the mask whose
+semantic probability is above t join the group whose vote centroid is nearest to their vote, when it lies within
+γ max(R, 1) of it: membership then asks the semantic net for less confidence where the offsets agree. Labels are
+numbered 1..K by decreasing size (ties: the stronger seed first).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ DEFAULT_GROUPING: dict[str, float] = {
     "seed_separation": 2.0,
     "merge_radius": 0.0,
     "vote_radius": 0.0,
+    "grow_threshold": 0.0,
 }
 """The grouping settings used when a checkpoint records none."""
 
@@ -209,17 +213,29 @@ def instances_from_offsets(
     offsets: torch.Tensor,
     mask: torch.Tensor,
     *,
+    probabilities: torch.Tensor | None = None,
     smoothing: float = DEFAULT_GROUPING["smoothing"],
     min_votes: float = DEFAULT_GROUPING["min_votes"],
     seed_separation: float = DEFAULT_GROUPING["seed_separation"],
     merge_radius: float = DEFAULT_GROUPING["merge_radius"],
     vote_radius: float = DEFAULT_GROUPING["vote_radius"],
+    grow_threshold: float = DEFAULT_GROUPING["grow_threshold"],
 ) -> torch.Tensor:
     """``(n, n, n)`` int64 halo labels 1..K (by decreasing size; 0 outside ``mask``) from offsets ``(3, n, n, n)``.
 
-    The votes of the mask's voxels (:func:`voxel_votes`) grouped by :func:`group_by_centre` over the whole box.
+    The votes of the mask's voxels (:func:`voxel_votes`) grouped by :func:`group_by_centre` over the whole box. With
+    ``grow_threshold`` > 0 (it needs ``vote_radius`` > 0 and the ``(n, n, n)`` semantic ``probabilities``), the
+    voxels outside the mask with a probability above it may join a group (module docstring), so labels can then
+    reach beyond ``mask``.
     """
     mask = torch.as_tensor(mask).cpu().bool()
+    if grow_threshold > 0 and (probabilities is None or not vote_radius > 0):
+        raise ValidationError(
+            f"grow_threshold {grow_threshold} needs the semantic probabilities and a vote_radius > 0 "
+            f"(got vote_radius {vote_radius}, probabilities {'given' if probabilities is not None else 'none'})"
+        )
+    if not (math.isfinite(grow_threshold) and 0 <= grow_threshold < 1):
+        raise ValidationError(f"grow_threshold must be a probability in [0, 1), got {grow_threshold!r}")
     votes = voxel_votes(offsets, mask)
     labels = torch.zeros(mask.shape, dtype=torch.int64)
     labels[mask] = group_by_centre(
@@ -231,4 +247,29 @@ def instances_from_offsets(
         merge_radius=merge_radius,
         vote_radius=vote_radius,
     )
+    if grow_threshold > 0 and bool((labels > 0).any()):
+        assert probabilities is not None
+        candidates = (torch.as_tensor(probabilities).cpu() > grow_threshold) & (labels == 0)
+        labels = _grow(labels, offsets, candidates, vote_radius)
     return labels
+
+
+def _grow(labels: torch.Tensor, offsets: torch.Tensor, candidates: torch.Tensor, gamma: float) -> torch.Tensor:
+    """``labels`` with every ``candidates`` voxel whose vote lies within γ max(R, 1) of the nearest group's vote
+    centroid added to that group, then relabelled by size (``labels`` holds at least one group)."""
+    n = labels.shape[-1]
+    inside = labels > 0
+    index = labels[inside] - 1
+    k = int(index.max()) + 1
+    centres = group_centres(voxel_votes(offsets, inside), index, k, float(n))
+    radius = ((3.0 * torch.bincount(index, minlength=k).to(torch.float64) / (4.0 * math.pi)) ** (1.0 / 3.0)).clamp(
+        min=1.0
+    )
+    distance, nearest = cKDTree(centres.numpy(), boxsize=float(n)).query(
+        voxel_votes(offsets, candidates).numpy(), k=1, workers=-1
+    )
+    nearest = torch.as_tensor(nearest, dtype=torch.int64)
+    joins = torch.as_tensor(distance) <= gamma * radius[nearest]
+    out = labels.clone()
+    out[candidates] = torch.where(joins, nearest + 1, 0)
+    return labels_by_size(out).reshape(labels.shape)

@@ -136,6 +136,13 @@ def export_command(
         float | None,
         typer.Option(help="Offsets/panoptic: drop votes farther than this fraction of their group's radius."),
     ] = None,
+    grow_threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Offsets/panoptic: voxels above this probability join a group their vote lands within "
+            "--vote-radius of."
+        ),
+    ] = None,
     suite: Annotated[
         Path | None,
         typer.Option(
@@ -148,7 +155,8 @@ def export_command(
 
     For an instance model, --n-dens/--n-ngb/--p-thresh store the clustering settings that protohalo.panoptic and
     `evaluate` then use by default; for an offsets or panoptic model, --smoothing/--min-votes/--seed-separation/
-    --merge-radius/--vote-radius store its centre grouping (tune them on training boxes, not on the validation ones)."""
+    --merge-radius/--vote-radius/--grow-threshold store its centre grouping (tune them on training boxes, not on the
+    validation ones)."""
     from cosmoseg.data import Field, load_artifact
     from cosmoseg.nn import export_weights, read_checkpoint
     from cosmoseg.protohalo.training import ARCHITECTURE_KEYS, training_cosmology
@@ -174,12 +182,13 @@ def export_command(
             "seed_separation": seed_separation,
             "merge_radius": merge_radius,
             "vote_radius": vote_radius,
+            "grow_threshold": grow_threshold,
         }
         if any(v is not None for v in grouping.values()):
             if metadata.get("task") not in ("offsets", "panoptic"):
                 raise ValueError(
-                    "--smoothing/--min-votes/--seed-separation/--merge-radius/--vote-radius apply to offsets and "
-                    "panoptic checkpoints"
+                    "--smoothing/--min-votes/--seed-separation/--merge-radius/--vote-radius/--grow-threshold apply to "
+                    "offsets and panoptic checkpoints"
                 )
             negative = {k: v for k, v in grouping.items() if v is not None and not v >= 0}
             if negative:

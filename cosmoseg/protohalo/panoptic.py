@@ -578,7 +578,7 @@ def predict_panoptic_offsets(
     stitching: the offsets share the box's frame); a voxel is in a halo where the probability is above ``threshold``
     (or where ``mask`` is, an oracle study), and the votes of those voxels are grouped once over the whole box
     (:func:`~cosmoseg.protohalo.centres.instances_from_offsets`; ``grouping``: its ``smoothing``, ``min_votes``,
-    ``seed_separation``, ``merge_radius``, ``vote_radius``, default
+    ``seed_separation``, ``merge_radius``, ``vote_radius``, ``grow_threshold`` (not with ``mask``), default
     :data:`~cosmoseg.protohalo.centres.DEFAULT_GROUPING`).
 
     ``symmetries`` > 1: test-time augmentation over the first ``symmetries`` of the 48 cube symmetries
@@ -609,7 +609,16 @@ def predict_panoptic_offsets(
         keep=keep,
         progress=progress,
     )
-    labels = instances_from_offsets(offsets, _voxels_in_haloes(probs, threshold, mask), **settings)
+    if mask is not None:  # an oracle mask is the membership: nothing grows beyond it
+        settings = {**settings, "grow_threshold": 0.0}
+    elif settings["grow_threshold"] > threshold:
+        raise ValidationError(
+            f"grow_threshold {settings['grow_threshold']} is above the semantic threshold {threshold}: it can only "
+            "lower it"
+        )
+    labels = instances_from_offsets(
+        offsets, _voxels_in_haloes(probs, threshold, mask), probabilities=probs.cpu(), **settings
+    )
     dev_out = fields.values.device
     return Segmentation(
         labels=labels.to(dev_out),

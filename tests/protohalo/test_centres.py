@@ -142,3 +142,26 @@ def test_vote_radius_drops_far_votes_across_the_periodic_boundary() -> None:
     assert set(group_by_centre(votes, 32, **grouping, vote_radius=2.0).tolist()) == {1}
     with pytest.raises(ValidationError, match="vote_radius"):
         group_by_centre(votes, 32, vote_radius=float("nan"))
+
+
+def test_grow_threshold_adds_the_voxels_that_vote_for_a_halo_across_the_boundary() -> None:
+    n = 16
+    q = torch.stack(torch.meshgrid(*[torch.arange(n) + 0.5] * 3, indexing="ij"))
+    r = (q - 0.0 + n / 2).remainder(n).sub(n / 2).norm(dim=0)  # periodic distance to the box's corner
+    ball = r <= 3.0  # one halo of 123 voxels around the corner, split across all eight octants
+    offsets = centre_offsets(ball.long())  # exact votes: every voxel of the ball points at its centre
+    inner = r <= 2.0
+    probabilities = torch.where(inner, 0.9, torch.where(ball, 0.6, 0.1)).double()
+    stray = (8, 8, 8)  # a confident-looking voxel whose vote (its own cell) is far from the halo
+    probabilities[stray] = 0.6
+    grouping = {"smoothing": 0.5, "min_votes": 5.0, "seed_separation": 2.0}
+    core = instances_from_offsets(offsets, inner, **grouping)
+    assert torch.equal(core > 0, inner) and int(core.max()) == 1
+    grown = instances_from_offsets(
+        offsets, inner, probabilities=probabilities, vote_radius=1.0, grow_threshold=0.5, **grouping
+    )
+    assert torch.equal(grown > 0, ball) and int(grown.max()) == 1  # the shell joins, the stray voxel does not
+    with pytest.raises(ValidationError, match="needs the semantic probabilities and a vote_radius"):
+        instances_from_offsets(offsets, inner, vote_radius=1.0, grow_threshold=0.5)
+    with pytest.raises(ValidationError, match="needs the semantic probabilities and a vote_radius"):
+        instances_from_offsets(offsets, inner, probabilities=probabilities, grow_threshold=0.5)
