@@ -67,8 +67,8 @@ def main() -> None:
         args.smoothing, args.min_votes, args.seed_separation, args.merge_radius, args.vote_radius, args.grow_threshold
     )
     for smoothing, min_votes, separation, merge, cut, grow in settings:
-        if grow > 0 and (grow > pair.threshold or cut <= 0):
-            continue  # growing needs a vote radius and lowers the semantic threshold only
+        if grow > 0 and (grow >= pair.threshold or cut <= 0):
+            continue  # growing needs a vote radius, and at or above the semantic threshold it adds nothing
         rows = []
         for truth, (probs, offsets) in boxes:
             labels = instances_from_offsets(

@@ -611,11 +611,6 @@ def predict_panoptic_offsets(
     )
     if mask is not None:  # an oracle mask is the membership: nothing grows beyond it
         settings = {**settings, "grow_threshold": 0.0}
-    elif settings["grow_threshold"] > threshold:
-        raise ValidationError(
-            f"grow_threshold {settings['grow_threshold']} is above the semantic threshold {threshold}: it can only "
-            "lower it"
-        )
     labels = instances_from_offsets(
         offsets, _voxels_in_haloes(probs, threshold, mask), probabilities=probs.cpu(), **settings
     )

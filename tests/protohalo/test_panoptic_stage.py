@@ -432,7 +432,7 @@ def test_an_offsets_pair_and_a_panoptic_net_run_as_the_stage(
         _run((models[0], panoptic), _fields(5))
 
 
-def test_the_grown_membership_keeps_to_its_probability_and_refuses_one_above_the_threshold(
+def test_the_grown_membership_keeps_to_its_probability_and_only_lowers_the_threshold(
     models: tuple[Path, Path], offset_models: tuple[Path, Path]
 ) -> None:
     pair = load_model_pair(models[0], offset_models[0])
@@ -440,7 +440,8 @@ def test_the_grown_membership_keeps_to_its_probability_and_refuses_one_above_the
     grown = pair.predict(_fields(5), threshold=0.3, grouping=grouping)
     assert grown.meta["grouping_grow_threshold"] == 0.2 and grown.meta["grouping_vote_radius"] == 0.7
     assert grown.probabilities is not None and bool((grown.probabilities[grown.labels > 0] > 0.2).all())
-    with pytest.raises(ValidationError, match="grow_threshold 0.5 is above the semantic threshold 0.3"):
-        pair.predict(_fields(5), threshold=0.3, grouping={**grouping, "grow_threshold": 0.5})
+    # a grow threshold above the semantic one adds nothing: the same labels as the cut alone
+    above = pair.predict(_fields(5), threshold=0.3, grouping={**grouping, "grow_threshold": 0.5})
+    assert torch.equal(above.labels, pair.predict(_fields(5), threshold=0.3, grouping={"vote_radius": 0.7}).labels)
     oracle = pair.predict(_fields(5), threshold=0.3, grouping=grouping, mask=_labels() > 0)
     assert bool(((oracle.labels > 0) <= (_labels() > 0)).all())  # an oracle mask is the membership: no growth
