@@ -1,8 +1,9 @@
 """Issue #21: protohalo model pairs side by side on held-out boxes, a second suite seed, and the twin baseline.
 
+    D=cosmoseg/protohalo/default_models
     python benchmarks/protohalo_instances.py \
-        --pair shipped cosmoseg/protohalo/default_models/semantic.pt cosmoseg/protohalo/default_models/instance.pt \
-        --pair offsets cosmoseg/protohalo/default_models/semantic.pt runs/ph-offsets/offsets.pt \
+        --pair default $D/semantic.pt $D/instance.pt --pair paper $D/paper/semantic.pt $D/paper/instance.pt \
+        --pair offsets $D/paper/semantic.pt runs/ph-offsets/offsets.pt \
         --pair panoptic runs/ph-panoptic/panoptic.pt - \
         --set held-out suites/protohalo-64/box_0007.h5 suites/protohalo-64/box_0001.h5 \
         --set seed2 suites/protohalo-64-seed2/box_000*.h5 \

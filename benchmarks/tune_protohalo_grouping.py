@@ -9,7 +9,7 @@ boxes the models trained on, never the held-out ones, then store the best with `
 --smoothing --min-votes --seed-separation --merge-radius --vote-radius --grow-threshold``.
 
     python benchmarks/tune_protohalo_grouping.py suites/protohalo-64/box_0000.h5 suites/protohalo-64/box_0002.h5 \
-        --semantic cosmoseg/protohalo/default_models/semantic.pt --instance runs/ph-offsets/offsets.pt \
+        --semantic cosmoseg/protohalo/default_models/paper/semantic.pt --instance runs/ph-offsets/offsets.pt \
         --smoothing 0.5 1 --min-votes 4 8 16 --seed-separation 1 2 3 --merge-radius 0 0.5 1 --vote-radius 0 0.7 \
         --grow-threshold 0 0.5
 """

@@ -1,7 +1,9 @@
 """Loading a semantic + instance model pair, the shipped default one included, and checking it fits a box.
 
 The default models (``cosmoseg/protohalo/default_models/{semantic,instance}.pt``, with their ``MODEL_CARD.md``)
-are trained by ``cosmoseg protohalo train`` on ``configs/suites/protohalo-64.toml``. A model learns the linear
+are trained by ``cosmoseg protohalo train`` on ``configs/suites/protohalo-64.toml``: a semantic net and a
+centre-offsets instance net (issue #21). The paper's pair on the same boxes (the discriminative-loss instance net,
+López-Cano et al.) ships beside them in ``default_models/paper/`` (:data:`PAPER_PAIR_DIR`). A model learns the linear
 fields at one resolution: it applies to boxes with the same cell size L/n (any n that is a multiple of its crop
 lattice step), and a box at another cell size, or a checkpoint with another channel layout, is a clear error.
 """
@@ -34,6 +36,7 @@ __all__ = [
     "COSMOLOGY_RTOL",
     "DEFAULT_MODELS_DIR",
     "PAPER_CLUSTERING",
+    "PAPER_PAIR_DIR",
     "PARTICLE_MASS_RTOL",
     "SHIPPED_PAIR_DIRS",
     "ModelPair",
@@ -53,6 +56,10 @@ PARTICLE_MASS_RTOL = 0.01
 COSMOLOGY_RTOL = 0.01
 """A parameter that differs from the training value by more than this (relative; absolute for w0, wa) is named."""
 
+
+PAPER_PAIR_DIR = DEFAULT_MODELS_DIR / "paper"
+"""The paper's formulation trained on the default pair's boxes (its MODEL_CARD.md): load it with
+``load_model_pair(PAPER_PAIR_DIR / "semantic.pt", PAPER_PAIR_DIR / "instance.pt")``."""
 
 SHIPPED_PAIR_DIRS: tuple[Path, ...] = (DEFAULT_MODELS_DIR, DEFAULT_MODELS_DIR / "omega-m")
 """The shipped model pairs, one per resolution: the default (``protohalo-64``, 0.78 Mpc/h cells, one cosmology) and

@@ -158,19 +158,40 @@ def test_bad_params_are_named() -> None:
 
 
 def test_shipped_models_are_small_documented_and_load_weights_only() -> None:
-    files = [default_checkpoint("semantic"), default_checkpoint("instance")]
+    from cosmoseg.protohalo.pretrained import PAPER_PAIR_DIR
+
+    folders = (DEFAULT_MODELS_DIR, PAPER_PAIR_DIR)
+    files = [folder / f"{task}.pt" for folder in folders for task in ("semantic", "instance")]
+    assert files[:2] == [default_checkpoint("semantic"), default_checkpoint("instance")]
     assert all(f.is_file() for f in files)
     assert sum(f.stat().st_size for f in files) <= 20 * 2**20
-    card = (DEFAULT_MODELS_DIR / "MODEL_CARD.md").read_text()
-    for needed in ("configs/suites/protohalo-64.toml", "cosmoseg protohalo train", "F1", "steps"):
-        assert needed in card
+    for folder in folders:
+        card = (folder / "MODEL_CARD.md").read_text()
+        for needed in ("configs/suites/protohalo-64.toml", "cosmoseg protohalo train", "F1", "steps", "precision"):
+            assert needed in card, (folder, needed)
     pair = load_model_pair()
-    assert pair.semantic_meta["threshold_calibrated"] is True
-    assert pair.semantic_meta["final"] is True and pair.instance_meta["final"] is True
-    assert pair.cell_size == pytest.approx(50.0 / 64)
-    assert pair.clustering == {"n_dens": 10, "n_ngb": 10, "p_thresh": 4.2}  # tuned on training boxes (model card)
+    assert pair.kind == "offsets"  # the centre-offsets formulation (issue #21), its grouping tuned on training boxes
+    assert pair.grouping == GROUPING
+    paper = load_model_pair(PAPER_PAIR_DIR / "semantic.pt", PAPER_PAIR_DIR / "instance.pt")
+    assert paper.kind == "embedding" and paper.clustering == {"n_dens": 10, "n_ngb": 10, "p_thresh": 4.2}
+    for p in (pair, paper):
+        assert p.semantic_meta["threshold_calibrated"] is True
+        assert p.semantic_meta["final"] is True and p.instance_meta["final"] is True
+        assert p.cell_size == pytest.approx(50.0 / 64)
+        assert p.semantic_meta["train_boxes"] == paper.semantic_meta["train_boxes"]  # the same split, boxes held out
     for f in files:
         torch.load(f, map_location="cpu", weights_only=True)  # plain tensors and metadata only
+
+
+GROUPING = {
+    "smoothing": 0.7,
+    "min_votes": 8.0,
+    "seed_separation": 3.0,
+    "merge_radius": 0.9,
+    "vote_radius": 0.7,
+    "grow_threshold": 0.5,
+}
+"""The shipped default's centre grouping, as its MODEL_CARD.md gives it."""
 
 
 def test_potential_from_the_density_is_the_one_of_the_initial_conditions() -> None:
@@ -317,8 +338,11 @@ def test_shipped_models_record_their_suite_cosmology_and_preprocessing() -> None
     import tomllib
 
     suite = tomllib.loads((Path(__file__).parents[2] / "configs/suites/protohalo-64.toml").read_text())
+    from cosmoseg.protohalo.pretrained import PAPER_PAIR_DIR
+
     pair = load_model_pair()
-    for meta in (pair.semantic_meta, pair.instance_meta):
+    paper = load_model_pair(PAPER_PAIR_DIR / "semantic.pt", PAPER_PAIR_DIR / "instance.pt")
+    for meta in (pair.semantic_meta, pair.instance_meta, paper.semantic_meta, paper.instance_meta):
         assert meta["cosmology"] == {**suite["cosmology"], "w0": -1.0, "wa": 0.0}
         assert meta["input_highpass"] == {"box_length": suite["grid"]["box"], "channels": ["phi"]}
 
