@@ -6,6 +6,7 @@ from cosmoseg.nn.losses import (
     balanced_cross_entropy,
     centre_offset_loss,
     discriminative_loss,
+    small_halo_weights,
 )
 from cosmoseg.nn.training import NonFiniteLossError, Trainer
 from cosmoseg.nn.vnet import ResidualBlock, SegmentationModel, VNet, VNetBackbone, central_crop, make_head
@@ -27,4 +28,5 @@ __all__ = [
     "make_head",
     "read_checkpoint",
     "save_checkpoint",
+    "small_halo_weights",
 ]

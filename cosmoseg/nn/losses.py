@@ -5,10 +5,18 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["background_push_loss", "balanced_cross_entropy", "centre_offset_loss", "discriminative_loss"]
+__all__ = [
+    "background_push_loss",
+    "balanced_cross_entropy",
+    "centre_offset_loss",
+    "discriminative_loss",
+    "small_halo_weights",
+]
 
 
-def balanced_cross_entropy(logits: torch.Tensor, target: torch.Tensor, beta: float) -> torch.Tensor:
+def balanced_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, beta: float, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Balanced cross-entropy, eq. (3) (Xie & Tu 2015), from logits.
 
     Per voxel ``ℓ = −β y log σ(z) − (1 − β)(1 − y) log(1 − σ(z))`` with ``β`` the fraction of negative voxels
@@ -16,6 +24,8 @@ def balanced_cross_entropy(logits: torch.Tensor, target: torch.Tensor, beta: flo
     batch), i.e. eq. (3) summed over voxels and divided by their number; eq. (3) itself leaves the reduction
     open, so this matches it up to that constant factor. ``log σ`` is computed with ``logsigmoid`` for
     stability (``log(1 − σ(z)) = logsigmoid(−z)``). ``target`` holds 0/1 (or soft labels in [0, 1]).
+    ``weight`` (the shape of ``logits``, e.g. :func:`small_halo_weights`) multiplies each voxel's ``ℓ`` before
+    the mean; None is a weight of 1 everywhere (the paper's loss).
     """
     if logits.shape != target.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and target {tuple(target.shape)} must have the same shape")
@@ -23,7 +33,36 @@ def balanced_cross_entropy(logits: torch.Tensor, target: torch.Tensor, beta: flo
         raise ValueError(f"beta (fraction of negatives) must lie in [0, 1], got {beta}")
     y = target.to(logits.dtype)
     loss = -beta * y * F.logsigmoid(logits) - (1.0 - beta) * (1.0 - y) * F.logsigmoid(-logits)
+    if weight is not None:
+        if weight.shape != logits.shape:
+            raise ValueError(f"weight {tuple(weight.shape)} must have the shape of logits {tuple(logits.shape)}")
+        loss = loss * weight.to(loss.dtype)
     return loss.mean()
+
+
+def small_halo_weights(labels: torch.Tensor, *, boost: float, reference: float) -> torch.Tensor:
+    """Per-voxel weights that lift the voxels of small haloes in a loss: ``1 + boost min(1, reference / n)``.
+
+    ``labels``: (B, *spatial) integer instance ids, 0 = no halo. ``n`` is the number of voxels of the voxel's halo
+    *in its crop* (a halo cut by the crop's edge counts as smaller; the ``min`` caps its weight at ``1 + boost``),
+    ``reference`` a size in voxels (e.g. the smallest labelled halo): a halo of ``reference`` voxels or fewer gets
+    ``1 + boost``, one of ``10 reference`` voxels ``1 + boost / 10``. Voxels of no halo get 1. Returns (B,
+    *spatial) float32.
+    """
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be an integer tensor, got {labels.dtype}")
+    if not (boost >= 0 and reference > 0):
+        raise ValueError(f"need boost >= 0 and reference > 0 (voxels), got boost={boost}, reference={reference}")
+    b = labels.shape[0]
+    lab = labels.reshape(b, -1).to(torch.int64)
+    weight = torch.ones(lab.shape, dtype=torch.float32, device=labels.device)
+    inside = lab > 0
+    if boost == 0 or not bool(inside.any()):
+        return weight.reshape(labels.shape)
+    key = torch.arange(b, device=lab.device)[:, None] * (int(lab.max()) + 1) + lab
+    _, halo, size = torch.unique(key[inside], return_inverse=True, return_counts=True)
+    weight[inside] = 1.0 + boost * torch.clamp(reference / size[halo].to(torch.float32), max=1.0)
+    return weight.reshape(labels.shape)
 
 
 def _single(

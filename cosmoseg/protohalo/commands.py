@@ -52,6 +52,13 @@ def train_command(
             "(0 = the paper's loss)."
         ),
     ] = 0.0,
+    small_halo_boost: Annotated[
+        float,
+        typer.Option(
+            help="semantic/panoptic: weight a halo voxel's cross-entropy by 1 + this x min(1, N_min/n), n its "
+            "halo's voxels in the crop, N_min the suite's smallest labelled halo (0 = the paper's loss)."
+        ),
+    ] = 0.0,
     offset_weighting: Annotated[
         str, typer.Option(help="offsets/panoptic: 'halo' (every halo weighs the same) or 'voxel'.")
     ] = "halo",
@@ -97,6 +104,7 @@ def train_command(
             lr=lr,
             position_residual=position_residual,
             c_background=c_background,
+            small_halo_boost=small_halo_boost,
             offset_weighting=offset_weighting,  # type: ignore[arg-type]
             c_offset=c_offset,
             lr_schedule=lr_schedule,  # type: ignore[arg-type]

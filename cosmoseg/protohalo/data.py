@@ -44,6 +44,7 @@ __all__ = [
     "ProtohaloCrops",
     "balanced_ce_beta",
     "collapsed_fraction",
+    "labelling_limit",
     "lagrangian_position_channels",
 ]
 
@@ -82,6 +83,16 @@ def collapsed_fraction(segmentations: Sequence[Segmentation | torch.Tensor]) -> 
     if total == 0:
         raise ValueError("the segmentations hold no voxel")
     return positive / total
+
+
+def labelling_limit(truth: Segmentation) -> int:
+    """The fewest voxels a halo of ``truth`` may have: ``meta["min_particles"]`` (what ``sim.fof`` labelled, its
+    ``segmentation_min_particles``), else the size of its smallest halo (1 when it has none)."""
+    if "min_particles" in truth.meta:
+        return int(truth.meta["min_particles"])
+    sizes = torch.bincount(truth.labels.flatten().long().cpu())[1:]
+    sizes = sizes[sizes > 0]
+    return int(sizes.min()) if len(sizes) else 1
 
 
 def balanced_ce_beta(segmentations: Sequence[Segmentation | torch.Tensor]) -> float:

@@ -65,6 +65,7 @@ from cosmoseg.measure.instance_metrics import (
 from cosmoseg.measure.mass_function import halo_mass_function
 from cosmoseg.measure.segmentation import binary_scores, default_mass_edges, per_mass_rates, voxel_halo_masses
 from cosmoseg.protohalo.catalog import halo_catalog_from_segmentation
+from cosmoseg.protohalo.data import labelling_limit
 from cosmoseg.protohalo.eulerian import matched_halo_errors
 from cosmoseg.protohalo.pretrained import cosmology_differences, load_model_pair
 from cosmoseg.protohalo.training import COSMOLOGY_KEYS
@@ -89,16 +90,6 @@ SEMANTIC_KEYS = ("TP", "FP", "TN", "FN", "TPR", "TNR", "PPV", "ACC", "F1")
 def _finite(x: torch.Tensor | float) -> torch.Tensor:
     t = torch.as_tensor(x, dtype=torch.float64)
     return torch.where(torch.isfinite(t), t, torch.full_like(t, MISSING))
-
-
-def labelling_limit(truth: Segmentation) -> int:
-    """The fewest voxels a halo of ``truth`` may have: ``meta["min_particles"]`` (what ``sim.fof`` labelled, its
-    ``segmentation_min_particles``), else the size of its smallest halo (1 when it has none)."""
-    if "min_particles" in truth.meta:
-        return int(truth.meta["min_particles"])
-    sizes = torch.bincount(truth.labels.flatten().long().cpu())[1:]
-    sizes = sizes[sizes > 0]
-    return int(sizes.min()) if len(sizes) else 1
 
 
 def oracle_instances(mask: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:

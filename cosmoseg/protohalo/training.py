@@ -57,8 +57,9 @@ from cosmoseg.nn import (
     discriminative_loss,
     load_checkpoint,
     read_checkpoint,
+    small_halo_weights,
 )
-from cosmoseg.protohalo.data import ProtohaloCrops, balanced_ce_beta, collapsed_fraction
+from cosmoseg.protohalo.data import ProtohaloCrops, balanced_ce_beta, collapsed_fraction, labelling_limit
 from cosmoseg.protohalo.panoptic import (
     FILTERED_CHANNELS,
     INPUT_CHANNELS,
@@ -99,7 +100,10 @@ class TrainConfig:
     ``validation_crops`` fixed crops and the checkpoint is written. The Weinberger parameters default to the
     paper's (δ_pull = 0.5, δ_push = 1.5, c_pull = c_push = 1, c_reg = 0.001). ``c_background`` > 0 adds
     :func:`~cosmoseg.nn.losses.background_push_loss` (margin δ_push) to the instance loss: the voxels of no halo kept
-    away from every halo centre (0, the paper's loss, leaves them untrained).
+    away from every halo centre (0, the paper's loss, leaves them untrained). ``small_halo_boost`` > 0 weights the
+    semantic cross-entropy of a halo's voxels by ``1 + boost min(1, N_min / n)`` (:func:`~cosmoseg.nn.losses.
+    small_halo_weights`; n its voxels in the crop, N_min the suite's labelling limit in voxels): the semantic and
+    panoptic tasks; 0 is the paper's loss.
     """
 
     task: Task = "semantic"
@@ -124,6 +128,7 @@ class TrainConfig:
     c_push: float = 1.0
     c_reg: float = 0.001
     c_background: float = 0.0
+    small_halo_boost: float = 0.0
     offset_weighting: Literal["halo", "voxel"] = "halo"
     c_offset: float = 0.1
     position_residual: float = 0.0
@@ -164,6 +169,10 @@ class TrainConfig:
             out.append(f"c_offset must be a positive number, got {self.c_offset}")
         if not self.c_background >= 0:
             out.append(f"c_background must be >= 0, got {self.c_background}")
+        if not (math.isfinite(self.small_halo_boost) and self.small_halo_boost >= 0):
+            out.append(f"small_halo_boost must be a number >= 0, got {self.small_halo_boost}")
+        elif self.small_halo_boost and self.task not in ("semantic", "panoptic"):
+            out.append(f"small_halo_boost weights the semantic loss: the semantic or panoptic task, not {self.task!r}")
         if self.position_residual:
             if self.task != "instance" or self.embedding_dim != 3:
                 out.append("position_residual needs the instance task with embedding_dim = 3 (positions are 3-D)")
@@ -331,9 +340,17 @@ class SemanticHead(nn.Module):
         return self.net(x)[:, :1]
 
 
-def _loss_fn(config: TrainConfig, beta: float) -> Callable[[torch.Tensor, Any], torch.Tensor]:
+def _loss_fn(config: TrainConfig, beta: float, min_voxels: int) -> Callable[[torch.Tensor, Any], torch.Tensor]:
+    """The task's loss of (network output, crop targets); ``min_voxels``: the suite's smallest labelled halo."""
+
+    def semantic(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        weight = None
+        if config.small_halo_boost:
+            weight = small_halo_weights(labels, boost=config.small_halo_boost, reference=float(min_voxels))
+        return balanced_cross_entropy(logits.float(), (labels > 0).float(), beta, weight)
+
     if config.task == "semantic":
-        return lambda logits, labels: balanced_cross_entropy(logits[:, 0].float(), (labels > 0).float(), beta)
+        return lambda logits, labels: semantic(logits[:, 0], labels)
     if config.task in ("offsets", "panoptic"):
 
         def offsets(out: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -342,7 +359,7 @@ def _loss_fn(config: TrainConfig, beta: float) -> Callable[[torch.Tensor, Any], 
             loss = centre_offset_loss(pred, target, labels, weighting=config.offset_weighting)
             if config.task == "offsets":
                 return loss
-            return balanced_cross_entropy(out[:, 0].float(), (labels > 0).float(), beta) + config.c_offset * loss
+            return semantic(out[:, 0], labels) + config.c_offset * loss
 
         return offsets
 
@@ -461,6 +478,8 @@ def train(
         metadata |= {"offset_weighting": config.offset_weighting, "offset_unit": "cells"}
     if config.task == "panoptic":
         metadata["c_offset"] = config.c_offset
+    if config.small_halo_boost:
+        metadata["small_halo_boost"] = config.small_halo_boost
     metadata |= {"lr_schedule": config.lr_schedule, "init_from": os.path.basename(config.init_from)}
     torch.manual_seed(config.seed)
     model = make_model(metadata)
@@ -481,7 +500,7 @@ def train(
     )
     trainer = Trainer(
         model,
-        _loss_fn(config, beta),
+        _loss_fn(config, beta, min(labelling_limit(seg) for seg in segs)),
         optimizer,
         device=config.device,
         grad_clip=config.grad_clip,

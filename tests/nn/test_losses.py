@@ -7,7 +7,13 @@ import itertools
 import pytest
 import torch
 
-from cosmoseg.nn import background_push_loss, balanced_cross_entropy, centre_offset_loss, discriminative_loss
+from cosmoseg.nn import (
+    background_push_loss,
+    balanced_cross_entropy,
+    centre_offset_loss,
+    discriminative_loss,
+    small_halo_weights,
+)
 
 
 def _reference(embedding, labels, dp=0.5, dd=1.5, cp=1.0, cd=1.0, cr=0.001):
@@ -129,6 +135,38 @@ def test_balanced_cross_entropy_hand_values_and_stability():
     loss.backward()
     assert loss.item() == pytest.approx(100.0)  # (0.5·200 + 0.5·200) / 2
     assert torch.isfinite(logits.grad).all()
+
+
+def test_weighted_balanced_cross_entropy_by_hand():
+    # z = 0: each voxel's loss is β log 2 (positive) or (1 − β) log 2 (negative), times its weight
+    got = balanced_cross_entropy(torch.zeros(3), torch.tensor([1.0, 0.0, 1.0]), 0.6, torch.tensor([2.0, 1.0, 0.5]))
+    assert got.item() == pytest.approx((0.6 * 2 + 0.4 * 1 + 0.6 * 0.5) * torch.log(torch.tensor(2.0)).item() / 3)
+    plain = balanced_cross_entropy(torch.ones(4), torch.tensor([1.0, 0.0, 1.0, 0.0]), 0.6)
+    assert balanced_cross_entropy(torch.ones(4), torch.tensor([1.0, 0.0, 1.0, 0.0]), 0.6, torch.ones(4)) == plain
+    with pytest.raises(ValueError, match="weight"):
+        balanced_cross_entropy(torch.zeros(3), torch.zeros(3), 0.5, torch.ones(4))
+
+
+def test_small_halo_weights_by_hand():
+    # crop 0: halo 1 has 2 voxels, halo 2 has 8; crop 1: halo 1 has 4 voxels (sizes count per crop)
+    labels = torch.zeros(2, 4, 4, dtype=torch.int64)
+    labels[0, 0, :2] = 1
+    labels[0, 2:, :] = 2
+    labels[1, 1, :] = 1
+    w = small_halo_weights(labels, boost=3.0, reference=4.0)
+    assert w.shape == labels.shape and w.dtype == torch.float32
+    assert torch.all(w[0][labels[0] == 1] == 4.0)  # 1 + 3 min(1, 4/2): capped at 1 + boost
+    assert torch.all(w[0][labels[0] == 2] == 2.5)  # 1 + 3 (4/8)
+    assert torch.all(w[1][labels[1] == 1] == 4.0)  # 1 + 3 (4/4)
+    assert torch.all(w[labels == 0] == 1.0)
+    assert torch.equal(small_halo_weights(labels, boost=0.0, reference=4.0), torch.ones(2, 4, 4))
+    assert torch.equal(
+        small_halo_weights(torch.zeros(1, 3, 3, dtype=torch.int64), boost=2.0, reference=4.0), torch.ones(1, 3, 3)
+    )
+    with pytest.raises(ValueError, match="integer"):
+        small_halo_weights(labels.float(), boost=1.0, reference=4.0)
+    with pytest.raises(ValueError, match="boost"):
+        small_halo_weights(labels, boost=-1.0, reference=4.0)
 
 
 def test_balanced_cross_entropy_bad_input():

@@ -104,6 +104,21 @@ def test_the_background_term_is_recorded_and_changes_the_training(tmp_path: Path
     assert "c_background must be >= 0" in "; ".join(dataclasses.replace(config, c_background=-1.0).problems())
 
 
+def test_the_small_halo_boost_is_recorded_and_changes_the_semantic_training(tmp_path: Path) -> None:
+    paths = _suite(tmp_path / "suite")
+    config = dataclasses.replace(TINY, task="semantic", n_validation=0)
+    plain = train(config, paths, tmp_path / "plain")
+    boosted = train(dataclasses.replace(config, small_halo_boost=2.0), paths, tmp_path / "boosted")
+    assert load_model(boosted, "semantic")[1]["small_halo_boost"] == 2.0
+    assert "small_halo_boost" not in load_model(plain, "semantic")[1]
+    a, b = (torch.load(p, weights_only=True)["model"] for p in (plain, boosted))
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    problems = "; ".join(dataclasses.replace(config, small_halo_boost=-1.0).problems())
+    assert "small_halo_boost must be a number >= 0" in problems
+    problems = "; ".join(dataclasses.replace(config, task="offsets", small_halo_boost=1.0).problems())
+    assert "small_halo_boost weights the semantic loss" in problems
+
+
 def test_position_residual_embedding_is_scaled_positions_plus_the_net(tmp_path: Path) -> None:
     config = dataclasses.replace(TINY, task="instance", n_validation=0, position_residual=0.5)
     paths = _suite(tmp_path / "suite")
