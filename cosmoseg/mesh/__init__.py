@@ -1,4 +1,4 @@
-"""Periodic-grid primitives shared by every package: mass assignment, k-grids, the Lagrangian grid convention."""
+"""Periodic-grid primitives shared by every package: mass assignment, k-grids, tides, the Lagrangian grid convention."""
 
 from cosmoseg.mesh.assign import SCHEME_ORDERS, paint, paint_cic, paint_fourier, readout, readout_cic, window
 from cosmoseg.mesh.fourier import fundamental_frequency, nyquist_frequency, rfft_k_magnitude, rfft_mode_weights
@@ -10,6 +10,7 @@ from cosmoseg.mesh.symmetry import (
     invert_symmetry,
     transform_positions,
 )
+from cosmoseg.mesh.tidal import tidal_shear, tidal_shear_from_tensor, tidal_tensor
 
 __all__ = [
     "SCHEME_ORDERS",
@@ -30,6 +31,9 @@ __all__ = [
     "readout_cic",
     "rfft_k_magnitude",
     "rfft_mode_weights",
+    "tidal_shear",
+    "tidal_shear_from_tensor",
+    "tidal_tensor",
     "transform_positions",
     "window",
 ]
