@@ -36,16 +36,19 @@ import torch
 
 from cosmoseg.data import Field, Segmentation, load_artifact
 from cosmoseg.mesh.symmetry import apply_symmetry, cube_symmetries, transform_positions
+from cosmoseg.mesh.tidal import tidal_shear
 from cosmoseg.protohalo.centres import centre_offsets
 from cosmoseg.protohalo.panoptic import INPUT_CHANNELS
 from cosmoseg.protohalo.stitching import extract_crops
 
 __all__ = [
+    "LINEAR_CHANNELS",
     "ProtohaloCrops",
     "balanced_ce_beta",
     "collapsed_fraction",
     "labelling_limit",
     "lagrangian_position_channels",
+    "linear_channels",
 ]
 
 Mode = Literal["semantic", "instance", "offsets", "panoptic"]
@@ -114,6 +117,38 @@ def _load_box(source: BoxSource, segmentation_key: str) -> tuple[Field, Segmenta
     return objects["fields"], objects[segmentation_key], os.fspath(source)  # type: ignore[return-value]
 
 
+LINEAR_CHANNELS: dict[str, str] = {
+    "delta": "the linear density contrast δ at z = 0 (dimensionless)",
+    "phi": "the linear potential φ, ∇²φ = δ, (Mpc/h)²",
+    "shear": "the tidal shear q of φ (mesh.tidal_shear; dimensionless, as δ)",
+}
+"""The channels a protohalo network can take from a box's linear fields, by name."""
+
+
+def linear_channels(fields: Field, names: Sequence[str] = ("delta", "phi")) -> torch.Tensor:
+    """The named channels of a box's linear fields, stacked: (len(names), n, n, n) float32 on the fields' device.
+
+    ``fields``: a Field with "delta" and "phi" channels (as ``sim.ics`` writes them); ``names``: keys of
+    :data:`LINEAR_CHANNELS`, in the order the network takes them. "shear" is derived from φ by FFT over the whole
+    periodic box. `ValueError` naming an unknown or repeated channel, or a missing field channel.
+    """
+    unknown = [name for name in names if name not in LINEAR_CHANNELS]
+    if unknown or not names or len(set(names)) != len(names):
+        raise ValueError(
+            f"channels {list(names)}: each must be one of {sorted(LINEAR_CHANNELS)}, at most once (unknown: {unknown})"
+        )
+    missing = [c for c in ("delta", "phi") if c not in fields.channels]
+    if missing:
+        raise ValueError(f"the fields have no channel(s) {missing} (they have {fields.channels})")
+    out = []
+    for name in names:
+        if name == "shear":
+            out.append(tidal_shear(fields.channel("phi"), fields.box.length))
+        else:
+            out.append(fields.channel(name))
+    return torch.stack([v.to(torch.float32) for v in out])
+
+
 class ProtohaloCrops(torch.utils.data.Dataset):
     """Random periodic training crops over a list of boxes (files of ``cosmoseg simulate`` or (Field, Segmentation)).
 
@@ -121,8 +156,9 @@ class ProtohaloCrops(torch.utils.data.Dataset):
     output-crop corner uniformly over the box's voxels (periodic), and, with ``augment``, one of the 48 cube
     symmetries uniformly. It is a dict:
 
-    * ``inputs``: float32 ``(C, size_in, size_in, size_in)``, channels ``INPUT_CHANNELS[mode]`` — (δ, φ) or
-      (δ, φ, q_x, q_y, q_z) with ``q`` in Mpc/h relative to the crop centre (:func:`lagrangian_position_channels`);
+    * ``inputs``: float32 ``(C, size_in, size_in, size_in)``, the ``channels`` (default (δ, φ); any of
+      :data:`LINEAR_CHANNELS`, all scalars, so a symmetry moves them as scalars), followed in the "instance" mode by
+      (q_x, q_y, q_z) in Mpc/h relative to the crop centre (:func:`lagrangian_position_channels`);
     * ``labels``: int64 ``(size_out,)*3`` the box's halo ids on the central output crop (0 = no halo);
     * ``box``, ``corner`` (the output crop's first voxel in the box, before the symmetry), ``symmetry`` (index into
       :func:`cube_symmetries`);
@@ -143,9 +179,13 @@ class ProtohaloCrops(torch.utils.data.Dataset):
         seed: int = 0,
         augment: bool = True,
         segmentation_key: str = "segmentation",
+        channels: Sequence[str] = ("delta", "phi"),
     ) -> None:
         if mode not in INPUT_CHANNELS:
             raise ValueError(f"mode must be one of {sorted(INPUT_CHANNELS)}, got {mode!r}")
+        linear_channels_checked = tuple(channels)
+        if not linear_channels_checked or any(c not in LINEAR_CHANNELS for c in linear_channels_checked):
+            raise ValueError(f"channels {list(channels)}: each must be one of {sorted(LINEAR_CHANNELS)}")
         if size_out <= 0 or size_in < size_out:
             raise ValueError(f"crop sizes need 0 < size_out <= size_in, got size_in={size_in}, size_out={size_out}")
         if (size_in - size_out) % 2:
@@ -158,6 +198,7 @@ class ProtohaloCrops(torch.utils.data.Dataset):
         if not boxes:
             raise ValueError("ProtohaloCrops needs at least one box")
         self.size_in, self.size_out, self.mode = int(size_in), int(size_out), mode
+        self.linear_channels = linear_channels_checked
         self.length, self.seed, self.augment = int(length), int(seed), bool(augment)
         self.symmetries = cube_symmetries()
         self.inputs: list[torch.Tensor] = []
@@ -174,9 +215,6 @@ class ProtohaloCrops(torch.utils.data.Dataset):
             raise ValueError(
                 f"{name}: expected a Field and a Segmentation, got {type(fields).__name__}, {type(seg).__name__}"
             )
-        missing = [c for c in ("delta", "phi") if c not in fields.channels]
-        if missing:
-            raise ValueError(f"{name}: the fields have no channel(s) {missing} (they have {fields.channels})")
         n = fields.n
         if seg.n != n:
             raise ValueError(f"{name}: fields are on a {n}^3 grid but the segmentation on a {seg.n}^3 grid")
@@ -191,7 +229,10 @@ class ProtohaloCrops(torch.utils.data.Dataset):
         if self.cell is not None and not math.isclose(cell, self.cell, rel_tol=1e-9):
             raise ValueError(f"{name}: cell size {cell} Mpc/h differs from the first box's {self.cell} Mpc/h")
         self.cell = cell
-        values = torch.stack([fields.channel("delta"), fields.channel("phi")]).to("cpu", torch.float32)
+        try:
+            values = linear_channels(fields, self.linear_channels).to("cpu")
+        except ValueError as error:
+            raise ValueError(f"{name}: {error}") from None
         self.inputs.append(values)
         self.labels.append(seg.labels.to("cpu", torch.int64)[None])
         if self.mode in OFFSET_MODES:
@@ -199,7 +240,8 @@ class ProtohaloCrops(torch.utils.data.Dataset):
 
     @property
     def channels(self) -> tuple[str, ...]:
-        return INPUT_CHANNELS[self.mode]
+        """The names of the ``inputs`` channels, in order."""
+        return self.linear_channels + (INPUT_CHANNELS["instance"][2:] if self.mode == "instance" else ())
 
     def __len__(self) -> int:
         return self.length

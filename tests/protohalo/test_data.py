@@ -7,11 +7,14 @@ import torch
 
 from cosmoseg.data import Box, Field, Segmentation, save_artifact
 from cosmoseg.mesh.symmetry import apply_symmetry, cube_symmetries, transform_positions
+from cosmoseg.mesh.tidal import tidal_shear
 from cosmoseg.protohalo.data import (
+    LINEAR_CHANNELS,
     ProtohaloCrops,
     balanced_ce_beta,
     collapsed_fraction,
     lagrangian_position_channels,
+    linear_channels,
 )
 
 SYMS = cube_symmetries()
@@ -119,6 +122,35 @@ def test_deterministic_under_seed(tmp_path) -> None:
     assert len(b) == 6 and b.channels == ("delta", "phi", "q_x", "q_y", "q_z")
     with pytest.raises(IndexError):
         b[6]
+
+
+def test_selected_channels_with_the_shear_move_as_scalars() -> None:
+    fields, seg = _box(n=8, seed=3)
+    stacked = linear_channels(fields, ("shear", "delta"))
+    assert stacked.shape == (2, 8, 8, 8) and stacked.dtype == torch.float32
+    assert torch.allclose(stacked[0], tidal_shear(fields.channel("phi"), 16.0))
+    assert torch.equal(stacked[1], fields.channel("delta"))
+    data = ProtohaloCrops([(fields, seg)], size_in=6, size_out=4, mode="instance", channels=("delta", "phi", "shear"))
+    assert data.channels == ("delta", "phi", "shear", "q_x", "q_y", "q_z")
+    corner = torch.tensor([5, 1, 2])
+    plain = data.crop(0, corner, 0)
+    assert plain["inputs"].shape == (6, 6, 6, 6)
+    for k in (3, 40):
+        p, f = SYMS[k]
+        # the shear of the box's φ, cropped and moved, is the shear the network sees: a scalar under the symmetry
+        assert torch.equal(data.crop(0, corner, k)["inputs"][:3], apply_symmetry(plain["inputs"][:3], p, f))
+    assert ProtohaloCrops([(fields, seg)], 6, 4).channels == ("delta", "phi")
+    assert set(LINEAR_CHANNELS) == {"delta", "phi", "shear"}
+
+
+def test_unknown_or_repeated_channels_are_named() -> None:
+    fields, seg = _box(n=8)
+    with pytest.raises(ValueError, match="'vorticity'"):
+        ProtohaloCrops([(fields, seg)], 6, 4, channels=("delta", "vorticity"))
+    with pytest.raises(ValueError, match="unknown: \\['rho'\\]"):
+        linear_channels(fields, ("rho",))
+    with pytest.raises(ValueError, match="at most once"):
+        linear_channels(fields, ("delta", "delta"))
 
 
 def test_bad_inputs() -> None:
