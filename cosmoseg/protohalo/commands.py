@@ -26,8 +26,8 @@ def train_command(
     task: Annotated[
         str,
         typer.Option(
-            help="semantic, instance (the paper's embedding), offsets (centre offsets) or panoptic (one net: semantic "
-            "logit + centre offsets)."
+            help="semantic, instance (the paper's embedding), offsets (centre offsets), panoptic (one net: semantic "
+            "logit + centre offsets) or mass-bins (each voxel's class: no halo, or its halo's log-mass bin)."
         ),
     ] = "semantic",
     steps: Annotated[int, typer.Option(help="Total optimizer steps (a resumed run trains up to it).")] = 1000,
@@ -52,6 +52,16 @@ def train_command(
             "(0 = the paper's loss)."
         ),
     ] = 0.0,
+    channels: Annotated[
+        str,
+        typer.Option(
+            help="mass-bins: the input channels, comma-separated, of delta, phi, shear (the tidal shear of phi); "
+            "'' = delta,phi."
+        ),
+    ] = "",
+    n_mass_bins: Annotated[
+        int, typer.Option(help="mass-bins: log-mass bins, equal in log M from the labelling limit to the largest halo.")
+    ] = 6,
     small_halo_boost: Annotated[
         float,
         typer.Option(
@@ -91,8 +101,8 @@ def train_command(
     say = (lambda message: None) if quiet else (lambda message: console.print(message, markup=False))
     folder = output or Path("runs") / "protohalo"
     with report_errors():
-        if task not in ("semantic", "instance", "offsets", "panoptic"):
-            raise ValueError(f"--task must be semantic, instance, offsets or panoptic, got {task!r}")
+        if task not in ("semantic", "instance", "offsets", "panoptic", "mass-bins"):
+            raise ValueError(f"--task must be semantic, instance, offsets, panoptic or mass-bins, got {task!r}")
         config = TrainConfig(
             task=task,  # type: ignore[arg-type]
             size_in=size_in,
@@ -105,6 +115,8 @@ def train_command(
             position_residual=position_residual,
             c_background=c_background,
             small_halo_boost=small_halo_boost,
+            channels=tuple(c.strip() for c in channels.split(",") if c.strip()),
+            n_mass_bins=n_mass_bins,
             offset_weighting=offset_weighting,  # type: ignore[arg-type]
             c_offset=c_offset,
             lr_schedule=lr_schedule,  # type: ignore[arg-type]

@@ -38,6 +38,7 @@ from cosmoseg.data import Field, Segmentation, load_artifact
 from cosmoseg.mesh.symmetry import apply_symmetry, cube_symmetries, transform_positions
 from cosmoseg.mesh.tidal import tidal_shear
 from cosmoseg.protohalo.centres import centre_offsets
+from cosmoseg.protohalo.mass_bins import mass_bin_classes
 from cosmoseg.protohalo.panoptic import INPUT_CHANNELS
 from cosmoseg.protohalo.stitching import extract_crops
 
@@ -51,7 +52,7 @@ __all__ = [
     "linear_channels",
 ]
 
-Mode = Literal["semantic", "instance", "offsets", "panoptic"]
+Mode = Literal["semantic", "instance", "offsets", "panoptic", "mass-bins"]
 OFFSET_MODES = ("offsets", "panoptic")
 """The modes whose samples carry the centre-offset targets (:func:`cosmoseg.protohalo.centres.centre_offsets`)."""
 
@@ -159,7 +160,9 @@ class ProtohaloCrops(torch.utils.data.Dataset):
     * ``inputs``: float32 ``(C, size_in, size_in, size_in)``, the ``channels`` (default (δ, φ); any of
       :data:`LINEAR_CHANNELS`, all scalars, so a symmetry moves them as scalars), followed in the "instance" mode by
       (q_x, q_y, q_z) in Mpc/h relative to the crop centre (:func:`lagrangian_position_channels`);
-    * ``labels``: int64 ``(size_out,)*3`` the box's halo ids on the central output crop (0 = no halo);
+    * ``labels``: int64 ``(size_out,)*3`` the box's halo ids on the central output crop (0 = no halo); in the
+      "mass-bins" mode the class of each voxel instead (:func:`~cosmoseg.protohalo.mass_bins.mass_bin_classes` of
+      the whole box with ``log_mass_edges``, the particle mass from the box's cosmology);
     * ``box``, ``corner`` (the output crop's first voxel in the box, before the symmetry), ``symmetry`` (index into
       :func:`cube_symmetries`);
     * ``offsets`` (modes "offsets" and "panoptic" only): float32 ``(3, size_out, size_out, size_out)`` the offset in
@@ -180,6 +183,7 @@ class ProtohaloCrops(torch.utils.data.Dataset):
         augment: bool = True,
         segmentation_key: str = "segmentation",
         channels: Sequence[str] = ("delta", "phi"),
+        log_mass_edges: Sequence[float] | None = None,
     ) -> None:
         if mode not in INPUT_CHANNELS:
             raise ValueError(f"mode must be one of {sorted(INPUT_CHANNELS)}, got {mode!r}")
@@ -199,6 +203,9 @@ class ProtohaloCrops(torch.utils.data.Dataset):
             raise ValueError("ProtohaloCrops needs at least one box")
         self.size_in, self.size_out, self.mode = int(size_in), int(size_out), mode
         self.linear_channels = linear_channels_checked
+        if (mode == "mass-bins") != (log_mass_edges is not None):
+            raise ValueError("log_mass_edges are needed by the mass-bins mode, and by it only")
+        self.log_mass_edges = None if log_mass_edges is None else [float(e) for e in log_mass_edges]
         self.length, self.seed, self.augment = int(length), int(seed), bool(augment)
         self.symmetries = cube_symmetries()
         self.inputs: list[torch.Tensor] = []
@@ -234,7 +241,11 @@ class ProtohaloCrops(torch.utils.data.Dataset):
         except ValueError as error:
             raise ValueError(f"{name}: {error}") from None
         self.inputs.append(values)
-        self.labels.append(seg.labels.to("cpu", torch.int64)[None])
+        labels = seg.labels.to("cpu", torch.int64)
+        if self.log_mass_edges is not None:  # the classes come from whole haloes, before any crop
+            particle_mass = float(fields.box.cosmology.particle_mass(n, fields.box.length))
+            labels = mass_bin_classes(labels, particle_mass, self.log_mass_edges)
+        self.labels.append(labels[None])
         if self.mode in OFFSET_MODES:
             self.offsets.append(centre_offsets(self.labels[-1][0]))
 

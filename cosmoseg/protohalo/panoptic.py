@@ -54,6 +54,7 @@ __all__ = [
     "combine_linear_fields",
     "input_fields",
     "instance_labels_for_crops",
+    "mass_bin_probabilities",
     "offset_maps",
     "predict_panoptic",
     "predict_panoptic_offsets",
@@ -69,9 +70,11 @@ INPUT_CHANNELS: dict[str, tuple[str, ...]] = {
     "instance": ("delta", "phi", "q_x", "q_y", "q_z"),
     "offsets": ("delta", "phi"),
     "panoptic": ("delta", "phi"),
+    "mass-bins": ("delta", "phi"),
 }
 """The input channels of each network: the semantic and instance nets of the paper, the centre-offset net
-(:mod:`cosmoseg.protohalo.centres`) and the shared-backbone net that predicts both (1 logit + 3 offsets)."""
+(:mod:`cosmoseg.protohalo.centres`), the shared-backbone net that predicts both (1 logit + 3 offsets) and the
+mass-bin classifier (:mod:`cosmoseg.protohalo.mass_bins`; its default, it may take other linear channels)."""
 
 
 def combine_linear_fields(density: Field, potential: Field | None = None) -> Field:
@@ -291,6 +294,39 @@ def _lattice_outputs(
 def _semantic_probabilities(values: torch.Tensor, model: Model, **lattice: Any) -> torch.Tensor:
     """``(n, n, n)`` sigmoid of a semantic net's logits on one lattice (``lattice``: as :func:`_lattice_outputs`)."""
     return torch.sigmoid(_lattice_outputs(values, model, "semantic", **lattice)[0])
+
+
+def mass_bin_probabilities(
+    values: torch.Tensor,
+    model: Model,
+    *,
+    size_in: int,
+    size_out: int,
+    batch_size: int = 4,
+    device: torch.device | str | None = None,
+    offset: int = 0,
+    amp: bool = True,
+) -> torch.Tensor:
+    """``(K + 1, n, n, n)`` float32 class probabilities of a mass-bin net over a whole periodic box (softmax).
+
+    ``values``: ``(C, n, n, n)`` the net's input channels (``protohalo.data.linear_channels`` of the box, in the order
+    its checkpoint's ``channels`` give); ``model``: ``(B, C, s_in^3)`` → ``(B, K + 1, s_out^3)`` logits, run on one
+    crop lattice as :func:`semantic_probabilities`. The result is on the CPU; its argmax is the predicted class.
+    """
+    if values.ndim != 4 or not (values.shape[1] == values.shape[2] == values.shape[3]):
+        raise ValidationError(f"values must be (C, n, n, n) input channels, got shape {tuple(values.shape)}")
+    logits = _lattice_outputs(
+        values.detach().cpu().float(),
+        model,
+        "mass-bins",
+        size_in=size_in,
+        size_out=size_out,
+        batch_size=batch_size,
+        device=device,
+        offset=offset,
+        amp=amp,
+    )
+    return torch.softmax(logits, dim=0)
 
 
 def semantic_probabilities(

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cosmoseg.data import COSMOLOGY_PARAMETERS, Field, Segmentation, load_artifact
@@ -59,7 +60,14 @@ from cosmoseg.nn import (
     read_checkpoint,
     small_halo_weights,
 )
-from cosmoseg.protohalo.data import ProtohaloCrops, balanced_ce_beta, collapsed_fraction, labelling_limit
+from cosmoseg.protohalo.data import (
+    LINEAR_CHANNELS,
+    ProtohaloCrops,
+    balanced_ce_beta,
+    collapsed_fraction,
+    labelling_limit,
+)
+from cosmoseg.protohalo.mass_bins import mass_bin_edges
 from cosmoseg.protohalo.panoptic import (
     FILTERED_CHANNELS,
     INPUT_CHANNELS,
@@ -82,7 +90,7 @@ __all__ = [
     "training_cosmology",
 ]
 
-Task = Literal["semantic", "instance", "offsets", "panoptic"]
+Task = Literal["semantic", "instance", "offsets", "panoptic", "mass-bins"]
 COSMOLOGY_KEYS = COSMOLOGY_PARAMETERS
 """The cosmological parameters of the training boxes a checkpoint records (metadata ``cosmology``)."""
 ARCHITECTURE_KEYS = ("task", "in_channels", "size_in", "size_out", "base_filters", "depth", "embedding_dim")
@@ -129,6 +137,8 @@ class TrainConfig:
     c_reg: float = 0.001
     c_background: float = 0.0
     small_halo_boost: float = 0.0
+    channels: tuple[str, ...] = ()
+    n_mass_bins: int = 6
     offset_weighting: Literal["halo", "voxel"] = "halo"
     c_offset: float = 0.1
     position_residual: float = 0.0
@@ -173,6 +183,13 @@ class TrainConfig:
             out.append(f"small_halo_boost must be a number >= 0, got {self.small_halo_boost}")
         elif self.small_halo_boost and self.task not in ("semantic", "panoptic"):
             out.append(f"small_halo_boost weights the semantic loss: the semantic or panoptic task, not {self.task!r}")
+        if self.channels and self.task != "mass-bins":
+            out.append(f"channels are chosen for the mass-bins task only; the {self.task} net takes its own")
+        unknown = [c for c in self.channels if c not in LINEAR_CHANNELS]
+        if unknown or len(set(self.channels)) != len(self.channels):
+            out.append(f"channels {list(self.channels)}: each must be one of {sorted(LINEAR_CHANNELS)}, at most once")
+        if self.n_mass_bins < 1:
+            out.append(f"n_mass_bins must be >= 1, got {self.n_mass_bins}")
         if self.position_residual:
             if self.task != "instance" or self.embedding_dim != 3:
                 out.append("position_residual needs the instance task with embedding_dim = 3 (positions are 3-D)")
@@ -185,11 +202,18 @@ class TrainConfig:
         return out
 
     @property
+    def input_channels(self) -> tuple[str, ...]:
+        """The names of the network's input channels: ``channels``, or the task's default."""
+        return tuple(self.channels) or INPUT_CHANNELS[self.task]
+
+    @property
     def in_channels(self) -> int:
-        return len(INPUT_CHANNELS[self.task])
+        return len(self.input_channels)
 
     @property
     def out_channels(self) -> int:
+        if self.task == "mass-bins":
+            return self.n_mass_bins + 1
         return OUTPUT_CHANNELS.get(self.task, self.embedding_dim)
 
     def architecture(self) -> dict[str, Any]:
@@ -340,6 +364,18 @@ class SemanticHead(nn.Module):
         return self.net(x)[:, :1]
 
 
+def _mass_bin_edges(config: TrainConfig, boxes: Sequence[tuple[Field, Segmentation]]) -> list[float]:
+    """The mass-bin edges of a training run (log10 Msun/h): ``n_mass_bins`` equal in log M from the boxes' labelling
+    limit to their largest halo (a hair above it, so that halo is inside the top bin)."""
+    particle_mass = min(float(f.box.cosmology.particle_mass(f.n, f.box.length)) for f, _ in boxes)
+    limit = min(labelling_limit(seg) for _, seg in boxes)
+    largest = max(int(torch.bincount(seg.labels.flatten().long(), minlength=2)[1:].max()) for _, seg in boxes)
+    if largest < limit:
+        raise ValidationError(f"the training boxes hold no halo of at least {limit} voxels: no mass bins to learn")
+    top = largest * max(float(f.box.cosmology.particle_mass(f.n, f.box.length)) for f, _ in boxes)
+    return mass_bin_edges(limit * particle_mass, top * 1.0001, config.n_mass_bins).tolist()
+
+
 def _loss_fn(config: TrainConfig, beta: float, min_voxels: int) -> Callable[[torch.Tensor, Any], torch.Tensor]:
     """The task's loss of (network output, crop targets); ``min_voxels``: the suite's smallest labelled halo."""
 
@@ -351,6 +387,8 @@ def _loss_fn(config: TrainConfig, beta: float, min_voxels: int) -> Callable[[tor
 
     if config.task == "semantic":
         return lambda logits, labels: semantic(logits[:, 0], labels)
+    if config.task == "mass-bins":
+        return lambda logits, classes: F.cross_entropy(logits.float(), classes)
     if config.task in ("offsets", "panoptic"):
 
         def offsets(out: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -426,6 +464,8 @@ def train(
     beta = balanced_ce_beta(segs)
     fraction = collapsed_fraction(segs)
     first = train_boxes[0][0]
+    edges = _mass_bin_edges(config, train_boxes) if config.task == "mass-bins" else None
+    linear = tuple(c for c in config.input_channels if c in LINEAR_CHANNELS)  # the instance net adds positions
     try:
         crops = ProtohaloCrops(
             train_boxes,
@@ -435,6 +475,8 @@ def train(
             length=max(1, config.steps) * config.batch_size,
             seed=config.seed,
             augment=config.augment,
+            channels=linear,
+            log_mass_edges=edges,
         )
         val_crops = (
             ProtohaloCrops(
@@ -445,6 +487,8 @@ def train(
                 length=config.validation_crops,
                 seed=config.seed + 1,
                 augment=False,
+                channels=linear,
+                log_mass_edges=edges,
             )
             if val_boxes
             else None
@@ -455,7 +499,7 @@ def train(
         raise ValidationError(f"validation boxes are {val_boxes[0][0].n}^3, training boxes {first.n}^3")
     metadata: dict[str, Any] = {
         **config.architecture(),
-        "channels": list(INPUT_CHANNELS[config.task]),
+        "channels": list(config.input_channels),
         "norm": "batch",
         "activation": "relu",
         "grid_n": first.n,
@@ -480,6 +524,8 @@ def train(
         metadata["c_offset"] = config.c_offset
     if config.small_halo_boost:
         metadata["small_halo_boost"] = config.small_halo_boost
+    if edges is not None:
+        metadata |= {"log_mass_edges": edges, "n_mass_bins": config.n_mass_bins}
     metadata |= {"lr_schedule": config.lr_schedule, "init_from": os.path.basename(config.init_from)}
     torch.manual_seed(config.seed)
     model = make_model(metadata)

@@ -95,3 +95,22 @@ def test_scores_by_hand() -> None:
         mass_bin_scores(predicted + 5, truth, labels, 1e11, edges)
     with pytest.raises(ValueError, match="one map per class"):
         mass_bin_scores(predicted, truth, labels, 1e11, edges, probabilities=probabilities[:2])
+
+
+def test_full_box_probabilities_tile_the_box_with_an_oracle_net() -> None:
+    from cosmoseg.errors import ValidationError
+    from cosmoseg.protohalo.panoptic import mass_bin_probabilities
+
+    # logits_k = −(x₀ − k)² on the central crop: the argmax is the class written in channel 0
+    def oracle(x: torch.Tensor) -> torch.Tensor:
+        centre = x[:, :1, 2:-2, 2:-2, 2:-2]
+        return torch.cat([-((centre - k) ** 2) for k in range(3)], dim=1)
+
+    truth = torch.randint(0, 3, (8, 8, 8), generator=torch.Generator().manual_seed(1))
+    values = torch.stack([truth.float(), torch.zeros(8, 8, 8)])
+    probabilities = mass_bin_probabilities(values, oracle, size_in=8, size_out=4, offset=1)
+    assert probabilities.shape == (3, 8, 8, 8)
+    assert torch.allclose(probabilities.sum(0), torch.ones(8, 8, 8))
+    assert torch.equal(probabilities.argmax(0), truth)
+    with pytest.raises(ValidationError, match=r"\(C, n, n, n\)"):
+        mass_bin_probabilities(truth.float(), oracle, size_in=8, size_out=4)

@@ -119,6 +119,30 @@ def test_the_small_halo_boost_is_recorded_and_changes_the_semantic_training(tmp_
     assert "small_halo_boost weights the semantic loss" in problems
 
 
+def test_mass_bins_task_learns_classes_from_the_chosen_channels(tmp_path: Path) -> None:
+    config = dataclasses.replace(TINY, task="mass-bins", n_validation=0, channels=("delta", "shear"), n_mass_bins=2)
+    path = train(config, _suite(tmp_path / "suite"), tmp_path / "out")
+    assert path.name == "mass-bins.pt"
+    model, meta = load_model(path, "mass-bins", expect={"in_channels": 2})
+    assert meta["channels"] == ["delta", "shear"] and meta["embedding_dim"] == 3 and meta["n_mass_bins"] == 2
+    # haloes of 12, 18 and 27 voxels, the labelling limit the smallest (12): edges from 12 to 27 voxels in log M
+    particle_mass = meta["particle_mass"]
+    assert meta["log_mass_edges"] == pytest.approx(
+        [
+            math.log10(12 * particle_mass),
+            math.log10(math.sqrt(12 * 27 * 1.0001) * particle_mass),
+            math.log10(27 * 1.0001 * particle_mass),
+        ]
+    )
+    with torch.no_grad():
+        out = model(torch.randn(1, 2, 8, 8, 8))
+    assert out.shape == (1, 3, 4, 4, 4) and bool(torch.isfinite(out).all())
+    problems = "; ".join(dataclasses.replace(TINY, task="semantic", channels=("shear",)).problems())
+    assert "channels are chosen for the mass-bins task only" in problems
+    problems = "; ".join(dataclasses.replace(config, channels=("delta", "tide")).problems())
+    assert "each must be one of ['delta', 'phi', 'shear']" in problems
+
+
 def test_position_residual_embedding_is_scaled_positions_plus_the_net(tmp_path: Path) -> None:
     config = dataclasses.replace(TINY, task="instance", n_validation=0, position_residual=0.5)
     paths = _suite(tmp_path / "suite")
@@ -297,7 +321,8 @@ def test_cli_errors_name_one_problem_per_line(tmp_path: Path) -> None:
     assert any("must be even" in line for line in lines) and any("lr must be a positive" in line for line in lines)
     assert any("batch_size must be >= 1" in line for line in lines)
     result = runner.invoke(app, ["protohalo", "train", str(tmp_path / "suite"), "--task", "embedding"])
-    assert result.exit_code == 1 and "--task must be semantic, instance, offsets or panoptic" in result.output
+    assert result.exit_code == 1
+    assert "--task must be semantic, instance, offsets, panoptic or mass-bins" in result.output
 
 
 def test_offsets_training_regresses_the_centre_offsets(tmp_path: Path) -> None:
