@@ -1,6 +1,7 @@
 """Shared network blocks, losses, the training loop and checkpoints."""
 
 from cosmoseg.nn.checkpoints import export_weights, load_checkpoint, read_checkpoint, save_checkpoint
+from cosmoseg.nn.gradcam import grad_cam
 from cosmoseg.nn.losses import (
     background_push_loss,
     balanced_cross_entropy,
@@ -24,6 +25,7 @@ __all__ = [
     "centre_offset_loss",
     "discriminative_loss",
     "export_weights",
+    "grad_cam",
     "load_checkpoint",
     "make_head",
     "read_checkpoint",
