@@ -34,8 +34,9 @@ HELD_OUT = ("box_0007.h5", "box_0001.h5")
 def pooled(tables: list[dict]) -> dict[str, torch.Tensor]:
     """Voxel counts summed over boxes, and the per-object rows stacked."""
     classes = {k: sum(t["classes"][k] for t in tables) for k in ("n_true", "n_pred")}
-    if "auc" in tables[0]["classes"]:  # the mean over boxes of each box's AUC
+    if "auc" in tables[0]["classes"]:  # the mean over boxes of each box's AUC, its error from the boxes' errors
         classes["auc"] = sum(t["classes"]["auc"] for t in tables) / len(tables)
+        classes["auc_err"] = torch.sqrt(sum(t["classes"]["auc_err"] ** 2 for t in tables)) / len(tables)
     confusion = sum(torch.stack(list(t["confusion"].columns.values()), 1) for t in tables)
     objects = {
         k: torch.cat([t["objects"][k] for t in tables]) for k in ("log_mass_true", "log_mass_pred", "n_predicted")
@@ -69,6 +70,88 @@ def report(name: str, edges: torch.Tensor, pool: dict[str, torch.Tensor]) -> Non
     )
 
 
+def figure_auc(curves: list[tuple[str, dict[str, torch.Tensor]]], edges: torch.Tensor, path: Path) -> Path:
+    """One-vs-rest AUC per class of each net (DeLong errors), class 0 at the left."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.0, 3.8))
+    axis = fig.subplots()
+    labels = ["no halo"] + [f"{edges[c - 1]:.1f}–{edges[c]:.1f}" for c in range(1, edges.numel())]
+    x = torch.arange(edges.numel()).double()
+    for k, (name, pool) in enumerate(curves):
+        dodge = 0.08 * (k - (len(curves) - 1) / 2)
+        axis.errorbar(x + dodge, pool["auc"], yerr=pool["auc_err"], marker="o", ms=4, capsize=2, label=name)
+    axis.axhline(0.95, color="0.6", lw=0.8, ls=":", label="target 0.95")
+    axis.set_xticks(x.tolist(), labels, rotation=30, fontsize=7)
+    axis.set_xlabel(r"class: $\log_{10} M$ [$M_\odot/h$] of the z = 0 halo")
+    axis.set_ylabel("one-vs-rest ROC AUC")
+    axis.set_ylim(0.5, 1.0)
+    axis.legend(fontsize=7, title="held-out boxes", title_fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def figure_grad_cam(box: dict, model: torch.nn.Module, meta: dict, edges: torch.Tensor, path: Path) -> Path:
+    """Slices through the Lagrangian centre of the box's largest halo: δ, the tidal shear, the true and predicted
+    classes and the Grad-CAM map of the halo's true class summed over the halo's voxels."""
+    from matplotlib.figure import Figure
+
+    from cosmoseg.nn import grad_cam
+
+    fields, labels = box["fields"], box["segmentation"].labels
+    particle_mass = float(box["halos"].meta["particle_mass"])
+    size_in, size_out = int(meta["size_in"]), int(meta["size_out"])
+    n = fields.n
+    largest = int(torch.bincount(labels.flatten())[1:].argmax()) + 1
+    ijk = torch.nonzero(labels == largest).double()
+    # the halo's periodic centre, in cells: the circular mean along each axis
+    angle = ijk * (2 * torch.pi / n)
+    centre = (torch.atan2(angle.sin().mean(0), angle.cos().mean(0)) * n / (2 * torch.pi)).round().long() % n
+    shift = [int(n // 2 - c) for c in centre]
+    roll = lambda v: torch.roll(v, shift, dims=(-3, -2, -1))  # noqa: E731
+    values = roll(linear_channels(fields, ("delta", "phi", "shear")))
+    inputs = roll(linear_channels(fields, meta["channels"]))
+    lo = n // 2 - size_in // 2
+    crop = inputs[:, lo : lo + size_in, lo : lo + size_in, lo : lo + size_in][None]
+    out_lo = n // 2 - size_out // 2
+    window = (slice(out_lo, out_lo + size_out),) * 3
+    truth = mass_bin_classes(roll(labels), particle_mass, edges)[window]
+    with torch.no_grad():
+        predicted = model(crop).argmax(1)[0]
+    k = int(truth[size_out // 2, size_out // 2, size_out // 2])
+    region = (roll(labels)[window] == largest)[None]
+    cam = grad_cam(model, crop, k, region=region)[0]
+    margin = (size_in - size_out) // 2
+    cam = cam[margin : margin + size_out, margin : margin + size_out, margin : margin + size_out]
+    mid = size_out // 2
+    panels = [
+        ("δ (linear, z = 0)", values[0][window][:, :, mid], "RdBu_r"),
+        ("tidal shear q", values[2][window][:, :, mid], "viridis"),
+        ("true class", truth[:, :, mid], "tab10"),
+        ("predicted class", predicted[:, :, mid], "tab10"),
+        (f"Grad-CAM, class {k}", cam[:, :, mid], "magma"),
+    ]
+    fig = Figure(figsize=(13.0, 2.9))
+    axes = fig.subplots(1, len(panels))
+    for axis, (title, image, cmap) in zip(axes, panels, strict=True):
+        kwargs = {"vmin": 0, "vmax": edges.numel() - 1} if "class" in title and "Grad" not in title else {}
+        shown = axis.imshow(image.T.numpy(), origin="lower", cmap=cmap, **kwargs)
+        axis.set_title(title, fontsize=8)
+        axis.set_xticks([])
+        axis.set_yticks([])
+        fig.colorbar(shown, ax=axis, fraction=0.046, pad=0.03)
+    mass = float(torch.log10(torch.tensor((labels == largest).sum().item() * particle_mass)))
+    fig.suptitle(
+        f"slice z = const through the largest halo of {box['name']} (log10 M = {mass:.2f}); "
+        f"{size_out}³ cells of {fields.box.length / n:.2f} Mpc/h",
+        fontsize=8,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", type=Path, help="suite folder (box_*.h5 with fields and the FoF segmentation)")
@@ -77,6 +160,7 @@ def main() -> None:
     parser.add_argument("--n-bins", type=int, default=6)
     parser.add_argument("--delta-c", type=float, default=1.686)
     parser.add_argument("--model", nargs="*", default=[], help="mass-bins checkpoints to score")
+    parser.add_argument("--figures", type=Path, default=None, help="folder for the AUC and Grad-CAM figures")
     args = parser.parse_args()
     models = [(path, *load_model(path, "mass-bins")) for path in args.model]
 
@@ -108,6 +192,7 @@ def main() -> None:
         tables.append(mass_bin_scores(baseline, truth, labels, particle_mass, edges))
     report(f"excursion set (δ_c = {args.delta_c}), held-out boxes {', '.join(args.held_out)}", edges, pooled(tables))
 
+    curves = []
     for path, model, meta in models:
         tables = []
         for name in args.held_out:
@@ -120,7 +205,15 @@ def main() -> None:
             )
             predicted = probabilities.argmax(0)
             tables.append(mass_bin_scores(predicted, truth, labels, particle_mass, edges, probabilities=probabilities))
-        report(f"{path} (channels {', '.join(meta['channels'])}), held-out boxes", edges, pooled(tables))
+        name = f"{path} (channels {', '.join(meta['channels'])})"
+        report(f"{name}, held-out boxes", edges, pooled(tables))
+        curves.append((", ".join(meta["channels"]), pooled(tables)))
+    if args.figures and models:
+        args.figures.mkdir(parents=True, exist_ok=True)
+        print(f"\nfigure: {figure_auc(curves, edges, args.figures / 'mass_bins_auc.png')}")
+        box = {**boxes[args.held_out[0]], "name": args.held_out[0]}
+        _, model, meta = models[-1]
+        print(f"figure: {figure_grad_cam(box, model, meta, edges, args.figures / 'mass_bins_grad_cam.png')}")
 
     if args.twins:
         twin_tables = []
