@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 
 from cosmoseg.data import load_artifact
-from cosmoseg.protohalo.data import labelling_limit, linear_channels
-from cosmoseg.protohalo.mass_bins import excursion_set_classes, mass_bin_classes, mass_bin_edges, mass_bin_scores
+from cosmoseg.protohalo.data import linear_channels
+from cosmoseg.protohalo.mass_bins import excursion_set_classes, mass_bin_classes, mass_bin_scores
 from cosmoseg.protohalo.panoptic import mass_bin_probabilities
-from cosmoseg.protohalo.training import load_model
+from cosmoseg.protohalo.training import load_model, suite_mass_bin_edges
 
 HELD_OUT = ("box_0007.h5", "box_0001.h5")
 """The boxes the shipped protohalo models held out (their checkpoints record them)."""
@@ -170,14 +170,13 @@ def main() -> None:
     particle_mass = float(first["halos"].meta.get("particle_mass", 0)) or float(
         first["fields"].box.cosmology.particle_mass(first["fields"].n, first["fields"].box.length)
     )
-    limit = min(labelling_limit(b["segmentation"]) for b in train)
-    largest = max(int(torch.bincount(b["segmentation"].labels.flatten())[1:].max()) for b in train)
-    edges = mass_bin_edges(limit * particle_mass, largest * particle_mass * 1.0001, args.n_bins)
+    # the training run's rule (labelling limit to largest halo of the training boxes)
+    edges = torch.tensor(suite_mass_bin_edges([(b["fields"], b["segmentation"]) for b in train], args.n_bins))
     if models:  # the nets' own edges (the same rule on their training boxes)
         edges = torch.tensor(models[0][2]["log_mass_edges"], dtype=torch.float64)
         if any(m[2]["log_mass_edges"] != models[0][2]["log_mass_edges"] for m in models):
             parser.error("the models were trained on different mass bins")
-    print(f"particle mass {particle_mass:.4g} Msun/h; {args.n_bins} bins from {limit} to {largest} particles")
+    print(f"particle mass {particle_mass:.4g} Msun/h; {args.n_bins} bins, as the mass-bins trainer makes them")
     print("edges (log10 Msun/h): " + ", ".join(f"{e:.2f}" for e in edges))
 
     tables = []

@@ -46,6 +46,7 @@ __all__ = [
     "LINEAR_CHANNELS",
     "ProtohaloCrops",
     "balanced_ce_beta",
+    "channel_problems",
     "collapsed_fraction",
     "labelling_limit",
     "lagrangian_position_channels",
@@ -126,6 +127,16 @@ LINEAR_CHANNELS: dict[str, str] = {
 """The channels a protohalo network can take from a box's linear fields, by name."""
 
 
+def channel_problems(names: Sequence[str]) -> list[str]:
+    """What is wrong with a list of input channel names (empty, unknown or repeated names), [] when nothing is."""
+    unknown = [name for name in names if name not in LINEAR_CHANNELS]
+    if unknown or not names or len(set(names)) != len(names):
+        return [
+            f"channels {list(names)}: each must be one of {sorted(LINEAR_CHANNELS)}, at most once (unknown: {unknown})"
+        ]
+    return []
+
+
 def linear_channels(fields: Field, names: Sequence[str] = ("delta", "phi")) -> torch.Tensor:
     """The named channels of a box's linear fields, stacked: (len(names), n, n, n) float32 on the fields' device.
 
@@ -133,11 +144,9 @@ def linear_channels(fields: Field, names: Sequence[str] = ("delta", "phi")) -> t
     :data:`LINEAR_CHANNELS`, in the order the network takes them. "shear" is derived from φ by FFT over the whole
     periodic box. `ValueError` naming an unknown or repeated channel, or a missing field channel.
     """
-    unknown = [name for name in names if name not in LINEAR_CHANNELS]
-    if unknown or not names or len(set(names)) != len(names):
-        raise ValueError(
-            f"channels {list(names)}: each must be one of {sorted(LINEAR_CHANNELS)}, at most once (unknown: {unknown})"
-        )
+    problems = channel_problems(names)
+    if problems:
+        raise ValueError(problems[0])
     missing = [c for c in ("delta", "phi") if c not in fields.channels]
     if missing:
         raise ValueError(f"the fields have no channel(s) {missing} (they have {fields.channels})")
@@ -187,9 +196,9 @@ class ProtohaloCrops(torch.utils.data.Dataset):
     ) -> None:
         if mode not in INPUT_CHANNELS:
             raise ValueError(f"mode must be one of {sorted(INPUT_CHANNELS)}, got {mode!r}")
-        linear_channels_checked = tuple(channels)
-        if not linear_channels_checked or any(c not in LINEAR_CHANNELS for c in linear_channels_checked):
-            raise ValueError(f"channels {list(channels)}: each must be one of {sorted(LINEAR_CHANNELS)}")
+        problems = channel_problems(tuple(channels))
+        if problems:
+            raise ValueError(problems[0])
         if size_out <= 0 or size_in < size_out:
             raise ValueError(f"crop sizes need 0 < size_out <= size_in, got size_in={size_in}, size_out={size_out}")
         if (size_in - size_out) % 2:
@@ -202,7 +211,7 @@ class ProtohaloCrops(torch.utils.data.Dataset):
         if not boxes:
             raise ValueError("ProtohaloCrops needs at least one box")
         self.size_in, self.size_out, self.mode = int(size_in), int(size_out), mode
-        self.linear_channels = linear_channels_checked
+        self.linear_channels = tuple(channels)
         if (mode == "mass-bins") != (log_mass_edges is not None):
             raise ValueError("log_mass_edges are needed by the mass-bins mode, and by it only")
         self.log_mass_edges = None if log_mass_edges is None else [float(e) for e in log_mass_edges]

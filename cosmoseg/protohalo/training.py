@@ -64,6 +64,7 @@ from cosmoseg.protohalo.data import (
     LINEAR_CHANNELS,
     ProtohaloCrops,
     balanced_ce_beta,
+    channel_problems,
     collapsed_fraction,
     labelling_limit,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "load_model",
     "make_model",
     "split_boxes",
+    "suite_mass_bin_edges",
     "train",
     "training_cosmology",
 ]
@@ -185,9 +187,8 @@ class TrainConfig:
             out.append(f"small_halo_boost weights the semantic loss: the semantic or panoptic task, not {self.task!r}")
         if self.channels and self.task != "mass-bins":
             out.append(f"channels are chosen for the mass-bins task only; the {self.task} net takes its own")
-        unknown = [c for c in self.channels if c not in LINEAR_CHANNELS]
-        if unknown or len(set(self.channels)) != len(self.channels):
-            out.append(f"channels {list(self.channels)}: each must be one of {sorted(LINEAR_CHANNELS)}, at most once")
+        if self.channels:
+            out.extend(channel_problems(self.channels))
         if self.n_mass_bins < 1:
             out.append(f"n_mass_bins must be >= 1, got {self.n_mass_bins}")
         if self.position_residual:
@@ -364,16 +365,15 @@ class SemanticHead(nn.Module):
         return self.net(x)[:, :1]
 
 
-def _mass_bin_edges(config: TrainConfig, boxes: Sequence[tuple[Field, Segmentation]]) -> list[float]:
-    """The mass-bin edges of a training run (log10 Msun/h): ``n_mass_bins`` equal in log M from the boxes' labelling
-    limit to their largest halo (a hair above it, so that halo is inside the top bin)."""
-    particle_mass = min(float(f.box.cosmology.particle_mass(f.n, f.box.length)) for f, _ in boxes)
+def suite_mass_bin_edges(boxes: Sequence[tuple[Field, Segmentation]], n_bins: int) -> list[float]:
+    """The mass-bin edges of a set of training boxes (log10 Msun/h): ``n_bins`` equal in log M from the boxes'
+    labelling limit to their largest halo (a hair above it, so that halo is inside the top bin)."""
+    masses = [float(f.box.cosmology.particle_mass(f.n, f.box.length)) for f, _ in boxes]
     limit = min(labelling_limit(seg) for _, seg in boxes)
     largest = max(int(torch.bincount(seg.labels.flatten().long(), minlength=2)[1:].max()) for _, seg in boxes)
     if largest < limit:
         raise ValidationError(f"the training boxes hold no halo of at least {limit} voxels: no mass bins to learn")
-    top = largest * max(float(f.box.cosmology.particle_mass(f.n, f.box.length)) for f, _ in boxes)
-    return mass_bin_edges(limit * particle_mass, top * 1.0001, config.n_mass_bins).tolist()
+    return mass_bin_edges(limit * min(masses), largest * max(masses) * 1.0001, n_bins).tolist()
 
 
 def _loss_fn(config: TrainConfig, beta: float, min_voxels: int) -> Callable[[torch.Tensor, Any], torch.Tensor]:
@@ -464,7 +464,7 @@ def train(
     beta = balanced_ce_beta(segs)
     fraction = collapsed_fraction(segs)
     first = train_boxes[0][0]
-    edges = _mass_bin_edges(config, train_boxes) if config.task == "mass-bins" else None
+    edges = suite_mass_bin_edges(train_boxes, config.n_mass_bins) if config.task == "mass-bins" else None
     linear = tuple(c for c in config.input_channels if c in LINEAR_CHANNELS)  # the instance net adds positions
     try:
         crops = ProtohaloCrops(
