@@ -22,11 +22,13 @@ from pathlib import Path
 import torch
 
 from cosmoseg.data import load_artifact
+from cosmoseg.protohalo.classify import predicted_classes
 from cosmoseg.protohalo.data import linear_channels
 from cosmoseg.protohalo.mass_bins import excursion_set_classes, mass_bin_classes, mass_bin_scores
 from cosmoseg.protohalo.panoptic import mass_bin_probabilities
 from cosmoseg.protohalo.training import load_model, suite_mass_bin_edges
 
+NET_NAMES = {"vnet": "COPRA (V-Net)", "unetr": "VIPR (UNETR)"}
 HELD_OUT = ("box_0007.h5", "box_0001.h5")
 """The boxes the shipped protohalo models held out (their checkpoints record them)."""
 
@@ -70,23 +72,54 @@ def report(name: str, edges: torch.Tensor, pool: dict[str, torch.Tensor]) -> Non
     )
 
 
-def figure_auc(curves: list[tuple[str, dict[str, torch.Tensor]]], edges: torch.Tensor, path: Path) -> Path:
-    """One-vs-rest AUC per class of each net (DeLong errors), class 0 at the left."""
+def figure_scores(curves: list[tuple[str, dict[str, torch.Tensor]]], edges: torch.Tensor, path: Path) -> Path:
+    """Three panels per method: one-vs-rest AUC per class (DeLong errors), total mass predicted / true per class, and
+    the per-object log10 M_pred / M_FoF (median, 16–84%) in bins of FoF mass."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.0, 3.8))
-    axis = fig.subplots()
+    fig = Figure(figsize=(14.0, 3.9))
+    axes = fig.subplots(1, 3)
     labels = ["no halo"] + [f"{edges[c - 1]:.1f}–{edges[c]:.1f}" for c in range(1, edges.numel())]
     x = torch.arange(edges.numel()).double()
+    centres = 0.5 * (edges[:-1] + edges[1:])
     for k, (name, pool) in enumerate(curves):
         dodge = 0.08 * (k - (len(curves) - 1) / 2)
-        axis.errorbar(x + dodge, pool["auc"], yerr=pool["auc_err"], marker="o", ms=4, capsize=2, label=name)
-    axis.axhline(0.95, color="0.6", lw=0.8, ls=":", label="target 0.95")
-    axis.set_xticks(x.tolist(), labels, rotation=30, fontsize=7)
-    axis.set_xlabel(r"class: $\log_{10} M$ [$M_\odot/h$] of the z = 0 halo")
-    axis.set_ylabel("one-vs-rest ROC AUC")
-    axis.set_ylim(0.5, 1.0)
-    axis.legend(fontsize=7, title="held-out boxes", title_fontsize=7)
+        marker = "s" if "excursion" in name or "twin" in name else "o"
+        if "auc" in pool:
+            axes[0].errorbar(x + dodge, pool["auc"], yerr=pool["auc_err"], marker=marker, ms=4, capsize=2, label=name)
+        ratio = pool["n_pred"].double() / pool["n_true"].double().clamp_min(1)
+        axes[1].plot(x + dodge, ratio, marker=marker, ms=4, label=name)
+        found = pool["n_predicted"] > 0
+        true, diff = pool["log_mass_true"][found], (pool["log_mass_pred"] - pool["log_mass_true"])[found]
+        bin_of = torch.bucketize(true, edges[1:-1])
+        rows = [(c, diff[bin_of == c]) for c in range(centres.numel()) if int((bin_of == c).sum()) >= 3]
+        med = torch.tensor([float(d.median()) for _, d in rows])
+        lo = med - torch.tensor([float(torch.quantile(d, 0.16)) for _, d in rows])
+        hi = torch.tensor([float(torch.quantile(d, 0.84)) for _, d in rows]) - med
+        axes[2].errorbar(
+            centres[[c for c, _ in rows]] + 0.02 * (k - 1),
+            med,
+            yerr=torch.stack([lo, hi]),
+            marker=marker,
+            ms=4,
+            capsize=2,
+            label=name,
+        )
+    axes[0].axhline(0.95, color="0.6", lw=0.8, ls=":", label="target 0.95")
+    axes[0].set_ylabel("one-vs-rest ROC AUC")
+    axes[0].set_ylim(0.5, 1.0)
+    axes[1].axhspan(0.95, 1.05, color="0.9", label="target ±5%")
+    axes[1].set_ylabel("total mass in class: predicted / true")
+    axes[1].set_yscale("log")
+    for axis in axes[:2]:
+        axis.set_xticks(x.tolist(), labels, rotation=30, fontsize=7)
+        axis.set_xlabel(r"class: $\log_{10} M$ [$M_\odot/h$] of the z = 0 halo")
+    axes[2].axhspan(-0.0414, 0.0414, color="0.9", label="±10%")
+    axes[2].axhline(0, color="0.5", lw=0.8)
+    axes[2].set_xlabel(r"$\log_{10} M_\mathrm{FoF}$ [$M_\odot/h$]")
+    axes[2].set_ylabel(r"per object: $\log_{10} M_\mathrm{pred} / M_\mathrm{FoF}$ (median, 16–84%)")
+    for axis in axes:
+        axis.legend(fontsize=6, title="held-out boxes", title_fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return path
@@ -118,7 +151,7 @@ def figure_grad_cam(box: dict, model: torch.nn.Module, meta: dict, edges: torch.
     window = (slice(out_lo, out_lo + size_out),) * 3
     truth = mass_bin_classes(roll(labels), particle_mass, edges)[window]
     with torch.no_grad():
-        predicted = model(crop).argmax(1)[0]
+        predicted = predicted_classes(torch.softmax(model(crop)[0], 0), meta.get("class_log_bias"))
     k = int(truth[size_out // 2, size_out // 2, size_out // 2])
     region = (roll(labels)[window] == largest)[None]
     cam = grad_cam(model, crop, k, region=region)[0]
@@ -143,7 +176,8 @@ def figure_grad_cam(box: dict, model: torch.nn.Module, meta: dict, edges: torch.
         fig.colorbar(shown, ax=axis, fraction=0.046, pad=0.03)
     mass = float(torch.log10(torch.tensor((labels == largest).sum().item() * particle_mass)))
     fig.suptitle(
-        f"slice z = const through the largest halo of {box['name']} (log10 M = {mass:.2f}); "
+        f"{NET_NAMES[str(meta.get('backbone', 'vnet'))]}: slice z = const through the largest halo of "
+        f"{box['name']} (log10 M = {mass:.2f}); "
         f"{size_out}³ cells of {fields.box.length / n:.2f} Mpc/h",
         fontsize=8,
     )
@@ -160,7 +194,8 @@ def main() -> None:
     parser.add_argument("--n-bins", type=int, default=6)
     parser.add_argument("--delta-c", type=float, default=1.686)
     parser.add_argument("--model", nargs="*", default=[], help="mass-bins checkpoints to score")
-    parser.add_argument("--figures", type=Path, default=None, help="folder for the AUC and Grad-CAM figures")
+    parser.add_argument("--figures", type=Path, default=None, help="folder for the scores and Grad-CAM figures")
+    parser.add_argument("--uncalibrated", action="store_true", help="the nets' plain argmax, not the stored biases")
     args = parser.parse_args()
     models = [(path, *load_model(path, "mass-bins")) for path in args.model]
 
@@ -188,10 +223,12 @@ def main() -> None:
         baseline = excursion_set_classes(
             fields.channel("delta"), fields.box.length, particle_mass, edges, delta_c=args.delta_c
         )
-        tables.append(mass_bin_scores(baseline, truth, labels, particle_mass, edges))
+        hard = torch.nn.functional.one_hot(baseline, edges.numel()).permute(3, 0, 1, 2).double()
+        tables.append(mass_bin_scores(baseline, truth, labels, particle_mass, edges, probabilities=hard))
     report(f"excursion set (δ_c = {args.delta_c}), held-out boxes {', '.join(args.held_out)}", edges, pooled(tables))
+    print("(its AUC is that of hard classes: the one-point ROC curve, (TPR + TNR) / 2)")
+    curves = [(f"excursion set, δ_c = {args.delta_c}", pooled(tables))]
 
-    curves = []
     for path, model, meta in models:
         tables = []
         for name in args.held_out:
@@ -202,17 +239,14 @@ def main() -> None:
             probabilities = mass_bin_probabilities(
                 values, model, size_in=int(meta["size_in"]), size_out=int(meta["size_out"])
             )
-            predicted = probabilities.argmax(0)
+            bias = None if args.uncalibrated else meta.get("class_log_bias")
+            predicted = predicted_classes(probabilities, bias)
             tables.append(mass_bin_scores(predicted, truth, labels, particle_mass, edges, probabilities=probabilities))
-        name = f"{path} (channels {', '.join(meta['channels'])})"
-        report(f"{name}, held-out boxes", edges, pooled(tables))
-        curves.append((", ".join(meta["channels"]), pooled(tables)))
-    if args.figures and models:
-        args.figures.mkdir(parents=True, exist_ok=True)
-        print(f"\nfigure: {figure_auc(curves, edges, args.figures / 'mass_bins_auc.png')}")
-        box = {**boxes[args.held_out[0]], "name": args.held_out[0]}
-        _, model, meta = models[-1]
-        print(f"figure: {figure_grad_cam(box, model, meta, edges, args.figures / 'mass_bins_grad_cam.png')}")
+        backbone = str(meta.get("backbone", "vnet"))
+        name = f"{NET_NAMES[backbone]} ({', '.join(meta['channels'])})"
+        argmax = "argmax with the stored class biases" if bias else "plain argmax"
+        report(f"{name}, {path}, {argmax}, held-out boxes", edges, pooled(tables))
+        curves.append((name, pooled(tables)))
 
     if args.twins:
         twin_tables = []
@@ -220,8 +254,17 @@ def main() -> None:
             pair = load_artifact(path)
             a, b = pair["segmentation_a"].labels, pair["segmentation_b"].labels
             class_a, class_b = (mass_bin_classes(x, particle_mass, edges) for x in (a, b))
-            twin_tables.append(mass_bin_scores(class_a, class_b, b, particle_mass, edges))
+            hard = torch.nn.functional.one_hot(class_a, edges.numel()).permute(3, 0, 1, 2).double()
+            twin_tables.append(mass_bin_scores(class_a, class_b, b, particle_mass, edges, probabilities=hard))
         report(f"twins ({len(args.twins)} pairs, twin a predicting twin b)", edges, pooled(twin_tables))
+        curves.append(("twins (a predicting b)", pooled(twin_tables)))
+    if args.figures and models:
+        args.figures.mkdir(parents=True, exist_ok=True)
+        print(f"\nfigure: {figure_scores(curves, edges, args.figures / 'mass_bins_scores.png')}")
+        box = {**boxes[args.held_out[0]], "name": args.held_out[0]}
+        for _, model, meta in models:
+            target = args.figures / f"mass_bins_grad_cam_{meta.get('backbone', 'vnet')}.png"
+            print(f"figure: {figure_grad_cam(box, model, meta, edges, target)}")
 
 
 if __name__ == "__main__":

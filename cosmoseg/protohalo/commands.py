@@ -9,8 +9,10 @@ from typing import Annotated
 import typer
 
 from cosmoseg.pipeline.commands import BoxesOption, DeviceOption, NValidationOption, SeedOption, report_errors
+from cosmoseg.protohalo.experiment_commands import experiment_app
 
 app = typer.Typer(help="Protohalo segmentation from the initial conditions (López-Cano et al.).", no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
 
 SemanticOption = Annotated[
     Path | None, typer.Option("--semantic", help="Semantic checkpoint (.pt; default: the shipped model).")
@@ -30,12 +32,23 @@ def train_command(
             "logit + centre offsets) or mass-bins (each voxel's class: no halo, or its halo's log-mass bin)."
         ),
     ] = "semantic",
+    backbone: Annotated[
+        str,
+        typer.Option(
+            help="vnet (COPRA and the segmentation nets) or unetr (VIPR, MONAI's UNETR: mass-bins only, --size-in a "
+            "multiple of 16; needs cosmoseg[transformer])."
+        ),
+    ] = "vnet",
     steps: Annotated[int, typer.Option(help="Total optimizer steps (a resumed run trains up to it).")] = 1000,
     size_in: Annotated[int, typer.Option(help="Input crop side (voxels).")] = 40,
     size_out: Annotated[int, typer.Option(help="Output crop side (voxels); size_in - size_out must be even.")] = 32,
     batch_size: Annotated[int, typer.Option(help="Crops per step.")] = 2,
-    base_filters: Annotated[int, typer.Option(help="V-Net filters at the first level.")] = 8,
+    base_filters: Annotated[
+        int, typer.Option(help="V-Net filters at the first level (UNETR: the decoder's full-resolution filters).")
+    ] = 8,
     depth: Annotated[int, typer.Option(help="V-Net down-sampling levels.")] = 3,
+    hidden_size: Annotated[int, typer.Option(help="UNETR: the transformer's token width.")] = 96,
+    num_heads: Annotated[int, typer.Option(help="UNETR: attention heads (a divisor of --hidden-size).")] = 4,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     lr_schedule: Annotated[str, typer.Option(help="constant, or cosine (--lr down to 0 at --steps).")] = "constant",
     init_from: Annotated[
@@ -91,7 +104,9 @@ def train_command(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
-    """Train the semantic or instance V-Net on a suite; writes a resumable checkpoint <output>/<task>.pt."""
+    """Train a protohalo net (semantic, instance, offsets, panoptic, mass bins) on a suite.
+
+    Writes a resumable checkpoint <output>/<task>.pt."""
     from rich.console import Console
 
     from cosmoseg.pipeline import resolve_device
@@ -105,6 +120,9 @@ def train_command(
             raise ValueError(f"--task must be semantic, instance, offsets, panoptic or mass-bins, got {task!r}")
         config = TrainConfig(
             task=task,  # type: ignore[arg-type]
+            backbone=backbone,  # type: ignore[arg-type]
+            hidden_size=hidden_size,
+            num_heads=num_heads,
             size_in=size_in,
             size_out=size_out,
             base_filters=base_filters,
@@ -163,6 +181,14 @@ def export_command(
             "--vote-radius of."
         ),
     ] = None,
+    calibrate_classes: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate-classes",
+            help="Mass-bins: store the class biases that make the argmax predict each class's voxel count on the "
+            "checkpoint's training boxes (needs --suite).",
+        ),
+    ] = False,
     suite: Annotated[
         Path | None,
         typer.Option(
@@ -179,7 +205,7 @@ def export_command(
     validation ones)."""
     from cosmoseg.data import Field, load_artifact
     from cosmoseg.nn import export_weights, read_checkpoint
-    from cosmoseg.protohalo.training import ARCHITECTURE_KEYS, training_cosmology
+    from cosmoseg.protohalo.training import ARCHITECTURE_KEYS, load_model, mass_bin_class_bias, training_cosmology
 
     with report_errors():
         metadata = read_checkpoint(checkpoint)["metadata"]
@@ -221,6 +247,14 @@ def export_command(
                 raise ValueError(f"{suite} lacks the checkpoint's train_boxes {missing[:4] or '(none recorded)'}")
             fields = [load_artifact(suite / name)["fields"] for name in names]
             extra |= training_cosmology([f for f in fields if isinstance(f, Field)])
+        if calibrate_classes:
+            if metadata.get("task") != "mass-bins" or suite is None:
+                raise ValueError("--calibrate-classes applies to mass-bins checkpoints, with --suite")
+            boxes = [load_artifact(suite / str(name)) for name in metadata.get("train_boxes", [])]
+            model, _ = load_model(checkpoint, "mass-bins")
+            pairs = [(box["fields"], box["segmentation"]) for box in boxes]
+            extra["class_log_bias"] = mass_bin_class_bias(model, metadata, pairs)
+            print("class biases: " + ", ".join(f"{b:+.3f}" for b in extra["class_log_bias"] or []))
         path = export_weights(checkpoint, output, metadata=extra)
     print(f"weights: {path} ({path.stat().st_size / 2**20:.2f} MiB)")
 

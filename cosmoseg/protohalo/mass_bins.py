@@ -6,6 +6,8 @@ halo a voxel ends up in (default K = 6, equal in log M from the suite's labellin
 * :func:`mass_bin_edges` and :func:`mass_bin_classes`: the targets, from a Lagrangian segmentation;
 * :func:`excursion_set_classes`: the classic answer without learning, the excursion set: a voxel's halo is the
   largest mass whose top-hat-smoothed linear δ (Lagrangian radius of that mass) exceeds δ_c;
+* :func:`calibrate_class_bias`: per-class log biases that make a classifier's argmax predict each class's true
+  voxel count on its training boxes;
 * :func:`mass_bin_scores`: the confusion matrix, the total mass per class against the truth, the per-object mass of
   each true halo (the mean log mass of the classes of its voxels) against its FoF mass and, given class
   probabilities, the one-vs-rest ROC AUC per class.
@@ -25,6 +27,7 @@ from cosmoseg.mesh.fourier import rfft_k_magnitude
 
 __all__ = [
     "DELTA_COLLAPSE",
+    "calibrate_class_bias",
     "excursion_set_classes",
     "mass_bin_classes",
     "mass_bin_edges",
@@ -198,3 +201,27 @@ def _object_masses(
         "n_voxels": size,
         "n_predicted": n_predicted.long(),
     }
+
+
+def calibrate_class_bias(
+    probabilities: Sequence[torch.Tensor], truth: Sequence[torch.Tensor], *, iterations: int = 200
+) -> torch.Tensor:
+    """Per-class log biases b (K + 1,) float64, b_0 = 0, such that argmax_k(log p_k + b_k) over the given boxes
+    predicts each class's true voxel count (to the integer steps a finite box allows).
+
+    ``probabilities``: per box (K + 1, n, n, n) softmax outputs; ``truth``: per box (n, n, n) true classes. A
+    fixed-point iteration b_k += ½ (ln N_true,k − ln N_pred,k) (counts + 1, so an empty class stays finite)."""
+    if len(probabilities) != len(truth) or not probabilities:
+        raise ValueError("give one truth per probability map, at least one")
+    logp = torch.cat([p.reshape(p.shape[0], -1).double().clamp_min(1e-30).log() for p in probabilities], dim=1)
+    true = torch.cat([t.reshape(-1).long() for t in truth])
+    n_classes = logp.shape[0]
+    if int(true.min()) < 0 or int(true.max()) >= n_classes:
+        raise ValueError(f"truth must hold classes 0..{n_classes - 1}")
+    target = torch.bincount(true, minlength=n_classes).double() + 1
+    bias = torch.zeros(n_classes, dtype=torch.float64)
+    for _ in range(iterations):
+        counts = torch.bincount((logp + bias[:, None]).argmax(0), minlength=n_classes).double() + 1
+        bias += 0.5 * (target.log() - counts.log())
+        bias -= bias[0].clone()
+    return bias

@@ -1,5 +1,5 @@
-"""The plugin face of ``cosmoseg.protohalo``: the ``protohalo.panoptic`` stage and the ``cosmoseg protohalo``
-commands."""
+"""The plugin face of ``cosmoseg.protohalo``: the ``protohalo.panoptic`` and ``protohalo.mass_bins`` stages and the
+``cosmoseg protohalo`` commands."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from cosmoseg.pipeline.params import param
 from cosmoseg.pipeline.stage import Stage
 from cosmoseg.protohalo.predict import predict_protohaloes
 
-__all__ = ["PanopticParams", "PanopticStage"]
+__all__ = ["MassBinsParams", "MassBinsStage", "PanopticParams", "PanopticStage"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,9 +92,68 @@ class PanopticStage(Stage[PanopticParams]):
         return {"fields": ics.fields}
 
 
+@dataclasses.dataclass(frozen=True)
+class MassBinsParams:
+    """The mass-bin model (COPRA or VIPR), the channels it must take, and the class of the Grad-CAM map."""
+
+    model: str = param("", doc='mass-bins checkpoint of `cosmoseg protohalo train` ("" = the shipped backbone model)')
+    backbone: str = param("vnet", doc="the shipped model used when model is empty: vnet (COPRA) or unetr (VIPR)")
+    channels: str = param(
+        "", doc='comma-separated input channels the model must take, e.g. "delta,phi,shear" ("" = its own)'
+    )
+    grad_cam_class: int = param(-1, ge=-1, doc="class of the Grad-CAM map: 0 (no halo) .. K (-1 = the top mass bin)")
+    calibrated: bool = param(
+        True, doc="argmax with the model's stored class biases (total voxels per class as trained)"
+    )
+    batch_size: int = param(4, ge=1, doc="crops per forward pass")
+
+    def problems(self) -> list[str]:
+        out = []
+        if not self.model and self.backbone not in ("vnet", "unetr"):
+            out.append(f"param 'backbone' must be 'vnet' or 'unetr', got {self.backbone!r}")
+        return out
+
+
+class MassBinsStage(Stage[MassBinsParams]):
+    """Each voxel of the linear fields classed by the mass of its z = 0 halo (Alokda & Porciani: COPRA, VIPR).
+
+    ``classes``: a Segmentation whose labels are the classes (0 = no protohalo, k = log-mass bin k), with the class
+    probabilities as ``class_scores``; ``grad_cam``: the Grad-CAM map of one class (which voxels made the net say
+    it)."""
+
+    name = "protohalo.mass_bins"
+    inputs = {"fields": Field, "potential": Field}
+    optional_inputs = frozenset({"potential"})
+    outputs = {"classes": Segmentation, "grad_cam": Field}
+
+    def run(self, fields: Field, potential: Field | None = None) -> dict[str, Segmentation | Field]:
+        from cosmoseg.protohalo.classify import predict_mass_bins
+
+        p = self.params
+        classes, grad_cam = predict_mass_bins(
+            fields,
+            potential,
+            model=p.model,
+            backbone=p.backbone,
+            channels=tuple(c.strip() for c in p.channels.split(",") if c.strip()),
+            grad_cam_class=p.grad_cam_class,
+            calibrated=p.calibrated,
+            batch_size=p.batch_size,
+            device=self.ctx.device,
+            log=self.ctx.log,
+        )
+        return {"classes": classes, "grad_cam": grad_cam}
+
+    @classmethod
+    def example_inputs(cls, generator: torch.Generator) -> dict[str, Field]:
+        """A 32^3 box of 25 Mpc/h: the shipped models' cell size and one crop lattice step."""
+        return PanopticStage.example_inputs(generator)
+
+
 @hookimpl
 def cosmoseg_register_stages(register: Any) -> None:
     register(PanopticStage)
+    register(MassBinsStage)
 
 
 @hookimpl

@@ -60,6 +60,7 @@ from cosmoseg.nn import (
     read_checkpoint,
     small_halo_weights,
 )
+from cosmoseg.nn.unetr import UNETR, unetr_size_problems
 from cosmoseg.protohalo.data import (
     LINEAR_CHANNELS,
     ProtohaloCrops,
@@ -67,13 +68,15 @@ from cosmoseg.protohalo.data import (
     channel_problems,
     collapsed_fraction,
     labelling_limit,
+    linear_channels,
 )
-from cosmoseg.protohalo.mass_bins import mass_bin_edges
+from cosmoseg.protohalo.mass_bins import calibrate_class_bias, mass_bin_classes, mass_bin_edges
 from cosmoseg.protohalo.panoptic import (
     FILTERED_CHANNELS,
     INPUT_CHANNELS,
     OUTPUT_CHANNELS,
     calibrate_threshold,
+    mass_bin_probabilities,
     semantic_probabilities,
 )
 from cosmoseg.sim.suites import find_boxes, split_suite
@@ -97,6 +100,10 @@ COSMOLOGY_KEYS = COSMOLOGY_PARAMETERS
 """The cosmological parameters of the training boxes a checkpoint records (metadata ``cosmology``)."""
 ARCHITECTURE_KEYS = ("task", "in_channels", "size_in", "size_out", "base_filters", "depth", "embedding_dim")
 """Metadata that must agree between a checkpoint and the model it is loaded into (and on ``resume``)."""
+UNETR_KEYS = ("backbone", "hidden_size", "num_heads")
+"""Metadata a UNETR checkpoint must also agree on (a V-Net checkpoint of before the choice has no ``backbone``)."""
+BACKBONES = ("vnet", "unetr")
+UNETR_DEPTH = 4
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -117,10 +124,13 @@ class TrainConfig:
     """
 
     task: Task = "semantic"
+    backbone: Literal["vnet", "unetr"] = "vnet"
     size_in: int = 40
     size_out: int = 32
     base_filters: int = 8
     depth: int = 3
+    hidden_size: int = 96
+    num_heads: int = 4
     embedding_dim: int = 3
     batch_size: int = 2
     steps: int = 1000
@@ -160,11 +170,17 @@ class TrainConfig:
                 f"size_in - size_out = {self.size_in - self.size_out} must be even so the output crop is centred "
                 f"(size_in={self.size_in}, size_out={self.size_out})"
             )
+        if self.backbone not in BACKBONES:
+            out.append(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+        elif self.backbone == "unetr":
+            out.extend(unetr_size_problems(self.size_in, hidden_size=self.hidden_size, num_heads=self.num_heads))
+            if self.task != "mass-bins":
+                out.append(f"the UNETR backbone serves the mass-bins task (VIPR), not {self.task!r}")
         if self.depth < 0 or self.base_filters < 1:
             out.append(
                 f"need depth >= 0 and base_filters >= 1, got depth={self.depth}, base_filters={self.base_filters}"
             )
-        elif self.size_in % 2**self.depth:
+        elif self.backbone == "vnet" and self.size_in % 2**self.depth:
             out.append(f"size_in={self.size_in} must be divisible by 2^depth = {2**self.depth} (depth={self.depth})")
         for name in ("embedding_dim", "batch_size", "validate_every", "validation_crops"):
             if getattr(self, name) < 1:
@@ -218,13 +234,18 @@ class TrainConfig:
         return OUTPUT_CHANNELS.get(self.task, self.embedding_dim)
 
     def architecture(self) -> dict[str, Any]:
+        """The metadata that build the network (`make_model`); a UNETR's depth is its 4 upsampling levels (16 = 2⁴)
+        and its ``base_filters`` the decoder's full-resolution filters (MONAI's ``feature_size``)."""
+        unetr = self.backbone == "unetr"
         return {
             "task": self.task,
+            "backbone": self.backbone,
+            **({"hidden_size": self.hidden_size, "num_heads": self.num_heads} if unetr else {}),
             "in_channels": self.in_channels,
             "size_in": self.size_in,
             "size_out": self.size_out,
             "base_filters": self.base_filters,
-            "depth": self.depth,
+            "depth": UNETR_DEPTH if unetr else self.depth,
             "embedding_dim": self.out_channels,
             "position_residual": self.position_residual if self.task == "instance" else 0.0,
         }
@@ -336,9 +357,20 @@ class PositionResidual(nn.Module):
 
 
 def make_model(metadata: Mapping[str, Any]) -> nn.Module:
-    """The untrained V-Net described by checkpoint metadata (or `TrainConfig.architecture`)."""
+    """The untrained V-Net or UNETR described by checkpoint metadata (or `TrainConfig.architecture`)."""
     task = metadata["task"]
     out = 1 if task == "semantic" else int(metadata["embedding_dim"])
+    if metadata.get("backbone", "vnet") == "unetr":
+        return UNETR(
+            int(metadata["in_channels"]),
+            out,
+            img_size=int(metadata["size_in"]),
+            feature_size=int(metadata["base_filters"]),
+            hidden_size=int(metadata["hidden_size"]),
+            num_heads=int(metadata["num_heads"]),
+            crop=(int(metadata["size_in"]) - int(metadata["size_out"])) // 2,
+            norm=str(metadata.get("norm", "instance")),
+        )
     net = VNet(
         int(metadata["in_channels"]),
         out,
@@ -374,6 +406,33 @@ def suite_mass_bin_edges(boxes: Sequence[tuple[Field, Segmentation]], n_bins: in
     if largest < limit:
         raise ValidationError(f"the training boxes hold no halo of at least {limit} voxels: no mass bins to learn")
     return mass_bin_edges(limit * min(masses), largest * max(masses) * 1.0001, n_bins).tolist()
+
+
+def mass_bin_class_bias(
+    model: nn.Module,
+    metadata: Mapping[str, Any],
+    boxes: Sequence[tuple[Field, Segmentation]],
+    *,
+    batch_size: int = 4,
+    device: str = "cpu",
+) -> list[float] | None:
+    """The class biases of a mass-bin net (:func:`~cosmoseg.protohalo.mass_bins.calibrate_class_bias`) on whole
+    training boxes: with them its argmax predicts each class's true voxel count there. None when the crop lattice does
+    not fit a box. ``metadata``: the checkpoint's (``channels``, ``size_in``, ``size_out``, ``log_mass_edges``)."""
+    size_in, size_out = int(metadata["size_in"]), int(metadata["size_out"])
+    if any(f.n % size_out for f, _ in boxes):
+        return None
+    probabilities, truth = [], []
+    for fields, seg in boxes:
+        values = linear_channels(fields, metadata["channels"])
+        probabilities.append(
+            mass_bin_probabilities(
+                values, model, size_in=size_in, size_out=size_out, batch_size=batch_size, device=device
+            )
+        )
+        particle_mass = float(fields.box.cosmology.particle_mass(fields.n, fields.box.length))
+        truth.append(mass_bin_classes(seg.labels, particle_mass, metadata["log_mass_edges"]))
+    return calibrate_class_bias(probabilities, truth).tolist()
 
 
 def _loss_fn(config: TrainConfig, beta: float, min_voxels: int) -> Callable[[torch.Tensor, Any], torch.Tensor]:
@@ -500,7 +559,7 @@ def train(
     metadata: dict[str, Any] = {
         **config.architecture(),
         "channels": list(config.input_channels),
-        "norm": "batch",
+        "norm": "instance" if config.backbone == "unetr" else "batch",
         "activation": "relu",
         "grid_n": first.n,
         "box_length": first.box.length,
@@ -530,7 +589,9 @@ def train(
     torch.manual_seed(config.seed)
     model = make_model(metadata)
     if config.init_from:  # fine-tuning: the weights of another checkpoint of the same architecture
-        _, source = load_checkpoint(config.init_from, expect={k: metadata[k] for k in ARCHITECTURE_KEYS})
+        keys = (*ARCHITECTURE_KEYS, *UNETR_KEYS) if config.backbone == "unetr" else ARCHITECTURE_KEYS
+        same = {k: metadata[k] for k in keys}
+        _, source = load_checkpoint(config.init_from, expect=same)
         if float(source.get("position_residual", 0.0)) != config.position_residual:
             raise ArtifactError(
                 f"{config.init_from}: position_residual is {source.get('position_residual', 0.0)} in the checkpoint, "
@@ -557,6 +618,8 @@ def train(
     val_loss: float | None = None
     if resume and path.is_file():
         expect = {k: metadata[k] for k in (*ARCHITECTURE_KEYS, "grid_n", "box_length", "position_residual")}
+        if config.backbone == "unetr":
+            expect |= {k: metadata[k] for k in UNETR_KEYS}
         old = trainer.resume(path, expect=expect)
         val_loss = old.get("validation_loss")
         say(f"resumed {path} at step {trainer.step}")
@@ -567,6 +630,13 @@ def train(
         meta = {**metadata, "validation_loss": val_loss, "final": final}
         if config.task in ("semantic", "panoptic"):
             meta |= {"threshold": DEFAULT_THRESHOLD, "threshold_calibrated": False}
+        if final and config.task == "mass-bins" and config.calibrate:
+            bias = mass_bin_class_bias(
+                trainer.model, meta, train_boxes, batch_size=config.batch_size, device=config.device
+            )
+            if bias is not None:
+                meta["class_log_bias"] = bias
+                say("class biases: " + ", ".join(f"{b:+.3f}" for b in bias) + " (training voxels per class matched)")
         if final and config.task in ("semantic", "panoptic"):
             threshold = _calibrated_threshold(trainer.model, config, train_boxes, fraction)
             if threshold is None:

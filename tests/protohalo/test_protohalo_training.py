@@ -353,3 +353,72 @@ def test_panoptic_training_has_both_heads_and_a_calibrated_threshold(tmp_path: P
     with torch.no_grad():
         assert model(torch.randn(2, 2, 8, 8, 8)).shape == (2, 4, 4, 4, 4)
     assert "c_offset" in "; ".join(dataclasses.replace(TINY, task="panoptic", c_offset=0.0).problems())
+
+
+def test_mass_bins_training_stores_the_class_biases_of_its_training_boxes(tmp_path: Path) -> None:
+    from cosmoseg.protohalo.training import mass_bin_class_bias
+
+    config = dataclasses.replace(TINY, task="mass-bins", n_validation=0, n_mass_bins=2)
+    paths = _suite(tmp_path / "suite")
+    model, meta = load_model(train(config, paths, tmp_path / "out"), "mass-bins")
+    boxes = [(box["fields"], box["segmentation"]) for box in map(load_artifact, paths)]
+    assert len(meta["class_log_bias"]) == 3 and meta["class_log_bias"][0] == 0.0
+    assert meta["class_log_bias"] == pytest.approx(mass_bin_class_bias(model, meta, boxes))
+    uncalibrated = train(dataclasses.replace(config, calibrate=False), paths, tmp_path / "plain")
+    assert "class_log_bias" not in load_model(uncalibrated, "mass-bins")[1]
+
+
+def test_the_unetr_backbone_trains_a_mass_bin_net_and_refuses_other_sizes(tmp_path: Path) -> None:
+    pytest.importorskip("monai")
+    pytest.importorskip("einops")
+    from cosmoseg.nn.unetr import UNETR
+
+    config = dataclasses.replace(
+        TINY,
+        task="mass-bins",
+        backbone="unetr",
+        size_in=16,
+        size_out=8,
+        base_filters=2,
+        hidden_size=8,
+        num_heads=2,
+        n_validation=0,
+        n_mass_bins=2,
+        steps=1,
+        batch_size=1,
+    )
+    paths = _suite(tmp_path / "suite", n=16)
+    model, meta = load_model(train(config, paths, tmp_path / "out"), "mass-bins")
+    assert isinstance(model, UNETR) and meta["backbone"] == "unetr" and meta["norm"] == "instance"
+    assert (meta["hidden_size"], meta["num_heads"], meta["depth"]) == (8, 2, 4)
+    with torch.no_grad():
+        assert model(torch.randn(1, 2, 16, 16, 16)).shape == (1, 3, 8, 8, 8)
+    problems = "; ".join(dataclasses.replace(config, size_in=40, size_out=32).problems())
+    assert "the UNETR input side must be a multiple of its 16-voxel patch, got 40" in problems
+    problems = "; ".join(dataclasses.replace(config, task="semantic").problems())
+    assert "the UNETR backbone serves the mass-bins task (VIPR), not 'semantic'" in problems
+    assert "backbone must be one of" in "; ".join(dataclasses.replace(config, backbone="vit").problems())
+    # a V-Net cannot resume the UNETR's checkpoint
+    vnet = dataclasses.replace(config, backbone="vnet", depth=1, steps=2)
+    with pytest.raises(ArtifactError):
+        train(vnet, paths, tmp_path / "out", resume=True)
+
+
+def test_cli_refuses_a_unetr_crop_off_its_patch(tmp_path: Path) -> None:
+    _suite(tmp_path / "suite")
+    result = CliRunner().invoke(
+        build_app(),
+        [
+            "protohalo",
+            "train",
+            str(tmp_path / "suite"),
+            "--task",
+            "mass-bins",
+            "--backbone",
+            "unetr",
+            "--size-in",
+            "40",
+        ],
+    )
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "the UNETR input side must be a multiple of its 16-voxel patch, got 40" in result.output
