@@ -1,12 +1,14 @@
 """Speed of a protohalo mass-bin net (issue #22): one training step, and the whole-box class probabilities.
 
-    python benchmarks/bench_mass_bins.py runs/ph-massbins/mass-bins.pt [--n 64 128] [--device cpu|cuda] [--repeat 1]
+    python benchmarks/bench_mass_bins.py runs/ph-massbins/mass-bins.pt [--n 64 128] [--device cpu|cuda] [--repeat 1] \
+        [--grad-cam]
 
 The boxes are n³ cells at the checkpoint's cell size with 2LPT initial conditions of its training cosmology
 (Eisenstein–Hu power spectrum, seed 1); the time of ``panoptic.mass_bin_probabilities`` (one crop lattice, batch
 4) is the best of ``--repeat`` calls after a warm-up, the channels (``protohalo.data.linear_channels``, the shear by
 FFT) reported apart. The training step is forward, backward and Adam of the checkpoint's architecture (fresh
-weights) on two random crops (``bench_protohalo.time_train_step``).
+weights) on two random crops (``bench_protohalo.time_train_step``). With ``--grad-cam``, one whole-box Grad-CAM of
+the top class (``classify.mass_bin_grad_cam``, what the ``protohalo.mass_bins`` stage adds) is timed too.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from bench_protohalo import PAPER_COSMOLOGY, synchronize, time_train_step  # the sibling script (benchmarks/)
 
 from cosmoseg import Cosmology
+from cosmoseg.protohalo.classify import mass_bin_grad_cam
 from cosmoseg.protohalo.data import linear_channels
 from cosmoseg.protohalo.panoptic import mass_bin_probabilities
 from cosmoseg.protohalo.training import load_model
@@ -32,6 +35,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--grad-cam", action="store_true", help="also time the whole-box Grad-CAM of the top class")
     args = parser.parse_args()
     device = torch.device(args.device)
     model, meta = load_model(args.checkpoint, "mass-bins", device=args.device)
@@ -40,6 +44,7 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
         "device": str(device),
+        "backbone": meta.get("backbone", "vnet"),
         "channels": meta["channels"],
         **time_train_step(meta, 2, device, max(args.repeat, 1)),
     }
@@ -60,6 +65,12 @@ def main() -> None:
             times.append(time.perf_counter() - start)
         report[f"predict_{n}_s"] = round(min(times[1:] or times), 3)
         report[f"channels_{n}_s"] = round(channels_s, 3)
+        if args.grad_cam:
+            start = time.perf_counter()
+            lattice = {"size_in": int(meta["size_in"]), "size_out": int(meta["size_out"])}
+            mass_bin_grad_cam(values, model, int(meta["n_mass_bins"]), device=device, **lattice)
+            synchronize(device)
+            report[f"grad_cam_{n}_s"] = round(time.perf_counter() - start, 3)
     print(json.dumps(report, indent=1))
 
 
