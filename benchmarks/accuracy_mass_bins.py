@@ -195,6 +195,7 @@ def main() -> None:
     parser.add_argument("--delta-c", type=float, default=1.686)
     parser.add_argument("--model", nargs="*", default=[], help="mass-bins checkpoints to score")
     parser.add_argument("--figures", type=Path, default=None, help="folder for the scores and Grad-CAM figures")
+    parser.add_argument("--symmetries", type=int, default=1, help="test-time augmentation over this many symmetries")
     parser.add_argument("--uncalibrated", action="store_true", help="the nets' plain argmax, not the stored biases")
     args = parser.parse_args()
     models = [(path, *load_model(path, "mass-bins")) for path in args.model]
@@ -237,7 +238,7 @@ def main() -> None:
             truth = mass_bin_classes(labels, particle_mass, edges)
             values = linear_channels(box["fields"], meta["channels"])
             probabilities = mass_bin_probabilities(
-                values, model, size_in=int(meta["size_in"]), size_out=int(meta["size_out"])
+                values, model, size_in=int(meta["size_in"]), size_out=int(meta["size_out"]), symmetries=args.symmetries
             )
             bias = None if args.uncalibrated else meta.get("class_log_bias")
             predicted = predicted_classes(probabilities, bias)
@@ -245,6 +246,7 @@ def main() -> None:
         backbone = str(meta.get("backbone", "vnet"))
         name = f"{NET_NAMES[backbone]} ({', '.join(meta['channels'])})"
         argmax = "argmax with the stored class biases" if bias else "plain argmax"
+        argmax += f", {args.symmetries} symmetries" if args.symmetries > 1 else ""
         report(f"{name}, {path}, {argmax}, held-out boxes", edges, pooled(tables))
         curves.append((name, pooled(tables)))
 

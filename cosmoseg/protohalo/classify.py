@@ -177,6 +177,7 @@ def predict_mass_bins(
     channels: Sequence[str] = (),
     grad_cam_class: int = -1,
     calibrated: bool = True,
+    symmetries: int = 1,
     batch_size: int = 4,
     device: str | torch.device = "cpu",
     log: Callable[[str], None] | None = None,
@@ -186,7 +187,8 @@ def predict_mass_bins(
     ``fields``: δ and φ (or δ alone: φ solved from it, or taken from ``potential``); ``model``: a mass-bins
     checkpoint ("" = the shipped ``backbone`` model); ``channels``: the channels the model must take (empty: its
     own); ``grad_cam_class``: the class of the map (−1 = the top mass bin, K); ``calibrated``: use the class biases
-    stored with the model (:func:`~cosmoseg.protohalo.mass_bins.calibrate_class_bias`), else the plain argmax.
+    stored with the model (:func:`~cosmoseg.protohalo.mass_bins.calibrate_class_bias`), else the plain argmax;
+    ``symmetries``: test-time augmentation of the probabilities over that many cube symmetries (1 = none).
 
     Returns a `Segmentation` whose ``labels`` are the predicted classes (n, n, n) (0 = no protohalo, k = bin k),
     ``probabilities`` the probability of being in any protohalo (1 − p_0), ``class_scores`` the K + 1 class
@@ -205,7 +207,7 @@ def predict_mass_bins(
     if not 0 <= target < n_classes:
         raise ValidationError(f"grad_cam_class must be in 0..{n_classes - 1} (or -1), got {grad_cam_class}")
     lattice = {"size_in": int(metadata["size_in"]), "size_out": int(metadata["size_out"]), "batch_size": batch_size}
-    probabilities = mass_bin_probabilities(values, net, device=device, **lattice)
+    probabilities = mass_bin_probabilities(values, net, device=device, symmetries=symmetries, **lattice)
     bias = metadata.get("class_log_bias") if calibrated else None
     classes = predicted_classes(probabilities, bias)
     cam = mass_bin_grad_cam(values, net, target, device=device, **lattice)

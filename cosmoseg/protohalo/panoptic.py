@@ -306,27 +306,27 @@ def mass_bin_probabilities(
     device: torch.device | str | None = None,
     offset: int = 0,
     amp: bool = True,
+    symmetries: int = 1,
 ) -> torch.Tensor:
     """``(K + 1, n, n, n)`` float32 class probabilities of a mass-bin net over a whole periodic box (softmax).
 
     ``values``: ``(C, n, n, n)`` the net's input channels (``protohalo.data.linear_channels`` of the box, in the order
-    its checkpoint's ``channels`` give); ``model``: ``(B, C, s_in^3)`` → ``(B, K + 1, s_out^3)`` logits, run on one
-    crop lattice as :func:`semantic_probabilities`. The result is on the CPU; its argmax is the predicted class.
+    its checkpoint's ``channels`` give: scalars under the cube's symmetries); ``model``: ``(B, C, s_in^3)`` →
+    ``(B, K + 1, s_out^3)`` logits, run on one crop lattice as :func:`semantic_probabilities`; ``symmetries``: 1..48,
+    test-time augmentation, the probabilities averaged over the first that many cube symmetries
+    (:func:`~cosmoseg.mesh.symmetry.symmetry_average`). The result is on the CPU; its argmax is the predicted class.
     """
     if values.ndim != 4 or not (values.shape[1] == values.shape[2] == values.shape[3]):
         raise ValidationError(f"values must be (C, n, n, n) input channels, got shape {tuple(values.shape)}")
-    logits = _lattice_outputs(
-        values.detach().cpu().float(),
-        model,
-        "mass-bins",
-        size_in=size_in,
-        size_out=size_out,
-        batch_size=batch_size,
-        device=device,
-        offset=offset,
-        amp=amp,
-    )
-    return torch.softmax(logits, dim=0)
+    if not 1 <= symmetries <= 48:
+        raise ValidationError(f"symmetries must be 1..48 (the cube's), got {symmetries}")
+    lattice = {"size_in": size_in, "size_out": size_out, "batch_size": batch_size, "device": device}
+
+    def probabilities(volume: torch.Tensor) -> torch.Tensor:
+        logits = _lattice_outputs(volume, model, "mass-bins", offset=offset, amp=amp, **lattice)
+        return torch.softmax(logits, dim=0)
+
+    return symmetry_average(probabilities, values.detach().cpu().float(), cube_symmetries()[:symmetries])
 
 
 def semantic_probabilities(

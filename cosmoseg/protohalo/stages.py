@@ -138,6 +138,7 @@ class MassBinsStage(Stage[MassBinsParams]):
             channels=tuple(c.strip() for c in p.channels.split(",") if c.strip()),
             grad_cam_class=p.grad_cam_class,
             calibrated=p.calibrated,
+            symmetries=p.symmetries,
             batch_size=p.batch_size,
             device=self.ctx.device,
             log=self.ctx.log,

@@ -114,3 +114,25 @@ def test_full_box_probabilities_tile_the_box_with_an_oracle_net() -> None:
     assert torch.equal(probabilities.argmax(0), truth)
     with pytest.raises(ValidationError, match=r"\(C, n, n, n\)"):
         mass_bin_probabilities(truth.float(), oracle, size_in=8, size_out=4)
+    # the oracle is equivariant: averaging over the 48 cube symmetries changes nothing
+    averaged = mass_bin_probabilities(values, oracle, size_in=8, size_out=4, offset=1, symmetries=48)
+    assert torch.allclose(averaged, probabilities, atol=1e-6)
+    with pytest.raises(ValidationError, match="symmetries must be 1..48"):
+        mass_bin_probabilities(values, oracle, size_in=8, size_out=4, symmetries=49)
+
+
+def test_symmetry_averaging_of_a_net_that_looks_one_way_is_the_mean_of_its_images() -> None:
+    from cosmoseg.protohalo.panoptic import mass_bin_probabilities
+
+    # logits (0, v at the next voxel along +x): not equivariant. Of the first 8 symmetries (the 8 flips, no
+    # permutation) 4 flip x, where the net looks at the voxel at -x instead; the y and z flips change nothing. So the
+    # class-1 probability is the mean of sigmoid(v(x + 1)) and sigmoid(v(x - 1)), periodic.
+    def net(x: torch.Tensor) -> torch.Tensor:
+        ahead = x[:, :1, 3:-1, 2:-2, 2:-2]
+        return torch.cat([torch.zeros_like(ahead), ahead], dim=1)
+
+    v = torch.randn((8, 8, 8), generator=torch.Generator().manual_seed(2))
+    p1 = mass_bin_probabilities(v[None], net, size_in=8, size_out=4, symmetries=8)[1]
+    expected = 0.5 * (torch.sigmoid(v.roll(-1, 0)) + torch.sigmoid(v.roll(1, 0)))
+    assert torch.allclose(p1, expected, atol=1e-6)
+    assert torch.allclose(mass_bin_probabilities(v[None], net, size_in=8, size_out=4)[1], torch.sigmoid(v.roll(-1, 0)))
