@@ -1,5 +1,6 @@
 """``cosmoseg protohalo experiment density|tidal|sigma8|bias``: the §4 experiments of López-Cano et al. on a model
-pair (default: the shipped one at the box's resolution), a thin layer over :mod:`cosmoseg.protohalo.experiments`.
+pair (default: the shipped one at the box's resolution), a thin layer over :mod:`cosmoseg.protohalo.experiments`
+(the tables) and :mod:`cosmoseg.protohalo.experiment_figures` (their figures).
 
 Each command writes a CSV table (atomically; an existing one is kept unless ``--overwrite``) and a PNG figure into
 ``--output`` (the figure elsewhere with ``--figure``) and prints a short summary; a bad input is one ``error:`` line
@@ -8,6 +9,7 @@ and exit status 1, with nothing written.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -148,7 +150,8 @@ def _halo_experiment(
     device: str,
     batch_size: int,
 ) -> None:
-    from cosmoseg.protohalo.experiments import density_response, plot_halo_response, tidal_response
+    from cosmoseg.protohalo.experiment_figures import plot_halo_response
+    from cosmoseg.protohalo.experiments import density_response, tidal_response
 
     with report_errors():
         values = parse_values(values_text, option)
@@ -158,7 +161,7 @@ def _halo_experiment(
         predict, models = _predictor(semantic, instance, fields, device, batch_size)
         run = density_response if kind == "density" else tidal_response
         table = run(fields, truth.labels, halo_id, values, predict)
-        table = type(table)(table.columns, table.units, {**table.meta, "box": str(box), "models": models})
+        table = dataclasses.replace(table, meta={**table.meta, "box": str(box), "models": models})
         _write(table, plot_halo_response(table), table_path, png, overwrite)
     meta = table.meta
     typer.echo(
@@ -260,7 +263,8 @@ def sigma8_command(
     """§4.3: the predicted halo mass function's response to σ_8 (fields scaled) against the same boxes re-simulated
     at that σ_8. Writes <output>/sigma8.csv and .png."""
     from cosmoseg.protohalo.data import labelling_limit
-    from cosmoseg.protohalo.experiments import plot_sigma8_response, resimulate_segmentation, sigma8_response
+    from cosmoseg.protohalo.experiment_figures import plot_sigma8_response
+    from cosmoseg.protohalo.experiments import resimulate_segmentation, sigma8_response
 
     deviations: list[float] = []
     with report_errors():
@@ -294,7 +298,7 @@ def sigma8_command(
         meta = {**table.meta, "boxes": [str(b) for b in boxes], "models": models}
         if deviations:
             meta["max_field_deviation_resimulated"] = max(deviations)
-        table = type(table)(table.columns, table.units, meta)
+        table = dataclasses.replace(table, meta=meta)
         _write(table, plot_sigma8_response(table), table_path, png, overwrite)
     typer.echo(f"sigma8: {len(boxes)} box(es), haloes of >= {min_voxels} voxels, models {models}")
     for i in range(len(table)):
@@ -331,11 +335,13 @@ def bias_command(
     """The Lagrangian bias b_1L(M) of the predicted haloes from a ±δ_ε shift of the whole box, against the
     Sheth–Tormen peak-background split at the true haloes' masses. Writes <output>/bias_<potential>.csv and .png."""
     from cosmoseg.protohalo.data import labelling_limit
-    from cosmoseg.protohalo.experiments import bias_response, plot_bias
+    from cosmoseg.protohalo.experiment_figures import plot_bias
+    from cosmoseg.protohalo.experiments import bias_response
+    from cosmoseg.protohalo.mass_bins import DELTA_COLLAPSE
 
     with report_errors():
-        if not (epsilon > 0 and epsilon < 1.686):
-            raise ValueError(f"--epsilon must be in (0, 1.686), got {epsilon}")
+        if not (epsilon > 0 and epsilon < DELTA_COLLAPSE):
+            raise ValueError(f"--epsilon must be in (0, {DELTA_COLLAPSE:g}), got {epsilon}")
         if potential not in ("quadratic", "poisson"):
             raise ValueError(f"--potential must be quadratic or poisson, got {potential!r}")
         if n_bins < 1 or not smoothing > 0:
@@ -355,9 +361,7 @@ def bias_command(
             n_bins=n_bins,
             smoothing=smoothing,
         )
-        table = type(table)(
-            table.columns, table.units, {**table.meta, "boxes": [str(b) for b in boxes], "models": models}
-        )
+        table = dataclasses.replace(table, meta={**table.meta, "boxes": [str(b) for b in boxes], "models": models})
         _write(table, plot_bias(table), table_path, png, overwrite)
     typer.echo(f"bias: {len(boxes)} box(es), ±δ_ε = {epsilon:g} ({potential}), models {models}")
     for i in range(len(table)):

@@ -1,12 +1,12 @@
-"""The figures of the protohalo experiments (López-Cano et al. §4): one per :class:`ExperimentTable` kind.
+"""The figures of the protohalo experiments (López-Cano et al. §4), drawn from their tables.
 
-* :func:`plot_halo_response`: the density or tidal experiment of one halo (:func:`~cosmoseg.protohalo.experiments.
-  density_response`, :func:`~cosmoseg.protohalo.experiments.tidal_response`);
-* :func:`plot_sigma8_response`: the mass function's response to σ_8 (:func:`~cosmoseg.protohalo.experiments.
-  sigma8_response`);
-* :func:`plot_bias`: the Lagrangian bias (:func:`~cosmoseg.protohalo.experiments.bias_response`).
+Each function takes the :class:`~cosmoseg.protohalo.experiments.ExperimentTable` of one experiment of
+:mod:`cosmoseg.protohalo.experiments` and returns a matplotlib ``Figure`` (no pyplot state;
+:func:`cosmoseg.measure.figures.save_figure` writes it):
 
-Each returns a matplotlib ``Figure`` (no pyplot state); ``measure.figures.save_figure`` writes it.
+* :func:`plot_halo_response`: ``density_response`` or ``tidal_response`` about one halo;
+* :func:`plot_sigma8_response`: ``sigma8_response``;
+* :func:`plot_bias`: ``bias_response``.
 """
 
 from __future__ import annotations
@@ -114,26 +114,22 @@ def plot_bias(table: ExperimentTable) -> Figure:
         f"({table.meta.get('potential')})",
     )
     ax.plot(m, table["b1L_st"], "k-", label="Sheth–Tormen PBS at the true FoF haloes")
-    ax.errorbar(
-        m * 1.04,
-        table["b1L_eq14_true"],
-        table["b1L_eq14_true_err"],
-        fmt="s",
-        mfc="none",
-        color="C1",
-        capsize=3,
-        label=r"eq. (14) $\langle\delta_i\rangle/\sigma^2$, true FoF haloes",
+    eq14 = (
+        ("true", 1.04, "s", "C1", r"eq. (14) $\langle\delta_i\rangle/\sigma^2$, true FoF haloes"),
+        ("pred", 0.96, "^", "C2", r"eq. (14), network haloes ($\delta_\epsilon$ = 0)"),
     )
-    ax.errorbar(
-        m * 0.96,
-        table["b1L_eq14_pred"],
-        table["b1L_eq14_pred_err"],
-        fmt="^",
-        mfc="none",
-        color="C2",
-        capsize=3,
-        label=r"eq. (14), network haloes ($\delta_\epsilon$ = 0)",
-    )
+    for which, shift, marker, colour, label in eq14:
+        column = f"b1L_eq14_{which}"
+        ax.errorbar(
+            m * shift,
+            table[column],
+            table[f"{column}_err"],
+            fmt=marker,
+            mfc="none",
+            color=colour,
+            capsize=3,
+            label=label,
+        )
     ax.axhline(0.0, color="0.5", lw=0.8)
     ax.set_xscale("log")
     ax.set_xlabel(r"$M$ [$h^{-1}M_\odot$]")

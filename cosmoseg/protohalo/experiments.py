@@ -24,7 +24,8 @@ predictor as a plain callable (:data:`Predictor`: Field -> labels), so any model
   whole box, :func:`shift_box`) against the Sheth–Tormen peak-background-split value at the true haloes' masses
   (:func:`sheth_tormen_bias`) and the paper's eq. (14) estimator (:func:`lagrangian_bias_estimates`).
 
-Every result is an :class:`ExperimentTable` (numpy columns, units, meta) that writes itself as CSV atomically.
+Every result is an :class:`ExperimentTable` (numpy columns, units, meta) that writes itself as CSV atomically; the
+figures drawn from them are in :mod:`cosmoseg.protohalo.experiment_figures`.
 """
 
 from __future__ import annotations
@@ -43,16 +44,16 @@ import torch
 from cosmoseg.data import Cosmology, Field
 from cosmoseg.data.hdf5 import atomic_write
 from cosmoseg.errors import ValidationError
+from cosmoseg.measure.onepoint import histogram, smooth_field
+from cosmoseg.mesh.grid import cell_centers, grid_cell_centers
 from cosmoseg.mesh.periodic import group_centres, minimal_image
+from cosmoseg.protohalo.mass_bins import DELTA_COLLAPSE
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
     from cosmoseg.data import Segmentation
     from cosmoseg.protohalo.pretrained import ModelPair
 
 __all__ = [
-    "DELTA_C",
     "ExperimentTable",
     "Predictor",
     "bias_response",
@@ -71,9 +72,6 @@ __all__ = [
     "pair_predictor",
     "peak_height",
     "periodic_separation",
-    "plot_bias",
-    "plot_halo_response",
-    "plot_sigma8_response",
     "resimulate_segmentation",
     "response_ratio",
     "scale_amplitude",
@@ -91,12 +89,11 @@ def periodic_separation(n: int, length: float, centre: Sequence[float], *, dtype
     """(3, n, n, n) minimal periodic image of q − q₀ for every cell centre q of an n³ grid, Mpc/h.
 
     ``centre``: q₀ (3,), Mpc/h. Cell (i, j, k) has its centre at ((i, j, k) + ½) length / n, the project's
-    Lagrangian grid convention (``mesh.grid``).
+    Lagrangian grid convention (:func:`cosmoseg.mesh.grid.grid_cell_centers`).
     """
     q0 = torch.as_tensor(centre, dtype=dtype).reshape(3)
-    axis = (torch.arange(n, dtype=dtype) + 0.5) * (length / n)
-    grids = torch.meshgrid(axis, axis, axis, indexing="ij")
-    return torch.stack([minimal_image(g - q0[i], length) for i, g in enumerate(grids)])
+    q = grid_cell_centers(n, length, dtype=dtype)
+    return minimal_image(q - q0, length).T.reshape(3, n, n, n)
 
 
 def _modified(fields: Field, delta: torch.Tensor, phi: torch.Tensor, what: str) -> Field:
@@ -148,9 +145,6 @@ def impose_tide(fields: Field, lambda_z: float, centre: Sequence[float]) -> Fiel
 
 # ----------------------------------------------------------------------------------------------------------------
 # the results: a small table with units and meta that writes itself as CSV
-
-DELTA_C = 1.686
-"""The spherical-collapse threshold δ_c of the linear density at z = 0 (EdS value; its weak Ω_m dependence ignored)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,9 +217,12 @@ def pair_predictor(pair: ModelPair, *, device: str | torch.device = "cpu", batch
     return predict
 
 
-def _cell_centres(mask: torch.Tensor, length: float) -> torch.Tensor:
-    n = mask.shape[-1]
-    return (torch.nonzero(mask).to(torch.float64) + 0.5) * (length / n)
+def _mask_centre(mask: torch.Tensor, length: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cell centres (M, 3), float64 Mpc/h, of the voxels of a non-empty boolean (n, n, n) mask
+    (:func:`cosmoseg.mesh.grid.cell_centers`) and their periodic centre of mass (3,)
+    (:func:`cosmoseg.mesh.periodic.group_centres`)."""
+    x = cell_centers(torch.nonzero(mask.flatten()).flatten(), mask.shape[-1], length, dtype=torch.float64)
+    return x, group_centres(x, torch.zeros(len(x), dtype=torch.int64), 1, length)[0]
 
 
 def halo_centre(labels: torch.Tensor, halo_id: int, length: float) -> tuple[float, float, float]:
@@ -234,8 +231,7 @@ def halo_centre(labels: torch.Tensor, halo_id: int, length: float) -> tuple[floa
     mask = labels == int(halo_id)
     if not bool(mask.any()):
         raise ValidationError(f"no voxel is labelled {halo_id} (labels run 1..{int(labels.max())})")
-    x = _cell_centres(mask, length)
-    c = group_centres(x, torch.zeros(len(x), dtype=torch.int64), 1, length)[0]
+    _, c = _mask_centre(mask, length)
     return (float(c[0]), float(c[1]), float(c[2]))
 
 
@@ -266,8 +262,7 @@ def mask_extent(mask: torch.Tensor, length: float) -> tuple[float, float, float]
     diagonal of its second-moment tensor; NaN for an empty mask."""
     if not bool(mask.any()):
         return (math.nan, math.nan, math.nan)
-    x = _cell_centres(mask, length)
-    c = group_centres(x, torch.zeros(len(x), dtype=torch.int64), 1, length)[0]
+    x, c = _mask_centre(mask, length)
     d = minimal_image(x - c, length)
     rms = d.square().mean(0).sqrt()
     return (float(rms[0]), float(rms[1]), float(rms[2]))
@@ -279,7 +274,7 @@ def spherical_collapse_mass(
     length: float,
     particle_mass: float,
     epsilon: float = 0.0,
-    delta_c: float = DELTA_C,
+    delta_c: float = DELTA_COLLAPSE,
 ) -> float:
     """Spherical-collapse (top-hat excursion-set) mass about q₀ of the linear field shifted by ε, Msun/h.
 
@@ -406,7 +401,7 @@ def density_response(
     delta = fields.channel("delta")
     spherical = [spherical_collapse_mass(delta, centre, fields.box.length, mass, e) for e in table["epsilon"]]
     columns = {**table.columns, "mass_spherical": np.asarray(spherical, dtype=np.float64)}
-    meta = {**table.meta, "delta_c": DELTA_C, "experiment": "density"}
+    meta = {**table.meta, "delta_c": DELTA_COLLAPSE, "experiment": "density"}
     return dataclasses.replace(table, columns=columns, units={**table.units, "mass_spherical": "Msun/h"}, meta=meta)
 
 
@@ -459,10 +454,11 @@ def log_mass_edges(m_min: float, m_max: float, n_bins: int) -> np.ndarray:
 
 
 def counts_in_bins(masses: torch.Tensor | np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Counts (B,) int64 of ``masses`` in the bins [edges[i], edges[i+1]) (Msun/h)."""
-    m = np.asarray(masses, dtype=np.float64)
-    counts, _ = np.histogram(m, bins=np.asarray(edges, dtype=np.float64))
-    return counts.astype(np.int64)
+    """Counts (B,) int64 of ``masses`` in the bins [edges[i], edges[i+1]), the last bin closed (Msun/h): the
+    project's histogram (:func:`cosmoseg.measure.onepoint.histogram`, NumPy's rule) as a numpy column."""
+    m = torch.as_tensor(np.asarray(masses, dtype=np.float64))
+    counts, _, _ = histogram(m, torch.as_tensor(np.asarray(edges, dtype=np.float64)))
+    return counts.numpy().astype(np.int64)
 
 
 def response_ratio(counts: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -665,7 +661,7 @@ def jackknife_bias(
 
 
 def sheth_tormen_bias(
-    nu: np.ndarray | float, *, q: float = 0.707, p: float = 0.3, delta_c: float = DELTA_C
+    nu: np.ndarray | float, *, q: float = 0.707, p: float = 0.3, delta_c: float = DELTA_COLLAPSE
 ) -> np.ndarray:
     """Sheth & Tormen (1999) Lagrangian peak-background-split bias b_1L(ν) = (qν² − 1)/δ_c + 2p/(δ_c(1 + (qν²)^p)),
     ν = δ_c/σ(M) (the Eulerian bias is 1 + b_1L)."""
@@ -673,7 +669,7 @@ def sheth_tormen_bias(
     return (nu2 - 1.0) / delta_c + 2.0 * p / (delta_c * (1.0 + nu2**p))
 
 
-def peak_height(cosmology: Cosmology, masses: np.ndarray | torch.Tensor, delta_c: float = DELTA_C) -> np.ndarray:
+def peak_height(cosmology: Cosmology, masses: np.ndarray | torch.Tensor, delta_c: float = DELTA_COLLAPSE) -> np.ndarray:
     """ν = δ_c/σ(M) at z = 0: σ of the linear power spectrum of ``cosmology`` (the project's,
     :meth:`~cosmoseg.data.Cosmology.sigma_r`) in a top-hat of Lagrangian radius R = (3M / (4π ρ̄_m))^(1/3).
     masses: Msun/h, > 0."""
@@ -689,15 +685,11 @@ def lagrangian_bias_estimates(
 ) -> np.ndarray:
     """Each tracer's term of the paper's eq. (14), b_1L = ⟨δ_i⟩/σ² (Paranjape et al. 2013): δ_i / σ², with δ_i the
     linear field ``delta`` ((n, n, n), z = 0) smoothed by a Gaussian of width ``smoothing`` (Mpc/h) at the voxel of
-    tracer i's Lagrangian centre (``centres`` (K, 3), Mpc/h), and σ² the variance of the smoothed field. Returns (K,).
+    tracer i's Lagrangian centre (``centres`` (K, 3), Mpc/h), and σ² the variance of the smoothed field
+    (:func:`cosmoseg.measure.onepoint.smooth_field`, float64). Returns (K,).
     """
-    from cosmoseg.mesh.fourier import rfft_k_magnitude
-
     n = delta.shape[-1]
-    k = rfft_k_magnitude(n, length, dtype=torch.float64)
-    smoothed = torch.fft.irfftn(
-        torch.fft.rfftn(delta.to(torch.float64)) * torch.exp(-0.5 * (k * smoothing) ** 2), s=delta.shape
-    )
+    smoothed = smooth_field(delta.to(torch.float64), length, smoothing, "gaussian")
     variance = float(smoothed.var())
     if len(centres) == 0:
         return np.zeros(0)
@@ -717,7 +709,7 @@ def _instances(labels: torch.Tensor, length: float, min_voxels: int) -> tuple[to
     remap[keep] = torch.arange(len(keep))
     group = remap[flat]
     inside = group >= 0
-    x = _cell_centres(labels.cpu() >= -1, length)[inside]  # every voxel centre, then those of kept instances
+    x = grid_cell_centers(labels.shape[-1], length, dtype=torch.float64)[inside]  # the voxels of kept instances
     centres = group_centres(x, group[inside], len(keep), length)
     return sizes[keep], centres
 
@@ -837,7 +829,7 @@ def bias_response(
         "particle_mass": particle_mass,
         "min_voxels": int(min_voxels),
         "smoothing": float(smoothing),
-        "sheth_tormen": {"q": 0.707, "p": 0.3, "delta_c": DELTA_C},
+        "sheth_tormen": {"q": 0.707, "p": 0.3, "delta_c": DELTA_COLLAPSE},
         "sigma_8": cosmology.sigma_8,
     }
     return ExperimentTable(columns=columns, units={"m_low": "Msun/h", "m_high": "Msun/h", "m_mid": "Msun/h"}, meta=meta)

@@ -105,6 +105,9 @@ class MassBinsParams:
     calibrated: bool = param(
         True, doc="argmax with the model's stored class biases (total voxels per class as trained)"
     )
+    symmetries: int = param(
+        1, ge=1, le=48, doc="test-time augmentation: the probabilities averaged over this many cube symmetries"
+    )
     batch_size: int = param(4, ge=1, doc="crops per forward pass")
 
     def problems(self) -> list[str]:
