@@ -156,11 +156,12 @@ def test_sheth_tormen_bias_at_two_peak_heights() -> None:
 
 def test_the_peak_height_at_the_mass_of_an_8_mpc_sphere_is_delta_c_over_sigma8() -> None:
     from cosmoseg.data import Cosmology
-    from cosmoseg.protohalo.experiments import DELTA_C, peak_height
+    from cosmoseg.protohalo.experiments import peak_height
+    from cosmoseg.protohalo.mass_bins import DELTA_COLLAPSE
 
     cosmo = Cosmology(power_backend="eisenstein-hu")
     mass = 4 / 3 * math.pi * 8.0**3 * cosmo.mean_matter_density
-    assert peak_height(cosmo, np.array([mass]))[0] == pytest.approx(DELTA_C / cosmo.sigma_8, rel=1e-3)
+    assert peak_height(cosmo, np.array([mass]))[0] == pytest.approx(DELTA_COLLAPSE / cosmo.sigma_8, rel=1e-3)
 
 
 def test_the_sigma8_rescaling_scales_delta_and_phi_exactly() -> None:

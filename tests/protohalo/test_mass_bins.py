@@ -117,7 +117,7 @@ def test_full_box_probabilities_tile_the_box_with_an_oracle_net() -> None:
     # the oracle is equivariant: averaging over the 48 cube symmetries changes nothing
     averaged = mass_bin_probabilities(values, oracle, size_in=8, size_out=4, offset=1, symmetries=48)
     assert torch.allclose(averaged, probabilities, atol=1e-6)
-    with pytest.raises(ValidationError, match="symmetries must be 1..48"):
+    with pytest.raises(ValidationError, match=r"symmetries must be 1\.\.48"):
         mass_bin_probabilities(values, oracle, size_in=8, size_out=4, symmetries=49)
 
 
