@@ -40,6 +40,14 @@ def balanced_cross_entropy(
     return loss.mean()
 
 
+def _crop_haloes(lab: torch.Tensor, inside: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The haloes of a batch of crops, a halo cut by two crops counting as two: for every voxel of ``lab[inside]``
+    its halo's index 0..H-1, and each halo's voxel count (H,). ``lab``: (B, V) int64 labels; ``inside``: lab > 0."""
+    crop = torch.arange(lab.shape[0], device=lab.device)[:, None].expand_as(lab)[inside]
+    _, halo, size = torch.unique(crop * (int(lab.max()) + 1) + lab[inside], return_inverse=True, return_counts=True)
+    return halo, size
+
+
 def small_halo_weights(labels: torch.Tensor, *, boost: float, reference: float) -> torch.Tensor:
     """Per-voxel weights that lift the voxels of small haloes in a loss: ``1 + boost min(1, reference / n)``.
 
@@ -59,8 +67,7 @@ def small_halo_weights(labels: torch.Tensor, *, boost: float, reference: float) 
     inside = lab > 0
     if boost == 0 or not bool(inside.any()):
         return weight.reshape(labels.shape)
-    key = torch.arange(b, device=lab.device)[:, None] * (int(lab.max()) + 1) + lab
-    _, halo, size = torch.unique(key[inside], return_inverse=True, return_counts=True)
+    halo, size = _crop_haloes(lab, inside)
     weight[inside] = 1.0 + boost * torch.clamp(reference / size[halo].to(torch.float32), max=1.0)
     return weight.reshape(labels.shape)
 
@@ -209,9 +216,8 @@ def centre_offset_loss(
         count = torch.bincount(crop, minlength=b).to(error.dtype)
         per_crop = per_crop.index_add(0, crop, err) / count.clamp_min(1.0)
     else:
-        _, halo = torch.unique(crop * (int(lab.max()) + 1) + lab[inside], return_inverse=True)
-        n_halo = int(halo.max()) + 1 if halo.numel() else 0
-        size = torch.bincount(halo, minlength=n_halo).to(error.dtype)
+        halo, counts = _crop_haloes(lab, inside)
+        n_halo, size = counts.numel(), counts.to(error.dtype)
         halo_mean = torch.zeros(n_halo, dtype=error.dtype, device=error.device).index_add(0, halo, err) / size
         halo_crop = torch.zeros(n_halo, dtype=torch.int64, device=lab.device).scatter(0, halo, crop)
         n_per_crop = torch.bincount(halo_crop, minlength=b).to(error.dtype)
