@@ -36,9 +36,14 @@ HELD_OUT = ("box_0007.h5", "box_0001.h5")
 def pooled(tables: list[dict]) -> dict[str, torch.Tensor]:
     """Voxel counts summed over boxes, and the per-object rows stacked."""
     classes = {k: sum(t["classes"][k] for t in tables) for k in ("n_true", "n_pred")}
-    if "auc" in tables[0]["classes"]:  # the mean over boxes of each box's AUC, its error from the boxes' errors
-        classes["auc"] = sum(t["classes"]["auc"] for t in tables) / len(tables)
-        classes["auc_err"] = torch.sqrt(sum(t["classes"]["auc_err"] ** 2 for t in tables)) / len(tables)
+    if "auc" in tables[0]["classes"]:
+        # the mean of each box's AUC over the boxes that hold the class (a box without it has no AUC for it), the
+        # error from the boxes' errors
+        held = torch.stack([(t["classes"]["n_true"] > 0).double() for t in tables])
+        n_boxes = held.sum(0).clamp_min(1)
+        classes["auc"] = sum(h * t["classes"]["auc"] for h, t in zip(held, tables, strict=True)) / n_boxes
+        errors = sum(h * t["classes"]["auc_err"] ** 2 for h, t in zip(held, tables, strict=True))
+        classes["auc_err"] = torch.sqrt(errors) / n_boxes
     confusion = sum(torch.stack(list(t["confusion"].columns.values()), 1) for t in tables)
     objects = {
         k: torch.cat([t["objects"][k] for t in tables]) for k in ("log_mass_true", "log_mass_pred", "n_predicted")

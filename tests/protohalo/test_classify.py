@@ -90,3 +90,21 @@ def test_whole_box_grad_cam_is_the_hand_map_in_every_crop() -> None:
                 expected[i : i + 4, j : j + 4, k : k + 4] = torch.relu((block > 0).double().mean() * block)
     assert torch.allclose(cam, expected, atol=1e-6)
     assert bool((cam[delta[0] <= 0] == 0).all())
+
+
+def test_calibration_converges_on_blocky_probabilities_with_many_ties() -> None:
+    # a transformer's probabilities can be nearly constant over patches: 64 blocks of 4^3 voxels, each with one
+    # random probability vector. Whole blocks switch class at once, so the plain fixed point can jump back and
+    # forth; the calibration must still bring the counts nearer the truth than the plain argmax.
+    gen = torch.Generator().manual_seed(5)
+    blocks = torch.softmax(torch.randn((4, 4, 4, 4), generator=gen) + torch.tensor([3.0, 0, 0, 0]), dim=0)
+    probabilities = blocks.repeat_interleave(4, 1).repeat_interleave(4, 2).repeat_interleave(4, 3)
+    truth = torch.randint(0, 4, (16, 16, 16), generator=gen)
+    true_counts = torch.bincount(truth.view(-1), minlength=4).double()
+
+    def error(classes: torch.Tensor) -> float:
+        return float(((torch.bincount(classes.view(-1), minlength=4) - true_counts).abs() / true_counts).max())
+
+    bias = calibrate_class_bias([probabilities], [truth])
+    assert bool(torch.isfinite(bias).all()) and float(bias.abs().max()) < 10
+    assert error(predicted_classes(probabilities, bias.tolist())) < 0.5 * error(probabilities.argmax(0))
