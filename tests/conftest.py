@@ -48,3 +48,14 @@ def write_config(tmp_path: Path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler() -> Iterator[str]:
+    """The address of a Dask ``LocalCluster`` of 2 single-threaded worker processes, shared by the session's tests
+    (it takes seconds to start); skips the test where dask.distributed is not installed."""
+    pytest.importorskip("distributed")
+    from cosmoseg.pipeline.executor import local_cluster
+
+    with local_cluster(2) as cluster:
+        yield cluster.scheduler_address

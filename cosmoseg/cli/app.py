@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from cosmoseg.errors import ArtifactError, CosmosegError
+from cosmoseg.pipeline.commands import ExecutorOption, SchedulerOption, WorkersOption
 
 if typing.TYPE_CHECKING:
     from cosmoseg.pipeline import RunResult
@@ -78,26 +79,40 @@ def run(
     force: Annotated[
         bool, typer.Option("--force", help="Run even when a stage's memory estimate exceeds the machine's memory.")
     ] = False,
+    executor: ExecutorOption = None,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Run a pipeline: each stage's outputs go to <output>/<id>.h5, with a manifest.json."""
     from cosmoseg.pipeline import SilentReporter, load_config, plan_pipeline, resolve_device, run_pipeline
+    from cosmoseg.pipeline.commands import executor_from_options
     from cosmoseg.pipeline.progress import RichReporter
     from cosmoseg.plugins import registry_for_config
 
     try:
         cfg = load_config(config, set_ or [])
         registry = registry_for_config(cfg)
+        chosen = executor_from_options(executor, scheduler, workers, cfg.run.executor)
         if dry_run:
             plan = plan_pipeline(cfg, registry, force=force)
             target = resolve_device(device or cfg.run.device)
-            out.print(f"{config}: {len(plan.stages)} stage(s) on {target}, output {output or cfg.run.output}")
+            where = (chosen or cfg.run.executor).describe()
+            tasks = "" if where == "local" else f", tasks on {where}"
+            out.print(f"{config}: {len(plan.stages)} stage(s) on {target}{tasks}, output {output or cfg.run.output}")
             for stage in plan.stages:
                 wires = ", ".join(f"{k} <- {s}.{o}" for k, (s, o) in stage.inputs.items())
                 out.print(f"  {stage.id} ({stage.uses}){': ' + wires if wires else ''}")
             return
         reporter = SilentReporter() if quiet else RichReporter(err)
         result = run_pipeline(
-            cfg, registry=registry, device=device, resume=resume, reporter=reporter, output_dir=output, force=force
+            cfg,
+            registry=registry,
+            device=device,
+            resume=resume,
+            reporter=reporter,
+            output_dir=output,
+            force=force,
+            executor=chosen,
         )
     except CosmosegError as error:
         if debug:

@@ -5,7 +5,15 @@ from cosmoseg.data.box import Box
 from cosmoseg.data.cosmology import COSMOLOGY_PARAMETERS, Cosmology, cosmology_differences, cosmology_problems
 from cosmoseg.data.estimate import ParameterEstimate
 from cosmoseg.data.field import Field
-from cosmoseg.data.hdf5 import atomic_write, load_artifact, open_artifact, read_object, save_artifact
+from cosmoseg.data.hdf5 import (
+    atomic_write,
+    count_rows,
+    load_artifact,
+    load_rows,
+    open_artifact,
+    read_object,
+    save_artifact,
+)
 from cosmoseg.data.particles import Particles
 from cosmoseg.data.segmentation import Segmentation
 from cosmoseg.data.table import Catalog, GalaxyCatalog, HaloCatalog, Table
@@ -28,7 +36,9 @@ __all__ = [
     "atomic_write",
     "cosmology_differences",
     "cosmology_problems",
+    "count_rows",
     "load_artifact",
+    "load_rows",
     "open_artifact",
     "read_object",
     "save_artifact",

@@ -201,15 +201,16 @@ def write_tensor(group: Any, name: str, tensor: torch.Tensor, *, units: str | No
         dataset.attrs["units"] = units
 
 
-def read_tensor(group: Any, name: str, device: torch.device) -> torch.Tensor:
-    """A dataset of ``group`` as a tensor on ``device``; a missing one raises KeyError with its path."""
+def read_tensor(group: Any, name: str, device: torch.device, rows: slice | None = None) -> torch.Tensor:
+    """A dataset of ``group`` (only its ``rows`` along the first axis, when given) as a tensor on ``device``; a
+    missing one raises KeyError with its path."""
     if name not in group:
         raise KeyError(f"dataset {group.name.rstrip('/')}/{name}")
     dataset = group[name]
     if not hasattr(dataset, "dtype") or dataset.dtype.kind not in "biuf":
         kind = getattr(dataset, "dtype", "a group")
         raise ArtifactError(f"dataset {group.name.rstrip('/')}/{name} holds {kind}, not numbers or booleans")
-    return torch.from_numpy(np.asarray(dataset[()])).to(device)
+    return torch.from_numpy(np.asarray(dataset[()] if rows is None else dataset[rows])).to(device)
 
 
 def write_meta(group: Any, meta: Meta) -> None:

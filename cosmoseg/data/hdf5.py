@@ -12,7 +12,8 @@ import h5py
 import torch
 
 from cosmoseg._version import __version__
-from cosmoseg.data._base import DATA_TYPES, SCHEMA_VERSION, DataObject, read_attr
+from cosmoseg.data._base import DATA_TYPES, SCHEMA_VERSION, DataObject, check_schema_version, read_attr
+from cosmoseg.data.table import Table
 from cosmoseg.errors import ArtifactError
 
 FILE_FORMAT = "cosmoseg-artifact"
@@ -102,3 +103,37 @@ def load_artifact(path: str | os.PathLike[str], device: torch.device | str = "cp
             raise ArtifactError([f"{path}: {p}" for p in err.problems]) from err
         except (OSError, RuntimeError, ValueError) as err:
             raise ArtifactError(f"{path}: a dataset cannot be read (truncated or corrupt?): {err}") from err
+
+
+def _table_group(f: h5py.File, path: str | os.PathLike[str], name: str) -> tuple[Any, type[Table]]:
+    """The group of the table ``name`` of an open artifact and its class; ArtifactError when it is not a table."""
+    if name not in f:
+        raise ArtifactError(f"{path} has no object {name!r} (it holds {sorted(f)})")
+    group = f[name]
+    cls = DATA_TYPES.get(read_attr(group, "type", group.name))
+    if cls is None or not issubclass(cls, Table):
+        raise ArtifactError(f"{path}: {name!r} is not a table or catalog")
+    check_schema_version(group, group.name)
+    return group, cls
+
+
+def count_rows(path: str | os.PathLike[str], name: str) -> int:
+    """The number of rows of the table (or catalog) ``name`` of an artifact, read from its first column's shape."""
+    with open_artifact(path) as f:
+        group, _ = _table_group(f, path, name)
+        columns = group.get("columns", {})
+        order = [str(n) for n in group.attrs.get("column_order", list(columns))]
+        return int(columns[order[0]].shape[0]) if order else 0
+
+
+def load_rows(
+    path: str | os.PathLike[str], name: str, start: int, stop: int, device: torch.device | str = "cpu"
+) -> Table:
+    """Rows ``start:stop`` of the table (or catalog: a ``HaloCatalog`` stays one) ``name`` of an artifact, read
+    from the file without the other rows: a chunk of a catalog too large to load whole."""
+    with open_artifact(path) as f:
+        group, cls = _table_group(f, path, name)
+        try:
+            return cls._read(group, torch.device(device), rows=slice(start, stop))
+        except KeyError as err:
+            raise ArtifactError(f"{path}: {name!r} lacks {err.args[0]!s}: the file is incomplete or foreign") from err

@@ -144,18 +144,21 @@ class Table(DataObject):
         write_meta(group, self.meta)
 
     @classmethod
-    def _read_columns(cls, group: Any, device: torch.device) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    def _read_columns(
+        cls, group: Any, device: torch.device, rows: slice | None = None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         if "columns" not in group:
             raise KeyError(f"group {group.name}/columns")
         cols = group["columns"]
         order = [str(n) for n in group.attrs.get("column_order", list(cols))]
-        columns = {name: read_tensor(cols, name, device) for name in order}
+        columns = {name: read_tensor(cols, name, device, rows) for name in order}
         units = {name: str(cols[name].attrs.get("units", "")) for name in order}
         return columns, units
 
     @classmethod
-    def _read(cls, group: Any, device: torch.device) -> Self:
-        columns, units = cls._read_columns(group, device)
+    def _read(cls, group: Any, device: torch.device, rows: slice | None = None) -> Self:
+        """The table of ``group`` (only ``rows``, when given: a slice read from the file, not the whole table)."""
+        columns, units = cls._read_columns(group, device, rows)
         return cls(columns=columns, units=units, meta=read_meta(group))
 
 
@@ -213,8 +216,8 @@ class Catalog(Table):
         write_box(group, self.box)
 
     @classmethod
-    def _read(cls, group: Any, device: torch.device) -> Self:
-        columns, units = cls._read_columns(group, device)
+    def _read(cls, group: Any, device: torch.device, rows: slice | None = None) -> Self:
+        columns, units = cls._read_columns(group, device, rows)
         return cls(columns=columns, units=units, meta=read_meta(group), box=read_box(group))
 
 

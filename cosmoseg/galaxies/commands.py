@@ -1,4 +1,4 @@
-"""The ``cosmoseg galaxies`` commands (a thin layer over training.py)."""
+"""The ``cosmoseg galaxies`` commands (a thin layer over training.py, suite_galaxies.py and hod_chunks.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,17 @@ import typer
 
 from cosmoseg.galaxies.features import DEFAULT_GALAXY_PROPERTIES, DEFAULT_HALO_PROPERTIES
 from cosmoseg.galaxies.population import DEFAULT_POPULATION_CONDITIONS
-from cosmoseg.pipeline.commands import BoxesOption, NValidationOption, SeedOption, invocation, report_errors
+from cosmoseg.pipeline.commands import (
+    BoxesOption,
+    ExecutorOption,
+    NValidationOption,
+    SchedulerOption,
+    SeedOption,
+    WorkersOption,
+    executor_from_options,
+    invocation,
+    report_errors,
+)
 from cosmoseg.pipeline.params import parse_key_values
 
 app = typer.Typer(help="Halo -> galaxy samplers (Abramo et al.): train and evaluate on a suite.", no_args_is_help=True)
@@ -405,3 +415,50 @@ def paint_suite_command(
             resume=resume,
         )
     typer.echo(f"{len(paths)} galaxy file(s) in {folder}")
+
+
+@app.command("hod")
+def hod_command(
+    halos: Annotated[Path, typer.Argument(help="An artifact file holding a HaloCatalog (pos, mass; vel).")],
+    output: Annotated[Path, typer.Option(help="Folder for the galaxy catalog in chunks, galaxies_<i>.h5.")],
+    chunk_rows: Annotated[int, typer.Option(help="Haloes per chunk (one task, one file each).")] = 1_000_000,
+    name: Annotated[str, typer.Option("--object", help="Name of the HaloCatalog in the file.")] = "halos",
+    hod: Annotated[
+        list[str] | None,
+        typer.Option(help="An HOD parameter, KEY=VALUE (log_m_min=12.5, alpha=1.0, ...); Zheng et al. 2007 otherwise."),
+    ] = None,
+    secondary: Annotated[str, typer.Option(help="Halo column ranked for assembly bias (a_cen, a_sat).")] = "",
+    velocities: Annotated[
+        bool, typer.Option("--velocities/--no-velocities", help="Give galaxies velocities (the haloes need vel).")
+    ] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the draws (the same galaxies whatever the chunks).")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Keep chunk files written with these inputs.")] = False,
+    executor: ExecutorOption = None,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No log lines.")] = False,
+) -> None:
+    """A Zheng07 HOD mock of a large halo catalog, in chunks: one task per chunk of haloes (on a Dask cluster with
+    --executor dask), each writing its galaxies to OUTPUT/galaxies_<i>.h5; the galaxies are those of one process."""
+    from cosmoseg.galaxies.hod import HODParams
+    from cosmoseg.galaxies.hod_chunks import populate_file
+    from cosmoseg.pipeline.executor import ExecutorConfig, open_executor
+
+    with report_errors():
+        chosen = executor_from_options(executor, scheduler, workers) or ExecutorConfig()
+        params = HODParams(**parse_key_values(hod or [], "--hod"))
+        with open_executor(chosen) as tasks:
+            paths = populate_file(
+                halos,
+                output,
+                params,
+                seed,
+                chunk_rows=chunk_rows,
+                name=name,
+                velocities=velocities,
+                secondary=secondary or None,
+                resume=resume,
+                map_tasks=tasks.map,
+                log=(lambda message: None) if quiet else (lambda message: typer.echo(message, err=True)),
+            )
+    typer.echo(f"{len(paths)} chunk file(s) in {output} (join them with cosmoseg.galaxies.hod_chunks.load_chunks)")

@@ -14,6 +14,7 @@ from cosmoseg.data import GalaxyCatalog, HaloCatalog
 from cosmoseg.errors import ValidationError
 from cosmoseg.galaxies._examples import toy_halos
 from cosmoseg.galaxies.hod import HODParams, populate, prepare_hod
+from cosmoseg.galaxies.hod_chunks import populate_chunked
 from cosmoseg.galaxies.hod_fit import calibrate_hod
 from cosmoseg.galaxies.mock import mock_catalog
 from cosmoseg.galaxies.model import VariantName, paint_galaxies
@@ -109,6 +110,16 @@ HODStageParams = dataclasses.make_dataclass(
         ("secondary", str, param("", doc='halo column ranked at fixed mass for assembly bias ("" = none)')),
         ("velocities", bool, param(True, doc="give galaxies velocities (the haloes need vel)")),
         ("seed", int, param(-1, ge=-1, doc=SEED_DOC)),
+        (
+            "chunk_rows",
+            int,
+            param(
+                0,
+                ge=0,
+                doc="populate chunks of this many haloes, one task each where [run] executor says (the same "
+                "galaxies); 0 = all at once",
+            ),
+        ),
     ],
     bases=(_HODStageRules,),
     frozen=True,
@@ -116,7 +127,7 @@ HODStageParams = dataclasses.make_dataclass(
         "__module__": __name__,
         "__doc__": "The params of galaxies.hod: the ten fields of :class:`~cosmoseg.galaxies.hod.HODParams` (the "
         "Zheng et al. 2007 occupation and its decorations, with their defaults and bounds), then secondary, "
-        "velocities and seed.",
+        "velocities, seed and chunk_rows.",
     },
 )
 
@@ -152,8 +163,19 @@ class HODStage(Stage[HODStageParams]):  # type: ignore[valid-type]
                 f"calibrated: log M_min {params.log_m_min:.3f}, sigma {params.sigma_log_m:.3f}, log M_0 "
                 f"{params.log_m0:.3f}, log M_1 {params.log_m1:.3f}, alpha {params.alpha:.3f}"
             )
-        prepared = prepare_hod(halos, velocities=p.velocities, secondary=p.secondary or None)
-        galaxies = populate(prepared, params, _seed(self, p.seed))
+        if p.chunk_rows:
+            galaxies = populate_chunked(
+                halos,
+                params,
+                _seed(self, p.seed),
+                chunk_rows=p.chunk_rows,
+                velocities=p.velocities,
+                secondary=p.secondary or None,
+                map_tasks=self.ctx.map_tasks,
+            )
+        else:
+            prepared = prepare_hod(halos, velocities=p.velocities, secondary=p.secondary or None)
+            galaxies = populate(prepared, params, _seed(self, p.seed))
         self.ctx.log(f"{len(galaxies)} galaxies, {int(galaxies['is_central'].sum())} centrals")
         return {"galaxies": galaxies}
 

@@ -5,6 +5,9 @@ to report errors, shared options, and the invocation a model card records.
   into ``error:`` and one problem per line on standard error, exit status 1 — as ``cosmoseg run`` does.
 - :data:`DeviceOption`, :data:`SeedOption`, :data:`NValidationOption`, :data:`NTestOption`: the options every
   trainer and evaluator shares, with one help text each.
+- :data:`ExecutorOption`, :data:`SchedulerOption`, :data:`WorkersOption` and :func:`executor_from_options`: where
+  tasks run (``--executor dask --scheduler tcp://host:8786`` or ``--executor dask --workers 4``), over a
+  pipeline's ``[run]`` choice.
 - :func:`invocation`: the command line as it was parsed (``cosmoseg galaxies train suites/galaxies --method flow``),
   for model cards, instead of a command rebuilt by hand.
 """
@@ -19,14 +22,19 @@ from typing import Annotated
 import typer
 
 from cosmoseg.errors import CosmosegError
+from cosmoseg.pipeline.executor import ExecutorConfig, executor_config
 
 __all__ = [
     "BoxesOption",
     "DeviceOption",
+    "ExecutorOption",
     "NTestOption",
     "NValidationOption",
+    "SchedulerOption",
     "SeedOption",
+    "WorkersOption",
     "error_lines",
+    "executor_from_options",
     "invocation",
     "report_errors",
 ]
@@ -36,6 +44,37 @@ SeedOption = Annotated[int, typer.Option(help="Seed of the split of the suite in
 NValidationOption = Annotated[int, typer.Option(help="Whole boxes held out for validation (model selection).")]
 NTestOption = Annotated[int, typer.Option(help="Whole boxes held out for the test (never seen in training).")]
 BoxesOption = Annotated[str | None, typer.Option(help="Only these box indices, e.g. 0,3,5-7.")]
+ExecutorOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Where tasks run: local (this process) or dask (with --scheduler or --workers; needs the extra: "
+        'pip install "cosmoseg\\[dask]").'
+    ),
+]
+SchedulerOption = Annotated[
+    str | None, typer.Option(help="Address of a running Dask scheduler, e.g. tcp://host:8786 (--executor dask).")
+]
+WorkersOption = Annotated[
+    int | None, typer.Option(help="Start a Dask LocalCluster of N single-threaded worker processes (--executor dask).")
+]
+
+
+def executor_from_options(
+    executor: str | None, scheduler: str | None, workers: int | None, base: ExecutorConfig | None = None
+) -> ExecutorConfig | None:
+    """The executor the ``--executor/--scheduler/--workers`` options choose over ``base`` (a pipeline's ``[run]``
+    choice, or local): None when no option was given; ``--scheduler`` or ``--workers`` replace both of ``base``'s.
+    ConfigError for a choice that does not hold (unknown executor, dask without an address or workers, ...)."""
+    if executor is None and scheduler is None and workers is None:
+        return None
+    base = base or ExecutorConfig()
+    if scheduler is not None or workers is not None:
+        scheduler, workers = scheduler or "", workers or 0
+    else:
+        scheduler, workers = base.scheduler, base.workers
+    return executor_config(
+        executor or base.kind, scheduler=scheduler, workers=workers, retries=base.retries, where="--executor"
+    )
 
 
 def error_lines(error: BaseException) -> list[str]:

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from cosmoseg.errors import ConfigError
+from cosmoseg.pipeline.executor import ExecutorConfig
 from cosmoseg.pipeline.files import FILE_NAME
 
 STAGE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 MAX_STAGE_ID = 100
 """Longest stage id: it names files (``<id>.h5``, ``<id>/``), and file systems cap names at 255 bytes."""
-RUN_KEYS = {"seed", "device", "output", "plugins", "block_plugins", "name", "files"}
+RUN_KEYS = {"seed", "device", "output", "plugins", "block_plugins", "name", "files", "executor", "scheduler", "workers"}
 STAGE_KEYS = {"id", "uses", "params", "inputs"}
 
 
@@ -44,6 +45,9 @@ class RunConfig:
     files: the pipeline's input files by name (``snapshot = "data/snap_099"``); a stage's path param ``"$snapshot"``
         refers to one. Relative paths are relative to the config file; ``--set run.files.<name>=PATH`` on the
         command line is relative to the working directory.
+    executor: "local" (this process) or "dask": where stages that spread their work (chunks, boxes) run their
+        tasks; "dask" needs ``scheduler`` (a running scheduler's address, "tcp://host:8786") or ``workers`` (the
+        size of a local cluster started for the run). See :mod:`cosmoseg.pipeline.executor` and docs/scale.md.
     """
 
     seed: int = 0
@@ -53,6 +57,7 @@ class RunConfig:
     block_plugins: tuple[str, ...] = ()
     name: str = ""
     files: dict[str, str] = dataclasses.field(default_factory=dict)
+    executor: ExecutorConfig = dataclasses.field(default_factory=ExecutorConfig)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,6 +155,12 @@ def parse_config(raw: dict[str, Any], *, source: str = "<config>", base_dir: Pat
     for key in files:
         if not FILE_NAME.match(key):
             problems.append(f"[run]: files: {key!r} is not a name of letters, digits, '_' or '-'")
+    executor = ExecutorConfig(
+        kind=run_raw.get("executor", "local"),
+        scheduler=run_raw.get("scheduler", ""),
+        workers=run_raw.get("workers", 0),
+    )
+    problems += [f"[run]: {problem}" for problem in executor.problems()]
     default_output = f"runs/{Path(source).stem}" if source != "<config>" else "runs/pipeline"
 
     stages_raw = raw.get("stage", [])
@@ -200,6 +211,7 @@ def parse_config(raw: dict[str, Any], *, source: str = "<config>", base_dir: Pat
         block_plugins=tuple(run_raw.get("block_plugins", [])),
         name=run_raw.get("name", Path(source).stem),
         files=dict(files),
+        executor=executor,
     )
     return PipelineConfig(run=run, stages=tuple(stages), raw=raw, source=source, base_dir=base_dir)
 

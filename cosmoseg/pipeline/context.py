@@ -12,6 +12,8 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 import torch
 
+from cosmoseg.pipeline.executor import TaskMap, local_map
+
 T = TypeVar("T")
 
 
@@ -50,6 +52,9 @@ class RunContext:
     seed: the stage's own seed (from the run seed and the stage id).
     stage_id: the id of the stage in the pipeline.
     work_dir: a folder the stage may use for scratch files (inside the run's output folder).
+    map_tasks: runs independent tasks (chunks, tiles, boxes) where the run's executor says (``[run] executor``):
+        ``map_tasks(function, items)`` yields ``(index, result)`` as tasks finish; hand it to the library call that
+        cuts the work, e.g. ``populate_chunked(..., map_tasks=self.ctx.map_tasks)``. In this process by default.
     """
 
     device: torch.device
@@ -57,6 +62,7 @@ class RunContext:
     stage_id: str = "stage"
     work_dir: Path | None = None
     reporter: Any = dataclasses.field(default_factory=SilentReporter)
+    map_tasks: TaskMap = local_map
 
     @cached_property
     def generator(self) -> torch.Generator:

@@ -25,6 +25,7 @@ from cosmoseg.errors import ArtifactError, CosmosegError, PluginError, StageErro
 from cosmoseg.pipeline.config import PipelineConfig
 from cosmoseg.pipeline.context import ProgressReporter, RunContext, SilentReporter, derive_seed
 from cosmoseg.pipeline.device import resolve_device
+from cosmoseg.pipeline.executor import ExecutorConfig, LazyExecutor
 from cosmoseg.pipeline.files import files_signature
 from cosmoseg.pipeline.folder import folder_files, move_aside_stale, now, work_files
 from cosmoseg.pipeline.graph import Plan, PlannedStage, plan_pipeline
@@ -194,6 +195,7 @@ def run_pipeline(
     reporter: ProgressReporter | None = None,
     output_dir: str | Path | None = None,
     force: bool = False,
+    executor: ExecutorConfig | None = None,
 ) -> RunResult:
     """Check the pipeline, then run its stages in order, writing ``<output>/<id>.h5`` and the manifest.
 
@@ -202,6 +204,8 @@ def run_pipeline(
     resume: skip a stage whose fingerprint (params, seed, code version,
     inputs) matches the previous manifest and whose artifact is intact. Nothing is written unless the whole
     pipeline checks out; each artifact is written atomically, so a crash leaves earlier files intact.
+    executor: overrides ``[run] executor/scheduler/workers``: where stages run the tasks they hand to
+    ``ctx.map_tasks`` (a Dask cluster is started on the first such task and shut down at the end of the run).
     """
     reporter = reporter or SilentReporter()
     plan = plan_pipeline(config, registry, force=force)
@@ -212,7 +216,8 @@ def run_pipeline(
             reporter.log(f"took over the lock of {out} from pid {taken_over.get('pid')}, which is no longer running")
         for path in remove_leftovers(out):
             reporter.log(f"removed {path.relative_to(out)}, left by a write that was interrupted")
-        return _run_locked(config, registry, plan, torch_device, out, resume, reporter)
+        with LazyExecutor(executor or config.run.executor, log=reporter.log) as tasks:
+            return _run_locked(config, registry, plan, torch_device, out, resume, reporter, tasks)
 
 
 def _run_locked(
@@ -223,6 +228,7 @@ def _run_locked(
     out: Path,
     resume: bool,
     reporter: ProgressReporter,
+    tasks: LazyExecutor,
 ) -> RunResult:
     """The run itself, with the folder's lock held (see :func:`run_pipeline`)."""
     started = now()
@@ -255,6 +261,7 @@ def _run_locked(
         "config_source": config.source,
         "config": json_friendly(config.raw),
         "device": str(torch_device),
+        "executor": tasks.config.describe(),
         "run_seed": config.run.seed,
         "packages": package_versions(),
         "plugins": [dataclasses.asdict(p) | {"label": p.label} for p in registry.plugins.values()],
@@ -280,7 +287,9 @@ def _run_locked(
         seed, fingerprint = seeds[stage.id], fingerprints[stage.id]
         path = out / f"{stage.id}.h5"
         where = f"stage {stage.id!r} ({stage.uses})"
-        ctx = RunContext(device=torch_device, seed=seed, stage_id=stage.id, work_dir=out, reporter=reporter)
+        ctx = RunContext(
+            device=torch_device, seed=seed, stage_id=stage.id, work_dir=out, reporter=reporter, map_tasks=tasks.map
+        )
         if stage.id in reused:
             reporter.log(f"[{stage.id}] unchanged, skipped (--resume)")
             cache.put(stage.id, None)

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from cosmoseg.pipeline.commands import BoxesOption, DeviceOption, report_errors
+from cosmoseg.pipeline.commands import (
+    BoxesOption,
+    DeviceOption,
+    ExecutorOption,
+    SchedulerOption,
+    WorkersOption,
+    executor_from_options,
+    report_errors,
+)
 
 
 def simulate(
@@ -17,27 +25,40 @@ def simulate(
     boxes: BoxesOption = None,
     device: DeviceOption = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    executor: ExecutorOption = None,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
 ) -> None:
-    """Generate a training suite: ICs, particle-mesh run and FoF haloes per box, one HDF5 file each."""
+    """Generate a training suite: ICs, particle-mesh run and FoF haloes per box, one HDF5 file each (one task per
+    box on a Dask cluster with --executor dask; a box whose worker dies is run again)."""
     from rich.console import Console
 
     from cosmoseg.pipeline import SilentReporter, resolve_device
+    from cosmoseg.pipeline.executor import ExecutorConfig, open_executor
     from cosmoseg.pipeline.progress import RichReporter
     from cosmoseg.sim.suites import load_suite, simulate_suite
 
     reporter = SilentReporter() if quiet else RichReporter(Console(stderr=True, highlight=False, soft_wrap=True))
     with report_errors():
+        chosen = executor_from_options(executor, scheduler, workers) or ExecutorConfig()
         config = load_suite(suite)
         folder = output or Path("runs") / "suites" / config.suite.name
-        paths = simulate_suite(
-            config,
-            folder,
-            resume=resume,
-            boxes=parse_indices(boxes) if boxes else None,
-            device=resolve_device(device),
-            progress=lambda items, description: reporter.track(items, total=None, description=description),
-            log=reporter.log,
-        )
+        local = chosen.kind == "local"
+        with open_executor(chosen) as tasks:
+            if not local:
+                reporter.log(f"boxes on {chosen.describe()}")
+            paths = simulate_suite(
+                config,
+                folder.resolve(),
+                resume=resume,
+                boxes=parse_indices(boxes) if boxes else None,
+                device=resolve_device(device),
+                progress=(lambda items, description: reporter.track(items, total=None, description=description))
+                if local
+                else None,
+                log=reporter.log,
+                map_tasks=tasks.map,
+            )
     typer.echo(f"{len(paths)} box file(s) in {folder}")
 
 

@@ -23,6 +23,7 @@ cosmology and the suite fingerprint that ``resume`` compares.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -37,6 +38,7 @@ import torch
 from cosmoseg.data import Cosmology, DataObject, HaloCatalog, Particles, open_artifact, save_artifact
 from cosmoseg.data.hdf5 import atomic_write
 from cosmoseg.errors import ArtifactError, ConfigError, ValidationError
+from cosmoseg.pipeline.executor import TaskMap, local_map
 from cosmoseg.pipeline.params import param, parse_params
 from cosmoseg.sim.fof import (
     find_halos,
@@ -333,12 +335,16 @@ def simulate_suite(
     device: torch.device | str = "cpu",
     progress: Progress | None = None,
     log: Callable[[str], None] = lambda message: None,
+    map_tasks: TaskMap = local_map,
 ) -> list[Path]:
     """Simulate the suite's boxes (all, or ``boxes``) into ``output_dir``; returns the box files.
 
     resume: keep a box whose file is whole and was written for the same suite settings. Every file is
-    written atomically, so an interrupted suite loses at most the box in progress. ``suite.json`` records
+    written atomically, so an interrupted suite loses at most the boxes in progress. ``suite.json`` records
     the settings and each box's seed and cosmology.
+    map_tasks: runs the boxes, one task each (:func:`simulate_box` and the write of its file): in this process by
+    default, or on a cluster (``cosmoseg.pipeline.executor``; the workers must see ``output_dir``). A box is the
+    same whichever process makes it. ``progress`` runs inside the tasks: leave it None when they run elsewhere.
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -358,24 +364,40 @@ def simulate_suite(
     }
     text = json.dumps(summary, indent=2, default=list)
     atomic_write(out / "suite.json", lambda tmp: tmp.write_text(text + "\n"), suffix=".json")
-    paths = []
+    paths, todo = [], []
     for index in indices:
         path = box_path(out, index)
         paths.append(path)
         if resume and box_is_done(path, fingerprint):
             log(f"box {index}: done already, skipped (--resume)")
-            continue
-        objects = simulate_box(config, index, device=device, progress=progress)
-        cosmology = config.box_cosmology(index)
-        attrs = {
-            "suite": config.suite.name,
-            "suite_fingerprint": fingerprint,
-            "box_index": index,
-            "box_seed": config.box_seed(index),
-            **{f"cosmology_{k}": v for k, v in cosmology.to_dict().items()},
-        }
-        save_artifact(path, {name: obj.to("cpu") for name, obj in objects.items()}, attrs=attrs)
-        halos = objects.get("halos", objects.get("halos_a"))
-        n_halos = len(halos) if isinstance(halos, HaloCatalog) else 0
-        log(f"box {index}: {n_halos} haloes -> {path}")
+        else:
+            todo.append(index)
+    task = functools.partial(write_box, config, out, device=torch.device(device), progress=progress)
+    for _, (index, n_halos) in map_tasks(task, todo):
+        log(f"box {index}: {n_halos} haloes -> {box_path(out, index)}")
     return paths
+
+
+def write_box(
+    config: SuiteConfig,
+    output_dir: Path,
+    index: int,
+    *,
+    device: torch.device | str = "cpu",
+    progress: Progress | None = None,
+) -> tuple[int, int]:
+    """Simulate box ``index`` and write it atomically to ``output_dir/box_<index>.h5`` (attributes: the suite's name
+    and fingerprint, the box's index, seed and cosmology); returns ``(index, number of z = 0 haloes)``. One task of
+    :func:`simulate_suite`."""
+    objects = simulate_box(config, index, device=device, progress=progress)
+    cosmology = config.box_cosmology(index)
+    attrs = {
+        "suite": config.suite.name,
+        "suite_fingerprint": config.fingerprint(),
+        "box_index": index,
+        "box_seed": config.box_seed(index),
+        **{f"cosmology_{k}": v for k, v in cosmology.to_dict().items()},
+    }
+    save_artifact(box_path(output_dir, index), {name: obj.to("cpu") for name, obj in objects.items()}, attrs=attrs)
+    halos = objects.get("halos", objects.get("halos_a"))
+    return index, len(halos) if isinstance(halos, HaloCatalog) else 0

@@ -87,7 +87,7 @@ def test_the_shipped_flow_is_documented_and_used_by_default(data: tuple) -> None
 
 def test_each_param_is_declared_once_with_its_bounds() -> None:
     """galaxies.model's variant is a choice of the variants; galaxies.hod's params are HODParams' own fields (same
-    names, defaults, bounds and docs) and three more; bounds and choices are reported by name before anything runs."""
+    names, defaults, bounds and docs) and four more; bounds and choices are reported by name before anything runs."""
     from cosmoseg.galaxies.hod import HODParams
     from cosmoseg.galaxies.model import VARIANTS, VariantName
     from cosmoseg.galaxies.stages import GalaxyModelStage, HODStage, HODStageParams, PopulationStage
@@ -103,7 +103,7 @@ def test_each_param_is_declared_once_with_its_bounds() -> None:
     assert [(f.name, f.default, dict(f.metadata)) for f in stage[: len(hod)]] == [
         (f.name, f.default, dict(f.metadata)) for f in hod
     ]
-    assert [f.name for f in stage[len(hod) :]] == ["secondary", "velocities", "seed"]
+    assert [f.name for f in stage[len(hod) :]] == ["secondary", "velocities", "seed", "chunk_rows"]
     assert HODStageParams().hod() == HODParams()
     _, problems = parse_params(HODStageParams, {"sigma_log_m": 0.0, "a_sat": 2.0, "secondary": "concentration"}, "h")
     assert problems == ["h: param 'sigma_log_m' must be > 0, got 0.0", "h: param 'a_sat' must be <= 1, got 2.0"]
