@@ -106,16 +106,21 @@ def train_command(
 ) -> None:
     """Train a protohalo net (semantic, instance, offsets, panoptic, mass bins) on a suite.
 
-    Writes a resumable checkpoint <output>/<task>.pt."""
+    Writes a resumable checkpoint <output>/<task>.pt. Under `torchrun --nproc-per-node N -m cosmoseg.cli protohalo
+    train ...` the N processes train data-parallel (each takes batch_size/N crops of every step; NCCL on CUDA, one
+    GPU per process, gloo on CPU) and rank 0 writes the checkpoint and prints."""
     from rich.console import Console
 
+    from cosmoseg.nn.distributed import init_from_env, is_main_process, shutdown
     from cosmoseg.pipeline import resolve_device
     from cosmoseg.protohalo.training import TrainConfig, find_boxes, train
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    say = (lambda message: None) if quiet else (lambda message: console.print(message, markup=False))
     folder = output or Path("runs") / "protohalo"
     with report_errors():
+        run_device = init_from_env(resolve_device(device))  # under torchrun: joins the group, cuda:LOCAL_RANK
+        main_process = is_main_process()
+        say = (lambda message: None) if quiet or not main_process else (lambda m: console.print(m, markup=False))
         if task not in ("semantic", "instance", "offsets", "panoptic", "mass-bins"):
             raise ValueError(f"--task must be semantic, instance, offsets, panoptic or mass-bins, got {task!r}")
         config = TrainConfig(
@@ -144,10 +149,14 @@ def train_command(
             validate_every=validate_every,
             seed=seed,
             calibrate=not no_calibrate,
-            device=str(resolve_device(device)),
+            device=str(run_device),
         )
-        path = train(config, find_boxes(suite_dir), folder, resume=resume, log=say)
-    print(f"checkpoint: {path}")
+        try:
+            path = train(config, find_boxes(suite_dir), folder, resume=resume, log=say)
+        finally:
+            shutdown()
+    if main_process:
+        print(f"checkpoint: {path}")
 
 
 @app.command("export")

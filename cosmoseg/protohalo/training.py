@@ -31,6 +31,12 @@ the modes longer than the training boxes are removed from δ and φ of bigger bo
 threshold calibrated after training so that the predicted collapsed fraction of the training boxes equals the true one
 (:func:`~cosmoseg.protohalo.panoptic.calibrate_threshold`); when calibration is off or impossible (box side not a
 multiple of ``size_out``) the threshold is 0.5 and ``threshold_calibrated`` is False.
+
+Under ``torchrun --nproc-per-node N`` (a process group initialised by the caller,
+`cosmoseg.nn.distributed.init_from_env`) ``batch_size`` is the global batch: rank ``r`` makes and trains on samples
+``s·B + r·B/N … s·B + (r+1)·B/N − 1`` of step ``s``, the `~cosmoseg.nn.Trainer` averages the gradients, and rank 0
+alone calibrates and writes the checkpoint, so N processes train the same model as one process with the same
+``batch_size`` (up to float rounding and, on CPU, the batch-norm statistics of each rank's share).
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ from cosmoseg.nn import (
     read_checkpoint,
     small_halo_weights,
 )
+from cosmoseg.nn.distributed import get_world_size, is_main_process, rank_slice
 from cosmoseg.nn.unetr import UNETR, unetr_size_problems
 from cosmoseg.protohalo.data import (
     LINEAR_CHANNELS,
@@ -326,12 +333,15 @@ def _load_boxes(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[Field, Se
 
 
 def _batches(crops: ProtohaloCrops, batch_size: int, first_step: int) -> Iterator[tuple[torch.Tensor, Any]]:
-    """Batches of consecutive samples: step ``s`` (0-based) gets samples ``s·B … s·B + B − 1``.
+    """Batches of consecutive samples: step ``s`` (0-based) gets samples ``s·B … s·B + B − 1``; under a process
+    group of N ranks, this rank's B/N of them (`cosmoseg.nn.distributed.rank_slice`).
 
-    The targets are the labels ``(B, s³)``, or ``(labels, offsets (B, 3, s³))`` where the samples carry offsets."""
+    The targets are the labels ``(b, s³)``, or ``(labels, offsets (b, 3, s³))`` where the samples carry offsets
+    (``b = B / N``)."""
     step = first_step
+    share = range(batch_size)[rank_slice(batch_size)]
     while True:
-        items = [crops[(step * batch_size + k) % len(crops)] for k in range(batch_size)]
+        items = [crops[(step * batch_size + k) % len(crops)] for k in share]
         labels = torch.stack([it["labels"] for it in items])
         targets = (labels, torch.stack([it["offsets"] for it in items])) if "offsets" in items[0] else labels
         yield torch.stack([it["inputs"] for it in items]), targets
@@ -517,6 +527,11 @@ def train(
         raise ConfigError(problems, context="protohalo training settings")
     if not box_paths:
         raise ValidationError("no training boxes given")
+    if config.batch_size % get_world_size():
+        raise ConfigError(
+            f"batch_size {config.batch_size} is not a multiple of the {get_world_size()} processes "
+            "(torchrun --nproc-per-node): each must take an equal share of every batch"
+        )
     train_paths, val_paths = split_boxes(box_paths, config.n_validation, seed=config.seed, split_from=config.split_from)
     train_boxes, val_boxes = _load_boxes(train_paths), _load_boxes(val_paths)
     segs = [seg for _, seg in train_boxes]
@@ -627,6 +642,9 @@ def train(
         say(f"no checkpoint at {path}: starting afresh")
 
     def save(final: bool) -> None:
+        if not is_main_process():  # rank 0 calibrates and writes; the others wait in trainer.save
+            trainer.save(path, metadata)
+            return
         meta = {**metadata, "validation_loss": val_loss, "final": final}
         if config.task in ("semantic", "panoptic"):
             meta |= {"threshold": DEFAULT_THRESHOLD, "threshold_calibrated": False}
