@@ -43,9 +43,10 @@ import torch
 from cosmoseg.data import Field, Segmentation
 from cosmoseg.errors import ValidationError
 from cosmoseg.mesh.symmetry import cube_symmetries, symmetry_average
+from cosmoseg.pipeline.executor import TaskMap, local_map
 from cosmoseg.protohalo.centres import DEFAULT_GROUPING, instances_from_offsets
 from cosmoseg.protohalo.clustering import persistence_clustering
-from cosmoseg.protohalo.stitching import Progress, predict_instances, predict_semantic
+from cosmoseg.protohalo.stitching import Progress, Tiling, predict_instances, predict_semantic
 
 __all__ = [
     "FILTERED_CHANNELS",
@@ -277,8 +278,10 @@ def _lattice_outputs(
     amp: bool = False,
     keep: int | None = None,
     progress: Progress | None = None,
+    tiling: Tiling | None = None,
 ) -> torch.Tensor:
-    """The ``(C, n, n, n)`` float32 outputs of ``model`` (a ``kind`` network) on one crop lattice, on the CPU."""
+    """The ``(C, n, n, n)`` float32 outputs of ``model`` (a ``kind`` network) on one crop lattice, on the CPU
+    (``tiling``: tile by tile as tasks, :class:`~cosmoseg.protohalo.stitching.Tiling`)."""
     dev, dtype = _model_device_dtype(model, device)
     keep = size_out if keep is None else keep
     t = (size_out - keep) // 2
@@ -288,7 +291,7 @@ def _lattice_outputs(
         return out[:, :, t : t + keep, t : t + keep, t : t + keep].float().cpu()
 
     with _evaluating(model):
-        return predict_semantic(values, predict, size_in, keep, batch_size, offset, progress=progress)
+        return predict_semantic(values, predict, size_in, keep, batch_size, offset, progress=progress, tiling=tiling)
 
 
 def _semantic_probabilities(values: torch.Tensor, model: Model, **lattice: Any) -> torch.Tensor:
@@ -339,16 +342,26 @@ def semantic_probabilities(
     device: torch.device | str | None = None,
     offset: int = 0,
     amp: bool = True,
+    tile: int = 0,
+    map_tasks: TaskMap = local_map,
 ) -> torch.Tensor:
     """``(n, n, n)`` float32 probability of being in a halo: sigmoid of ``model``'s logits on one crop lattice.
 
     ``model``: ``(B, 2, s_in^3)`` crops of (δ, φ) → ``(B, 1, s_out^3)`` logits. ``device``: where the model runs
-    (default: its parameters' device, else the CPU). ``amp``: float16 autocast when the model runs on CUDA. The
-    result is on the CPU.
+    (default: its parameters' device, else the CPU). ``amp``: float16 autocast when the model runs on CUDA. ``tile``,
+    ``map_tasks``: as :func:`predict_panoptic`. The result is on the CPU.
     """
     values = input_fields(fields)
     return _semantic_probabilities(
-        values, model, size_in=size_in, size_out=size_out, batch_size=batch_size, device=device, offset=offset, amp=amp
+        values,
+        model,
+        size_in=size_in,
+        size_out=size_out,
+        batch_size=batch_size,
+        device=device,
+        offset=offset,
+        amp=amp,
+        tiling=_tiling(tile, map_tasks, values.shape[-1], size_out),
     )
 
 
@@ -398,6 +411,19 @@ def _default_positions(size: int, cell: float) -> torch.Tensor:
     return lagrangian_position_channels(size, cell)
 
 
+def _tiling(tile: int, map_tasks: TaskMap, n: int, step: int) -> Tiling | None:
+    """The :class:`~cosmoseg.protohalo.stitching.Tiling` of ``tile`` voxels (0: the whole box at once), checked
+    against the box side ``n`` and the crop lattice step; `ValidationError` naming both otherwise."""
+    if tile == 0:
+        return None
+    if not (isinstance(tile, int) and tile > 0 and tile % step == 0 and n % tile == 0):
+        raise ValidationError(
+            f"tile={tile!r} must be a multiple of the crop lattice step {step} that divides the box side {n} "
+            f"(or 0 for the whole box at once)"
+        )
+    return Tiling(tile, map_tasks)
+
+
 def _check_threshold(threshold: float) -> None:
     if not (isinstance(threshold, (int, float)) and 0.0 <= float(threshold) <= 1.0):
         raise ValidationError(f"threshold must be a probability in [0, 1], got {threshold!r}")
@@ -432,6 +458,8 @@ def predict_panoptic(
     keep: int | None = None,
     progress: Progress | None = None,
     mask: torch.Tensor | None = None,
+    tile: int = 0,
+    map_tasks: TaskMap = local_map,
 ) -> Segmentation:
     """Full-box protohalo instance segmentation of ``fields`` (channels δ, φ) with the two models.
 
@@ -451,6 +479,12 @@ def predict_panoptic(
     threshold (an oracle study: the true mask, to score the instance model alone); the probabilities are returned
     as computed.
 
+    ``tile`` (voxels, a multiple of the lattice step that divides ``n``; 0 = the whole box at once): each lattice runs
+    over tiles of that side, one task per tile through ``map_tasks`` (:data:`~cosmoseg.pipeline.executor.TaskMap`:
+    in this process by default, or a Dask cluster's, ``ctx.map_tasks`` in a stage); the labels are made unique and
+    the lattices merged once, over the whole box (:mod:`cosmoseg.protohalo.stitching`). The same segmentation as the
+    whole box at once.
+
     Returns a ``Segmentation`` on ``fields``' device: labels 1..K by decreasing size (0 = no halo), the
     probabilities, and ``meta`` with the threshold and the crop sizes.
     """
@@ -467,6 +501,7 @@ def predict_panoptic(
         raise ValidationError(f"box side n={n} must be a multiple of the crop lattice step {step}={keep}")
     if keep % 2:
         raise ValidationError(f"the instance lattices are offset by half a step: {step}={keep} must be even")
+    tiling = _tiling(tile, map_tasks, n, keep)
     probs = _semantic_probabilities(
         values,
         semantic_model,
@@ -478,6 +513,7 @@ def predict_panoptic(
         amp=amp,
         keep=keep,
         progress=progress,
+        tiling=tiling,
     )
     mask = _voxels_in_haloes(probs, threshold, mask)
 
@@ -508,7 +544,7 @@ def predict_panoptic(
     stacked = torch.cat([values, mask[None].to(values.dtype)])
     with _evaluating(instance_model):
         labels = predict_instances(
-            stacked, predict, size_in, keep, batch_size, offset, iou_threshold, progress=progress
+            stacked, predict, size_in, keep, batch_size, offset, iou_threshold, progress=progress, tiling=tiling
         )
     dev_out = fields.values.device
     return Segmentation(
@@ -560,6 +596,8 @@ def offset_maps(
     amp: bool = True,
     keep: int | None = None,
     progress: Progress | None = None,
+    tile: int = 0,
+    map_tasks: TaskMap = local_map,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The full-box maps of a centre-offsets pair: the probability ``(n, n, n)`` of being in a halo and the offsets
     ``(3, n, n, n)`` (cells) to the halo centre, float32 on the CPU (arguments: :func:`predict_panoptic_offsets`)."""
@@ -575,6 +613,7 @@ def offset_maps(
         "amp": amp,
         "keep": keep,
         "progress": progress,
+        "tiling": _tiling(tile, map_tasks, values.shape[-1], size_out if keep is None else keep),
     }
 
     def predict(volume: torch.Tensor) -> torch.Tensor:
@@ -605,6 +644,8 @@ def predict_panoptic_offsets(
     keep: int | None = None,
     progress: Progress | None = None,
     mask: torch.Tensor | None = None,
+    tile: int = 0,
+    map_tasks: TaskMap = local_map,
 ) -> Segmentation:
     """Full-box protohalo segmentation with the centre-offset instance formulation (:mod:`cosmoseg.protohalo.centres`).
 
@@ -620,7 +661,8 @@ def predict_panoptic_offsets(
     ``symmetries`` > 1: test-time augmentation over the first ``symmetries`` of the 48 cube symmetries
     (:func:`~cosmoseg.mesh.symmetry.symmetry_average`): the probabilities are averaged, and the offsets averaged as
     vectors, each brought back to the box's frame. The cost is ``symmetries`` times the networks'.
-    ``offset``, ``device``, ``amp``, ``keep``, ``progress``: as :func:`predict_panoptic`.
+    ``offset``, ``device``, ``amp``, ``keep``, ``progress``, ``tile``, ``map_tasks``: as :func:`predict_panoptic` (the
+    votes are grouped once, over the whole box, after every tile is back).
 
     Returns a ``Segmentation`` on ``fields``' device: labels 1..K by decreasing size (0 = no halo), the probabilities,
     and ``meta`` with the threshold, the crop sizes, the grouping (``grouping_<setting>``) and the number of
@@ -644,6 +686,8 @@ def predict_panoptic_offsets(
         amp=amp,
         keep=keep,
         progress=progress,
+        tile=tile,
+        map_tasks=map_tasks,
     )
     if mask is not None:  # an oracle mask is the membership: nothing grows beyond it
         settings = {**settings, "grow_threshold": 0.0}

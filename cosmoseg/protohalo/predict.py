@@ -16,6 +16,7 @@ import torch
 
 from cosmoseg.data import Field, HaloCatalog, Segmentation
 from cosmoseg.errors import ValidationError
+from cosmoseg.pipeline.executor import TaskMap, local_map
 from cosmoseg.protohalo.catalog import halo_catalog_from_segmentation
 from cosmoseg.protohalo.panoptic import combine_linear_fields
 from cosmoseg.protohalo.pretrained import DEFAULT_MODELS_DIR, load_model_pair
@@ -53,6 +54,8 @@ def predict_protohaloes(
     amp: bool = True,
     symmetries: int = 1,
     device: torch.device | str = "cpu",
+    tile: int = 0,
+    map_tasks: TaskMap = local_map,
     progress: Progress | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[Segmentation, HaloCatalog]:
@@ -66,7 +69,8 @@ def predict_protohaloes(
     augmentation of a centre-offsets model (:meth:`~cosmoseg.protohalo.pretrained.ModelPair.predict`).
     redshift, lpt_order: where the catalog places the haloes (LPT of their particles); min_particles: smaller
     predicted haloes are dropped from the labels and the catalog. batch_size, iou_threshold, offset, keep (0 = the
-    whole output crop), amp: as :func:`~cosmoseg.protohalo.panoptic.predict_panoptic`. truth: the true Lagrangian
+    whole output crop), amp, tile (0 = the whole box at once), map_tasks (where the tiles run): as
+    :func:`~cosmoseg.protohalo.panoptic.predict_panoptic`. truth: the true Lagrangian
     segmentation of the box; when given, :func:`truth_summary` is logged (it changes no output).
 
     ``log(line)`` gets a line per thing done to the fields, what cannot be checked, a ``warning:`` line per way the
@@ -104,6 +108,8 @@ def predict_protohaloes(
         device=device,
         amp=amp,
         keep=keep or None,
+        tile=tile,
+        map_tasks=map_tasks,
         progress=progress,
     )
     halos, flat_labels = halo_catalog_from_segmentation(

@@ -44,6 +44,12 @@ class PanopticParams:
     symmetries: int = param(
         1, ge=1, le=48, doc="test-time augmentation over this many cube symmetries (centre-offsets models only)"
     )
+    tile: int = param(
+        0,
+        ge=0,
+        doc="predict tile by tile, one task each where [run] executor says: the tile side, voxels, a multiple of the "
+        "crop lattice step dividing the box side (0 = the whole box at once)",
+    )
 
     def problems(self) -> list[str]:
         """-1 (threshold) and 0 (p_thresh) stand for the model's value: the values between them and the valid range
@@ -77,6 +83,7 @@ class PanopticStage(Stage[PanopticParams]):
             truth,
             **dataclasses.asdict(self.params),
             device=self.ctx.device,
+            map_tasks=self.ctx.map_tasks,
             progress=self.ctx.progress,
             log=self.ctx.log,
         )

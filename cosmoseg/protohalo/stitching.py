@@ -24,10 +24,22 @@ Final label of a voxel (step v of appendix D, with our choice for background dis
 
 Components are finally relabelled 1..K by decreasing voxel count (ties: the one whose first voxel in C order comes
 first), components left with no voxel are dropped.
+
+**Tiles as tasks** (:class:`Tiling`). Every lattice can run over cubic tiles of ``side`` voxels (a multiple of the
+lattice step that divides ``n``), one task per tile through a :data:`~cosmoseg.pipeline.executor.TaskMap` (in this
+process, or on a Dask cluster when the run's executor says so). A task gets only its tile's input, the periodic
+sub-volume of ``side + 2 * margin`` voxels around the tile, and returns the predictions of the crops whose output
+corner lies in the tile; the crops are the whole-box crops, so the tiled maps equal the whole-box ones (bit for bit
+for a crop predictor that does not depend on which crops share its batch). Instance labels are made globally unique
+and the two lattices merged (:func:`merge_lattices`) once, over the whole box, after every tile is back. A worker
+holds one tile: ``C * (side + 2 * margin)^3`` input values, the batch's network activations and the tile's outputs,
+whatever the box side.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -35,8 +47,10 @@ import networkx as nx
 import torch
 
 from cosmoseg.mesh.crops import crop_lattice, extract_crops, place_crops
+from cosmoseg.pipeline.executor import TaskMap, local_map
 
 __all__ = [
+    "Tiling",
     "crop_lattice",
     "extract_crops",
     "merge_lattices",
@@ -51,6 +65,19 @@ InstancePredictor = Callable[[torch.Tensor], torch.Tensor]
 Progress = Callable[..., Iterable[Any]]
 """``progress(iterable, total=..., description=...)`` yielding the items of ``iterable`` while it shows how far the
 loop is (``RunContext.progress`` in a stage); ``None`` is silent."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Tiling:
+    """Run a crop lattice over cubic tiles of ``side`` voxels, one task per tile (see the module docstring).
+
+    side: the tile side in voxels, a multiple of the lattice step that divides the box side; ``map_tasks``: where
+    the tasks run (:data:`~cosmoseg.pipeline.executor.TaskMap`; in this process by default). The crop predictor
+    travels to the tasks with its model, so on a cluster it must pickle (closures over modules and tensors do).
+    """
+
+    side: int
+    map_tasks: TaskMap = local_map
 
 
 def _check_sizes(n: int, size_in: int, size_out: int, *, even_step: bool = False) -> int:
@@ -80,10 +107,12 @@ def _run_lattice(
     offset: int,
     progress: Progress | None = None,
     description: str = "crops",
+    tiling: Tiling | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Predictions ``(M, [C,] s_out, s_out, s_out)`` of every crop of one lattice, and the output-crop corners.
 
-    ``progress`` (see :data:`Progress`) is advanced once per batch of ``batch_size`` crops, with ``description``."""
+    ``progress`` (see :data:`Progress`) is advanced once per batch of ``batch_size`` crops, with ``description``
+    (once per tile with ``tiling``: the crops then run tile by tile as tasks, :func:`_run_tiles`)."""
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     if fields.ndim != 4:
@@ -91,6 +120,8 @@ def _run_lattice(
     n = fields.shape[1]
     margin = _check_sizes(n, size_in, size_out)
     starts = crop_lattice(n, size_out, offset)
+    if tiling is not None:
+        return _run_tiles(fields, predict, starts, size_in, size_out, batch_size, offset, tiling, progress, description)
     outs = []
     batches: Iterable[int] = range(0, len(starts), batch_size)
     if progress is not None:
@@ -98,12 +129,85 @@ def _run_lattice(
         batches = progress(batches, total=-(-n_crops // batch_size), description=f"{description} ({n_crops} crops)")
     for b in batches:
         crops = extract_crops(fields, starts[b : b + batch_size] - margin, size_in)
-        pred = torch.as_tensor(predict(crops))
-        if pred.ndim < 4 or pred.shape[0] != len(crops) or tuple(pred.shape[-3:]) != (size_out,) * 3:
-            expected = f"({len(crops)}, [channels,] {size_out}, {size_out}, {size_out})"
-            raise ValueError(f"the crop predictor returned shape {tuple(pred.shape)}, expected {expected}")
-        outs.append(pred)
+        pred = predict(crops)
+        outs.append(_checked_predictions(pred, len(crops), size_out))
     return torch.cat(outs), starts
+
+
+def _checked_predictions(pred: Any, n_crops: int, size_out: int) -> torch.Tensor:
+    pred = torch.as_tensor(pred)
+    if pred.ndim < 4 or pred.shape[0] != n_crops or tuple(pred.shape[-3:]) != (size_out,) * 3:
+        expected = f"({n_crops}, [channels,] {size_out}, {size_out}, {size_out})"
+        raise ValueError(f"the crop predictor returned shape {tuple(pred.shape)}, expected {expected}")
+    return pred
+
+
+def _predict_tile(
+    job: tuple[torch.Tensor, torch.Tensor],
+    *,
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    size_in: int,
+    size_out: int,
+    batch_size: int,
+) -> torch.Tensor:
+    """One tile's task: the predictions of its crops, ``job = (sub-volume (C, S, S, S), input corners (M, 3))`` with
+    the corners inside the sub-volume (no wrap), in batches of ``batch_size``, under inference mode."""
+    volume, corners = job
+    outs = []
+    with torch.inference_mode():
+        for b in range(0, len(corners), batch_size):
+            crops = extract_crops(volume, corners[b : b + batch_size], size_in)
+            outs.append(_checked_predictions(predict(crops), len(crops), size_out))
+    return torch.cat(outs)
+
+
+def _run_tiles(
+    fields: torch.Tensor,
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    starts: torch.Tensor,
+    size_in: int,
+    size_out: int,
+    batch_size: int,
+    offset: int,
+    tiling: Tiling,
+    progress: Progress | None,
+    description: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the loop of :func:`_run_lattice` returns, the crops grouped into the tiles of ``tiling``, one task each.
+
+    Tile ``(a, b, c)`` covers the output voxels ``offset + side * (a, b, c) + [0, side)^3`` (periodic): the crops whose
+    output corner lies there. Its task gets the sub-volume from ``side * (a, b, c) + offset - margin`` of side
+    ``side + 2 * margin`` and the crops' input corners in it."""
+    n, side = fields.shape[1], tiling.side
+    if not isinstance(side, int) or side <= 0 or side % size_out or n % side:
+        raise ValueError(
+            f"tile side {side!r} must be a positive multiple of the lattice step {size_out} that divides the box "
+            f"side {n}"
+        )
+    margin = (size_in - size_out) // 2
+    per_axis = n // side
+    tile_of = ((starts - offset) % n) // side  # (M, 3)
+    tile_ids = (tile_of[:, 0] * per_axis + tile_of[:, 1]) * per_axis + tile_of[:, 2]
+    members, jobs = [], []
+    for tile in range(per_axis**3):
+        crops = torch.nonzero(tile_ids == tile).reshape(-1)
+        a, b, c = tile // per_axis**2, (tile // per_axis) % per_axis, tile % per_axis
+        corner = torch.tensor([a, b, c], dtype=torch.int64) * side + offset
+        volume = extract_crops(fields, (corner - margin)[None], side + 2 * margin)[0]
+        members.append(crops)
+        jobs.append((volume, (starts[crops] - corner) % n))
+    task = functools.partial(_predict_tile, predict=predict, size_in=size_in, size_out=size_out, batch_size=batch_size)
+    results: Iterable[tuple[int, torch.Tensor]] = tiling.map_tasks(task, jobs)
+    if progress is not None:
+        tiles = f"{len(starts)} crops in {len(jobs)} tiles of {side}^3"
+        results = progress(results, total=len(jobs), description=f"{description} ({tiles})")
+    preds: torch.Tensor | None = None
+    for index, pred in results:
+        if preds is None:
+            preds = torch.empty((len(starts), *pred.shape[1:]), dtype=pred.dtype)
+        preds[members[index]] = pred.cpu()
+    assert preds is not None
+    return preds, starts
 
 
 def predict_semantic(
@@ -114,10 +218,12 @@ def predict_semantic(
     batch_size: int = 8,
     offset: int = 0,
     progress: Progress | None = None,
+    tiling: Tiling | None = None,
 ) -> torch.Tensor:
     """Full-box ``([C',] n, n, n)`` map from ``predict(crops (B, C, s_in^3)) -> (B, [C',] s_out^3)`` on one periodic
-    lattice; ``progress`` (:data:`Progress`) advances once per batch of crops."""
-    preds, starts = _run_lattice(fields, predict, size_in, size_out, batch_size, offset, progress, "semantic")
+    lattice; ``progress`` (:data:`Progress`) advances once per batch of crops; ``tiling``: the crops run tile by tile
+    as tasks (:class:`Tiling`), the same map."""
+    preds, starts = _run_lattice(fields, predict, size_in, size_out, batch_size, offset, progress, "semantic", tiling)
     return place_crops(preds, starts, fields.shape[1])
 
 
@@ -131,15 +237,17 @@ def predict_lattice_labels(
     id_offset: int = 0,
     progress: Progress | None = None,
     description: str = "instance lattice",
+    tiling: Tiling | None = None,
 ) -> torch.Tensor:
     """Full-box int64 labels of one lattice, unique across crops by construction.
 
     ``predict`` returns non-negative integer labels per crop (0 = background, labels local to the crop). The
     voxel with local label ``l > 0`` of crop ``m`` gets ``id_offset + m * stride + l`` with
     ``stride = max local label + 1`` (over all crops): no counter, so an empty crop changes nothing. ``progress``
-    (:data:`Progress`) advances once per batch of crops, with ``description``.
+    (:data:`Progress`) advances once per batch of crops, with ``description``; ``tiling``: the crops run tile by
+    tile as tasks (:class:`Tiling`), the ids made unique here once every tile is back.
     """
-    preds, starts = _run_lattice(fields, predict, size_in, size_out, batch_size, offset, progress, description)
+    preds, starts = _run_lattice(fields, predict, size_in, size_out, batch_size, offset, progress, description, tiling)
     if preds.ndim != 4:
         raise ValueError(f"the instance predictor must return (B, {size_out}, {size_out}, {size_out}) labels per crop")
     if preds.is_floating_point() or preds.dtype == torch.bool:
@@ -257,20 +365,24 @@ def predict_instances(
     offset: int = 0,
     iou_threshold: float = 0.5,
     progress: Progress | None = None,
+    tiling: Tiling | None = None,
 ) -> torch.Tensor:
     """Full-box instance labels ``(n, n, n)`` (int64, 0 = background, 1..K by decreasing size), appendix D.
 
     ``predict(crops (B, C, s_in^3)) -> (B, s_out^3)`` integer labels local to each crop. Runs on lattice A
     (corners ``offset + size_out * k``) and lattice B (shifted by ``size_out / 2``), then :func:`merge_lattices`.
-    ``progress`` (:data:`Progress`) advances once per batch of crops of each lattice.
+    ``progress`` (:data:`Progress`) advances once per batch of crops of each lattice. ``tiling``: both lattices run
+    tile by tile as tasks (:class:`Tiling`); the merge is done once, here, over the whole box.
     """
     if fields.ndim != 4:
         raise ValueError(f"fields must have shape (C, n, n, n), got {tuple(fields.shape)}")
     _check_sizes(fields.shape[1], size_in, size_out, even_step=True)
     sizes = (size_in, size_out, batch_size)
-    labels_a = predict_lattice_labels(fields, predict, *sizes, offset, progress=progress, description="instance A")
+    labels_a = predict_lattice_labels(
+        fields, predict, *sizes, offset, progress=progress, description="instance A", tiling=tiling
+    )
     shifted, id_b = offset + size_out // 2, int(labels_a.max()) + 1
     labels_b = predict_lattice_labels(
-        fields, predict, *sizes, shifted, id_b, progress=progress, description="instance B"
+        fields, predict, *sizes, shifted, id_b, progress=progress, description="instance B", tiling=tiling
     )
     return merge_lattices(labels_a, labels_b, size_out // 2, offset, iou_threshold)
