@@ -10,8 +10,11 @@ fast and Dask stays an optional extra: ``pip install "cosmoseg[dask]"``).
 
 On Dask each item is one task, submitted with ``retries`` (a task that raises is run again up to that many times);
 a task whose worker dies is handed to another worker by the scheduler (``distributed.scheduler.allowed-failures``,
-3 by default). Functions and items travel by pickle, so they must be module-level functions (``functools.partial``
-of them is fine) and picklable values; the workers must see the same files as the caller (a shared file system).
+3 by default). At most two tasks per worker are in flight at a time: the next item is taken from the sequence (and
+sent) only when a task finishes, so a :class:`LazySequence` of large items (the tiles of a box) is never all in the
+caller's memory at once. Functions and items travel by pickle, so they must be module-level functions
+(``functools.partial`` of them is fine) and picklable values; the workers must see the same files as the caller (a
+shared file system).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ __all__ = [
     "Executor",
     "ExecutorConfig",
     "LazyExecutor",
+    "LazySequence",
     "LocalExecutor",
     "TaskMap",
     "executor_config",
@@ -48,6 +52,9 @@ EXECUTORS = ("local", "dask")
 DASK_INSTALL = 'pip install "cosmoseg[dask]"'
 """How to get the Dask extra (dask.distributed)."""
 
+IN_FLIGHT_PER_WORKER = 2
+"""Dask tasks in flight per worker (one running, one waiting): more items are sent as tasks finish."""
+
 DEFAULT_RETRIES = 2
 """Times a Dask task that raised is run again before the error reaches the caller."""
 
@@ -57,6 +64,22 @@ class TaskMap(Protocol):
     tasks finish (any order on a cluster, item order locally). What science code gets instead of a scheduler."""
 
     def __call__(self, function: Callable[[Any], Any], items: Sequence[Any], /) -> Iterator[tuple[int, Any]]: ...
+
+
+class LazySequence(Sequence[T]):
+    """``count`` items made on demand by ``make(index)``, e.g. the input of each tile of a box cut when its task is
+    sent rather than all at once. Items are not cached: each access makes the item again."""
+
+    def __init__(self, make: Callable[[int], T], count: int) -> None:
+        self._make, self._count = make, int(count)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: int) -> T:  # type: ignore[override]
+        if not -self._count <= index < self._count:
+            raise IndexError(f"item {index} of {self._count}")
+        return self._make(index % self._count)
 
 
 def local_map(function: Callable[[T], R], items: Sequence[T], /) -> Iterator[tuple[int, R]]:
@@ -153,16 +176,31 @@ class DaskExecutor:
 
         name = getattr(function, "__name__", None) or getattr(getattr(function, "func", None), "__name__", "task")
         batch = uuid.uuid4().hex[:8]
-        futures = [
-            self.client.submit(function, item, key=f"{name}-{batch}-{i}", retries=self.config.retries, pure=False)
-            for i, item in enumerate(items)
-        ]
-        index = {future.key: i for i, future in enumerate(futures)}
+        workers = len(self.client.scheduler_info().get("workers", {}))
+        window = IN_FLIGHT_PER_WORKER * max(workers, 1)
+        running: dict[str, tuple[int, Any]] = {}
+        finished = as_completed()
+
+        def submit(i: int) -> None:
+            key = f"{name}-{batch}-{i}"
+            future = self.client.submit(function, items[i], key=key, retries=self.config.retries, pure=False)
+            running[future.key] = (i, future)
+            finished.add(future)
+
+        sent = min(window, len(items))
+        for i in range(sent):
+            submit(i)
         try:
-            for future in as_completed(futures):
-                yield index[future.key], future.result()
+            for future in finished:
+                result = future.result()
+                i, _ = running.pop(future.key)
+                future.release()
+                if sent < len(items):
+                    submit(sent)
+                    sent += 1
+                yield i, result
         finally:
-            for future in futures:
+            for _, future in running.values():
                 future.release()
 
 

@@ -47,7 +47,7 @@ import networkx as nx
 import torch
 
 from cosmoseg.mesh.crops import crop_lattice, extract_crops, place_crops
-from cosmoseg.pipeline.executor import TaskMap, local_map
+from cosmoseg.pipeline.executor import LazySequence, TaskMap, local_map
 
 __all__ = [
     "Tiling",
@@ -188,14 +188,16 @@ def _run_tiles(
     per_axis = n // side
     tile_of = ((starts - offset) % n) // side  # (M, 3)
     tile_ids = (tile_of[:, 0] * per_axis + tile_of[:, 1]) * per_axis + tile_of[:, 2]
-    members, jobs = [], []
-    for tile in range(per_axis**3):
-        crops = torch.nonzero(tile_ids == tile).reshape(-1)
+    members = [torch.nonzero(tile_ids == tile).reshape(-1) for tile in range(per_axis**3)]
+
+    def job(tile: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The tile's input sub-volume and its crops' input corners in it, cut when its task is sent."""
         a, b, c = tile // per_axis**2, (tile // per_axis) % per_axis, tile % per_axis
         corner = torch.tensor([a, b, c], dtype=torch.int64) * side + offset
         volume = extract_crops(fields, (corner - margin)[None], side + 2 * margin)[0]
-        members.append(crops)
-        jobs.append((volume, (starts[crops] - corner) % n))
+        return volume, (starts[members[tile]] - corner) % n
+
+    jobs = LazySequence(job, len(members))
     task = functools.partial(_predict_tile, predict=predict, size_in=size_in, size_out=size_out, batch_size=batch_size)
     results: Iterable[tuple[int, torch.Tensor]] = tiling.map_tasks(task, jobs)
     if progress is not None:

@@ -17,6 +17,7 @@ from cosmoseg.pipeline.commands import executor_from_options
 from cosmoseg.pipeline.executor import (
     ExecutorConfig,
     LazyExecutor,
+    LazySequence,
     executor_config,
     local_map,
     open_executor,
@@ -99,6 +100,28 @@ def test_dask_tasks_are_retried_and_come_back_by_index(tmp_path: Path, dask_sche
     assert [x for x, _ in results] == [0, 1, 2, 3]
     assert all(pid != os.getpid() for _, pid in results)  # ran in the workers, each after one failure
     assert len(list(tmp_path.glob("failed-*"))) == 4
+
+
+def test_a_dask_map_takes_items_as_tasks_finish(dask_scheduler: str) -> None:
+    """At most two tasks per worker in flight: a lazy sequence's items are made as tasks finish, not all at once."""
+    made: list[int] = []
+
+    def make(i: int) -> int:
+        made.append(i)
+        return i
+
+    items = LazySequence(make, 12)
+    assert len(items) == 12 and items[-1] == 11 and made == [11]
+    made.clear()
+    with open_executor(executor_config("dask", scheduler=dask_scheduler)) as executor:
+        results = executor.map(square, items)
+        first = next(results)
+        assert len(made) <= 5  # 2 workers x 2 in flight, plus the one sent as the first finished
+        rest = dict(results)
+    assert {first[0]: first[1], **rest} == {i: i * i for i in range(12)}
+    assert sorted(made) == list(range(12))  # each item made once
+    with pytest.raises(IndexError):
+        items[12]
 
 
 @pytest.mark.slow
