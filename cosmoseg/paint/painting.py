@@ -28,6 +28,7 @@ from cosmoseg.paint.models import (
 )
 from cosmoseg.paint.network import Dm2GalFCN
 from cosmoseg.paint.tiling import predict_tiled
+from cosmoseg.pipeline.executor import TaskMap, local_map
 
 __all__ = ["Painting", "paint_with_model"]
 
@@ -56,14 +57,17 @@ def paint_with_model(
     catalog: bool = True,
     generator: torch.Generator | None = None,
     where: str = "paint.dm2gal",
+    map_tasks: TaskMap = local_map,
     log: Callable[[str], None] | None = None,
 ) -> Painting:
     """Paint the stellar mass of the box of ``fields`` (channels ``log_dm``, ``log_halo`` of ``paint_fields``, and
     optionally the truth ``log_mstar``) with a successor model file.
 
     model: a file of ``cosmoseg paint train`` ("" = the shipped successor). tile: output side of each periodic tile
-    (voxels). catalog: False gives a galaxy catalog without rows. generator: draw each occupied voxel's stellar mass
-    from the predicted scatter with it (a realisation, as a hydrodynamic run is); ``None``: the conditional mean
+    (voxels); each tile is one task of ``map_tasks`` (in this process by default, or a Dask cluster's:
+    ``ctx.map_tasks`` in a stage, :func:`~cosmoseg.paint.tiling.predict_tiled`). catalog: False gives a galaxy catalog
+    without rows. generator: draw each occupied voxel's stellar mass from the predicted scatter with it (a
+    realisation, as a hydrodynamic run is); ``None``: the conditional mean
     masses. ``log(line)`` gets what cannot be checked, a ``warning:`` line per way the box differs from the training
     runs (cosmology, haloes beyond the training range) and a summary, with the scores against the truth when the
     fields hold it. `ValidationError` naming ``where`` for fields the model cannot paint: missing channels, another
@@ -103,7 +107,7 @@ def paint_with_model(
     note = extrapolation_note(inputs[1], meta)
     if note is not None:
         say(f"warning: {note}")
-    out = predict_tiled(network.to(inputs.device), inputs, tile=tile)
+    out = predict_tiled(network.to(inputs.device), inputs, tile=tile, map_tasks=map_tasks)
     occupied = network.occupied(out[Dm2GalFCN.OCCUPANCY])
     log_mstar = network.paint(out, generator, occupied=occupied)
     threshold = float(meta["threshold"])

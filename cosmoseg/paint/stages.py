@@ -67,7 +67,12 @@ class Dm2GalParams:
     """The successor model, its tiles, and what it paints."""
 
     model: str = param("", doc='a successor model file of `cosmoseg paint train` ("" = the shipped one)')
-    tile: int = param(64, ge=1, doc="output side of each periodic tile, voxels (memory grows as (tile + 64)^3)")
+    tile: int = param(
+        64,
+        ge=1,
+        doc="output side of each periodic tile, voxels, one task each where [run] executor says (memory grows as "
+        "(tile + 64)^3)",
+    )
     catalog: bool = param(True, doc="also return a galaxy per occupied voxel, at the voxel centre")
     sample: bool = param(True, doc="draw each galaxy's mass from the predicted scatter (false: its conditional mean)")
 
@@ -92,7 +97,14 @@ class Dm2GalStage(Stage[Dm2GalParams]):
         p = self.params
         draw = self.ctx.make_generator("cpu") if p.sample else None  # the masses are drawn on the CPU
         painting = paint_with_model(
-            fields, p.model, tile=p.tile, catalog=p.catalog, generator=draw, where=self.name, log=self.ctx.log
+            fields,
+            p.model,
+            tile=p.tile,
+            catalog=p.catalog,
+            generator=draw,
+            where=self.name,
+            map_tasks=self.ctx.map_tasks,
+            log=self.ctx.log,
         )
         return {f.name: getattr(painting, f.name) for f in dataclasses.fields(painting)}  # named as the outputs
 

@@ -5,7 +5,10 @@
   input is the periodic crop with ``halo`` voxels around it, and every voxel of the result is written exactly once.
   With batch norm in eval mode (the dm2gal networks) a voxel's value does not depend on the tile, so the stitched
   box equals the box predicted in one pass, to float rounding. A model that pools (the successor) has a ``stride``:
-  tile corners are then multiples of it, so every tile sees the same coarse cells.
+  tile corners are then multiples of it, so every tile sees the same coarse cells. Each batch of tiles is one task
+  of a :data:`~cosmoseg.pipeline.executor.TaskMap` (in this process by default, or a Dask cluster's): a task gets its
+  tiles' inputs and the model, so a worker holds ``batch * C * (t + 2 halo)^3`` input values, the network's
+  activations on them and ``batch * K * t^3`` outputs, whatever the box side.
 * :func:`predict_voxels` — the per-voxel :class:`~cosmoseg.paint.network.Dm2Gal` on periodic crops centred on given
   voxels (slow by design: one ``65³`` crop per voxel).
 
@@ -15,11 +18,14 @@ Everything runs on the device of the fields; the model must already be there.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
 from cosmoseg.mesh.crops import extract_crops
 from cosmoseg.paint.network import Dm2Gal
+from cosmoseg.pipeline.executor import LazySequence, TaskMap, local_map
 
 __all__ = ["predict_tiled", "predict_voxels", "tile_corners"]
 
@@ -42,13 +48,23 @@ def tile_corners(n: int, tile: int) -> torch.Tensor:
     return torch.stack(torch.meshgrid(ticks, ticks, ticks, indexing="ij"), dim=-1).reshape(-1, 3)
 
 
-def predict_tiled(model: nn.Module, fields: torch.Tensor, *, tile: int, batch: int = 1) -> torch.Tensor:
+def _predict_tiles(inputs: torch.Tensor, *, model: nn.Module) -> torch.Tensor:
+    """One task: ``model`` on a batch of tile inputs ``(B, C, t + 2 halo, ...)`` in eval and inference mode."""
+    model.eval()
+    with torch.inference_mode():
+        return model(inputs)
+
+
+def predict_tiled(
+    model: nn.Module, fields: torch.Tensor, *, tile: int, batch: int = 1, map_tasks: TaskMap = local_map
+) -> torch.Tensor:
     """Periodic full-box prediction ``(K, n, n, n)`` of a fully convolutional ``model`` from ``fields (C, n, n, n)``.
 
     ``model`` maps ``(B, C, tile + 2 halo, ...)`` to ``(B, K, tile, tile, tile)`` and has an int attribute ``halo``
     (32 for the default :class:`~cosmoseg.paint.network.Dm2GalFCN`); ``tile``: output side per pass (capped at
     ``n``; need not divide ``n``; a multiple of the model's ``stride`` when it has one, as must be ``n``);
-    ``batch``: tiles per forward pass. The model runs in eval mode under
+    ``batch``: tiles per forward pass, and per task of ``map_tasks`` (:data:`~cosmoseg.pipeline.executor.TaskMap`; in
+    this process by default; a tile's input is cut when its task is sent). The model runs in eval mode under
     ``torch.inference_mode()`` and its training flag is restored afterwards. The result is an ordinary tensor (not
     an inference tensor) on the device of ``fields``, with the model's output dtype.
     """
@@ -67,25 +83,25 @@ def predict_tiled(model: nn.Module, fields: torch.Tensor, *, tile: int, batch: i
         )
     corners = tile_corners(n, tile)
     side = -(-n // tile) * tile  # the tiles cover [0, side)^3, side >= n
+    batches = [corners[b : b + batch] for b in range(0, len(corners), batch)]
+    inputs = LazySequence(lambda i: extract_crops(fields, batches[i] - halo, tile + 2 * halo), len(batches))
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
-            out: torch.Tensor | None = None
-            for b in range(0, len(corners), batch):
-                starts = corners[b : b + batch]
-                pred = model(extract_crops(fields, starts - halo, tile + 2 * halo))
-                if pred.ndim != 5 or pred.shape[0] != len(starts) or tuple(pred.shape[2:]) != (tile,) * 3:
-                    raise ValueError(
-                        f"the model returned shape {tuple(pred.shape)} for {len(starts)} tiles of input side "
-                        f"{tile + 2 * halo}, expected (B, K, {tile}, {tile}, {tile}) (is halo={halo} right?)"
-                    )
-                if out is None:
-                    out = torch.empty((pred.shape[1], side, side, side), dtype=pred.dtype, device=fields.device)
-                for (i, j, k), p in zip(starts.tolist(), pred, strict=True):
-                    out[:, i : i + tile, j : j + tile, k : k + tile] = p
-            assert out is not None
-            out = out[:, :n, :n, :n]
+        out: torch.Tensor | None = None
+        for index, pred in map_tasks(functools.partial(_predict_tiles, model=model), inputs):
+            starts = batches[index]
+            if pred.ndim != 5 or pred.shape[0] != len(starts) or tuple(pred.shape[2:]) != (tile,) * 3:
+                raise ValueError(
+                    f"the model returned shape {tuple(pred.shape)} for {len(starts)} tiles of input side "
+                    f"{tile + 2 * halo}, expected (B, K, {tile}, {tile}, {tile}) (is halo={halo} right?)"
+                )
+            if out is None:
+                out = torch.empty((pred.shape[1], side, side, side), dtype=pred.dtype, device=fields.device)
+            for (i, j, k), p in zip(starts.tolist(), pred, strict=True):
+                out[:, i : i + tile, j : j + tile, k : k + tile] = p
+        assert out is not None
+        out = out[:, :n, :n, :n]
     finally:
         model.train(was_training)
     return out.clone()

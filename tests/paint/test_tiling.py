@@ -30,6 +30,24 @@ def test_tiles_stitch_to_the_whole_box() -> None:
         predict_tiled(fcn, fields, tile=3)
 
 
+@pytest.mark.slow
+def test_tiles_on_a_cluster_stitch_to_the_whole_box(dask_scheduler: str) -> None:
+    """Each batch of tiles one task on a LocalCluster of 2 workers: the box predicted in one pass, and the model
+    left as it was (its training flag restored, its weights untouched by the trip)."""
+    from cosmoseg.pipeline.executor import executor_config, open_executor
+
+    torch.manual_seed(7)
+    fcn = Dm2GalFCN(**FCN_SMALL)
+    randomise_bn(fcn, 8)
+    fcn.train()
+    fields = random_fields(16, seed=9)
+    whole = predict_tiled(fcn, fields, tile=16)
+    with open_executor(executor_config("dask", scheduler=dask_scheduler)) as executor:
+        tiled = predict_tiled(fcn, fields, tile=8, batch=3, map_tasks=executor.map)  # 8 tiles, 3 tasks
+    torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=1e-5)
+    assert fcn.training
+
+
 def test_predict_voxels_equals_dilated_tiled() -> None:
     net = small_net(seed=10)
     fields = random_fields(8, seed=11)
