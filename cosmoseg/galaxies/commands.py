@@ -1,8 +1,10 @@
-"""The ``cosmoseg galaxies`` commands (a thin layer over training.py, suite_galaxies.py and hod_chunks.py)."""
+"""The ``cosmoseg galaxies`` commands (a thin layer over training.py, suite_galaxies.py, hod_chunks.py and
+centrals_chunks.py)."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +12,7 @@ import typer
 
 from cosmoseg.galaxies.features import DEFAULT_GALAXY_PROPERTIES, DEFAULT_HALO_PROPERTIES
 from cosmoseg.galaxies.population import DEFAULT_POPULATION_CONDITIONS
+from cosmoseg.nn.distributed import is_main_process
 from cosmoseg.pipeline.commands import (
     BoxesOption,
     ExecutorOption,
@@ -101,12 +104,20 @@ def train_command(
     ] = None,
 ) -> None:
     """Fit a sampler (or, with --satellites, a population model) on a suite or a hydro run's catalog, score it on
-    held-out boxes or haloes, and save it with a model card (its command: this one, every option spelled out)."""
+    held-out boxes or haloes, and save it with a model card (its command: this one, every option spelled out).
+
+    Under `torchrun --nproc-per-node N -m cosmoseg.cli galaxies train ...` the network samplers (flow, gauss,
+    regression, the HiVAl classifier) fit data-parallel on the CPU (gloo): each process takes its share of every
+    mini-batch (the same fit as one process) and rank 0 writes the model and prints."""
     from cosmoseg.galaxies.training import is_suite
+    from cosmoseg.nn.distributed import init_from_env, shutdown
 
     name = "population" if satellites else f"{method}{'-reverse' if reverse else ''}"
     path = output or Path("runs") / "galaxies" / f"{name}.pt"
+    main_process = True
     with report_errors():
+        init_from_env("cpu")  # under torchrun: joins the process group (gloo: the samplers fit on the CPU)
+        main_process = is_main_process()
         if reverse and (satellites or not is_suite(source)):
             raise ValueError("--reverse trains on a suite's centrals only (not with --satellites or a catalog)")
         options = _TrainOptions(
@@ -118,10 +129,15 @@ def train_command(
             min_log_mstar=min_log_mstar,
             seed=seed,
         )
-        if satellites:
-            saved = _train_population(source, options, conditions, targets, invocation(ctx), path)
-        else:
-            saved = _train_sampler(source, options, conditions, targets, reverse, invocation(ctx), path)
+        try:
+            if satellites:
+                saved = _train_population(source, options, conditions, targets, invocation(ctx), path)
+            else:
+                saved = _train_sampler(source, options, conditions, targets, reverse, invocation(ctx), path)
+        finally:
+            shutdown()
+    if not main_process:
+        return
     print(f"{'population model' if satellites else 'sampler'}: {saved}")
 
 
@@ -188,10 +204,11 @@ def _train_population(
     if val is not None:
         metrics = evaluate_population(model, *val, seed=options.seed)
         card["metrics"] = metrics
-        print("| metric | value |\n|---|---|")
-        for key, value in metrics.items():
-            print(f"| {key} | {value:.4g} |")
-    return model.save(path, card=card)
+        if is_main_process():
+            print("| metric | value |\n|---|---|")
+            for key, value in metrics.items():
+                print(f"| {key} | {value:.4g} |")
+    return _save_on_rank_zero(lambda: model.save(path, card=card), path)
 
 
 def _train_sampler(
@@ -238,8 +255,18 @@ def _train_sampler(
     if val_rows is not None:
         table = evaluate_samplers({options.method: sampler}, *val_rows, seed=options.seed)
         card["metrics"] = {k: float(v[0]) for k, v in table.columns.items() if k != "method"}
-        print(_markdown(table, [options.method], targ))
-    return sampler.save(path, card=card)
+        if is_main_process():
+            print(_markdown(table, [options.method], targ))
+    return _save_on_rank_zero(lambda: sampler.save(path, card=card), path)
+
+
+def _save_on_rank_zero(save: Callable[[], Path], path: Path) -> Path:
+    """``save()`` on rank 0 (every rank of a torchrun fit holds the same model) while the others wait; ``path``."""
+    from cosmoseg.nn.distributed import barrier
+
+    written = save() if is_main_process() else path
+    barrier()
+    return written
 
 
 @app.command("evaluate")
@@ -462,3 +489,52 @@ def hod_command(
                 log=(lambda message: None) if quiet else (lambda message: typer.echo(message, err=True)),
             )
     typer.echo(f"{len(paths)} chunk file(s) in {output} (join them with cosmoseg.galaxies.hod_chunks.load_chunks)")
+
+
+@app.command("sample")
+def sample_command(
+    halos: Annotated[Path, typer.Argument(help="An artifact file holding a HaloCatalog (pos, mass, conditions; vel).")],
+    output: Annotated[Path, typer.Option(help="Folder for the galaxy catalog in chunks, galaxies_<i>.h5.")],
+    model: Annotated[
+        Path | None, typer.Option(help="A fitted sampler file (galaxies train); the shipped one of --method otherwise.")
+    ] = None,
+    method: Annotated[str, typer.Option(help="Sampler whose shipped model is used without --model.")] = "flow",
+    chunk_rows: Annotated[
+        int, typer.Option(help="Haloes per chunk (one task, one file each): a multiple of the draw block, 65536.")
+    ] = 16 * 65536,
+    name: Annotated[str, typer.Option("--object", help="Name of the HaloCatalog in the file.")] = "halos",
+    min_mass: Annotated[float, typer.Option(help="Haloes lighter than this (Msun/h) get no galaxy.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the draws (the same galaxies whatever the chunks).")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Keep chunk files written with these inputs.")] = False,
+    executor: ExecutorOption = None,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No log lines.")] = False,
+) -> None:
+    """A central galaxy for every halo of a large halo catalog from a joint sampler, in chunks: one task per chunk
+    of haloes (on a Dask cluster with --executor dask), each writing its galaxies to OUTPUT/galaxies_<i>.h5; the
+    galaxies are those of one process with the same seed (cosmoseg.galaxies.centrals.sample_centrals)."""
+    from cosmoseg.galaxies.centrals_chunks import sample_file
+    from cosmoseg.galaxies.sampler_stage import DEFAULT_MODELS_DIR, model_provenance
+    from cosmoseg.galaxies.samplers.base import load_sampler
+    from cosmoseg.pipeline.executor import ExecutorConfig, open_executor
+
+    with report_errors():
+        chosen = executor_from_options(executor, scheduler, workers) or ExecutorConfig()
+        path, origin = (model, "file") if model is not None else (DEFAULT_MODELS_DIR / f"{method}.pt", "shipped")
+        sampler = load_sampler(path)
+        with open_executor(chosen) as tasks:
+            paths = sample_file(
+                halos,
+                output,
+                sampler,
+                seed,
+                chunk_rows=chunk_rows,
+                name=name,
+                min_mass=min_mass,
+                provenance=model_provenance(path, origin),
+                resume=resume,
+                map_tasks=tasks.map,
+                log=(lambda message: None) if quiet else (lambda message: typer.echo(message, err=True)),
+            )
+    typer.echo(f"{len(paths)} chunk file(s) in {output} (join them with cosmoseg.galaxies.chunks.load_chunks)")

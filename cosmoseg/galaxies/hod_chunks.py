@@ -20,6 +20,9 @@ Two entry points:
   ``galaxies_<i>.h5`` (each task reads its rows from the file and writes its chunk atomically; resumable), for
   catalogs too large for one process; ``cosmoseg galaxies hod``. :func:`load_chunks` joins the chunk files.
 
+The chunk machinery shared with the samplers (bounds, joining, chunk files) lives in
+:mod:`cosmoseg.galaxies.chunks`; its names are importable from here too.
+
 Satellites go on NFW profiles (member particles are not supported here).
 """
 
@@ -27,31 +30,31 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
-from cosmoseg.data import (
-    GalaxyCatalog,
-    HaloCatalog,
-    count_rows,
-    load_artifact,
-    load_rows,
-    open_artifact,
-    save_artifact,
-)
+from cosmoseg.data import GalaxyCatalog, HaloCatalog, count_rows, load_rows
 from cosmoseg.errors import ValidationError
+from cosmoseg.galaxies.chunks import (
+    CHUNK_FILE,
+    chunk_bounds,
+    concat_catalogs,
+    cpu_rows,
+    file_fingerprint,
+    load_chunks,
+    read_halo_rows,
+    save_chunk,
+    write_chunks,
+)
 from cosmoseg.galaxies.hod import HODParams, _split_at_fixed_mass, populate, prepare_hod
 from cosmoseg.pipeline.executor import TaskMap, local_map, run_in_order
-from cosmoseg.pipeline.files import files_signature
-from cosmoseg.sim.suites import box_is_done
 
 __all__ = [
+    "CHUNK_FILE",
     "assembly_signs",
     "chunk_bounds",
     "concat_catalogs",
@@ -61,18 +64,10 @@ __all__ = [
     "populate_file",
 ]
 
-CHUNK_FILE = "galaxies_{index:05d}.h5"
-"""The name of chunk ``index`` of :func:`populate_file`."""
+FINGERPRINT_KEY = "hod_fingerprint"
+"""The attribute of a chunk file of :func:`populate_file` holding its run's fingerprint."""
 
 Signs = npt.NDArray[np.int8]
-
-
-def chunk_bounds(n_rows: int, chunk_rows: int) -> list[tuple[int, int]]:
-    """``(start, stop)`` of consecutive chunks of at most ``chunk_rows`` rows covering ``n_rows`` (one empty chunk
-    for an empty catalog)."""
-    if chunk_rows < 1:
-        raise ValidationError(f"chunk_rows must be >= 1, got {chunk_rows}")
-    return [(start, min(start + chunk_rows, n_rows)) for start in range(0, max(n_rows, 1), chunk_rows)] or [(0, 0)]
 
 
 def assembly_signs(mass: torch.Tensor, secondary: torch.Tensor, ab_bin_dex: float = 0.1) -> Signs:
@@ -110,15 +105,6 @@ def populate_chunk(
     return galaxies.with_columns(host=galaxies["host"] + start)
 
 
-def concat_catalogs(parts: Sequence[GalaxyCatalog]) -> GalaxyCatalog:
-    """The catalogs one after another (columns, units, box and meta of the first; all have the same columns)."""
-    if not parts:
-        raise ValidationError("no catalogs to join")
-    first = parts[0]
-    columns = {name: torch.cat([part[name] for part in parts]) for name in first.columns}
-    return GalaxyCatalog(columns=columns, units=first.units, box=first.box, meta=first.meta)
-
-
 def _memory_task(
     job: tuple[int, HaloCatalog, Signs | None],
     *,
@@ -148,22 +134,13 @@ def populate_chunked(
     signs = assembly_signs(halos["mass"], halos[secondary], ab_bin_dex) if secondary and secondary in halos else None
     jobs = []
     for start, stop in chunk_bounds(len(halos), chunk_rows):
-        # copies, not views: a pickled view would carry the whole catalog's storage to every task
-        part = dataclasses.replace(halos, columns={k: v[start:stop].cpu().clone() for k, v in halos.columns.items()})
-        jobs.append((start, part, None if signs is None else signs[start:stop]))
+        jobs.append((start, cpu_rows(halos, start, stop), None if signs is None else signs[start:stop]))
     task = functools.partial(_memory_task, params=params, seed=seed, velocities=velocities, secondary=secondary)
     return concat_catalogs(run_in_order(map_tasks, task, jobs)).to(halos["pos"].device)
 
 
 def _fingerprint(halo_file: Path, name: str, params: HODParams, seed: int, options: dict[str, object]) -> str:
-    payload = {
-        "halos": files_signature(str(halo_file)),
-        "object": name,
-        "hod": dataclasses.asdict(params),
-        "seed": seed,
-        **options,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return file_fingerprint(halo_file, name, {"hod": dataclasses.asdict(params), "seed": seed, **options})
 
 
 def _file_task(
@@ -179,12 +156,9 @@ def _file_task(
     attrs: dict[str, object],
 ) -> tuple[int, int]:
     index, start, stop, signs = job
-    halos = load_rows(halo_file, name, start, stop)
-    if not isinstance(halos, HaloCatalog):
-        raise ValidationError(f"{halo_file}: {name!r} is a {type(halos).__name__}, not a HaloCatalog")
+    halos = read_halo_rows(halo_file, name, start, stop)
     galaxies = populate_chunk(halos, start, params, seed, velocities=velocities, secondary=secondary, ab_sign=signs)
-    chunk_attrs = {**attrs, "chunk": index, "first_halo": start, "stop_halo": stop}
-    save_artifact(Path(output_dir) / CHUNK_FILE.format(index=index), {"galaxies": galaxies}, attrs=chunk_attrs)
+    save_chunk(output_dir, index, start, stop, galaxies, attrs)
     return index, len(galaxies)
 
 
@@ -235,13 +209,6 @@ def populate_file(
     }
     fingerprint = _fingerprint(halo_file, name, params, seed, options)
     signs = _whole_column_signs(halo_file, name, secondary, ab_bin_dex, chunk_rows) if secondary else None
-    paths = [out / CHUNK_FILE.format(index=i) for i in range(len(bounds))]
-    todo = []
-    for index, (start, stop) in enumerate(bounds):
-        if resume and _chunk_is_done(paths[index], fingerprint):
-            log(f"chunk {index}: done already, skipped (--resume)")
-            continue
-        todo.append((index, start, stop, None if signs is None else signs[start:stop]))
     task = functools.partial(
         _file_task,
         halo_file=str(halo_file),
@@ -251,34 +218,9 @@ def populate_file(
         seed=seed,
         velocities=velocities,
         secondary=secondary,
-        attrs={"hod_fingerprint": fingerprint, "n_chunks": len(bounds)},
+        attrs={FINGERPRINT_KEY: fingerprint, "n_chunks": len(bounds)},
     )
-    for _, (index, n_galaxies) in map_tasks(task, todo):
-        start, stop = bounds[index]
-        log(f"chunk {index}: haloes {start}..{stop - 1}, {n_galaxies} galaxies -> {paths[index]}")
-    return paths
-
-
-def _chunk_is_done(path: Path, fingerprint: str) -> bool:
-    return box_is_done(path, fingerprint, key="hod_fingerprint")
-
-
-def load_chunks(output_dir: str | Path, device: torch.device | str = "cpu") -> GalaxyCatalog:
-    """The galaxy catalog :func:`populate_file` wrote in chunks, joined (it must fit in memory). ValidationError
-    when chunks are missing or come from different runs."""
-    folder = Path(output_dir)
-    paths = sorted(folder.glob("galaxies_*.h5"))
-    if not paths:
-        raise ValidationError(f"{folder}: no galaxies_*.h5 chunk files")
-    stamps = []
-    for path in paths:
-        with open_artifact(path) as f:
-            stamps.append((str(f.attrs.get("hod_fingerprint", "")), int(f.attrs.get("n_chunks", -1))))
-    expected = [folder / CHUNK_FILE.format(index=i) for i in range(stamps[0][1])]
-    if len(set(stamps)) != 1 or paths != expected:
-        raise ValidationError(
-            f"{folder}: the chunk files are not one complete run ({len(paths)} file(s), {stamps[0][1]} expected, "
-            f"{len(set(stamps))} different run(s)); run populate_file again with resume"
-        )
-    parts = [load_artifact(path, device)["galaxies"] for path in paths]
-    return concat_catalogs([p for p in parts if isinstance(p, GalaxyCatalog)])
+    extras = None if signs is None else [signs[start:stop] for start, stop in bounds]
+    return write_chunks(
+        task, bounds, out, fingerprint, key=FINGERPRINT_KEY, resume=resume, map_tasks=map_tasks, log=log, extras=extras
+    )

@@ -9,6 +9,11 @@ of the method in ``cosmoseg/galaxies/default_models/`` where there is one. It th
 every halo of ``halos`` above ``min_mass`` (:func:`cosmoseg.galaxies.centrals.sample_centrals`). Galaxies sit at
 their halo's position with its velocity (``is_central`` True, ``host`` = the halo's row).
 
+The draws' seed is the stage's seed + 2 (the fit uses + 1); they are made in blocks of
+:data:`~cosmoseg.galaxies.centrals.DRAW_BLOCK` halo rows, each with its own generator, so with ``chunk_rows`` (a
+multiple of the block) the chunks, one task each where ``[run] executor`` says
+(:func:`cosmoseg.galaxies.centrals_chunks.sample_chunked`), give the same galaxies bit for bit.
+
 Provenance: the output's ``meta`` names the sampler file actually used (``model_file``, its ``model_sha256`` and
 ``model_origin``: "file", "shipped", or "fitted in this run on N centrals"; for a fitted sampler ``model_file`` is
 the file it was saved to, or "" when it was not saved). ``meta["model"]`` is the file, or "fitted in this run on N
@@ -35,7 +40,8 @@ import torch
 from cosmoseg.data import DataObject, GalaxyCatalog, HaloCatalog
 from cosmoseg.errors import ValidationError
 from cosmoseg.galaxies._examples import toy_halos
-from cosmoseg.galaxies.centrals import sample_centrals
+from cosmoseg.galaxies.centrals import DRAW_BLOCK, chunk_rows_problems, sample_centrals
+from cosmoseg.galaxies.centrals_chunks import sample_chunked
 from cosmoseg.galaxies.features import DEFAULT_GALAXY_PROPERTIES, DEFAULT_HALO_PROPERTIES, central_rows
 from cosmoseg.galaxies.model import paint_galaxies
 from cosmoseg.galaxies.samplers.base import JointSampler, load_sampler, sampler_class
@@ -99,9 +105,15 @@ class SamplerParams:
     targets: tuple[str, ...] = param(DEFAULT_GALAXY_PROPERTIES, doc="galaxy properties of a sampler fitted here")
     hyper: dict[str, Any] = param({}, doc="the method's hyper-parameters")  # noqa: RUF009 (copied per instance)
     min_mass: float = param(0.0, ge=0, doc="haloes lighter than this (Msun/h) get no galaxy")
+    chunk_rows: int = param(
+        0,
+        ge=0,
+        doc=f"draw over chunks of this many haloes (a multiple of the draw block, {DRAW_BLOCK}), one task each where "
+        "[run] executor says (the same galaxies); 0 = all at once",
+    )
 
     def problems(self) -> list[str]:
-        out = []
+        out = chunk_rows_problems(self.chunk_rows) if self.chunk_rows else []
         if not self.conditions or not self.targets:
             out.append("params 'conditions' and 'targets' need at least one property each")
         out += run_folder_path_problems(self.save_model, "save_model", suffix=MODEL_SUFFIX)
@@ -190,9 +202,10 @@ class SamplerStage(FittedModelStage, Stage[SamplerParams]):
     """Base of galaxies.flow / hival / gauss / regression (``method`` names the sampler)."""
 
     method: ClassVar[str] = ""
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"
     """2: provenance (model_file, model_sha256, model_origin) in the output's meta; save_model inside the run
-    folder."""
+    folder. 3: draws in blocks of DRAW_BLOCK halo rows, each with its own generator (other random numbers than
+    version 2, same distribution), and param chunk_rows."""
     example_hyper: ClassVar[dict[str, Any]] = {}
     """Small hyper-parameters for the contract checker's tiny run."""
     example_satellites = False
@@ -244,8 +257,19 @@ class SamplerStage(FittedModelStage, Stage[SamplerParams]):
         return sampler, provenance
 
     def draw(self, model: JointSampler, halos: HaloCatalog, provenance: dict[str, str]) -> GalaxyCatalog:
-        generator = self.ctx.make_generator("cpu", offset=2)
-        return sample_centrals(model, halos, generator=generator, min_mass=self.params.min_mass, provenance=provenance)
+        p = self.params
+        seed = (self.ctx.seed + 2) % (2**63)  # the stream of version 2's make_generator(offset=2)
+        if p.chunk_rows:
+            return sample_chunked(
+                model,
+                halos,
+                seed,
+                chunk_rows=p.chunk_rows,
+                min_mass=p.min_mass,
+                provenance=provenance,
+                map_tasks=self.ctx.map_tasks,
+            )
+        return sample_centrals(model, halos, seed=seed, min_mass=p.min_mass, provenance=provenance)
 
     def _save_target(self, fitting: bool) -> Path | None:
         """The file ``save_model`` names inside the run folder, checked before anything is fitted (None: no save)."""

@@ -59,13 +59,21 @@ def train_command(
     device: DeviceOption = "auto",
     output: Annotated[Path, typer.Option(help="Model file.")] = Path("runs/infer/model.pt"),
 ) -> None:
-    """Train a graph network on the training boxes, stop early on the validation boxes, save it with its card."""
+    """Train a graph network on the training boxes, stop early on the validation boxes, save it with its card.
+
+    Under `torchrun --nproc-per-node N -m cosmoseg.cli infer train ...` the N processes train data-parallel (each
+    takes its share of every batch of --batch-size graphs and of the validation graphs, the same weights as one
+    process; NCCL on CUDA, one GPU per process, gloo on CPU) and rank 0 writes the model and prints."""
     from cosmoseg.infer.evaluation import train_from_folder
     from cosmoseg.infer.graphs import GraphSpec
     from cosmoseg.infer.training import TrainSettings
+    from cosmoseg.nn.distributed import init_from_env, is_main_process, shutdown
     from cosmoseg.pipeline import resolve_device
 
+    main_process = True
     with report_errors():
+        run_device = init_from_env(resolve_device(device))  # under torchrun: joins the group, cuda:LOCAL_RANK
+        main_process = is_main_process()
         spec = GraphSpec(
             r_link=r_link,
             velocities=velocities,  # type: ignore[arg-type]
@@ -81,19 +89,24 @@ def train_command(
             patience=patience,
             subbox_fraction=subbox_fraction,
         )
-        path, metrics = train_from_folder(
-            galaxies,
-            spec,
-            systematics,
-            settings,
-            n_validation=n_validation,
-            n_test=n_test,
-            seed=seed,
-            device=resolve_device(device),
-            command=invocation(ctx),
-            output=output,
-            log=typer.echo,
-        )
+        try:
+            path, metrics = train_from_folder(
+                galaxies,
+                spec,
+                systematics,
+                settings,
+                n_validation=n_validation,
+                n_test=n_test,
+                seed=seed,
+                device=run_device,
+                command=invocation(ctx),
+                output=output,
+                log=typer.echo if main_process else (lambda message: None),
+            )
+        finally:
+            shutdown()
+    if not main_process:
+        return
     typer.echo(metrics)
     typer.echo(f"model: {path}")
 

@@ -36,6 +36,7 @@ from cosmoseg.infer.training import (
 )
 from cosmoseg.measure.inference import PAIRED_KEYS, inference_metrics, inference_table, paired_shift
 from cosmoseg.measure.tarp import tarp_table
+from cosmoseg.nn.distributed import barrier, is_main_process
 from cosmoseg.sim.suites import split_suite
 
 __all__ = ["evaluate_models", "metrics_line", "prior_box", "train_from_folder"]
@@ -144,7 +145,11 @@ def train_from_folder(
         "train_loss": [float(v) for v in history["train_loss"]],
         "test_metrics": {k: {kk: float(vv) for kk, vv in v.items()} for k, v in test_metrics.items()},
     }
+    if not is_main_process():  # under torchrun every rank holds the same model: rank 0 writes it
+        barrier()
+        return Path(output), metrics_text
     path = save_model(output, model, metadata)
+    barrier()
     return path, metrics_text
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +34,7 @@ from cosmoseg.infer.graphs import (
 from cosmoseg.infer.models import CosmoGNN
 from cosmoseg.infer.systematics import Compose, parse_systematics
 from cosmoseg.nn.checkpoints import read_checkpoint, save_checkpoint
+from cosmoseg.nn.distributed import all_reduce_sum, get_world_size, is_distributed, rank_share
 from cosmoseg.nn.training import Trainer
 from cosmoseg.pipeline.params import param
 
@@ -132,6 +134,9 @@ def build_graphs(
 
 
 def _batches(graphs: list[Any], batch_size: int, generator: torch.Generator, device: torch.device) -> list[Any]:
+    """One epoch of ``(graph batch, (y (G, P), graphs of this rank))`` steps, ``batch_size`` graphs each, shuffled
+    with ``generator``. Under a process group every rank draws the same order and keeps its share of each global
+    batch (`cosmoseg.nn.distributed.rank_share`; the count is 0 for a rank left without a graph)."""
     from torch_geometric.data import Batch
 
     order = torch.randperm(len(graphs), generator=generator).tolist()
@@ -140,15 +145,51 @@ def _batches(graphs: list[Any], batch_size: int, generator: torch.Generator, dev
         chosen = [graphs[i] for i in order[start : start + batch_size]]
         if len(chosen) < 2 and out:  # a batch of one graph gives the moment loss nothing to average
             continue
-        batch = Batch.from_data_list(chosen).to(device)
-        out.append((batch, batch.y))
+        share, count = rank_share(len(chosen))
+        batch = Batch.from_data_list(chosen[share]).to(device)
+        out.append((batch, (batch.y, count)))
     return out
 
 
 def _whole(graphs: list[Any], device: torch.device) -> Any:
+    """``(graph batch, (y (G, P), graphs of this rank))`` of this rank's share of ``graphs`` (all of them without
+    a process group)."""
     from torch_geometric.data import Batch
 
-    return Batch.from_data_list(graphs).to(device)
+    share, count = rank_share(len(graphs))
+    batch = Batch.from_data_list(graphs[share]).to(device)
+    return batch, (batch.y, count)
+
+
+def sharded_head_loss(model: CosmoGNN, h: torch.Tensor, target: tuple[torch.Tensor, int]) -> torch.Tensor:
+    """``model.head_loss`` of a global batch of graphs whose share on this rank gave the embeddings ``h`` (G_r,
+    hidden); ``target``: (θ (G_r, P), the number of graphs that are this rank's, 0 for an idle rank).
+
+    Without a process group this is ``model.head_loss(h, θ)``. Under one, the loss of the global batch is not a
+    mean of the ranks' losses (the moment loss is Σ_p log Σ_b ..., a log of sums over the batch), so the ranks
+    all-reduce their partial sums S_r (detached) and each returns ``N·Σ S_r / S`` (S the global sums, or for the
+    flow head N × its summed negative log density / the global graph count): its gradient, averaged over the N ranks
+    by DDP, is the gradient of the global loss. The returned value is that global loss on every rank (a detached
+    correction), so the logged and validation losses equal one process's over the whole batch."""
+    theta, count = target
+    world_size = get_world_size()
+    if not is_distributed() or world_size == 1:
+        return model.head_loss(h, theta)
+    active = 1.0 if count > 0 else 0.0
+    theta_s = model.standardise(theta)
+    if model.head_kind == "moments":
+        mean, std = model._standardised_moments(h)
+        squared = (theta_s - mean) ** 2
+        parts = active * torch.stack([squared.sum(dim=0), ((squared - std**2) ** 2).sum(dim=0)])  # (2, P)
+        total = all_reduce_sum(parts.detach())
+        exact = torch.log(total).sum()
+        surrogate = world_size * (parts / total).sum()
+    else:
+        nll = -active * model._flow_log_prob(theta_s, h).sum()
+        sums = all_reduce_sum(torch.stack([nll.detach(), torch.tensor(float(count), device=nll.device)]))
+        exact = sums[0] / sums[1]
+        surrogate = world_size * nll / sums[1]
+    return surrogate + (exact - surrogate).detach()
 
 
 # ---- training --------------------------------------------------------------------------------------------------
@@ -171,6 +212,12 @@ def train_model(
     prior: (low, high) of the parameters, the standardisation box of the network.
     Returns the model with its best weights (lowest validation loss) and a history: epochs run, best epoch, the
     loss curves, seconds per epoch.
+
+    Under ``torchrun`` (a process group, `cosmoseg.nn.distributed.init_from_env`) the N ranks train data-parallel:
+    every rank draws the same epochs, takes its consecutive share of each global batch of ``settings.batch_size``
+    graphs (any size: the shares differ by at most one graph) and of the validation graphs, and the losses are
+    combined exactly (:func:`sharded_head_loss`), so the weights, losses and the early stopping are those of one
+    process, to float rounding. Each rank returns the same model; the caller writes it on rank 0.
     """
     if len(train) < 2 or not validation:
         raise ValidationError(f"training needs >= 2 training boxes and >= 1 validation box, got {len(train)}, "
@@ -192,7 +239,8 @@ def train_model(
         head=settings.head,
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    trainer = Trainer(model, model.head_loss, optimizer, device=device, grad_clip=5.0, generator=generator)
+    loss = functools.partial(sharded_head_loss, model)
+    trainer = Trainer(model, loss, optimizer, device=device, grad_clip=5.0, generator=generator)
     val_batch = _whole(val_graphs, device)
     best, best_epoch, best_state = math.inf, -1, copy.deepcopy(model.state_dict())
     history: dict[str, Any] = {"train_loss": [], "validation_loss": []}
@@ -206,7 +254,7 @@ def train_model(
             )
         batches = _batches(graphs, settings.batch_size, generator, device)
         losses = trainer.train_steps(batches, len(batches))
-        val_loss = trainer.evaluate([(val_batch, val_batch.y)])
+        val_loss = trainer.evaluate([val_batch])
         history["train_loss"].append(sum(losses) / len(losses))
         history["validation_loss"].append(val_loss)
         if val_loss < best:

@@ -28,11 +28,14 @@ import torch.distributed as dist
 __all__ = [
     "all_reduce_sum",
     "barrier",
+    "data_parallel",
     "get_rank",
     "get_world_size",
     "init_from_env",
     "is_distributed",
     "is_main_process",
+    "mean_over_ranks",
+    "rank_share",
     "rank_slice",
     "shard_batch",
     "shard_batches",
@@ -138,6 +141,51 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
     out = values.detach().clone()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out
+
+
+def mean_over_ranks(value: float) -> float:
+    """The mean of a float over the ranks (``value`` itself without a process group); every rank must call it."""
+    if not is_distributed() or get_world_size() == 1:
+        return float(value)
+    return float(all_reduce_sum(torch.tensor([float(value)], dtype=torch.float64, device=_collective_device()))) / (
+        get_world_size()
+    )
+
+
+def rank_share(batch_size: int, rank: int | None = None, world_size: int | None = None) -> tuple[slice, int]:
+    """Rank ``r``'s consecutive share of a global batch of any size ``B``, and how many items of it are its own.
+
+    The shares are ``[⌊r·B/N⌋, ⌊(r+1)·B/N⌋)``: they tile the batch and differ in size by at most one (the last,
+    ragged batch of an epoch need not be a multiple of N). A trainer whose loss is a mean over the items scales this
+    rank's mean by ``N·b_r / B`` (``b_r`` the count returned), so that the gradient DDP averages over the ranks is the
+    one of the mean over the whole batch. A rank left without an item (``B < N``) gets ``slice(0, 1)`` and a count
+    of 0: it runs item 0 to take part in the gradient all-reduce, and must weigh it 0.
+    """
+    rank = get_rank() if rank is None else rank
+    world_size = get_world_size() if world_size is None else world_size
+    if batch_size < 1:
+        raise ValueError(f"the batch size must be positive, got {batch_size}")
+    start, stop = rank * batch_size // world_size, (rank + 1) * batch_size // world_size
+    return (slice(start, stop), stop - start) if stop > start else (slice(0, 1), 0)
+
+
+def data_parallel(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` wrapped in ``DistributedDataParallel`` under a process group of more than one rank, else itself.
+
+    Call the wrapper for the forward passes of training (its gradients are averaged over the ranks at ``backward``);
+    the bare ``module`` keeps the weights (checkpoints, evaluation). Parameters on a CUDA device are pinned to it."""
+    if not is_distributed() or get_world_size() == 1:
+        return module
+    device = next(module.parameters()).device
+    device_ids = [device.index] if device.type == "cuda" and device.index is not None else None
+    return torch.nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+
+
+def _collective_device() -> torch.device:
+    """Where a collective's tensor must live: this rank's CUDA device under NCCL, the CPU under gloo."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def _tensors(x: Any) -> Iterator[torch.Tensor]:

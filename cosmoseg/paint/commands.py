@@ -57,54 +57,79 @@ def train_command(
     output: Annotated[Path | None, typer.Option(help="Model file (default runs/paint/<kind>.pt).")] = None,
 ) -> None:
     """Train a dm2gal network on a suite; the checkpoint whose validation P(k) is closest to the truth (the mean score
-    of the validation boxes) is saved, with a card whose command is this one (it reruns the training)."""
+    of the validation boxes) is saved, with a card whose command is this one (it reruns the training).
+
+    Under `torchrun --nproc-per-node N -m cosmoseg.cli paint train ...` the N processes train data-parallel on the
+    CPU (gloo): each takes its share of every batch of --batch crops (the same weights as one process) and rank 0
+    writes the model and prints."""
     import torch
 
+    from cosmoseg.nn.distributed import barrier, init_from_env, is_main_process, shutdown
     from cosmoseg.paint.models import build_model, save_paint_model
     from cosmoseg.paint.suite import load_split, registry_truth
     from cosmoseg.paint.training import TrainConfig, train_dm2gal, train_fcn
 
     path = output or Path("runs") / "paint" / f"{kind}.pt"
     with report_errors():
-        truth = registry_truth(galaxy_stage, parse_key_values(galaxy_param or [], "--galaxy-param"), seed)
-        split = load_split(suite_dir, truth, grid=grid, n_validation=n_validation, n_test=n_test, seed=seed,
-                           halo_assignment=halo_assignment)  # fmt: skip
-        if not split.validation:
-            raise ValueError("--n-validation must be >= 1: the validation box selects the checkpoint")
-        settings = {"steps": steps, "batch": batch, "tile": tile, "lr": lr, "eval_every": eval_every, "cosine": cosine}
-        config = TrainConfig(**settings, threshold=threshold, max_weight=max_weight, mass_weighting=mass_weighting,
-                             select_on_draws=select_on_draws, selection_draws=selection_draws)  # fmt: skip
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = build_model(kind, **parse_key_values(arch or [], "--arch"))
-        trainer = train_fcn if kind == "fcn" else train_dm2gal
+        init_from_env("cpu")  # under torchrun: joins the process group (gloo; paint trains on the CPU)
+        main_process = is_main_process()
+        try:
+            truth = registry_truth(galaxy_stage, parse_key_values(galaxy_param or [], "--galaxy-param"), seed)
+            split = load_split(suite_dir, truth, grid=grid, n_validation=n_validation, n_test=n_test, seed=seed,
+                               halo_assignment=halo_assignment)  # fmt: skip
+            if not split.validation:
+                raise ValueError("--n-validation must be >= 1: the validation box selects the checkpoint")
+            settings = {
+                "steps": steps,
+                "batch": batch,
+                "tile": tile,
+                "lr": lr,
+                "eval_every": eval_every,
+                "cosine": cosine,
+            }
+            config = TrainConfig(**settings, threshold=threshold, max_weight=max_weight,
+                                 mass_weighting=mass_weighting,
+                                 select_on_draws=select_on_draws, selection_draws=selection_draws)  # fmt: skip
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = build_model(kind, **parse_key_values(arch or [], "--arch"))
+            trainer = train_fcn if kind == "fcn" else train_dm2gal
 
-        def progress(step: int, loss: float, score: float | None) -> None:
-            print(f"step {step}: loss {loss:.4f}, validation mean |ln P/P_truth| {score:.4f}", flush=True)
+            def progress(step: int, loss: float, score: float | None) -> None:
+                if main_process:
+                    print(f"step {step}: loss {loss:.4f}, validation mean |ln P/P_truth| {score:.4f}", flush=True)
 
-        result = trainer(model, split.train, split.validation, config, torch.Generator().manual_seed(seed), progress)
-        card = {
-            "data": f"{suite_dir}: train {split.names('train')}, validate {split.names('validation')}, "
-            f"test {split.names('test')}; truth: {galaxy_stage} {galaxy_param or []}; grid {split.train[0].n}",
-            "command": invocation(ctx),
-            "selection": f"step {result.best_step}: validation mean |ln P/P_truth| (k <= k_Ny/4) "
-            f"{result.best_score:.4f}",
-        }
-        saved = save_paint_model(
-            path,
-            model,
-            voxel=split.train[0].voxel,
-            threshold=threshold,
-            step=result.best_step,
-            card=card,
-            halo_assignment=halo_assignment,
-            max_log_halo=max(float(b.inputs[1].max()) for b in split.train),
-            split={"n_validation": n_validation, "n_test": n_test, "seed": seed}
-            | {role: split.names(role) for role in ("train", "validation", "test")}
-            | {"seeds": split.seeds()},
-            particle_mass=split.train[0].particle_mass,
-            cosmology=split.train[0].cosmology,
-        )
+            result = trainer(
+                model, split.train, split.validation, config, torch.Generator().manual_seed(seed), progress
+            )
+            card = {
+                "data": f"{suite_dir}: train {split.names('train')}, validate {split.names('validation')}, "
+                f"test {split.names('test')}; truth: {galaxy_stage} {galaxy_param or []}; grid {split.train[0].n}",
+                "command": invocation(ctx),
+                "selection": f"step {result.best_step}: validation mean |ln P/P_truth| (k <= k_Ny/4) "
+                f"{result.best_score:.4f}",
+            }
+            if not main_process:  # every rank holds the same selected weights: rank 0 writes them
+                barrier()
+                return
+            saved = save_paint_model(
+                path,
+                model,
+                voxel=split.train[0].voxel,
+                threshold=threshold,
+                step=result.best_step,
+                card=card,
+                halo_assignment=halo_assignment,
+                max_log_halo=max(float(b.inputs[1].max()) for b in split.train),
+                split={"n_validation": n_validation, "n_test": n_test, "seed": seed}
+                | {role: split.names(role) for role in ("train", "validation", "test")}
+                | {"seeds": split.seeds()},
+                particle_mass=split.train[0].particle_mass,
+                cosmology=split.train[0].cosmology,
+            )
+            barrier()
+        finally:
+            shutdown()
     print(f"model: {saved} (step {result.best_step}, validation score {result.best_score:.4f})")
 
 

@@ -19,6 +19,15 @@ leak validation voxels into the training crops.
   M* ≥ ``threshold``, drawn by :class:`~cosmoseg.paint.sampling.WeightedSampler` with inverse-count weights over
   all of them, 65³ crops with a random cube symmetry, MSE on log10(1 + M*). It is validated at the true occupied
   voxels of the validation box (it cannot place galaxies: the oracle the successor removes).
+
+Under ``torchrun`` (a process group, `cosmoseg.nn.distributed.init_from_env`) both train data-parallel: the model
+is wrapped in ``DistributedDataParallel``, every rank draws the same global batch of ``batch`` crops from the same
+generator and keeps its consecutive share (`cosmoseg.nn.distributed.rank_share`), and each rank's loss is weighted so
+that the gradients DDP averages are those of the whole batch (the occupied-voxel mass term is normalised by the
+occupied voxels of the global batch); validation runs on every rank (the same weights, the same scores), so the
+selected weights are those of one process, to float rounding, but for the batch norms, which normalise with
+the statistics of each rank's share (PyTorch's SyncBatchNorm needs GPUs; dm2gal then needs >= 2 crops per rank).
+The caller writes the model on rank 0.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import torch.nn.functional as F
 
 from cosmoseg.errors import ValidationError
 from cosmoseg.mesh.symmetry import apply_symmetry, cube_symmetries
+from cosmoseg.nn.distributed import all_reduce_sum, data_parallel, get_world_size, mean_over_ranks, rank_share
 from cosmoseg.paint.data import PaintBox, periodic_crop, random_crop
 from cosmoseg.paint.evaluation import power_ratio_score
 from cosmoseg.paint.fields import from_log_mass, to_log_mass
@@ -206,12 +216,14 @@ def _weight_volumes(boxes: Sequence[PaintBox], config: TrainConfig) -> list[torc
 def _optimise(
     model: torch.nn.Module,
     config: TrainConfig,
-    step_loss: Callable[[], torch.Tensor],
+    step_loss: Callable[[torch.nn.Module], torch.Tensor],
     paint: Callable[[PaintBox], list[torch.Tensor]],
     validation: Sequence[PaintBox],
     progress: Progress | None,
 ) -> TrainResult:
-    """Adam on ``step_loss()`` (one mini-batch, model in train mode) for ``config.steps`` steps; every
+    """Adam on ``step_loss(network)`` (one mini-batch through ``network``, the model in train mode: the model
+    itself, or its ``DistributedDataParallel`` wrapper under a process group, whose losses are this rank's shares:
+    the mean over the ranks is the loss of the global batch) for ``config.steps`` steps; every
     ``eval_every`` steps (and at the end) each validation box is painted by ``paint(box)`` (model in eval mode; one
     or more paintings) and scored by P(k), the mean over its paintings and the boxes; the best-scoring weights are
     loaded back and returned with the history."""
@@ -223,17 +235,18 @@ def _optimise(
         return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(i / config.steps, 1.0))) if config.cosine else 1.0
 
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, rate)
+    network = data_parallel(model)
     best: TrainResult | None = None
     history: list[tuple[int, float, float]] = []
     running, count = 0.0, 0
     for step in range(1, config.steps + 1):
         model.train()
-        loss = step_loss()
+        loss = step_loss(network)
         opt.zero_grad()
         loss.backward()
         opt.step()
         schedule.step()
-        running, count = running + float(loss.detach()), count + 1
+        running, count = running + mean_over_ranks(float(loss.detach())), count + 1
         if step % config.eval_every == 0 or step == config.steps:
             model.eval()
             scores = []
@@ -290,7 +303,9 @@ def train_fcn(
             model.head.bias[1 + k : 1 + 2 * k] = levels
             model.head.bias[1 + 2 * k :] = math.log(max(float(log_masses.std()) / 3, 1e-3))
 
-    def step_loss() -> torch.Tensor:
+    world_size = get_world_size()
+
+    def step_loss(network: torch.nn.Module) -> torch.Tensor:
         picks = torch.randint(0, len(train), (config.batch,), generator=generator).tolist()
         crops = [
             random_crop(
@@ -304,8 +319,10 @@ def train_fcn(
             )
             for b in picks
         ]
+        if world_size > 1:  # every rank draws the whole batch (the same generator stream) and keeps its share
+            return _shared_fcn_loss(network, model, crops, log_threshold, pos_weight, config)
         inputs, target, weight = (torch.stack([crop[i] for crop in crops]) for i in range(3))
-        out = model(inputs)
+        out = network(inputs)
         is_occupied = target >= log_threshold
         loss = F.binary_cross_entropy_with_logits(out[:, model.OCCUPANCY], is_occupied.float(), pos_weight=pos_weight)
         if bool(is_occupied.any()):
@@ -323,6 +340,34 @@ def train_fcn(
     result = _optimise(model, config, step_loss, paint, validation, progress)
     calibrate_total_mass(model, train)
     return result
+
+
+def _shared_fcn_loss(
+    network: torch.nn.Module,
+    model: Dm2GalFCN,
+    crops: Sequence[Sequence[torch.Tensor]],
+    log_threshold: float,
+    pos_weight: torch.Tensor,
+    config: TrainConfig,
+) -> torch.Tensor:
+    """The successor's loss on this rank's share of a global batch of ``crops`` ((inputs (2, s, s, s), target
+    log10(1 + M*) (t, t, t), weight (t, t, t)) each), under a process group of N ranks: the occupancy BCE mean of the
+    share × N·b_r/B, plus ``mass_weight`` × N × the share's summed mass NLL / the occupied voxels of the whole batch.
+    Averaged over the ranks (as DDP averages the gradients) this is the loss of one process over the whole batch."""
+    share, count = rank_share(len(crops))
+    world_size = get_world_size()
+    inputs, target, weight = (torch.stack([crop[i] for crop in crops[share]]) for i in range(3))
+    out = network(inputs)
+    is_occupied = (target >= log_threshold) & (count > 0)
+    bce = F.binary_cross_entropy_with_logits(out[:, model.OCCUPANCY], is_occupied.float(), pos_weight=pos_weight)
+    loss = bce * (world_size * count / len(crops))
+    occupied = float(all_reduce_sum(is_occupied.sum().reshape(1).to(out.device, torch.float64)))
+    if occupied > 0:
+        mass_loss = model.mass_nll(out.movedim(1, -1)[is_occupied], target[is_occupied])
+        if config.mass_weighting != "none":
+            mass_loss = weight[is_occupied] * mass_loss
+        loss = loss + config.mass_weight * mass_loss.sum() * (world_size / occupied)
+    return loss
 
 
 def calibrate_total_mass(model: Dm2GalFCN, boxes: Sequence[PaintBox], *, tile: int = 64) -> float:
@@ -343,16 +388,27 @@ def calibrate_total_mass(model: Dm2GalFCN, boxes: Sequence[PaintBox], *, tile: i
 
 
 def _voxel_crops(
-    boxes: Sequence[PaintBox], samples: torch.Tensor, size: int, generator: torch.Generator, augment: bool
+    boxes: Sequence[PaintBox],
+    samples: torch.Tensor,
+    size: int,
+    generator: torch.Generator,
+    augment: bool,
+    keep: slice = slice(None),
 ) -> torch.Tensor:
-    """(B, 2, size, size, size) periodic crops centred on samples (B, 4) = (box, i, j, k), randomly rotated."""
+    """(B', 2, size, size, size) periodic crops centred on ``samples[keep]`` of samples (B, 4) = (box, i, j, k),
+    randomly rotated. The symmetries of all B samples are drawn from ``generator`` (a rank keeping its share of a
+    global batch consumes the stream as one process does)."""
     half = size // 2
     symmetries = cube_symmetries()
+    drawn = [
+        symmetries[int(torch.randint(0, len(symmetries), (1,), generator=generator))] if augment else None
+        for _ in range(len(samples))
+    ]
     crops = []
-    for b, i, j, k in samples.tolist():
+    for (b, i, j, k), symmetry in zip(samples[keep].tolist(), drawn[keep], strict=True):
         crop = periodic_crop(boxes[b].inputs, (i - half, j - half, k - half), size)
-        if augment:  # the centre voxel of an odd crop is fixed by every cube symmetry
-            perm, flips = symmetries[int(torch.randint(0, len(symmetries), (1,), generator=generator))]
+        if symmetry is not None:  # the centre voxel of an odd crop is fixed by every cube symmetry
+            perm, flips = symmetry
             crop = torch.stack([apply_symmetry(c, perm, flips) for c in crop])
         crops.append(crop)
     return torch.stack(crops)
@@ -384,11 +440,17 @@ def train_dm2gal(
     sampler = WeightedSampler(weights, num_samples=config.steps * config.batch, generator=generator)
     order = torch.tensor(list(iter(sampler)), dtype=torch.long).view(config.steps, config.batch)
     step = iter(order)
+    world_size = get_world_size()
 
-    def step_loss() -> torch.Tensor:
+    def step_loss(network: torch.nn.Module) -> torch.Tensor:
         rows = next(step)
-        inputs = _voxel_crops(train, all_samples[rows], net.input_size, generator, config.augment)
-        return F.mse_loss(net(inputs), all_targets[rows])
+        if world_size == 1:
+            inputs = _voxel_crops(train, all_samples[rows], net.input_size, generator, config.augment)
+            return F.mse_loss(network(inputs), all_targets[rows])
+        share, count = rank_share(len(rows))  # this rank's share of the global batch, its mean weighted N·b_r/B
+        inputs = _voxel_crops(train, all_samples[rows], net.input_size, generator, config.augment, share)
+        loss = F.mse_loss(network(inputs), all_targets[rows[share]])
+        return loss * (world_size * count / len(rows))
 
     return _optimise(
         net, config, step_loss, lambda box: [paint_with_oracle(net, box, config.threshold)], validation, progress

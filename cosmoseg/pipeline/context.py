@@ -38,10 +38,17 @@ class SilentReporter:
         self.messages.append(message)
 
 
+def spawn_seed(*entropy: int) -> int:
+    """A 63-bit seed from non-negative integers (``np.random.SeedSequence(entropy)``, its first 64-bit word shifted
+    right by one): independent seeds for e.g. (seed, block index) pairs, stable across runs, processes and machines."""
+    if any(e < 0 for e in entropy):
+        raise ValueError(f"seeds are built from non-negative integers, got {entropy}")
+    return int(np.random.SeedSequence(list(entropy)).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
 def derive_seed(run_seed: int, stage_id: str) -> int:
     """A stage's seed: a 63-bit integer from the run's seed and the stage id (stable across runs)."""
-    sequence = np.random.SeedSequence([run_seed, zlib.crc32(stage_id.encode())])
-    return int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(1))
+    return spawn_seed(run_seed, zlib.crc32(stage_id.encode()))
 
 
 @dataclasses.dataclass

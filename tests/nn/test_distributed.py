@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
+from ddp_helpers import run_ranks
 from torch import nn
 
 from cosmoseg.nn import Trainer, load_checkpoint
@@ -21,7 +19,6 @@ from cosmoseg.nn.distributed import (
     rank_slice,
     shard_batch,
     shard_batches,
-    shutdown,
 )
 
 GLOBAL_BATCH = 4
@@ -50,42 +47,25 @@ def _global_batches() -> list[tuple[torch.Tensor, torch.Tensor]]:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _worker(rank: int, world_size: int, port: int, folder: str) -> None:
+def _worker(rank: int, folder: str) -> None:
     """One rank as torchrun would start it: 2 steps, a rank-0 checkpoint, a fresh trainer resumed, 1 more step."""
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-        LOCAL_RANK=str(rank),
-    )
-    torch.set_num_threads(1)
-    device = init_from_env("cpu", timeout_s=120)
-    try:
-        assert device == torch.device("cpu") and get_rank() == rank and get_world_size() == world_size
-        batches = shard_batches(_global_batches())
-        trainer = _trainer(_model())
-        assert isinstance(trainer.network, nn.parallel.DistributedDataParallel)
-        losses = trainer.train_steps(batches, 2)
-        half = trainer.save(Path(folder) / "half.pt", {"task": "test"})
-        resumed = _trainer(_model())
-        resumed.resume(half, expect={"task": "test"})
-        losses += resumed.train_steps(batches, 1)
-        val = resumed.evaluate([shard_batch(b) for b in _global_batches()])
-        resumed.save(Path(folder) / "ddp.pt", {"task": "test", "losses": losses, "validation": val})
-    finally:
-        shutdown()
+    world_size = 2
+    assert get_rank() == rank and get_world_size() == world_size
+    batches = shard_batches(_global_batches())
+    trainer = _trainer(_model())
+    assert isinstance(trainer.network, nn.parallel.DistributedDataParallel)
+    losses = trainer.train_steps(batches, 2)
+    half = trainer.save(Path(folder) / "half.pt", {"task": "test"})
+    resumed = _trainer(_model())
+    resumed.resume(half, expect={"task": "test"})
+    losses += resumed.train_steps(batches, 1)
+    val = resumed.evaluate([shard_batch(b) for b in _global_batches()])
+    resumed.save(Path(folder) / "ddp.pt", {"task": "test", "losses": losses, "validation": val})
 
 
 @pytest.mark.slow
 def test_two_gloo_processes_equal_one_process_over_the_global_batch(tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    run_ranks(_worker, str(tmp_path), world_size=2, start_method="spawn")  # spawn: as torchrun starts them
 
     reference = _trainer(_model())
     ref_losses = reference.train_steps(iter(_global_batches()), STEPS)

@@ -12,6 +12,11 @@ A sampler learns p(galaxy properties | halo properties) from paired rows:
   learned state and a model card (data, command, metrics). Loading checks the property names against what the
   caller expects and names every mismatch.
 
+Under ``torchrun`` (a process group, `cosmoseg.nn.distributed.init_from_env`) the network samplers fit
+data-parallel: every rank draws the same shuffles from the same generator, runs its network through
+``DistributedDataParallel`` on its share of each global mini-batch (:func:`rank_rows`) and weighs its mean loss so that
+the averaged gradients are those of the whole mini-batch: the fit equals one process's, to float rounding.
+
 Catalog columns become matrices with :func:`cosmoseg.galaxies.features.property_matrix`. Concrete samplers
 subclass :class:`JointSampler`, set ``method``, implement ``_fit``, ``_sample`` (on
 standardised values), optionally ``_log_prob``, and ``state_dict`` / ``load_state_dict`` of their learned state.
@@ -32,6 +37,7 @@ import torch
 
 from cosmoseg.data.hdf5 import atomic_write
 from cosmoseg.errors import ArtifactError, ValidationError
+from cosmoseg.nn.distributed import get_world_size, rank_share
 
 __all__ = [
     "SAMPLERS",
@@ -40,6 +46,7 @@ __all__ = [
     "Standardizer",
     "check_matrix",
     "load_sampler",
+    "rank_rows",
     "register_sampler",
     "sampler_class",
     "sampler_from_payload",
@@ -73,6 +80,18 @@ def register_sampler(cls: type[JointSampler]) -> type[JointSampler]:
         raise TypeError(f"{cls.__name__} has no 'method' name")
     SAMPLERS[cls.method] = cls
     return cls
+
+
+def rank_rows(idx: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """This rank's rows of a global mini-batch ``idx`` (B,) of row indices, and the factor ``N·b_r / B`` to put on
+    the mean loss over them (``idx`` and 1.0 without a process group), so that the gradients DDP averages over the
+    N ranks are those of the mean loss over all of ``idx``. A rank left without a row (B < N) gets row ``idx[0]``
+    with the factor 0 (it still takes part in the gradient all-reduce)."""
+    world_size = get_world_size()
+    if world_size == 1:
+        return idx, 1.0
+    share, count = rank_share(len(idx))
+    return idx[share], world_size * count / len(idx)
 
 
 def check_matrix(name: str, x: torch.Tensor, columns: Sequence[str]) -> torch.Tensor:

@@ -31,7 +31,8 @@ from typing import Any
 import torch
 
 from cosmoseg.errors import ValidationError
-from cosmoseg.galaxies.samplers.base import JointSampler, Progress, register_sampler
+from cosmoseg.galaxies.samplers.base import JointSampler, Progress, rank_rows, register_sampler
+from cosmoseg.nn.distributed import data_parallel, get_world_size, mean_over_ranks
 from cosmoseg.nn.flow_inverse import FastSplineInverse
 from cosmoseg.nn.flows import build_nflows_transform
 
@@ -125,18 +126,24 @@ class FlowSampler(JointSampler):
         opt = torch.optim.Adam(self.model.parameters(), lr=float(h["lr"]), weight_decay=float(h["weight_decay"]))
         n, bs = len(x), max(1, min(int(h["batch_size"]), len(x)))
         self.model.train()
+        # under a process group the log density runs through DDP, each rank on its share of every mini-batch
+        log_prob = data_parallel(_LogProb(self)) if get_world_size() > 1 else self._model_log_prob
         for epoch in range(int(h["epochs"])):
             order = torch.randperm(n, generator=generator)
             total = 0.0
             for start in range(0, n, bs):
                 idx = order[start : start + bs]
-                loss = -self._model_log_prob(x[idx], y[idx]).mean()
+                rows, factor = rank_rows(idx)
+                loss = -log_prob(x[rows], y[rows]).mean()
+                if factor != 1.0:
+                    loss = loss * factor
                 opt.zero_grad()
                 loss.backward()
                 if float(h["grad_clip"]) > 0:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(h["grad_clip"]))
                 opt.step()
                 total += float(loss.detach()) * len(idx)
+            total = mean_over_ranks(total)
             if progress is not None:
                 progress(epoch, total / n)
         self.model.eval()
@@ -168,3 +175,17 @@ class FlowSampler(JointSampler):
         self._fast_inverse = None
         self.model.load_state_dict(dict(state["model"]))
         self.model.eval()
+
+
+class _LogProb(torch.nn.Module):
+    """Adapter: ``(x (N, C), y (N, D)) -> (N,)`` standardised log density of a :class:`FlowSampler`, as a module
+    whose ``forward`` DDP can wrap (its parameters are those of the sampler's flow)."""
+
+    def __init__(self, sampler: FlowSampler) -> None:
+        super().__init__()
+        assert sampler.model is not None
+        self.model = sampler.model
+        self._sampler = [sampler]  # a list: not registered as a sub-module
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return self._sampler[0]._model_log_prob(x, y)

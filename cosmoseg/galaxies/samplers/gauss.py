@@ -25,7 +25,8 @@ import torch
 from torch import nn
 
 from cosmoseg.errors import ValidationError
-from cosmoseg.galaxies.samplers.base import JointSampler, Progress, check_matrix, register_sampler
+from cosmoseg.galaxies.samplers.base import JointSampler, Progress, check_matrix, rank_rows, register_sampler
+from cosmoseg.nn.distributed import data_parallel, mean_over_ranks
 
 __all__ = ["GaussianSampler", "check_hyper", "make_mlp", "train_mlp"]
 
@@ -104,8 +105,10 @@ def train_mlp(
 ) -> float:
     """Adam on shuffled mini-batches of ``x (N, C)``, ``y (N, D)``, per-row ``weights (N,)`` (or ``None``: all 1).
 
-    ``loss_fn(net(x_b), y_b, w_b)`` returns a scalar. ``progress(step0 + epoch, mean epoch loss)`` after each epoch.
-    Returns the last epoch's mean loss.
+    ``loss_fn(net(x_b), y_b, w_b)`` returns a scalar, a mean over the rows. ``progress(step0 + epoch, mean epoch
+    loss)`` after each epoch. Returns the last epoch's mean loss. Under a process group ``net`` runs data-parallel
+    on each rank's share of every mini-batch (:func:`~cosmoseg.galaxies.samplers.base.rank_rows`); the epoch losses
+    are the global ones.
     """
     opt = torch.optim.Adam(net.parameters(), lr=hyper["lr"], weight_decay=hyper["weight_decay"])
     n = len(x)
@@ -113,18 +116,22 @@ def train_mlp(
     bs = min(int(hyper["batch_size"]), n)
     last = float("nan")
     net.train()
+    network = data_parallel(net)
     for epoch in range(int(hyper["epochs"])):
         perm = torch.randperm(n, generator=generator)
         total, count = 0.0, 0
         for start in range(0, n, bs):
             idx = perm[start : start + bs]
-            loss = loss_fn(net(x[idx]), y[idx], w[idx])
+            rows, factor = rank_rows(idx)
+            loss = loss_fn(network(x[rows]), y[rows], w[rows])
+            if factor != 1.0:
+                loss = loss * factor
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(idx)
             count += len(idx)
-        last = total / count
+        last = mean_over_ranks(total) / count
         if not math.isfinite(last):
             raise ValidationError(f"training diverged at epoch {epoch} (loss {last}); lower 'lr'")
         if progress is not None:

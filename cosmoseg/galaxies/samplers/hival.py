@@ -38,7 +38,8 @@ import numpy as np
 import torch
 
 from cosmoseg.errors import ValidationError
-from cosmoseg.galaxies.samplers.base import JointSampler, Progress, register_sampler
+from cosmoseg.galaxies.samplers.base import JointSampler, Progress, rank_rows, register_sampler
+from cosmoseg.nn.distributed import data_parallel, mean_over_ranks
 
 __all__ = ["HiValSampler", "hival_partition", "min_class_size"]
 
@@ -261,16 +262,21 @@ class HiValSampler(JointSampler):
             self.net = self._build(k)
         opt = torch.optim.Adam(self.net.parameters(), lr=float(h["lr"]), weight_decay=float(h["weight_decay"]))
         bs = max(1, min(int(h["batch_size"]), n))
+        network = data_parallel(self.net)  # DDP under a process group: each rank fits its share of a mini-batch
         for epoch in range(int(h["epochs"])):
             perm = torch.randperm(n, generator=generator)
             total = 0.0
             for start in range(0, n, bs):
                 idx = perm[start : start + bs]
-                loss = torch.nn.functional.cross_entropy(self.net(x[idx]), labels[idx])
+                rows, factor = rank_rows(idx)
+                loss = torch.nn.functional.cross_entropy(network(x[rows]), labels[rows])
+                if factor != 1.0:
+                    loss = loss * factor
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(idx)
+            total = mean_over_ranks(total)
             if progress is not None:
                 progress(epoch, total / n)
         self.net.eval()
