@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from cosmoseg import run_pipeline
 from cosmoseg.cli import build_app
-from cosmoseg.data import GalaxyCatalog, save_artifact
+from cosmoseg.data import save_artifact
 from cosmoseg.galaxies._examples import toy_halos
 from cosmoseg.galaxies.hod import HODParams, populate, prepare_hod
 from cosmoseg.galaxies.hod_chunks import chunk_bounds, load_chunks, populate_chunked, populate_file
@@ -19,18 +19,10 @@ from cosmoseg.pipeline import load_config
 from cosmoseg.pipeline.executor import executor_config, open_executor
 from cosmoseg.plugins import registry_for_config
 
+from .catalogs import same_catalog
+
 PARAMS = HODParams(log_m_min=12.0, log_m1=13.0, alpha_c=0.3)
 DECORATED = HODParams(log_m_min=12.0, log_m1=13.0, a_cen=0.5, a_sat=-0.4)
-
-
-def same_catalog(a: GalaxyCatalog, b: GalaxyCatalog) -> bool:
-    """Same columns (names, dtypes, values bit for bit), box and meta."""
-    return (
-        list(a.columns) == list(b.columns)
-        and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a.columns)
-        and a.box == b.box
-        and a.meta == b.meta
-    )
 
 
 @pytest.fixture(scope="module")

@@ -25,21 +25,13 @@ from cosmoseg.pipeline.context import RunContext
 from cosmoseg.pipeline.executor import executor_config, local_map, open_executor
 from cosmoseg.pipeline.params import parse_params
 
+from .catalogs import same_catalog
+
 BLOCK = 256
 """A small draw block, so that the toy catalog spans many blocks."""
 CONDITIONS = ["log_mass", "concentration"]
 TARGETS = ["log_mstar", "log_ssfr"]
 STAGES = {"gauss": GaussStage, "regression": RegressionStage, "flow": FlowStage, "hival": HiValStage}
-
-
-def same_catalog(a: GalaxyCatalog, b: GalaxyCatalog) -> bool:
-    """Same columns (names, dtypes, values bit for bit), box and meta."""
-    return (
-        list(a.columns) == list(b.columns)
-        and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a.columns)
-        and a.box == b.box
-        and a.meta == b.meta
-    )
 
 
 @pytest.fixture(scope="module")
