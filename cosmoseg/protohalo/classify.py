@@ -30,11 +30,10 @@ from cosmoseg.data import Field, Segmentation
 from cosmoseg.errors import ProblemCollector, ValidationError
 from cosmoseg.protohalo.data import channel_problems, linear_channels
 from cosmoseg.protohalo.panoptic import (
-    FILTERED_CHANNELS,
     combine_linear_fields,
     mass_bin_probabilities,
-    remove_long_modes,
 )
+from cosmoseg.protohalo.pretrained import grid_problems, input_highpass, prepare_for_training_boxes
 from cosmoseg.protohalo.stitching import predict_semantic
 from cosmoseg.protohalo.training import load_model
 
@@ -52,7 +51,6 @@ __all__ = [
 MASS_BIN_MODELS_DIR = Path(__file__).parent / "default_models" / "mass-bins"
 DEFAULT_MASS_BIN_MODELS = {"vnet": MASS_BIN_MODELS_DIR / "copra.pt", "unetr": MASS_BIN_MODELS_DIR / "vipr.pt"}
 """The shipped mass-bin models by backbone: COPRA (V-Net) and VIPR (UNETR); their card is ``MODEL_CARD.md``."""
-CELL_SIZE_RTOL = 1e-3
 
 
 def load_mass_bin_model(
@@ -97,26 +95,10 @@ def mass_bin_inputs(
         )
     for problem in channel_problems(trained):
         problems.add(f"the checkpoint's channels: {problem}")
-    cell, model_cell = fields.box.length / fields.n, float(metadata["box_length"]) / int(metadata["grid_n"])
-    problems.check(
-        abs(cell - model_cell) <= CELL_SIZE_RTOL * model_cell,
-        f"{where}: cell size L/n = {fields.box.length:g}/{fields.n} = {cell:.4g} Mpc/h, but the model was trained at "
-        f"{float(metadata['box_length']):g}/{int(metadata['grid_n'])} = {model_cell:.4g} Mpc/h",
-    )
-    size_out = int(metadata["size_out"])
-    problems.check(
-        fields.n % size_out == 0,
-        f"{where}: box side n = {fields.n} is not a multiple of the crop lattice step size_out = {size_out}",
-    )
+    for problem in grid_problems(fields, metadata, where=where, trained="the model was"):
+        problems.add(problem)
     problems.raise_if_any(ValidationError, context="mass-bin model")
-    notes = []
-    highpass = metadata.get("input_highpass") or {"box_length": float(metadata["box_length"])}
-    prepared, removed = remove_long_modes(
-        fields, float(highpass["box_length"]), highpass.get("channels", FILTERED_CHANNELS)
-    )
-    if removed:
-        stds = ", ".join(f"{c} {v:.3g}" for c, v in removed.items())
-        notes.append(f"modes longer than the training boxes removed (std removed: {stds})")
+    prepared, notes = prepare_for_training_boxes(fields, input_highpass(metadata))
     return linear_channels(prepared, trained).float(), notes
 
 

@@ -57,6 +57,61 @@ COSMOLOGY_RTOL = 0.01
 """A parameter that differs from the training value by more than this (relative; absolute for w0, wa) is named."""
 
 
+def grid_problems(fields: Field, metadata: dict[str, Any], *, where: str, trained: str) -> list[str]:
+    """Why nets of a checkpoint cannot predict ``fields``, one line each: another cell size (beyond
+    :data:`CELL_SIZE_RTOL`), a box side that is not a multiple of the crop lattice step.
+
+    metadata: the checkpoint's ``box_length`` (Mpc/h), ``grid_n`` and ``size_out``; where: names the fields in the
+    lines; trained: names the nets, e.g. "the model was" or "the models (semantic.pt) were"."""
+    problems = []
+    length, grid_n = float(metadata["box_length"]), int(metadata["grid_n"])
+    cell, model_cell = fields.box.length / fields.n, length / grid_n
+    if abs(cell - model_cell) > CELL_SIZE_RTOL * model_cell:
+        problems.append(
+            f"{where}: cell size L/n = {fields.box.length:g}/{fields.n} = {cell:.4g} Mpc/h, but {trained} trained at "
+            f"{length:g}/{grid_n} = {model_cell:.4g} Mpc/h: use boxes at that resolution or train models at yours"
+        )
+    size_out = int(metadata["size_out"])
+    if fields.n % size_out:
+        problems.append(
+            f"{where}: box side n = {fields.n} is not a multiple of the crop lattice step size_out = {size_out}"
+        )
+    return problems
+
+
+def input_highpass(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The preprocessing a checkpoint records (``input_highpass``): ``box_length`` (Mpc/h), the side of the training
+    boxes, and the ``channels`` from which every mode with |k| < 2π/box_length is removed
+    (:func:`~cosmoseg.protohalo.panoptic.remove_long_modes`). A checkpoint that does not record it gets the shipped
+    models' choice: its training box side and :data:`~cosmoseg.protohalo.panoptic.FILTERED_CHANNELS`."""
+    recorded = metadata.get("input_highpass") or {}
+    return {
+        "box_length": float(recorded.get("box_length", metadata["box_length"])),
+        "channels": [str(c) for c in recorded.get("channels", FILTERED_CHANNELS)],
+    }
+
+
+def prepare_for_training_boxes(fields: Field, highpass: dict[str, Any]) -> tuple[Field, list[str]]:
+    """``fields`` as nets trained on boxes of ``highpass["box_length"]`` must see them (:func:`input_highpass`), and
+    a line for the log per thing done to them: the longer modes removed from ``highpass["channels"]`` (with the std
+    removed per channel), or a note that a box smaller than the training boxes lacks their longest modes."""
+    notes = []
+    length, channels = highpass["box_length"], highpass["channels"]
+    prepared, removed = remove_long_modes(fields, length, channels)
+    if removed:
+        stds = ", ".join(f"{c} {v:.3g}" for c, v in removed.items())
+        notes.append(
+            f"box of {fields.box.length:g} Mpc/h: the modes longer than the training boxes ({length:g} Mpc/h; "
+            f"|k| < {2 * math.pi / length:.4g} h/Mpc) removed from {', '.join(channels)} (std removed: {stds})"
+        )
+    elif fields.box.length < length * (1 - 1e-6):
+        notes.append(
+            f"box of {fields.box.length:g} Mpc/h is smaller than the training boxes ({length:g} Mpc/h): it lacks "
+            "their longest modes, and the models extrapolate"
+        )
+    return prepared, notes
+
+
 PAPER_PAIR_DIR = DEFAULT_MODELS_DIR / "paper"
 """The paper's formulation trained on the default pair's boxes (its MODEL_CARD.md): load it with
 ``load_model_pair(PAPER_PAIR_DIR / "semantic.pt", PAPER_PAIR_DIR / "instance.pt")``."""
@@ -189,11 +244,7 @@ class ModelPair:
         training boxes, and the ``channels`` from which every mode with |k| < 2π/box_length is removed
         (:func:`~cosmoseg.protohalo.panoptic.remove_long_modes`). A checkpoint that does not record it gets the
         shipped models' choice: its training box side and δ, φ."""
-        recorded = self.semantic_meta.get("input_highpass") or {}
-        return {
-            "box_length": float(recorded.get("box_length", self.semantic_meta["box_length"])),
-            "channels": [str(c) for c in recorded.get("channels", FILTERED_CHANNELS)],
-        }
+        return input_highpass(self.semantic_meta)
 
     def prepare_fields(self, fields: Field) -> tuple[Field, list[str]]:
         """The fields as the models must see them, and a line for the log per thing done to them.
@@ -202,22 +253,7 @@ class ModelPair:
         removed per channel); a box smaller than the training boxes lacks modes they had (a line says so).
         ``fields``: (δ, φ) on a box at the models' cell size (:meth:`check_fields`). How the box differs from the
         training boxes otherwise (particle mass, cosmology) is :meth:`domain_notes`."""
-        notes = []
-        highpass = self.input_highpass
-        length, channels = highpass["box_length"], highpass["channels"]
-        prepared, removed = remove_long_modes(fields, length, channels)
-        if removed:
-            stds = ", ".join(f"{c} {v:.3g}" for c, v in removed.items())
-            notes.append(
-                f"box of {fields.box.length:g} Mpc/h: the modes longer than the training boxes ({length:g} Mpc/h; "
-                f"|k| < {2 * math.pi / length:.4g} h/Mpc) removed from {', '.join(channels)} (std removed: {stds})"
-            )
-        elif fields.box.length < length * (1 - 1e-6):
-            notes.append(
-                f"box of {fields.box.length:g} Mpc/h is smaller than the training boxes ({length:g} Mpc/h): it lacks "
-                "their longest modes, and the models extrapolate"
-            )
-        return prepared, notes
+        return prepare_for_training_boxes(fields, self.input_highpass)
 
     @property
     def cosmology_range(self) -> dict[str, tuple[float, float]]:
@@ -269,17 +305,11 @@ class ModelPair:
         """`ValidationError` naming every reason the models cannot predict ``fields``: another cell size, or a
         box side that is not a multiple of the crop lattice step."""
         problems = ProblemCollector()
-        cell = fields.box.length / fields.n
-        problems.check(
-            abs(cell - self.cell_size) <= CELL_SIZE_RTOL * self.cell_size,
-            f"{where}: cell size L/n = {fields.box.length:g}/{fields.n} = {cell:.4g} Mpc/h, but the models were "
-            f"trained at {self.semantic_meta['box_length']:g}/{self.semantic_meta['grid_n']} = {self.cell_size:.4g} "
-            f"Mpc/h ({self.semantic_path.name}): use boxes at the models' resolution or train models at yours",
-        )
-        problems.check(
-            fields.n % self.size_out == 0,
-            f"{where}: box side n = {fields.n} is not a multiple of the crop lattice step size_out = {self.size_out}",
-        )
+        metadata = {**self.semantic_meta, "size_out": self.size_out}
+        for problem in grid_problems(
+            fields, metadata, where=where, trained=f"the models ({self.semantic_path.name}) were"
+        ):
+            problems.add(problem)
         problems.raise_if_any(ValidationError, context="protohalo models")
 
 

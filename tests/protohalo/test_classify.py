@@ -24,7 +24,12 @@ def _fields(n: int = 32, length: float = 25.0, seed: int = 0) -> Field:
 def test_the_inputs_are_the_channels_the_model_was_trained_on() -> None:
     fields = _fields()
     values, notes = mass_bin_inputs(fields, META)
-    assert torch.equal(values, linear_channels(fields, ("delta", "phi", "shear"))) and notes == []
+    assert torch.equal(values, linear_channels(fields, ("delta", "phi", "shear")))
+    # the same log lines as the panoptic pair's: a box smaller than the training boxes lacks their longest modes
+    assert notes == [
+        "box of 25 Mpc/h is smaller than the training boxes (50 Mpc/h): it lacks their longest modes, and the models "
+        "extrapolate"
+    ]
 
 
 def test_a_model_trained_on_other_channels_or_another_grid_is_a_clear_error() -> None:
