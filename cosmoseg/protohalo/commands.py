@@ -9,17 +9,10 @@ from typing import Annotated
 import typer
 
 from cosmoseg.pipeline.commands import BoxesOption, DeviceOption, NValidationOption, SeedOption, report_errors
-from cosmoseg.protohalo.experiment_commands import experiment_app
+from cosmoseg.protohalo.experiment_commands import InstanceOption, SemanticOption, experiment_app
 
 app = typer.Typer(help="Protohalo segmentation from the initial conditions (López-Cano et al.).", no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
-
-SemanticOption = Annotated[
-    Path | None, typer.Option("--semantic", help="Semantic checkpoint (.pt; default: the shipped model).")
-]
-InstanceOption = Annotated[
-    Path | None, typer.Option("--instance", help="Instance checkpoint (.pt; default: the shipped model).")
-]
 
 
 @app.command("train")
