@@ -119,33 +119,47 @@ def mass_bin_grad_cam(
     *,
     size_in: int,
     size_out: int,
+    classes: torch.Tensor | None = None,
     batch_size: int = 4,
     device: str | torch.device = "cpu",
 ) -> torch.Tensor:
     """(n, n, n) float32 Grad-CAM map of class ``target_class`` over a whole periodic box, ≥ 0.
 
     The box is cut into the prediction's crop lattice; in each crop the class score is the class's logit summed over
-    the output voxels the net puts in that class (Vinogradova et al. 2020; every output voxel when it puts none there)
-    and the map of :func:`cosmoseg.nn.grad_cam` on the net's last feature map is kept on the crop's central
-    ``size_out³`` voxels. The scale is the net's (logit per feature), the same in every crop: maps of one model and
-    class compare across the box. ``values``: (C, n, n, n) inputs of :func:`mass_bin_inputs`. Needs captum."""
+    the output voxels in that class (Vinogradova et al. 2020; every output voxel when the crop has none) and the map
+    of :func:`cosmoseg.nn.grad_cam` on the net's last feature map is kept on the crop's central ``size_out³`` voxels.
+    The scale is the net's (logit per feature), the same in every crop: maps of one model and class compare across
+    the box. ``values``: (C, n, n, n) inputs of :func:`mass_bin_inputs`; ``classes``: (n, n, n) int the box's class
+    map whose ``target_class`` voxels make the score (e.g. :func:`predicted_classes` with the calibrated biases, the
+    classes a stage reports); ``None``: the net's plain argmax, found by one more forward pass per crop. Needs
+    captum."""
     from cosmoseg.nn.gradcam import grad_cam
 
     crop = (size_in - size_out) // 2
     dev = torch.device(device)
+    n_inputs = values.shape[0]
     was_training = model.training
     model.eval()
 
     def cams(crops: torch.Tensor) -> torch.Tensor:
-        x = crops.to(dev, torch.float32).clone()
-        with torch.no_grad():
-            predicted = model(x).argmax(1) == target_class
-        region = torch.where(predicted.flatten(1).any(1)[:, None, None, None], predicted, torch.ones_like(predicted))
+        x = crops[:, :n_inputs].to(dev, torch.float32).clone()
+        if classes is None:
+            with torch.no_grad():
+                in_class = model(x).argmax(1) == target_class
+        else:
+            output = crops[:, n_inputs, crop : crop + size_out, crop : crop + size_out, crop : crop + size_out]
+            in_class = output.to(dev).round().long() == target_class
+        region = torch.where(in_class.flatten(1).any(1)[:, None, None, None], in_class, torch.ones_like(in_class))
         cam = grad_cam(model, x, target_class, region=region)
         return cam[:, crop : crop + size_out, crop : crop + size_out, crop : crop + size_out].cpu()
 
+    volume = values.detach().cpu().float()
+    if classes is not None:
+        if tuple(classes.shape) != tuple(values.shape[1:]):
+            raise ValidationError(f"classes has shape {tuple(classes.shape)}, the box {tuple(values.shape[1:])}")
+        volume = torch.cat([volume, classes.detach().cpu().float()[None]])
     try:
-        return predict_semantic(values.detach().cpu().float(), cams, size_in, size_out, batch_size)
+        return predict_semantic(volume, cams, size_in, size_out, batch_size)
     finally:
         model.train(was_training)
 
@@ -192,7 +206,7 @@ def predict_mass_bins(
     probabilities = mass_bin_probabilities(values, net, device=device, symmetries=symmetries, **lattice)
     bias = metadata.get("class_log_bias") if calibrated else None
     classes = predicted_classes(probabilities, bias)
-    cam = mass_bin_grad_cam(values, net, target, device=device, **lattice)
+    cam = mass_bin_grad_cam(values, net, target, classes=classes, device=device, **lattice)
     names = class_names(edges)
     counts = torch.bincount(classes.reshape(-1), minlength=n_classes)
     say(f"{path.name}: voxels per class " + ", ".join(f"{n} {int(c)}" for n, c in zip(names, counts, strict=True)))

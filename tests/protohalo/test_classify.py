@@ -95,6 +95,19 @@ def test_whole_box_grad_cam_is_the_hand_map_in_every_crop() -> None:
                 expected[i : i + 4, j : j + 4, k : k + 4] = torch.relu((block > 0).double().mean() * block)
     assert torch.allclose(cam, expected, atol=1e-6)
     assert bool((cam[delta[0] <= 0] == 0).all())
+    # a given class map (the calibrated classes a stage reports) makes the score instead of the plain argmax: with
+    # class 1 where δ > 0.5 the weight is that region's fraction f' of the crop (1 where a crop has none of it)
+    classes = (delta[0] > 0.5).long()
+    cam = mass_bin_grad_cam(delta, model, 1, size_in=4, size_out=4, batch_size=3, classes=classes)
+    for i in (0, 4):
+        for j in (0, 4):
+            for k in (0, 4):
+                block = delta[0, i : i + 4, j : j + 4, k : k + 4]
+                fraction = (block > 0.5).double().mean() if bool((block > 0.5).any()) else 1.0
+                expected[i : i + 4, j : j + 4, k : k + 4] = torch.relu(fraction * block)
+    assert torch.allclose(cam, expected, atol=1e-6)
+    with pytest.raises(ValidationError, match="classes has shape"):
+        mass_bin_grad_cam(delta, model, 1, size_in=4, size_out=4, classes=classes[:4])
 
 
 def test_calibration_converges_on_blocky_probabilities_with_many_ties() -> None:
